@@ -1,0 +1,198 @@
+/*
+ * config.h - the parsed configuration of wb-mqtt-bridge (CONTRACT.md §3).
+ *
+ * cfg_load() parses a YAML file with libyaml into a fresh struct config,
+ * validates all of it, and reports every error as "FILE:LINE:COLUMN: message"
+ * (all errors, not only the first). The caller swaps the new config in only
+ * when it is valid (also on SIGHUP). A struct config is immutable once loaded
+ * and owns every string and json_object in it; cfg_free() releases it all.
+ *
+ * Secrets: mqtt.password and http.token hold the loaded secrets; they are
+ * never logged and never served.
+ */
+#ifndef WBMB_CONFIG_H
+#define WBMB_CONFIG_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "wbmb/log.h"
+#include "wbmb/status.h"
+
+#define CFG_DEFAULT_PATH "/etc/wb-mqtt-bridge.yaml"
+
+enum cfg_value_type {
+    CFG_T_BOOL,
+    CFG_T_INT,
+    CFG_T_FLOAT,
+    CFG_T_STRING,
+    CFG_T_JSON, /* state bindings only: a JSON object merged into the state */
+    CFG_T_ENUM, /* action params only */
+};
+
+/* Where an item was written in the YAML file (1-based). */
+struct cfg_mark {
+    int line;
+    int column;
+};
+
+/* fields: {state_field: json.key.path} of a JSON state binding. */
+struct cfg_field_map {
+    char *field; /* state field name */
+    char *path;  /* dotted path inside the message ("a.b.c") */
+};
+
+/* One entry of devices[].state: a topic whose messages change the state. */
+struct cfg_state_binding {
+    char *topic;              /* may hold MQTT wildcards + and # */
+    enum cfg_value_type type; /* BOOL, INT, FLOAT, STRING or JSON */
+    char *field;              /* plain types: the state field set (required) */
+    struct cfg_field_map *fields; /* JSON: optional mapping; NULL = merge the whole object */
+    size_t n_fields;
+    struct cfg_mark mark;
+};
+
+struct cfg_availability {
+    char *topic;          /* NULL when only timeout_s is used */
+    char *online;         /* payload meaning online, default "online" */
+    char *offline;        /* payload meaning offline, default "offline" */
+    unsigned timeout_s;   /* > 0: offline when no state message for that long */
+};
+
+/* One entry of actions.<name>.params. */
+struct cfg_param {
+    char *name;
+    enum cfg_value_type type; /* INT, FLOAT, BOOL, STRING or ENUM */
+    bool has_min, has_max;
+    double min, max;          /* numbers: value bounds; strings: length bounds */
+    bool required;
+    json_object *default_value; /* NULL when none */
+    char **enum_values;         /* ENUM: allowed values */
+    size_t n_enum_values;
+};
+
+struct cfg_action {
+    char *name;
+    char *topic;
+    char *payload;        /* template: "{param}" replaced by the param's value; default "1" */
+    struct cfg_param *params;
+    size_t n_params;
+    json_object *set;     /* object field -> value; a string value may be a "{param}" template; NULL = none */
+    struct cfg_mark mark;
+};
+
+struct cfg_device {
+    char *id;      /* [a-z0-9_]+ */
+    char *name;    /* default: the id */
+    char *type;    /* free label, default "" */
+    bool wb_mirror; /* default true */
+    struct cfg_state_binding *state;
+    size_t n_state;
+    char **transient; /* field names never persisted */
+    size_t n_transient;
+    struct cfg_availability *availability; /* NULL when not configured */
+    struct cfg_action *actions;
+    size_t n_actions;
+    struct cfg_mark mark;
+};
+
+enum cfg_cond_op { CFG_COND_EQ, CFG_COND_NE };
+
+/* A step's "when": FIELD == VALUE or FIELD != VALUE. */
+struct cfg_condition {
+    char *field;
+    enum cfg_cond_op op;
+    json_object *value; /* number, boolean or string */
+};
+
+struct cfg_step {
+    char *device;
+    char *action;
+    json_object *params;         /* object, NULL when none */
+    struct cfg_condition *when;  /* NULL when none */
+    unsigned delay_after_ms;
+    struct cfg_mark mark;
+};
+
+struct cfg_scenario {
+    char *id;
+    char *name;
+    char **devices;
+    size_t n_devices;
+    struct cfg_step *startup;
+    size_t n_startup;
+    struct cfg_step *shutdown;
+    size_t n_shutdown;
+    struct cfg_mark mark;
+};
+
+struct cfg_mqtt {
+    char *host;            /* default "127.0.0.1" */
+    int port;              /* default 1883, 1..65535 */
+    char *client_id;       /* default "wb-mqtt-bridge" */
+    char *username;        /* NULL when none */
+    char *password_file;   /* NULL when none */
+    char *password;        /* secret: from password_file or WB_MQTT_BRIDGE_PASSWORD; NULL when none */
+    unsigned keepalive_s;  /* default 30 */
+    bool tls;              /* tls: given */
+    char *ca_file, *cert_file, *key_file; /* NULL when not given */
+};
+
+struct cfg_persistence {
+    char *db_path;               /* default "data/state_store.db" */
+    unsigned commit_interval_ms; /* default 100, 0..60000 */
+    bool history_enabled;        /* default true */
+    unsigned history_max_rows;   /* per device, default 10000 */
+    unsigned history_max_age_days; /* default 30 */
+};
+
+struct cfg_http {
+    char *listen;     /* "host:port", default "127.0.0.1:8080"; "" disables */
+    char *token_file; /* NULL when none */
+    char *token;      /* secret loaded from token_file; NULL when none */
+};
+
+struct config {
+    char *path; /* the file it was loaded from */
+    struct cfg_mqtt mqtt;
+    struct cfg_persistence persistence;
+    struct cfg_http http;
+    enum log_level log_level;  /* default info */
+    char *bridge_device_id;    /* default "wb-mqtt-bridge" */
+    struct cfg_device *devices;
+    size_t n_devices;
+    struct cfg_scenario *scenarios;
+    size_t n_scenarios;
+};
+
+/* Collected error lines, each "FILE:LINE:COLUMN: message". */
+struct cfg_errors {
+    char **lines;
+    size_t n;
+};
+
+/* Loads and validates path. On success returns WB_OK and *out (free with
+ * cfg_free). On failure returns WB_ERR_CONFIG (or WB_ERR_IO/NOMEM), *out is
+ * NULL and errs holds every error found (free with cfg_errors_free). */
+wb_status cfg_load(const char *path, struct config **out, struct cfg_errors *errs);
+
+/* The same for YAML text in memory; name is used as FILE in error lines. */
+wb_status cfg_parse(const char *name, const char *text, size_t len, struct config **out,
+                    struct cfg_errors *errs);
+
+/* cfg_free(NULL) is a no-op. */
+void cfg_free(struct config *cfg);
+void cfg_errors_free(struct cfg_errors *errs);
+
+/* Parses a "when" expression (FIELD == VALUE, FIELD != VALUE). Returns a new
+ * condition or NULL with a message in err. Free with cfg_condition_free. */
+struct cfg_condition *cfg_condition_parse(const char *text, char *err, size_t errlen);
+void cfg_condition_free(struct cfg_condition *c);
+
+/* Lookups; NULL when absent. */
+const struct cfg_device *cfg_find_device(const struct config *cfg, const char *id);
+const struct cfg_action *cfg_find_action(const struct cfg_device *dev, const char *name);
+const struct cfg_scenario *cfg_find_scenario(const struct config *cfg, const char *id);
+
+#endif

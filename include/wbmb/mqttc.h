@@ -1,0 +1,84 @@
+/*
+ * mqttc.h - the MQTT connection (paho.mqtt.c MQTTAsync).
+ *
+ * Owns one asynchronous client that connects, keeps itself connected
+ * (reconnect for ever with exponential backoff, 1 s doubling to 30 s),
+ * resubscribes to its subscription set after every (re)connect, and carries
+ * a Last Will. Callbacks run on paho's own thread: they must be short and
+ * must not touch state owned by another thread (hand the data to a queue).
+ *
+ * Thread safety: mqttc_publish() and mqttc_is_connected() may be called from
+ * any thread; create/start/set_subscriptions/stop/destroy from one thread.
+ */
+#ifndef WBMB_MQTTC_H
+#define WBMB_MQTTC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wbmb/status.h"
+
+struct mqttc;
+
+struct mqttc_options {
+    const char *host;      /* "127.0.0.1" */
+    int port;              /* 1883 */
+    const char *client_id;
+    const char *username;  /* NULL = none */
+    const char *password;  /* NULL = none; never logged */
+    unsigned keepalive_s;
+    bool tls;
+    const char *ca_file, *cert_file, *key_file; /* NULL = not used */
+    const char *will_topic;   /* NULL = no Last Will */
+    const char *will_payload;
+    bool will_retained;
+    int will_qos;
+};
+
+/* A message arrived (paho thread). topic is NUL-terminated; payload is not,
+ * and is valid only during the call. */
+typedef void (*mqttc_message_cb)(void *ud, const char *topic, const void *payload, size_t len,
+                                 bool retained);
+/* The connection went up (connected = true, after the subscriptions were
+ * requested) or down (paho thread). */
+typedef void (*mqttc_connection_cb)(void *ud, bool connected);
+
+struct mqttc_stats {
+    bool connected;
+    uint64_t connects;      /* successful connects, the first included */
+    uint64_t disconnects;   /* connection losses */
+    uint64_t published;     /* publish requests accepted */
+    uint64_t publish_failures;
+    uint64_t received;      /* messages delivered to the message callback */
+};
+
+/* Creates a client (does not connect). Returns NULL on failure with a
+ * reason in err. Strings in opts are copied. */
+struct mqttc *mqttc_create(const struct mqttc_options *opts, mqttc_message_cb on_message,
+                           mqttc_connection_cb on_connection, void *ud, char *err,
+                           size_t errlen);
+
+/* Starts connecting in the background and returns at once; keeps
+ * reconnecting for ever until mqttc_stop(). */
+wb_status mqttc_start(struct mqttc *c);
+
+/* Replaces the subscription set (topic filters, QoS 0 or given qos): applied
+ * now when connected, and after every reconnect. The strings are copied. */
+wb_status mqttc_set_subscriptions(struct mqttc *c, const char *const *filters, size_t n, int qos);
+
+/* Queues a publication. Fails with WB_ERR_MQTT when not connected. */
+wb_status mqttc_publish(struct mqttc *c, const char *topic, const void *payload, size_t len,
+                        int qos, bool retained);
+
+bool mqttc_is_connected(struct mqttc *c);
+void mqttc_get_stats(struct mqttc *c, struct mqttc_stats *out);
+
+/* Waits up to timeout_ms for every publication queued so far to be handed to
+ * the broker, then disconnects cleanly (no Last Will sent). */
+void mqttc_stop(struct mqttc *c, unsigned timeout_ms);
+
+/* mqttc_destroy(NULL) is a no-op; stops first if needed. */
+void mqttc_destroy(struct mqttc *c);
+
+#endif

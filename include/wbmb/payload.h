@@ -1,0 +1,45 @@
+/*
+ * payload.h - turning MQTT payloads into state values, strictly.
+ *
+ * Plain payloads are parsed by the binding's type: bool accepts 1/0,
+ * true/false, on/off in any case; int is a whole base-10 number in int64
+ * range; float a finite decimal number; string any valid UTF-8 text.
+ * Surrounding ASCII white space is ignored for bool/int/float. JSON payloads
+ * must be an object, valid UTF-8, nested at most PAYLOAD_MAX_DEPTH deep.
+ * Nothing here keeps state: every function is pure and fuzzable.
+ */
+#ifndef WBMB_PAYLOAD_H
+#define WBMB_PAYLOAD_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "wbmb/config.h"
+#include "wbmb/status.h"
+
+#define PAYLOAD_MAX_LEN (64 * 1024) /* longer payloads are rejected */
+#define PAYLOAD_MAX_STRING 4096     /* longest accepted plain string value */
+#define PAYLOAD_MAX_DEPTH 16
+
+/* *out = new json value (boolean, int, double or string). On failure returns
+ * WB_ERR_INVALID (or WB_ERR_RANGE) and a reason in err; *out is NULL. */
+wb_status payload_parse_scalar(enum cfg_value_type type, const char *buf, size_t len,
+                               json_object **out, char *err, size_t errlen);
+
+/* *out = new json object parsed from buf. Rejects non-objects, invalid
+ * UTF-8, nesting past PAYLOAD_MAX_DEPTH, trailing garbage, NaN/Infinity. */
+wb_status payload_parse_object(const char *buf, size_t len, json_object **out, char *err,
+                               size_t errlen);
+
+/* Fills changes (an existing object) with the state fields a JSON message
+ * carries for binding b: with b->fields, each field whose dotted path exists
+ * in msg; without, every top-level key of msg. Values are new references.
+ * Returns the number of fields added. */
+size_t payload_map_fields(const struct cfg_state_binding *b, json_object *msg,
+                          json_object *changes);
+
+/* true when buf[0..len) is valid UTF-8 (no overlongs, no surrogates). */
+bool payload_utf8_valid(const char *buf, size_t len);
+
+#endif

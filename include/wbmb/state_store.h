@@ -1,0 +1,173 @@
+/*
+ * state_store.h - the StateStore interface: where every state transition goes.
+ *
+ * A store is an opaque handle whose first field is a pointer to a const table
+ * of backend operations (struct store_ops). Callers use only the thin store_*
+ * wrappers below; store_open() chooses the backend by name ("sqlite", the
+ * default, or "memory").
+ *
+ * Values are JSON objects (json-c). The store never takes ownership of a value
+ * passed in: set() serialises it at once, so the caller may change or free it
+ * right after. Values handed out (get, list, queries) are new references the
+ * caller must json_object_put().
+ *
+ * Group commit: set()/delete()/append functions return at once and queue the
+ * change; the backend commits everything queued together at most
+ * commit_interval_ms later, in one transaction. Repeated sets of one key
+ * inside a window are coalesced into one row write. commit_interval_ms == 0
+ * means every change is committed durably (synchronous=FULL) before the call
+ * returns. flush() commits everything pending now; close() flushes first.
+ *
+ * Run-time storage errors (disk full, read-only, I/O) never abort: the pending
+ * changes are kept, retried at every later commit, and reported through
+ * store_get_status(). Reads (get/list) see pending changes.
+ *
+ * Thread safety: every function may be called from any thread; the SQLite
+ * backend commits on a writer thread of its own.
+ */
+#ifndef WBMB_STATE_STORE_H
+#define WBMB_STATE_STORE_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wbmb/status.h"
+
+/* Where the store lives and how it commits; copied at open. */
+struct store_config {
+    const char *backend;         /* "sqlite" (default when NULL) or "memory" */
+    const char *db_path;         /* SQLite file; parent folders are created */
+    unsigned commit_interval_ms; /* group commit window, 0 = synchronous */
+    bool history_enabled;        /* device_state_snapshots kept */
+    unsigned history_max_rows;   /* per device, 0 = unlimited */
+    unsigned history_max_age_days; /* 0 = unlimited */
+};
+
+/* Health and counters, for /health and /metrics. */
+struct store_status {
+    bool ok;                    /* false while the last commit attempt failed */
+    wb_status last_error;       /* WB_OK when ok */
+    char last_error_text[256];  /* detail of the last error, "" when none */
+    uint64_t commits;           /* transactions committed */
+    uint64_t commit_failures;   /* commit attempts that failed */
+    uint64_t rows_written;      /* state rows written (after coalescing) */
+    uint64_t sets;              /* set() calls accepted */
+    uint64_t pending;           /* changes queued and not yet committed */
+    uint64_t committed_seq;     /* sequence number of the last committed set() */
+    uint64_t commit_latency_us_sum;  /* sum of commit durations */
+    uint64_t commit_latency_us_max;  /* longest commit */
+};
+
+/* One row of the devices table. */
+struct store_device_row {
+    const char *device_id;
+    const char *device_type;
+    const char *name;
+    bool is_online;
+    const char *last_seen;    /* ISO-8601 or NULL */
+    const char *connected_at; /* ISO-8601 or NULL */
+};
+
+/* One row of command_logs; upserted by command_id. */
+struct store_command_row {
+    const char *command_id;   /* UUID */
+    const char *device_id;
+    const char *action;
+    const char *params;       /* JSON text or NULL */
+    const char *source;       /* http | mqtt | scenario */
+    const char *status;       /* sent | failed | rejected */
+    const char *error;        /* NULL when none */
+    const char *created_at;   /* ISO-8601 */
+    const char *completed_at; /* ISO-8601 or NULL */
+};
+
+/* Filter of store_command_query(); NULL fields do not filter. */
+struct store_command_filter {
+    const char *status;
+    const char *device_id;
+};
+
+struct state_store;
+
+/* Called by list() for each key in key order; value is borrowed for the call.
+ * Return non-zero to stop early. */
+typedef int (*store_list_cb)(const char *key, json_object *value, void *ud);
+
+struct store_ops {
+    const char *name;
+    wb_status (*open)(struct state_store **out, const struct store_config *cfg, char *err,
+                      size_t errlen);
+    void (*close)(struct state_store *s);
+    wb_status (*get)(struct state_store *s, const char *key, json_object **out);
+    wb_status (*set)(struct state_store *s, const char *key, json_object *value);
+    wb_status (*del)(struct state_store *s, const char *key);
+    wb_status (*list)(struct state_store *s, const char *prefix, store_list_cb cb, void *ud);
+    wb_status (*flush)(struct state_store *s);
+    wb_status (*history_append)(struct state_store *s, const char *device_id, json_object *state,
+                                const char *ts);
+    wb_status (*history_query)(struct state_store *s, const char *device_id, int limit,
+                               json_object **out);
+    wb_status (*connection_append)(struct state_store *s, const char *device_id,
+                                   const char *event, const char *ts);
+    wb_status (*connection_query)(struct state_store *s, const char *device_id, int limit,
+                                  json_object **out);
+    wb_status (*device_upsert)(struct state_store *s, const struct store_device_row *row);
+    wb_status (*command_put)(struct state_store *s, const struct store_command_row *row);
+    wb_status (*command_query)(struct state_store *s, const struct store_command_filter *f,
+                               int limit, json_object **out);
+    void (*get_status)(struct state_store *s, struct store_status *out);
+};
+
+/* Every backend's handle starts with this. */
+struct state_store {
+    const struct store_ops *ops;
+};
+
+/* Opens a store with the backend named in cfg->backend. On failure returns
+ * non-WB_OK, *out is NULL and err (if not NULL) holds a one-line reason. */
+wb_status store_open(struct state_store **out, const struct store_config *cfg, char *err,
+                     size_t errlen);
+/* Flushes and frees; store_close(NULL) is a no-op. */
+void store_close(struct state_store *s);
+
+/* *out = a new reference to the value, or NULL with WB_ERR_NOT_FOUND. */
+wb_status store_get(struct state_store *s, const char *key, json_object **out);
+wb_status store_set(struct state_store *s, const char *key, json_object *value);
+/* WB_OK also when the key was absent. */
+wb_status store_delete(struct state_store *s, const char *key);
+/* Keys starting with prefix ("" = all), in key order, pending changes included. */
+wb_status store_list(struct state_store *s, const char *prefix, store_list_cb cb, void *ud);
+/* Commits everything pending now; returns the commit's status. */
+wb_status store_flush(struct state_store *s);
+
+/* Appends a device_state_snapshots row (ignored when history is disabled);
+ * ts NULL = now. */
+wb_status store_history_append(struct state_store *s, const char *device_id, json_object *state,
+                               const char *ts);
+/* *out = new JSON array [{"ts","state"}], newest first, at most limit rows. */
+wb_status store_history_query(struct state_store *s, const char *device_id, int limit,
+                              json_object **out);
+/* Appends a device_connection_logs row; event: online | offline | timeout. */
+wb_status store_connection_append(struct state_store *s, const char *device_id,
+                                  const char *event, const char *ts);
+/* *out = new JSON array [{"ts","event"}], newest first. */
+wb_status store_connection_query(struct state_store *s, const char *device_id, int limit,
+                                 json_object **out);
+wb_status store_device_upsert(struct state_store *s, const struct store_device_row *row);
+wb_status store_command_put(struct state_store *s, const struct store_command_row *row);
+/* *out = new JSON array of objects with the command_logs column names,
+ * "params" as a JSON value, newest first. */
+wb_status store_command_query(struct state_store *s, const struct store_command_filter *f,
+                              int limit, json_object **out);
+void store_get_status(struct state_store *s, struct store_status *out);
+
+/* The backends' ops tables (for tests that want one by name). */
+extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_memory_ops;
+
+/* The schema version this binary writes (PRAGMA user_version). */
+#define STORE_SCHEMA_VERSION 1
+
+#endif

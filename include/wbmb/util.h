@@ -1,0 +1,32 @@
+/*
+ * util.h - small helpers shared by every module: time stamps, paths, files.
+ */
+#ifndef WBMB_UTIL_H
+#define WBMB_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wbmb/status.h"
+
+/* ISO-8601 UTC with milliseconds, "2026-11-23T03:37:49.123Z"; buf >= 25 bytes. */
+#define UTIL_TS_LEN 25
+void util_iso8601_now(char buf[UTIL_TS_LEN]);
+void util_iso8601_from_ms(int64_t unix_ms, char buf[UTIL_TS_LEN]);
+
+/* Monotonic and wall clocks in milliseconds. */
+int64_t util_mono_ms(void);
+int64_t util_wall_ms(void);
+
+/* Creates every missing parent folder of path (like mkdir -p of dirname). */
+wb_status util_mkdir_parents(const char *path);
+
+/* Reads a whole file (at most max_len bytes) into a NUL-terminated malloc'd
+ * buffer; trailing newlines are stripped when strip is non-zero. Caller frees.
+ * Returns NULL on failure (errno set). */
+char *util_read_file(const char *path, size_t max_len, size_t *len_out, int strip);
+
+/* Random RFC 4122 version-4 UUID, lower case, 37 bytes with the NUL. */
+void util_uuid(char out[37]);
+
+#endif

@@ -1,0 +1,128 @@
+/*
+ * util.c - time stamps, folder creation, whole-file reads, UUIDs.
+ */
+#include "wbmb/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+void util_iso8601_from_ms(int64_t unix_ms, char buf[UTIL_TS_LEN])
+{
+    time_t sec = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    char tmp[64];
+    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(unix_ms % 1000));
+    memcpy(buf, tmp, UTIL_TS_LEN - 1);
+    buf[UTIL_TS_LEN - 1] = '\0';
+}
+
+void util_iso8601_now(char buf[UTIL_TS_LEN])
+{
+    util_iso8601_from_ms(util_wall_ms(), buf);
+}
+
+int64_t util_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t util_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+wb_status util_mkdir_parents(const char *path)
+{
+    char buf[4096];
+    size_t len = strlen(path);
+    if (len >= sizeof(buf))
+        return WB_ERR_INVALID;
+    memcpy(buf, path, len + 1);
+    char *slash = strrchr(buf, '/');
+    if (!slash || slash == buf)
+        return WB_OK;
+    *slash = '\0';
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return WB_ERR_IO;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return WB_ERR_IO;
+    return WB_OK;
+}
+
+char *util_read_file(const char *path, size_t max_len, size_t *len_out, int strip)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        goto fail;
+    for (;;) {
+        if (len + 1 >= cap) {
+            if (cap > max_len) {
+                errno = EFBIG;
+                goto fail;
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (!nb)
+                goto fail;
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, buf + len, cap - len - 1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            goto fail;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > max_len) {
+            errno = EFBIG;
+            goto fail;
+        }
+    }
+    close(fd);
+    if (strip)
+        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+            len--;
+    buf[len] = '\0';
+    if (len_out)
+        *len_out = len;
+    return buf;
+fail: {
+    int e = errno;
+    free(buf);
+    close(fd);
+    errno = e;
+    return NULL;
+}
+}
+
+void util_uuid(char out[37])
+{
+    uuid_t u;
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, out);
+}

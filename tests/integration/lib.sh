@@ -1,0 +1,133 @@
+# lib.sh - shared helpers of the integration tests (sourced, not run).
+#
+# Each test gets its own temp folder, a real mosquitto on a free loopback
+# port (never 1883, max_queued_messages 0 so the broker drops nothing) and
+# the real wb-mqtt-bridge binary from $WBMB_BIN. Everything started here is
+# stopped by the EXIT trap. Waiting is always "poll until a condition holds or
+# a generous deadline passes", never a fixed sleep.
+
+set -euo pipefail
+
+: "${WBMB_BIN:?WBMB_BIN must point at the wb-mqtt-bridge binary}"
+: "${WBMB_SOURCE_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${WBMB_TEST_DATA:=$WBMB_SOURCE_DIR/tests/data}"
+
+T_DIR=$(mktemp -d "${TMPDIR:-/tmp}/wbmb-test.XXXXXX")
+T_PIDS=()
+T_FAILS=0
+T_PASSES=0
+MQTT_PORT=""
+BRIDGE_PID=""
+
+t_cleanup() {
+    local pid
+    for pid in "${T_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${T_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ "${T_KEEP:-0}" = 1 ] || [ "$T_FAILS" -gt 0 ]; then
+        echo "# test files kept in $T_DIR"
+    else
+        rm -rf "$T_DIR"
+    fi
+}
+trap t_cleanup EXIT
+
+t_log() { echo "# $*"; }
+ok() { T_PASSES=$((T_PASSES + 1)); echo "ok - $*"; }
+fail() {
+    T_FAILS=$((T_FAILS + 1))
+    echo "not ok - $*"
+    if [ -f "$T_DIR/bridge.log" ]; then
+        echo "# --- last bridge log lines ---"
+        tail -n 30 "$T_DIR/bridge.log" | sed 's/^/# /'
+    fi
+}
+# check DESCRIPTION COMMAND...: runs the command, records ok/not ok.
+check() {
+    local what=$1
+    shift
+    if "$@"; then ok "$what"; else fail "$what"; fi
+}
+# t_done: prints the closing line and exits non-zero on any failure.
+t_done() {
+    echo "$T_PASSES passed, $T_FAILS failed"
+    [ "$T_FAILS" -eq 0 ]
+}
+
+# free_port: prints a TCP port on 127.0.0.1 that nothing listens on.
+free_port() {
+    python3 - <<'PY'
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+PY
+}
+
+# wait_for TIMEOUT_S COMMAND...: polls the command every 50 ms until it
+# succeeds; returns 1 when the deadline passes.
+wait_for() {
+    local timeout=$1
+    shift
+    local deadline=$(($(date +%s%N) / 1000000 + timeout * 1000))
+    while ! "$@" >/dev/null 2>&1; do
+        if [ $(($(date +%s%N) / 1000000)) -ge $deadline ]; then
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+# start_broker [PORT]: starts mosquitto on 127.0.0.1 and waits until it answers.
+start_broker() {
+    MQTT_PORT=${1:-${MQTT_PORT:-$(free_port)}}
+    cat >"$T_DIR/mosquitto.conf" <<CONF
+listener $MQTT_PORT 127.0.0.1
+allow_anonymous true
+max_queued_messages 0
+max_inflight_messages 0
+persistence false
+CONF
+    mosquitto -c "$T_DIR/mosquitto.conf" >>"$T_DIR/mosquitto.log" 2>&1 &
+    BROKER_PID=$!
+    T_PIDS+=("$BROKER_PID")
+    wait_for 20 mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -t wbmb/test/ping -m x -q 0 ||
+        { echo "mosquitto did not start"; cat "$T_DIR/mosquitto.log"; return 1; }
+}
+
+stop_broker() {
+    kill -TERM "$BROKER_PID" 2>/dev/null || true
+    wait "$BROKER_PID" 2>/dev/null || true
+}
+
+# start_bridge CONFIG [ARGS...]: runs the real binary in the background,
+# logging to $T_DIR/bridge.log.
+start_bridge() {
+    local cfg=$1
+    shift
+    "$WBMB_BIN" -c "$cfg" --log-level debug "$@" >>"$T_DIR/bridge.log" 2>&1 &
+    BRIDGE_PID=$!
+    T_PIDS+=("$BRIDGE_PID")
+}
+
+# stop_bridge [SIGNAL]: signals the bridge and waits for it; prints its exit code.
+stop_bridge() {
+    local sig=${1:-TERM} rc=0
+    kill -"$sig" "$BRIDGE_PID" 2>/dev/null || true
+    wait "$BRIDGE_PID" || rc=$?
+    echo "$rc"
+}
+
+pub() { mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -q 1 "$@"; }
+
+# retained_value TOPIC: prints the retained payload of TOPIC (empty when none).
+retained_value() {
+    mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -t "$1" -C 1 -W 2 --retained-only 2>/dev/null || true
+}
+
+# sql DB QUERY: runs a read-only query with the sqlite3 shell.
+sql() { sqlite3 -readonly -batch -noheader "$1" "$2"; }
