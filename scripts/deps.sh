@@ -8,7 +8,7 @@ PACKAGES=(
     build-essential cmake pkg-config
     libpaho-mqtt-dev libsqlite3-dev libjson-c-dev libyaml-dev libcmocka-dev
     libmicrohttpd-dev uuid-dev
-    mosquitto mosquitto-clients sqlite3 curl python3
+    mosquitto mosquitto-clients sqlite3 curl python3 jq
 )
 if [ "${WBMB_DEPS_EXTRA:-}" != "" ]; then
     # shellcheck disable=SC2206

@@ -1,8 +1,267 @@
-/* main.c - placeholder entry point until the CLI lands (replaced in this issue). */
+/*
+ * main.c - the command line (CONTRACT §2): option parsing, --check-config,
+ * the offline `state` tool, and the daemon itself (app_run).
+ *
+ * The `state` subcommands work on the store directly, with or without a
+ * running daemon (SQLite WAL lets readers and one writer share the file).
+ * They print JSON on stdout and errors on stderr.
+ */
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-int main(void)
+#include "wbmb/app.h"
+#include "wbmb/config.h"
+#include "wbmb/log.h"
+#include "wbmb/state_store.h"
+#include "wbmb/util.h"
+
+#define IMPORT_MAX_BYTES (64u * 1024 * 1024)
+/* Import commits everything in one transaction: a window far longer than
+ * the import itself, then one flush. */
+#define IMPORT_COMMIT_WINDOW_MS 600000
+
+static void usage(FILE *f)
 {
-    printf("wb-mqtt-bridge %s\n", WBMB_VERSION);
+    fprintf(f,
+            "Usage:\n"
+            "  wb-mqtt-bridge [-c FILE] [--log-level error|warning|info|debug] [--check-config]\n"
+            "  wb-mqtt-bridge -c FILE state list | state get KEY | state export [OUT.json] |\n"
+            "                 state import IN.json\n"
+            "  wb-mqtt-bridge --version | --help\n"
+            "\n"
+            "Options:\n"
+            "  -c, --config FILE    configuration file (default %s)\n"
+            "  --log-level LEVEL    override log.level of the configuration\n"
+            "  --check-config       validate the configuration and exit (0 valid, 6 invalid)\n"
+            "  --version            print the version and exit\n"
+            "  -h, --help           print this help and exit\n"
+            "\n"
+            "Exit codes: 0 clean stop, 1 runtime failure, 2 usage error, 6 invalid config.\n",
+            CFG_DEFAULT_PATH);
+}
+
+static int load_config(const char *path, struct config **cfg)
+{
+    struct cfg_errors errs = {0};
+    if (cfg_load(path, cfg, &errs) == WB_OK)
+        return APP_EXIT_OK;
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "%s\n", errs.lines[i]);
+    cfg_errors_free(&errs);
+    return APP_EXIT_CONFIG;
+}
+
+static int open_store(const struct config *cfg, unsigned commit_ms, struct state_store **s)
+{
+    char err[512];
+    struct store_config sc = {
+        .backend = "sqlite",
+        .db_path = cfg->persistence.db_path,
+        .commit_interval_ms = commit_ms,
+        .history_enabled = cfg->persistence.history_enabled,
+        .history_max_rows = cfg->persistence.history_max_rows,
+        .history_max_age_days = cfg->persistence.history_max_age_days,
+    };
+    if (store_open(s, &sc, err, sizeof(err)) != WB_OK) {
+        fprintf(stderr, "wb-mqtt-bridge: cannot open %s: %s\n", cfg->persistence.db_path, err);
+        return APP_EXIT_FAILURE;
+    }
+    return APP_EXIT_OK;
+}
+
+static int collect_key(const char *key, json_object *value, void *ud)
+{
+    (void)value;
+    json_object_array_add(ud, json_object_new_string(key));
     return 0;
+}
+
+static int collect_pair(const char *key, json_object *value, void *ud)
+{
+    json_object_object_add(ud, key, json_object_get(value));
+    return 0;
+}
+
+static int print_json(FILE *f, json_object *v)
+{
+    const char *s = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PRETTY |
+                                                          JSON_C_TO_STRING_SPACED |
+                                                          JSON_C_TO_STRING_NOSLASHESCAPE);
+    return fprintf(f, "%s\n", s) < 0 ? -1 : 0;
+}
+
+static int state_import(struct state_store *s, const char *path)
+{
+    size_t len;
+    char *text = util_read_file(path, IMPORT_MAX_BYTES, &len, 0);
+    if (!text) {
+        fprintf(stderr, "wb-mqtt-bridge: cannot read %s: %s\n", path, strerror(errno));
+        return APP_EXIT_FAILURE;
+    }
+    json_tokener *tok = json_tokener_new_ex(64);
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    json_object *obj = json_tokener_parse_ex(tok, text, (int)len);
+    enum json_tokener_error jerr = json_tokener_get_error(tok);
+    size_t used = (size_t)json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+    while (obj && used < len && strchr(" \t\r\n", text[used]))
+        used++;
+    int rc = APP_EXIT_OK;
+    if (!obj || jerr != json_tokener_success || used != len ||
+        !json_object_is_type(obj, json_type_object)) {
+        fprintf(stderr, "wb-mqtt-bridge: %s: expected one JSON object {\"key\": {...}, ...}%s%s\n",
+                path, jerr != json_tokener_success ? ": " : "",
+                jerr != json_tokener_success ? json_tokener_error_desc(jerr) : "");
+        rc = APP_EXIT_FAILURE;
+        goto out;
+    }
+    /* Check everything before writing anything: an import is all or nothing. */
+    json_object_object_foreach(obj, k, v)
+    {
+        if (!*k || !json_object_is_type(v, json_type_object)) {
+            fprintf(stderr, "wb-mqtt-bridge: %s: the value of '%s' is not a JSON object\n", path,
+                    k);
+            rc = APP_EXIT_FAILURE;
+            goto out;
+        }
+    }
+    size_t n = 0;
+    json_object_object_foreach(obj, k2, v2)
+    {
+        if (store_set(s, k2, v2) != WB_OK) {
+            fprintf(stderr, "wb-mqtt-bridge: cannot store '%s'\n", k2);
+            rc = APP_EXIT_FAILURE;
+            goto out;
+        }
+        n++;
+    }
+    wb_status st = store_flush(s);
+    if (st != WB_OK) {
+        fprintf(stderr, "wb-mqtt-bridge: import failed, nothing written: %s\n", wb_strerror(st));
+        rc = APP_EXIT_FAILURE;
+        goto out;
+    }
+    fprintf(stderr, "wb-mqtt-bridge: imported %zu keys\n", n);
+out:
+    json_object_put(obj);
+    free(text);
+    return rc;
+}
+
+static int state_command(const char *config_path, int argc, char **argv)
+{
+    const char *sub = argc > 0 ? argv[0] : "";
+    bool ok_args = (strcmp(sub, "list") == 0 && argc == 1) ||
+                   (strcmp(sub, "get") == 0 && argc == 2) ||
+                   (strcmp(sub, "export") == 0 && (argc == 1 || argc == 2)) ||
+                   (strcmp(sub, "import") == 0 && argc == 2);
+    if (!ok_args) {
+        fprintf(stderr, "wb-mqtt-bridge: usage: state list | state get KEY | state export "
+                        "[OUT.json] | state import IN.json\n");
+        return APP_EXIT_USAGE;
+    }
+    struct config *cfg = NULL;
+    int rc = load_config(config_path, &cfg);
+    if (rc != APP_EXIT_OK)
+        return rc;
+    struct state_store *s = NULL;
+    bool importing = strcmp(sub, "import") == 0;
+    rc = open_store(cfg, importing ? IMPORT_COMMIT_WINDOW_MS : 0, &s);
+    if (rc != APP_EXIT_OK)
+        goto out;
+
+    if (strcmp(sub, "list") == 0) {
+        json_object *keys = json_object_new_array();
+        store_list(s, "", collect_key, keys);
+        print_json(stdout, keys);
+        json_object_put(keys);
+    } else if (strcmp(sub, "get") == 0) {
+        json_object *v = NULL;
+        if (store_get(s, argv[1], &v) != WB_OK) {
+            fprintf(stderr, "wb-mqtt-bridge: key '%s' not found\n", argv[1]);
+            rc = APP_EXIT_FAILURE;
+        } else {
+            print_json(stdout, v);
+        }
+        json_object_put(v);
+    } else if (strcmp(sub, "export") == 0) {
+        json_object *all = json_object_new_object();
+        store_list(s, "", collect_pair, all);
+        FILE *f = argc == 2 ? fopen(argv[1], "w") : stdout;
+        if (!f || print_json(f, all) != 0 || (f != stdout && fclose(f) != 0)) {
+            fprintf(stderr, "wb-mqtt-bridge: cannot write %s: %s\n",
+                    argc == 2 ? argv[1] : "stdout", strerror(errno));
+            rc = APP_EXIT_FAILURE;
+        }
+        json_object_put(all);
+    } else {
+        rc = state_import(s, argv[1]);
+    }
+out:
+    store_close(s);
+    cfg_free(cfg);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},   {"log-level", required_argument, NULL, 'l'},
+        {"check-config", no_argument, NULL, 'k'},   {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    };
+    struct app_options opts = {.config_path = CFG_DEFAULT_PATH};
+    bool check_only = false;
+    int c;
+    /* "+" stops at the first non-option: `state get KEY` keeps its words. */
+    while ((c = getopt_long(argc, argv, "+c:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            opts.config_path = optarg;
+            break;
+        case 'l':
+            if (log_level_parse(optarg, &opts.log_level) != 0) {
+                fprintf(stderr, "wb-mqtt-bridge: --log-level must be error, warning, info or "
+                                "debug, not '%s'\n",
+                        optarg);
+                return APP_EXIT_USAGE;
+            }
+            opts.log_level_given = true;
+            break;
+        case 'k':
+            check_only = true;
+            break;
+        case 'V':
+            printf("wb-mqtt-bridge %s\n", WBMB_VERSION);
+            return APP_EXIT_OK;
+        case 'h':
+            usage(stdout);
+            return APP_EXIT_OK;
+        default:
+            usage(stderr);
+            return APP_EXIT_USAGE;
+        }
+    }
+    if (opts.log_level_given)
+        log_set_level(opts.log_level);
+    if (optind < argc) {
+        if (strcmp(argv[optind], "state") == 0 && !check_only)
+            return state_command(opts.config_path, argc - optind - 1, argv + optind + 1);
+        fprintf(stderr, "wb-mqtt-bridge: unknown command '%s'\n", argv[optind]);
+        usage(stderr);
+        return APP_EXIT_USAGE;
+    }
+    if (check_only) {
+        struct config *cfg = NULL;
+        int rc = load_config(opts.config_path, &cfg);
+        if (rc == APP_EXIT_OK)
+            printf("%s: configuration is valid (%zu devices, %zu scenarios)\n", opts.config_path,
+                   cfg->n_devices, cfg->n_scenarios);
+        cfg_free(cfg);
+        return rc;
+    }
+    return app_run(&opts);
 }

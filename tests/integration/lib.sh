@@ -131,3 +131,75 @@ retained_value() {
 
 # sql DB QUERY: runs a read-only query with the sqlite3 shell.
 sql() { sqlite3 -readonly -batch -noheader "$1" "$2"; }
+
+# basic_config FILE [EXTRA_DEVICES_YAML]: a small flat for the tests: a relay
+# (bool), a counter (int), a Zigbee plug (JSON with a field mapping and a
+# transient field, availability topic) and a sensor (float, timeout 2 s).
+basic_config() {
+    local file=$1 extra=${2:-}
+    cat >"$file" <<YAML
+mqtt:
+  host: 127.0.0.1
+  port: $MQTT_PORT
+  client_id: wbmb-test-$$
+  keepalive_s: 5
+persistence:
+  db_path: $T_DIR/db/state.db
+  commit_interval_ms: 50
+  history:
+    enabled: true
+    max_rows_per_device: 1000
+    max_age_days: 30
+http:
+  listen: ""
+bridge:
+  device_id: test_bridge
+devices:
+  - id: tv
+    name: Test TV
+    type: tv
+    state:
+      - topic: /devices/relay/controls/K1
+        field: power
+        type: bool
+  - id: counter
+    name: Counter
+    type: meter
+    state:
+      - topic: test/counter/+
+        field: value
+        type: int
+  - id: plug
+    name: Plug
+    type: plug
+    state:
+      - topic: z2m/plug
+        type: json
+        fields: {power_w: power, energy: meter.energy, state: state}
+    transient: [power_w]
+    availability:
+      topic: z2m/plug/availability
+      online: online
+      offline: offline
+  - id: sensor
+    name: Sensor
+    type: sensor
+    wb_mirror: false
+    state:
+      - topic: test/sensor/temp
+        field: temperature
+        type: float
+    availability:
+      timeout_s: 2
+$extra
+YAML
+}
+
+# state_get KEY: the value of KEY in the store (compact JSON), via the CLI.
+state_get() { "$WBMB_BIN" -c "$T_DIR/config.yaml" state get "$1" 2>/dev/null | jq -c .; }
+# state_field KEY FIELD: one field of a stored value.
+state_field() { "$WBMB_BIN" -c "$T_DIR/config.yaml" state get "$1" 2>/dev/null | jq -c ".$2"; }
+# field_is KEY FIELD EXPECTED: true when the stored field equals EXPECTED (JSON text).
+field_is() { [ "$(state_field "$1" "$2")" = "$3" ]; }
+# log_has PATTERN: true when the bridge log contains PATTERN (grep -E).
+log_has() { grep -qE "$1" "$T_DIR/bridge.log"; }

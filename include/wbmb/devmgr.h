@@ -1,0 +1,97 @@
+/*
+ * devmgr.h - the device manager: turns MQTT messages into device state.
+ *
+ * Owned by the core thread and touched by no other: it routes a topic to the
+ * state bindings and availability topics of the config (hash lookup for
+ * exact topics, a topic tree for wildcards), parses payloads strictly,
+ * merges the changes into each device's state, and for every transition
+ * (a message that changes at least one field):
+ *   - writes the persisted state (transient fields left out) to the store
+ *     as "device:<id>" and, with history on, appends a snapshot;
+ *   - republishes the changed fields on the device's Wiren Board mirror;
+ *   - tells its observer (hooks), e.g. the live events of the HTTP API.
+ * A message that changes nothing is no transition and writes nothing.
+ */
+#ifndef WBMB_DEVMGR_H
+#define WBMB_DEVMGR_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wbmb/config.h"
+#include "wbmb/mirror.h"
+#include "wbmb/state_store.h"
+#include "wbmb/status.h"
+
+struct devmgr;
+
+/* Observer of the device manager (all calls on the core thread; objects are
+ * borrowed for the call). Any member may be NULL. */
+struct devmgr_hooks {
+    void (*on_state)(void *ud, const char *device_id, json_object *changed, json_object *state);
+    void (*on_connection)(void *ud, const char *device_id, bool online, const char *event);
+    /* A message on /devices/<mirrored id>/controls/<control>/on. */
+    void (*on_control_command)(void *ud, const char *device_id, const char *control,
+                               const char *payload, size_t len, bool retained);
+    void *ud;
+};
+
+struct devmgr_stats {
+    uint64_t received;    /* messages handed to devmgr_handle_message */
+    uint64_t applied;     /* messages that changed state (transitions) */
+    uint64_t unchanged;   /* valid messages that changed nothing */
+    uint64_t rejected;    /* malformed payloads */
+    uint64_t unknown;     /* topics no binding matches */
+    uint64_t own;         /* our own publications seen again, ignored */
+    uint64_t store_errors; /* store calls that failed */
+};
+
+/* Builds the manager for cfg (borrowed; must outlive the manager). When
+ * previous is not NULL, the in-memory state of devices with the same id is
+ * carried over from it (SIGHUP reload) instead of being restored from the
+ * store. Returns NULL with a reason in err. */
+struct devmgr *devmgr_create(const struct config *cfg, struct state_store *store,
+                             const struct mirror_publisher *pub, const struct devmgr_hooks *hooks,
+                             struct devmgr *previous, char *err, size_t errlen);
+/* devmgr_destroy(NULL) is a no-op. */
+void devmgr_destroy(struct devmgr *m);
+
+/* Loads every configured device's "device:<id>" from the store (devices
+ * carried over from a previous manager are skipped) and writes the devices
+ * table rows. Returns the number of devices restored. */
+size_t devmgr_restore(struct devmgr *m);
+
+/* The topic filters to subscribe to; valid until the manager is destroyed. */
+const char *const *devmgr_subscriptions(struct devmgr *m, size_t *n);
+
+/* Applies one message. now_ms is a monotonic time stamp. */
+void devmgr_handle_message(struct devmgr *m, const char *topic, const char *payload, size_t len,
+                           bool retained, int64_t now_ms);
+
+/* Applies a set of field changes to a device as one transition (actions'
+ * optimistic updates). Returns WB_ERR_NOT_FOUND for an unknown device. */
+wb_status devmgr_apply(struct devmgr *m, const char *device_id, json_object *changes);
+
+/* Availability timeouts; returns the next time (monotonic ms) it needs a
+ * tick, or INT64_MAX when none. */
+int64_t devmgr_tick(struct devmgr *m, int64_t now_ms);
+
+/* Republishes every mirrored device (meta, control metas, values) and clears
+ * their error marker: after every (re)connect. */
+void devmgr_publish_all(struct devmgr *m);
+/* Marks every mirrored device offline (meta/error = "offline"): at shutdown. */
+void devmgr_publish_offline(struct devmgr *m);
+
+/* Read access for the core thread (HTTP snapshots are built from these). */
+size_t devmgr_count(const struct devmgr *m);
+const struct cfg_device *devmgr_device_cfg(const struct devmgr *m, size_t i);
+/* Borrowed state object of device i / of id (NULL when unknown). */
+json_object *devmgr_device_state(const struct devmgr *m, size_t i);
+json_object *devmgr_state_of(const struct devmgr *m, const char *device_id);
+bool devmgr_device_online(const struct devmgr *m, size_t i);
+
+void devmgr_get_stats(const struct devmgr *m, struct devmgr_stats *out);
+
+#endif

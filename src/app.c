@@ -1,0 +1,381 @@
+/*
+ * app.c - start-up, the core loop and shutdown (STYLE.md: "start-up and
+ * shutdown in src/app.c").
+ *
+ * Threads and data flow:
+ *
+ *   paho thread --on_message--> [bounded queue] --> core thread (this loop)
+ *                                                     |-> devmgr (owns all state)
+ *                                                     |-> store (group commit,
+ *                                                     |          its own writer thread)
+ *                                                     '-> mqttc_publish (mirror)
+ *
+ * Start-up order: config -> store -> device manager -> restore every
+ * device:<id> -> MQTT client (connects in the background) -> loop.
+ * Shutdown undoes it in reverse: stop intake (close the queue) -> apply what
+ * was already queued -> offline markers -> flush the store -> disconnect ->
+ * destroy. Signal handlers only set flags; the loop acts on them within one
+ * poll period (QUEUE_POLL_MS).
+ */
+#include "wbmb/app.h"
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wbmb/config.h"
+#include "wbmb/devmgr.h"
+#include "wbmb/mirror.h"
+#include "wbmb/mqttc.h"
+#include "wbmb/payload.h"
+#include "wbmb/queue.h"
+#include "wbmb/state_store.h"
+#include "wbmb/util.h"
+
+#define QUEUE_CAPACITY 8192
+#define QUEUE_POLL_MS 100
+#define SHUTDOWN_PUBLISH_WAIT_MS 2000
+
+static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
+
+struct app {
+    const struct app_options *opts;
+    struct config *cfg;
+    struct state_store *store;
+    struct queue *queue;
+    struct devmgr *devmgr;
+    struct mqttc *mqtt;
+    struct mirror_publisher pub;
+    bool connected;
+    /* Counted on paho's thread, read by the core thread. */
+    atomic_uint_fast64_t oversize_rejected;
+    atomic_uint_fast64_t dropped;
+};
+
+static void on_signal(int sig)
+{
+    if (sig == SIGHUP)
+        reload_requested = 1;
+    else
+        stop_requested = 1;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void print_config_errors(const struct cfg_errors *errs, enum log_level lvl, bool to_log)
+{
+    for (size_t i = 0; i < errs->n; i++) {
+        if (to_log)
+            log_msg(lvl, "%s", errs->lines[i]);
+        else
+            fprintf(stderr, "%s\n", errs->lines[i]);
+    }
+}
+
+/* paho thread: hand the message to the core, never touch state here. */
+static void on_message(void *ud, const char *topic, const void *payload, size_t len,
+                       bool retained)
+{
+    struct app *a = ud;
+    if (len > PAYLOAD_MAX_LEN) {
+        /* Bounded before it is copied anywhere: a 1 MB payload is refused. */
+        atomic_fetch_add(&a->oversize_rejected, 1);
+        log_warn("rejected message on '%s': payload of %zu bytes is over the %d byte limit",
+                 topic, len, PAYLOAD_MAX_LEN);
+        return;
+    }
+    if (queue_push(a->queue, QUEUE_MSG, topic, payload, len, retained) != WB_OK)
+        atomic_fetch_add(&a->dropped, 1);
+}
+
+static void on_connection(void *ud, bool connected)
+{
+    struct app *a = ud;
+    if (queue_push(a->queue, connected ? QUEUE_CONN_UP : QUEUE_CONN_DOWN, "", "", 0, false) !=
+        WB_OK)
+        atomic_fetch_add(&a->dropped, 1);
+}
+
+static wb_status publish(void *ud, const char *topic, const char *payload, size_t len, int qos,
+                         bool retained)
+{
+    struct app *a = ud;
+    if (!a->mqtt || !a->connected)
+        return WB_ERR_MQTT; /* everything is republished after the next connect */
+    return mqttc_publish(a->mqtt, topic, payload, len, qos, retained);
+}
+
+static void publish_bridge_device(struct app *a)
+{
+    const char *id = a->cfg->bridge_device_id;
+    mirror_device_meta(&a->pub, id, "MQTT bridge");
+    mirror_device_error(&a->pub, id, "");
+    mirror_control_meta(&a->pub, id, "scenario", "text", false, 1, NULL);
+    json_object *v = json_object_new_string("none");
+    mirror_control_value(&a->pub, id, "scenario", v);
+    json_object_put(v);
+}
+
+static void on_control_command(void *ud, const char *device_id, const char *control,
+                               const char *payload, size_t len, bool retained)
+{
+    (void)ud;
+    (void)payload;
+    (void)len;
+    if (retained) {
+        log_debug("ignoring retained command on %s/%s", device_id, control);
+        return;
+    }
+    log_info("command %s/%s received: actions are not implemented yet", device_id, control);
+}
+
+static struct devmgr *build_devmgr(struct app *a, struct config *cfg, struct devmgr *previous)
+{
+    char err[256];
+    struct devmgr_hooks hooks = {.on_control_command = on_control_command, .ud = a};
+    struct devmgr *m = devmgr_create(cfg, a->store, &a->pub, &hooks, previous, err, sizeof(err));
+    if (!m)
+        log_error("%s", err);
+    return m;
+}
+
+static bool same_str(const char *x, const char *y)
+{
+    return (!x && !y) || (x && y && strcmp(x, y) == 0);
+}
+
+/* SIGHUP: parse into a fresh config, validate all of it, then swap it in.
+ * An invalid file leaves the running config untouched. */
+static void reload(struct app *a)
+{
+    struct config *ncfg = NULL;
+    struct cfg_errors errs = {0};
+    log_info("SIGHUP: reloading %s", a->opts->config_path);
+    if (cfg_load(a->opts->config_path, &ncfg, &errs) != WB_OK) {
+        print_config_errors(&errs, LOG_LVL_ERROR, true);
+        log_error("reload rejected: %zu error(s) in %s; keeping the running configuration",
+                  errs.n, a->opts->config_path);
+        cfg_errors_free(&errs);
+        return;
+    }
+    struct devmgr *nm = build_devmgr(a, ncfg, a->devmgr);
+    if (!nm) {
+        cfg_free(ncfg);
+        return;
+    }
+    devmgr_restore(nm);
+    if (!same_str(ncfg->mqtt.host, a->cfg->mqtt.host) || ncfg->mqtt.port != a->cfg->mqtt.port ||
+        !same_str(ncfg->persistence.db_path, a->cfg->persistence.db_path) ||
+        !same_str(ncfg->http.listen, a->cfg->http.listen) ||
+        strcmp(ncfg->bridge_device_id, a->cfg->bridge_device_id) != 0)
+        log_warn("reload: changes to mqtt, persistence, http or bridge take effect at the next "
+                 "restart");
+    devmgr_destroy(a->devmgr);
+    a->devmgr = nm;
+    /* Keep the running bridge id: it names our Last Will topic. */
+    char *keep_id = a->cfg->bridge_device_id;
+    a->cfg->bridge_device_id = ncfg->bridge_device_id;
+    ncfg->bridge_device_id = keep_id;
+    cfg_free(a->cfg);
+    a->cfg = ncfg;
+    if (!a->opts->log_level_given)
+        log_set_level(ncfg->log_level);
+    size_t n;
+    const char *const *subs = devmgr_subscriptions(nm, &n);
+    mqttc_set_subscriptions(a->mqtt, subs, n, 1);
+    if (a->connected)
+        devmgr_publish_all(nm);
+    log_info("reload done: %zu devices, %zu scenarios", ncfg->n_devices, ncfg->n_scenarios);
+}
+
+static void handle_item(struct app *a, const struct queue_item *it)
+{
+    switch (it->kind) {
+    case QUEUE_MSG:
+        devmgr_handle_message(a->devmgr, it->topic, it->payload, it->payload_len, it->retained,
+                              util_mono_ms());
+        break;
+    case QUEUE_CONN_UP:
+        a->connected = true;
+        publish_bridge_device(a);
+        devmgr_publish_all(a->devmgr);
+        break;
+    case QUEUE_CONN_DOWN:
+        a->connected = false;
+        break;
+    }
+}
+
+static void log_summary(struct app *a)
+{
+    struct devmgr_stats ds;
+    struct store_status ss;
+    struct queue_stats qs;
+    devmgr_get_stats(a->devmgr, &ds);
+    store_get_status(a->store, &ss);
+    queue_get_stats(a->queue, &qs);
+    log_info("stats: received=%llu applied=%llu unchanged=%llu rejected=%llu unknown=%llu "
+             "dropped=%llu queue_full_waits=%llu commits=%llu rows_written=%llu",
+             (unsigned long long)ds.received, (unsigned long long)ds.applied,
+             (unsigned long long)ds.unchanged,
+             (unsigned long long)(ds.rejected + atomic_load(&a->oversize_rejected)),
+             (unsigned long long)ds.unknown, (unsigned long long)atomic_load(&a->dropped),
+             (unsigned long long)qs.full_waits, (unsigned long long)ss.commits,
+             (unsigned long long)ss.rows_written);
+}
+
+static int start(struct app *a)
+{
+    struct cfg_errors errs = {0};
+    if (cfg_load(a->opts->config_path, &a->cfg, &errs) != WB_OK) {
+        print_config_errors(&errs, LOG_LVL_ERROR, false);
+        cfg_errors_free(&errs);
+        return APP_EXIT_CONFIG;
+    }
+    log_set_level(a->opts->log_level_given ? a->opts->log_level : a->cfg->log_level);
+    log_info("wb-mqtt-bridge %s starting with %s (%zu devices, %zu scenarios)", WBMB_VERSION,
+             a->opts->config_path, a->cfg->n_devices, a->cfg->n_scenarios);
+
+    char err[512];
+    const struct cfg_persistence *p = &a->cfg->persistence;
+    struct store_config sc = {
+        .backend = "sqlite",
+        .db_path = p->db_path,
+        .commit_interval_ms = p->commit_interval_ms,
+        .history_enabled = p->history_enabled,
+        .history_max_rows = p->history_max_rows,
+        .history_max_age_days = p->history_max_age_days,
+    };
+    if (store_open(&a->store, &sc, err, sizeof(err)) != WB_OK) {
+        log_error("cannot open the state store %s: %s", p->db_path, err);
+        return APP_EXIT_FAILURE;
+    }
+    if (!(a->queue = queue_create(QUEUE_CAPACITY))) {
+        log_error("out of memory");
+        return APP_EXIT_FAILURE;
+    }
+    a->pub.fn = publish;
+    a->pub.ud = a;
+    if (!(a->devmgr = build_devmgr(a, a->cfg, NULL)))
+        return APP_EXIT_FAILURE;
+    int64_t t0 = util_mono_ms();
+    size_t restored = devmgr_restore(a->devmgr);
+    log_info("restored %zu of %zu devices from %s in %lld ms", restored, a->cfg->n_devices,
+             p->db_path, (long long)(util_mono_ms() - t0));
+
+    char will_topic[MIRROR_TOPIC_MAX];
+    snprintf(will_topic, sizeof(will_topic), "/devices/%s/meta/error", a->cfg->bridge_device_id);
+    const struct cfg_mqtt *mc = &a->cfg->mqtt;
+    struct mqttc_options mo = {
+        .host = mc->host,
+        .port = mc->port,
+        .client_id = mc->client_id,
+        .username = mc->username,
+        .password = mc->password,
+        .keepalive_s = mc->keepalive_s,
+        .tls = mc->tls,
+        .ca_file = mc->ca_file,
+        .cert_file = mc->cert_file,
+        .key_file = mc->key_file,
+        .will_topic = will_topic,
+        .will_payload = "offline",
+        .will_retained = true,
+        .will_qos = 1,
+    };
+    if (!(a->mqtt = mqttc_create(&mo, on_message, on_connection, a, err, sizeof(err)))) {
+        log_error("cannot create the MQTT client: %s", err);
+        return APP_EXIT_FAILURE;
+    }
+    size_t n;
+    const char *const *subs = devmgr_subscriptions(a->devmgr, &n);
+    mqttc_set_subscriptions(a->mqtt, subs, n, 1);
+    if (mqttc_start(a->mqtt) != WB_OK) {
+        log_error("cannot start the MQTT client");
+        return APP_EXIT_FAILURE;
+    }
+    return APP_EXIT_OK;
+}
+
+static void loop(struct app *a)
+{
+    int64_t next_tick = 0;
+    struct queue_item it;
+    while (!stop_requested) {
+        if (reload_requested) {
+            reload_requested = 0;
+            reload(a);
+        }
+        int64_t now = util_mono_ms();
+        int wait = QUEUE_POLL_MS;
+        if (next_tick - now < wait)
+            wait = next_tick <= now ? 0 : (int)(next_tick - now);
+        /* Apply a burst of messages before looking at timers again. */
+        for (int i = 0; i < 1024 && queue_pop(a->queue, &it, i == 0 ? wait : 0); i++)
+            handle_item(a, &it);
+        now = util_mono_ms();
+        if (now >= next_tick)
+            next_tick = devmgr_tick(a->devmgr, now);
+        if (next_tick > now + 1000)
+            next_tick = now + 1000;
+    }
+}
+
+static void shutdown_app(struct app *a)
+{
+    struct queue_item it;
+    if (a->queue) {
+        queue_close(a->queue);
+        while (queue_pop(a->queue, &it, 0))
+            handle_item(a, &it);
+    }
+    if (a->devmgr && a->mqtt && a->connected) {
+        devmgr_publish_offline(a->devmgr);
+        mirror_device_error(&a->pub, a->cfg->bridge_device_id, "offline");
+    }
+    if (a->store) {
+        wb_status st = store_flush(a->store);
+        if (st != WB_OK)
+            log_error("final flush of the state store failed: %s", wb_strerror(st));
+    }
+    if (a->devmgr)
+        log_summary(a);
+    if (a->mqtt)
+        mqttc_stop(a->mqtt, SHUTDOWN_PUBLISH_WAIT_MS);
+    mqttc_destroy(a->mqtt);
+    devmgr_destroy(a->devmgr);
+    queue_destroy(a->queue);
+    store_close(a->store);
+    cfg_free(a->cfg);
+}
+
+int app_run(const struct app_options *opts)
+{
+    struct app a;
+    memset(&a, 0, sizeof(a));
+    a.opts = opts;
+    atomic_init(&a.oversize_rejected, 0);
+    atomic_init(&a.dropped, 0);
+    install_signals();
+    int rc = start(&a);
+    if (rc == APP_EXIT_OK) {
+        loop(&a);
+        log_info("stopping");
+    }
+    shutdown_app(&a);
+    if (rc == APP_EXIT_OK)
+        log_info("stopped cleanly");
+    return rc;
+}

@@ -1,0 +1,569 @@
+/*
+ * devmgr.c - the device manager (see devmgr.h).
+ *
+ * Each device keeps two JSON objects: `state`, every field (served and
+ * mirrored), and `persisted`, the same without transient fields (what the
+ * store holds under "device:<id>"). Both are updated in place on every
+ * transition, so a message costs no copy of the whole state.
+ *
+ * Routing: one topic tree maps each configured state or availability topic
+ * to a `route` (device + binding). Our own Wiren Board publications
+ * (/devices/<mirrored id>/...) are recognised by a hash lookup of the id
+ * level and never treated as input; only their /on command topics are
+ * handed to the observer.
+ *
+ * Availability of a device with an `availability` section:
+ *
+ *     unknown --(online payload / any state msg if timeout_s)--> online
+ *     online  --(offline payload)--> offline     [event "offline"]
+ *     online  --(no state msg for timeout_s, devmgr_tick)--> offline [event "timeout"]
+ *     offline --(online payload / state msg if timeout_s)--> online [event "online"]
+ *
+ * Every edge writes a device_connection_logs row and the devices row.
+ * Devices without an availability section are always online.
+ */
+#include "wbmb/devmgr.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wbmb/log.h"
+#include "wbmb/payload.h"
+#include "wbmb/topic_tree.h"
+#include "wbmb/util.h"
+
+#define MAX_ROUTES_PER_MSG 64
+
+enum route_kind { ROUTE_STATE, ROUTE_AVAILABILITY };
+
+struct dev;
+
+struct route {
+    enum route_kind kind;
+    struct dev *dev;
+    const struct cfg_state_binding *binding; /* ROUTE_STATE */
+};
+
+struct dev {
+    const struct cfg_device *cfg;
+    json_object *state;     /* every field */
+    json_object *persisted; /* without transient fields */
+    json_object *meta_sent; /* set of fields whose control meta is published */
+    int next_order;
+    bool tracked; /* has an availability section */
+    bool known;   /* availability seen at least once */
+    bool online;
+    bool carried; /* state carried over from a previous manager */
+    int64_t last_msg_ms;
+    char connected_at[UTIL_TS_LEN];
+};
+
+struct devmgr {
+    const struct config *cfg;
+    struct state_store *store;
+    struct mirror_publisher pub;
+    struct devmgr_hooks hooks;
+    struct dev *devs;
+    size_t n_devs;
+    struct route *routes;
+    size_t n_routes;
+    struct ttree *tree;
+    json_object *by_id;  /* id -> index (int), a json-c hash table */
+    json_object *own_ids; /* ids whose /devices/<id>/ topics are ours */
+    char **subs;
+    size_t n_subs;
+    struct devmgr_stats stats;
+    char key[256]; /* "device:<id>" scratch */
+};
+
+static bool is_transient(const struct cfg_device *d, const char *field)
+{
+    for (size_t i = 0; i < d->n_transient; i++)
+        if (strcmp(d->transient[i], field) == 0)
+            return true;
+    return false;
+}
+
+static struct dev *find_dev(const struct devmgr *m, const char *id)
+{
+    json_object *ix;
+    if (!json_object_object_get_ex(m->by_id, id, &ix))
+        return NULL;
+    return &m->devs[json_object_get_int(ix)];
+}
+
+static bool add_sub(struct devmgr *m, const char *filter)
+{
+    for (size_t i = 0; i < m->n_subs; i++)
+        if (strcmp(m->subs[i], filter) == 0)
+            return true;
+    char **ns = realloc(m->subs, (m->n_subs + 1) * sizeof(*ns));
+    if (!ns)
+        return false;
+    m->subs = ns;
+    if (!(m->subs[m->n_subs] = strdup(filter)))
+        return false;
+    m->n_subs++;
+    return true;
+}
+
+static bool add_route(struct devmgr *m, const char *topic, enum route_kind kind, struct dev *d,
+                      const struct cfg_state_binding *b)
+{
+    struct route *r = &m->routes[m->n_routes++];
+    r->kind = kind;
+    r->dev = d;
+    r->binding = b;
+    return ttree_add(m->tree, topic, r) == WB_OK && add_sub(m, topic);
+}
+
+struct devmgr *devmgr_create(const struct config *cfg, struct state_store *store,
+                             const struct mirror_publisher *pub, const struct devmgr_hooks *hooks,
+                             struct devmgr *previous, char *err, size_t errlen)
+{
+    struct devmgr *m = calloc(1, sizeof(*m));
+    if (!m)
+        goto nomem;
+    m->cfg = cfg;
+    m->store = store;
+    if (pub)
+        m->pub = *pub;
+    if (hooks)
+        m->hooks = *hooks;
+    m->n_devs = cfg->n_devices;
+    size_t n_routes = 0;
+    for (size_t i = 0; i < cfg->n_devices; i++)
+        n_routes += cfg->devices[i].n_state + (cfg->devices[i].availability ? 1 : 0);
+    m->devs = calloc(m->n_devs ? m->n_devs : 1, sizeof(*m->devs));
+    m->routes = calloc(n_routes ? n_routes : 1, sizeof(*m->routes));
+    m->tree = ttree_create();
+    m->by_id = json_object_new_object();
+    m->own_ids = json_object_new_object();
+    if (!m->devs || !m->routes || !m->tree || !m->by_id || !m->own_ids)
+        goto nomem;
+    json_object_object_add(m->own_ids, cfg->bridge_device_id, NULL);
+
+    for (size_t i = 0; i < cfg->n_devices; i++) {
+        const struct cfg_device *c = &cfg->devices[i];
+        struct dev *d = &m->devs[i];
+        d->cfg = c;
+        d->tracked = c->availability != NULL;
+        d->online = !d->tracked;
+        json_object_object_add(m->by_id, c->id, json_object_new_int((int)i));
+        if (c->wb_mirror)
+            json_object_object_add(m->own_ids, c->id, NULL);
+        struct dev *old = previous ? find_dev(previous, c->id) : NULL;
+        if (old) {
+            /* SIGHUP: keep the live state; drop fields that became transient. */
+            d->state = json_object_get(old->state);
+            d->persisted = json_object_new_object();
+            json_object_object_foreach(d->state, k, v)
+            {
+                if (!is_transient(c, k))
+                    json_object_object_add(d->persisted, k, json_object_get(v));
+            }
+            d->known = old->known;
+            d->online = d->tracked ? old->online : true;
+            d->last_msg_ms = old->last_msg_ms;
+            memcpy(d->connected_at, old->connected_at, sizeof(d->connected_at));
+            d->carried = true;
+        } else {
+            d->state = json_object_new_object();
+            d->persisted = json_object_new_object();
+        }
+        d->meta_sent = json_object_new_object();
+        for (size_t b = 0; b < c->n_state; b++)
+            if (!add_route(m, c->state[b].topic, ROUTE_STATE, d, &c->state[b]))
+                goto nomem;
+        if (c->availability && c->availability->topic &&
+            !add_route(m, c->availability->topic, ROUTE_AVAILABILITY, d, NULL))
+            goto nomem;
+    }
+    /* Commands to mirrored devices and to the bridge device. */
+    char filter[MIRROR_TOPIC_MAX];
+    json_object_object_foreach(m->own_ids, id, unused)
+    {
+        (void)unused;
+        snprintf(filter, sizeof(filter), "/devices/%s/controls/+/on", id);
+        if (!add_sub(m, filter))
+            goto nomem;
+    }
+    return m;
+nomem:
+    if (err && errlen)
+        snprintf(err, errlen, "out of memory building the device manager");
+    devmgr_destroy(m);
+    return NULL;
+}
+
+void devmgr_destroy(struct devmgr *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; m->devs && i < m->n_devs; i++) {
+        json_object_put(m->devs[i].state);
+        json_object_put(m->devs[i].persisted);
+        json_object_put(m->devs[i].meta_sent);
+    }
+    for (size_t i = 0; i < m->n_subs; i++)
+        free(m->subs[i]);
+    free(m->subs);
+    free(m->devs);
+    free(m->routes);
+    ttree_destroy(m->tree);
+    json_object_put(m->by_id);
+    json_object_put(m->own_ids);
+    free(m);
+}
+
+static void write_device_row(struct devmgr *m, struct dev *d, const char *last_seen)
+{
+    struct store_device_row row = {
+        .device_id = d->cfg->id,
+        .device_type = d->cfg->type,
+        .name = d->cfg->name,
+        .is_online = d->online,
+        .last_seen = last_seen,
+        .connected_at = d->connected_at[0] ? d->connected_at : NULL,
+    };
+    if (store_device_upsert(m->store, &row) != WB_OK)
+        m->stats.store_errors++;
+}
+
+size_t devmgr_restore(struct devmgr *m)
+{
+    size_t restored = 0;
+    for (size_t i = 0; i < m->n_devs; i++) {
+        struct dev *d = &m->devs[i];
+        if (d->carried)
+            continue;
+        snprintf(m->key, sizeof(m->key), "device:%s", d->cfg->id);
+        json_object *v = NULL;
+        if (store_get(m->store, m->key, &v) == WB_OK && json_object_is_type(v, json_type_object)) {
+            json_object_object_foreach(v, k, val)
+            {
+                if (is_transient(d->cfg, k))
+                    continue;
+                json_object_object_add(d->state, k, json_object_get(val));
+                json_object_object_add(d->persisted, k, json_object_get(val));
+            }
+            restored++;
+        } else if (v) {
+            log_warn("store: ignoring %s, not a JSON object", m->key);
+        }
+        json_object_put(v);
+        write_device_row(m, d, NULL);
+    }
+    return restored;
+}
+
+const char *const *devmgr_subscriptions(struct devmgr *m, size_t *n)
+{
+    *n = m->n_subs;
+    return (const char *const *)m->subs;
+}
+
+static void publish_field(struct devmgr *m, struct dev *d, const char *field, json_object *v)
+{
+    if (!d->cfg->wb_mirror || !mirror_field_name_ok(field))
+        return;
+    if (!json_object_object_get_ex(d->meta_sent, field, NULL)) {
+        mirror_control_meta(&m->pub, d->cfg->id, field, mirror_control_type(v), true,
+                            ++d->next_order, NULL);
+        json_object_object_add(d->meta_sent, field, NULL);
+    }
+    mirror_control_value(&m->pub, d->cfg->id, field, v);
+}
+
+/* Merges changes into d; one transition when anything changed. */
+static bool apply_changes(struct devmgr *m, struct dev *d, json_object *changes)
+{
+    json_object *changed = NULL;
+    bool persist = false;
+    json_object_object_foreach(changes, k, v)
+    {
+        json_object *old;
+        if (json_object_object_get_ex(d->state, k, &old) && json_object_equal(old, v))
+            continue;
+        if (!changed)
+            changed = json_object_new_object();
+        json_object_object_add(changed, k, json_object_get(v));
+        json_object_object_add(d->state, k, json_object_get(v));
+        if (!is_transient(d->cfg, k)) {
+            json_object_object_add(d->persisted, k, json_object_get(v));
+            persist = true;
+        }
+    }
+    if (!changed) {
+        m->stats.unchanged++;
+        return false;
+    }
+    m->stats.applied++;
+    if (persist) {
+        snprintf(m->key, sizeof(m->key), "device:%s", d->cfg->id);
+        if (store_set(m->store, m->key, d->persisted) != WB_OK)
+            m->stats.store_errors++;
+        if (m->cfg->persistence.history_enabled &&
+            store_history_append(m->store, d->cfg->id, d->persisted, NULL) != WB_OK)
+            m->stats.store_errors++;
+    }
+    json_object_object_foreach(changed, ck, cv)
+    {
+        publish_field(m, d, ck, cv);
+    }
+    if (m->hooks.on_state)
+        m->hooks.on_state(m->hooks.ud, d->cfg->id, changed, d->state);
+    json_object_put(changed);
+    return true;
+}
+
+static void set_online(struct devmgr *m, struct dev *d, bool online, const char *event)
+{
+    if (d->known && d->online == online)
+        return;
+    d->known = true;
+    d->online = online;
+    char ts[UTIL_TS_LEN];
+    util_iso8601_now(ts);
+    if (online)
+        memcpy(d->connected_at, ts, sizeof(ts));
+    log_info("device %s: %s", d->cfg->id, event);
+    if (store_connection_append(m->store, d->cfg->id, event, ts) != WB_OK)
+        m->stats.store_errors++;
+    write_device_row(m, d, ts);
+    if (m->hooks.on_connection)
+        m->hooks.on_connection(m->hooks.ud, d->cfg->id, online, event);
+}
+
+/* Sanitised excerpt of a payload for log lines: printable ASCII only. */
+static void excerpt(const char *p, size_t len, char *out, size_t cap)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < len && j + 4 < cap; i++)
+        out[j++] = (p[i] >= 0x20 && p[i] < 0x7f) ? p[i] : '?';
+    if (len > 0 && j + 4 >= cap) {
+        memcpy(out + j, "...", 3);
+        j += 3;
+    }
+    out[j] = '\0';
+}
+
+static void reject(struct devmgr *m, const struct dev *d, const char *topic, const char *why)
+{
+    m->stats.rejected++;
+    log_warn("device %s: rejected message on '%s': %s", d->cfg->id, topic, why);
+}
+
+static void handle_state(struct devmgr *m, const struct route *r, const char *topic,
+                         const char *payload, size_t len, int64_t now_ms)
+{
+    struct dev *d = r->dev;
+    const struct cfg_state_binding *b = r->binding;
+    char err[256];
+    json_object *changes = NULL, *v = NULL;
+
+    if (b->type == CFG_T_JSON) {
+        json_object *msg = NULL;
+        if (payload_parse_object(payload, len, &msg, err, sizeof(err)) != WB_OK) {
+            reject(m, d, topic, err);
+            return;
+        }
+        changes = json_object_new_object();
+        payload_map_fields(b, msg, changes);
+        json_object_put(msg);
+    } else {
+        if (payload_parse_scalar(b->type, payload, len, &v, err, sizeof(err)) != WB_OK) {
+            reject(m, d, topic, err);
+            return;
+        }
+        changes = json_object_new_object();
+        json_object_object_add(changes, b->field, v);
+    }
+    /* Field names become MQTT topic levels and SQL-free JSON keys: refuse
+     * names that cannot be mirrored rather than publish a broken topic. */
+    json_object_object_foreach(changes, k, unused)
+    {
+        (void)unused;
+        if (!mirror_field_name_ok(k)) {
+            char ex[64];
+            excerpt(k, strlen(k), ex, sizeof(ex));
+            snprintf(err, sizeof(err), "field name '%s' is empty, too long or has / + #", ex);
+            reject(m, d, topic, err);
+            json_object_put(changes);
+            return;
+        }
+    }
+    d->last_msg_ms = now_ms;
+    if (d->tracked && d->cfg->availability->timeout_s > 0)
+        set_online(m, d, true, "online");
+    apply_changes(m, d, changes);
+    json_object_put(changes);
+}
+
+static void handle_availability(struct devmgr *m, const struct route *r, const char *topic,
+                                const char *payload, size_t len)
+{
+    const struct cfg_availability *a = r->dev->cfg->availability;
+    if (len == strlen(a->online) && memcmp(payload, a->online, len) == 0) {
+        set_online(m, r->dev, true, "online");
+    } else if (len == strlen(a->offline) && memcmp(payload, a->offline, len) == 0) {
+        set_online(m, r->dev, false, "offline");
+    } else {
+        char ex[64], why[160];
+        excerpt(payload, len, ex, sizeof(ex));
+        snprintf(why, sizeof(why), "availability payload '%s' is neither '%s' nor '%s'", ex,
+                 a->online, a->offline);
+        reject(m, r->dev, topic, why);
+    }
+}
+
+struct match_ctx {
+    const struct route *found[MAX_ROUTES_PER_MSG];
+    size_t n;
+};
+
+static void collect(void *value, void *ud)
+{
+    struct match_ctx *c = ud;
+    if (c->n < MAX_ROUTES_PER_MSG)
+        c->found[c->n++] = value;
+}
+
+/* Our own topics: /devices/<id>/... with <id> mirrored by us. Returns true
+ * when the message was ours (command topics are passed to the observer). */
+static bool handle_own(struct devmgr *m, const char *topic, const char *payload, size_t len,
+                       bool retained)
+{
+    if (strncmp(topic, "/devices/", 9) != 0)
+        return false;
+    const char *id = topic + 9;
+    const char *slash = strchr(id, '/');
+    if (!slash || (size_t)(slash - id) >= 128)
+        return false;
+    char idbuf[128];
+    memcpy(idbuf, id, (size_t)(slash - id));
+    idbuf[slash - id] = '\0';
+    if (!json_object_object_get_ex(m->own_ids, idbuf, NULL))
+        return false;
+    const char *rest = slash + 1;
+    if (strncmp(rest, "controls/", 9) == 0) {
+        const char *control = rest + 9;
+        const char *on = strchr(control, '/');
+        if (on && strcmp(on, "/on") == 0 && (size_t)(on - control) < 128) {
+            char cbuf[128];
+            memcpy(cbuf, control, (size_t)(on - control));
+            cbuf[on - control] = '\0';
+            if (m->hooks.on_control_command)
+                m->hooks.on_control_command(m->hooks.ud, idbuf, cbuf, payload, len, retained);
+            return true;
+        }
+    }
+    m->stats.own++;
+    return true;
+}
+
+void devmgr_handle_message(struct devmgr *m, const char *topic, const char *payload, size_t len,
+                           bool retained, int64_t now_ms)
+{
+    m->stats.received++;
+    if (handle_own(m, topic, payload, len, retained))
+        return;
+    struct match_ctx c;
+    c.n = 0;
+    ttree_match(m->tree, topic, collect, &c);
+    if (c.n == 0) {
+        m->stats.unknown++;
+        log_debug("no device for topic '%s'", topic);
+        return;
+    }
+    for (size_t i = 0; i < c.n; i++) {
+        if (c.found[i]->kind == ROUTE_STATE)
+            handle_state(m, c.found[i], topic, payload, len, now_ms);
+        else
+            handle_availability(m, c.found[i], topic, payload, len);
+    }
+}
+
+wb_status devmgr_apply(struct devmgr *m, const char *device_id, json_object *changes)
+{
+    struct dev *d = find_dev(m, device_id);
+    if (!d)
+        return WB_ERR_NOT_FOUND;
+    apply_changes(m, d, changes);
+    return WB_OK;
+}
+
+int64_t devmgr_tick(struct devmgr *m, int64_t now_ms)
+{
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < m->n_devs; i++) {
+        struct dev *d = &m->devs[i];
+        if (!d->tracked || d->cfg->availability->timeout_s == 0)
+            continue;
+        if (d->last_msg_ms == 0)
+            d->last_msg_ms = now_ms; /* the clock starts at start-up */
+        int64_t due = d->last_msg_ms + (int64_t)d->cfg->availability->timeout_s * 1000;
+        if (d->online && now_ms >= due)
+            set_online(m, d, false, "timeout");
+        else if (d->online && due < next)
+            next = due;
+    }
+    return next;
+}
+
+void devmgr_publish_all(struct devmgr *m)
+{
+    for (size_t i = 0; i < m->n_devs; i++) {
+        struct dev *d = &m->devs[i];
+        if (!d->cfg->wb_mirror)
+            continue;
+        mirror_device_meta(&m->pub, d->cfg->id, d->cfg->name);
+        mirror_device_error(&m->pub, d->cfg->id, "");
+        json_object_put(d->meta_sent);
+        d->meta_sent = json_object_new_object();
+        d->next_order = 0;
+        json_object_object_foreach(d->state, k, v)
+        {
+            publish_field(m, d, k, v);
+        }
+    }
+}
+
+void devmgr_publish_offline(struct devmgr *m)
+{
+    for (size_t i = 0; i < m->n_devs; i++)
+        if (m->devs[i].cfg->wb_mirror)
+            mirror_device_error(&m->pub, m->devs[i].cfg->id, "offline");
+}
+
+size_t devmgr_count(const struct devmgr *m)
+{
+    return m->n_devs;
+}
+
+const struct cfg_device *devmgr_device_cfg(const struct devmgr *m, size_t i)
+{
+    return i < m->n_devs ? m->devs[i].cfg : NULL;
+}
+
+json_object *devmgr_device_state(const struct devmgr *m, size_t i)
+{
+    return i < m->n_devs ? m->devs[i].state : NULL;
+}
+
+json_object *devmgr_state_of(const struct devmgr *m, const char *device_id)
+{
+    struct dev *d = find_dev(m, device_id);
+    return d ? d->state : NULL;
+}
+
+bool devmgr_device_online(const struct devmgr *m, size_t i)
+{
+    return i < m->n_devs && m->devs[i].online;
+}
+
+void devmgr_get_stats(const struct devmgr *m, struct devmgr_stats *out)
+{
+    *out = m->stats;
+}

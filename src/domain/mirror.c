@@ -1,0 +1,147 @@
+/*
+ * mirror.c - Wiren Board topic and payload formats (see mirror.h).
+ *
+ * Topic and value buffers live on the stack and are bounded: a name that
+ * would overflow MIRROR_TOPIC_MAX is refused with WB_ERR_RANGE rather than
+ * truncated into a wrong topic.
+ */
+#include "wbmb/mirror.h"
+
+#include <stdio.h>
+#include <string.h>
+
+wb_status mirror_publish_raw(const struct mirror_publisher *p, const char *topic,
+                             const char *payload, size_t len, int qos, bool retained)
+{
+    if (!p || !p->fn)
+        return WB_OK;
+    return p->fn(p->ud, topic, payload, len, qos, retained);
+}
+
+size_t mirror_format_value(json_object *v, char *buf, size_t cap)
+{
+    int n;
+    switch (json_object_get_type(v)) {
+    case json_type_boolean:
+        n = snprintf(buf, cap, "%d", json_object_get_boolean(v) ? 1 : 0);
+        break;
+    case json_type_int:
+        n = snprintf(buf, cap, "%lld", (long long)json_object_get_int64(v));
+        break;
+    case json_type_double:
+        n = snprintf(buf, cap, "%.17g", json_object_get_double(v));
+        /* Prefer the shortest text that reads back to the same double. */
+        for (int prec = 1; prec < 17; prec++) {
+            char tmp[40];
+            snprintf(tmp, sizeof(tmp), "%.*g", prec, json_object_get_double(v));
+            double back = 0;
+            sscanf(tmp, "%lf", &back);
+            if (back == json_object_get_double(v)) {
+                n = snprintf(buf, cap, "%s", tmp);
+                break;
+            }
+        }
+        break;
+    case json_type_string:
+        n = snprintf(buf, cap, "%s", json_object_get_string(v));
+        return (size_t)json_object_get_string_len(v);
+    case json_type_null:
+        n = snprintf(buf, cap, "%s", "");
+        break;
+    default:
+        n = snprintf(buf, cap, "%s", json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+        break;
+    }
+    return n < 0 ? 0 : (size_t)n;
+}
+
+const char *mirror_control_type(json_object *v)
+{
+    switch (json_object_get_type(v)) {
+    case json_type_boolean:
+        return "switch";
+    case json_type_int:
+    case json_type_double:
+        return "value";
+    default:
+        return "text";
+    }
+}
+
+bool mirror_field_name_ok(const char *name)
+{
+    size_t len = strlen(name);
+    return len > 0 && len <= MIRROR_FIELD_MAX && !strpbrk(name, "/+#");
+}
+
+wb_status mirror_device_meta(const struct mirror_publisher *p, const char *device_id,
+                             const char *title)
+{
+    char topic[MIRROR_TOPIC_MAX];
+    if ((size_t)snprintf(topic, sizeof(topic), "/devices/%s/meta", device_id) >= sizeof(topic))
+        return WB_ERR_RANGE;
+    json_object *meta = json_object_new_object();
+    json_object *t = json_object_new_object();
+    json_object_object_add(meta, "driver", json_object_new_string("wb-mqtt-bridge"));
+    json_object_object_add(t, "en", json_object_new_string(title));
+    json_object_object_add(meta, "title", t);
+    const char *s = json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN);
+    wb_status st = mirror_publish_raw(p, topic, s, strlen(s), 1, true);
+    json_object_put(meta);
+    return st;
+}
+
+wb_status mirror_device_error(const struct mirror_publisher *p, const char *device_id,
+                              const char *error)
+{
+    char topic[MIRROR_TOPIC_MAX];
+    if ((size_t)snprintf(topic, sizeof(topic), "/devices/%s/meta/error", device_id) >=
+        sizeof(topic))
+        return WB_ERR_RANGE;
+    return mirror_publish_raw(p, topic, error, strlen(error), 1, true);
+}
+
+wb_status mirror_control_meta(const struct mirror_publisher *p, const char *device_id,
+                              const char *control, const char *type, bool readonly, int order,
+                              json_object *meta_extra)
+{
+    char topic[MIRROR_TOPIC_MAX];
+    if ((size_t)snprintf(topic, sizeof(topic), "/devices/%s/controls/%s/meta", device_id,
+                         control) >= sizeof(topic))
+        return WB_ERR_RANGE;
+    json_object *meta = json_object_new_object();
+    json_object *t = json_object_new_object();
+    json_object_object_add(meta, "type", json_object_new_string(type));
+    json_object_object_add(meta, "readonly", json_object_new_boolean(readonly));
+    json_object_object_add(meta, "order", json_object_new_int(order));
+    json_object_object_add(t, "en", json_object_new_string(control));
+    json_object_object_add(meta, "title", t);
+    if (meta_extra) {
+        json_object_object_foreach(meta_extra, k, v)
+        {
+            json_object_object_add(meta, k, json_object_get(v));
+        }
+    }
+    const char *s = json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN);
+    wb_status st = mirror_publish_raw(p, topic, s, strlen(s), 1, true);
+    json_object_put(meta);
+    return st;
+}
+
+wb_status mirror_control_value(const struct mirror_publisher *p, const char *device_id,
+                               const char *control, json_object *value)
+{
+    char topic[MIRROR_TOPIC_MAX];
+    char small[256];
+    if ((size_t)snprintf(topic, sizeof(topic), "/devices/%s/controls/%s", device_id, control) >=
+        sizeof(topic))
+        return WB_ERR_RANGE;
+    size_t len = mirror_format_value(value, small, sizeof(small));
+    if (len < sizeof(small))
+        return mirror_publish_raw(p, topic, small, len, 1, true);
+    /* Long strings or objects: publish the library's own text, no copy. */
+    const char *s = json_object_is_type(value, json_type_string)
+                        ? json_object_get_string(value)
+                        : json_object_to_json_string_ext(value, JSON_C_TO_STRING_PLAIN);
+    return mirror_publish_raw(p, topic, s, strlen(s), 1, true);
+}
