@@ -585,6 +585,8 @@ static wb_status sq_list(struct state_store *base, const char *prefix, store_lis
                 stopped = cb(it.v[i].key, v, ud) != 0;
             json_object_put(v);
         }
+    }
+    for (size_t i = 0; i < it.n; i++) {
         free(it.v[i].key);
         free(it.v[i].text);
     }

@@ -161,7 +161,7 @@ static wb_status ensure_schema(sqlite3 *db, int v, const char *path, char *err, 
 static wb_status open_once(const char *path, sqlite3 **out, char *err, size_t errlen)
 {
     sqlite3 *db = NULL;
-    char buf[64];
+    char buf[256];
     wb_status st;
     int rc = sqlite3_open_v2(
         path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
