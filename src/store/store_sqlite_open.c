@@ -48,9 +48,14 @@ static const char schema_v1[] =
     " device_id TEXT PRIMARY KEY, device_type TEXT, name TEXT,"
     " is_online INTEGER NOT NULL DEFAULT 0, last_seen TEXT, connected_at TEXT);";
 
-/* migrations[i] upgrades a file from version i + 1 to i + 2. Empty while
- * STORE_SCHEMA_VERSION is 1; the NULL sentinel keeps the array legal C. */
-static const char *const migrations[] = {NULL};
+/* Schema upgrades, in order: each moves a file from version `from` to
+ * from + 1. Empty while STORE_SCHEMA_VERSION is 1; a version 2 would add e.g.
+ * {1, "ALTER TABLE devices ADD COLUMN room TEXT"}. The NULL row ends it. */
+struct migration {
+    int from;
+    const char *sql;
+};
+static const struct migration migrations[] = {{0, NULL}};
 
 wb_status store_sqlite_status(int rc)
 {
@@ -141,8 +146,9 @@ static wb_status ensure_schema(sqlite3 *db, int v, const char *path, char *err, 
         n = (size_t)snprintf(sql, sizeof(sql), "%s", schema_v1);
         v = 1;
     }
-    for (; v < STORE_SCHEMA_VERSION && n < sizeof(sql); v++)
-        n += (size_t)snprintf(sql + n, sizeof(sql) - n, "%s;", migrations[v - 1]);
+    for (const struct migration *m = migrations; m->sql && n < sizeof(sql); m++)
+        if (m->from >= v)
+            n += (size_t)snprintf(sql + n, sizeof(sql) - n, "%s;", m->sql);
     if (n < sizeof(sql))
         n += (size_t)snprintf(sql + n, sizeof(sql) - n, "PRAGMA user_version=%d;",
                               STORE_SCHEMA_VERSION);
