@@ -524,6 +524,40 @@ static void t_sync_mode(void **state)
     sqlite3_close(db);
 }
 
+/* Retention runs in batches inside the writer's commits: the first commit
+ * prunes every device (and the age limit), later ones a device once it got
+ * max(100, max_rows / 10) appends. */
+static void t_retention(void **state)
+{
+    struct fx *f = *state;
+    char ts[UTIL_TS_LEN];
+    json_object *o = obj("{\"power\":true}");
+    util_iso8601_from_ms(util_wall_ms() - 40LL * 86400000, ts);
+    assert_int_equal(store_history_append(f->s, "aged", o, ts), WB_OK);
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(store_history_append(f->s, "tv", o, NULL), WB_OK);
+    assert_int_equal(store_flush(f->s), WB_OK);
+    sqlite3 *db = raw_open(f->path);
+    const char *count_tv = "SELECT count(*) FROM device_state_snapshots WHERE device_id='tv'";
+    assert_int_equal(raw_long(db, count_tv), 10);
+    assert_int_equal(
+        raw_long(db, "SELECT count(*) FROM device_state_snapshots WHERE device_id='aged'"), 0);
+    for (int i = 0; i < 99; i++)
+        assert_int_equal(store_history_append(f->s, "tv", o, NULL), WB_OK);
+    assert_int_equal(store_flush(f->s), WB_OK);
+    assert_int_equal(raw_long(db, count_tv), 109); /* below the batch threshold */
+    assert_int_equal(store_history_append(f->s, "tv", o, NULL), WB_OK);
+    assert_int_equal(store_flush(f->s), WB_OK);
+    assert_int_equal(raw_long(db, count_tv), 10);
+    /* The newest ten are kept. */
+    assert_int_equal(raw_long(db, "SELECT min(id) FROM device_state_snapshots WHERE "
+                                  "device_id='tv'"),
+                     raw_long(db, "SELECT max(id) - 9 FROM device_state_snapshots WHERE "
+                                  "device_id='tv'"));
+    sqlite3_close(db);
+    json_object_put(o);
+}
+
 /* The child commits 100 keys, tells the parent, then writes until killed. */
 static void t_kill9(void **state)
 {
@@ -787,6 +821,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_group_commit_by_itself, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_coalescing, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_sync_mode, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(t_retention, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_kill9, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_corrupt_fixture, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_truncated, setup_sqlite, teardown),
