@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -431,6 +432,59 @@ static void t_commands(void **state)
     json_object_put(out);
 }
 
+struct worker {
+    struct state_store *s;
+    int id;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    char key[32], text[32];
+    for (int i = 0; i < 500; i++) {
+        snprintf(key, sizeof(key), "t%d:%03d", w->id, i);
+        snprintf(text, sizeof(text), "{\"i\":%d}", i);
+        set_text(w->s, key, text);
+        assert_value(w->s, key, text); /* read-your-write, whatever the writer does */
+    }
+    return NULL;
+}
+
+static int count_cb(const char *key, json_object *value, void *ud)
+{
+    (*(int *)ud)++;
+    return 0;
+}
+
+/* Writers on four threads while the main thread flushes and lists. */
+static void t_threads(void **state)
+{
+    struct fx *f = *state;
+    pthread_t th[4];
+    struct worker w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct worker){f->s, i};
+        assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < 20; i++) {
+        int n = 0;
+        assert_int_equal(store_flush(f->s), WB_OK);
+        assert_int_equal(store_list(f->s, "t1:", count_cb, &n), WB_OK);
+        assert_true(n <= 500);
+    }
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    int n = 0;
+    assert_int_equal(store_flush(f->s), WB_OK);
+    assert_int_equal(store_list(f->s, "t", count_cb, &n), WB_OK);
+    assert_int_equal(n, 2000);
+    struct store_status st;
+    store_get_status(f->s, &st);
+    assert_int_equal(st.sets, 2000);
+    assert_int_equal(st.committed_seq, 2000);
+    assert_int_equal(st.pending, 0);
+}
+
 /* ---- SQLite only ----------------------------------------------------------- */
 
 static void t_reopen(void **state)
@@ -811,7 +865,8 @@ static void t_readonly_open(void **state)
         cmocka_unit_test_setup_teardown(t_flush_status, setup, teardown),                          \
         cmocka_unit_test_setup_teardown(t_history, setup, teardown),                               \
         cmocka_unit_test_setup_teardown(t_connection_log, setup, teardown),                        \
-        cmocka_unit_test_setup_teardown(t_commands, setup, teardown)
+        cmocka_unit_test_setup_teardown(t_commands, setup, teardown),                              \
+        cmocka_unit_test_setup_teardown(t_threads, setup, teardown)
 
 int main(void)
 {
