@@ -1,31 +1,35 @@
 /*
- * store_sqlite.c - the SQLite StateStore backend: pending changes, the writer
- * thread and its group commit, reads that overlay pending changes.
+ * store_sqlite.c - the SQLite StateStore backend: the handle, the pending
+ * changes, the writer thread and its group commit. Reads live in
+ * store_sqlite_read.c, opening a file in store_sqlite_open.c.
  *
  * Owns two connections to one WAL database: the writer's (wdb, used only
  * under wlock: by the writer thread, and by the test hook) and the readers'
  * (rdb, query_only, under rlock). Callers never wait for a disk write unless
- * commit_interval_ms is 0 or they call flush.
+ * commit_interval_ms is 0 (set/del/append then flush before returning, and
+ * the writer's connection runs synchronous=FULL) or they call flush.
  *
  * Pending changes live under `lock` in one batch: a hash map key -> latest
  * JSON text (NULL = delete tombstone), so N sets of one key inside a window
  * cost one row write, plus a FIFO of appended rows (history, connection log,
- * devices, commands). Every set() gets a sequence number.
+ * devices, commands). Every set() gets the next sequence number.
  *
- *   set/del/append --(lock)--> pending ----(swap, lock)----> inflight
- *        ^                        ^                             |
- *        |                        |  failed: merge back,        | commit_batch():
- *        |                        +-- newer pending wins,      | BEGIN IMMEDIATE,
- *   flush(): bump flush_req,          back off up to 1 s -------+ rows, prune, COMMIT
- *   wait flush_done                                             |
- *                                 ok: committed_seq = max_seq <-+
+ *   set/del/append --(lock)--> pending --(writer_main: swap)--> inflight
+ *                                 ^                                |
+ *                                 |                                | commit_batch():
+ *                                 |  failed: requeue() under the   | BEGIN IMMEDIATE,
+ *                                 +- newer pending values, back    | upserts in key order,
+ *                                    off 50 ms .. 1 s, status !ok  | appends, prune(), COMMIT
+ *                                                                  |
+ *   flush(): flush_req++, wake,    ok: committed_seq = max_seq, <--+
+ *   wait until flush_done >= req       status ok, inflight freed
  *
- * Writer wakes when: the first change of a window is commit_interval_ms old
- * (or the back-off after a failure expired), a flush is requested, or close.
- * Invariants: a change is in exactly one of pending, inflight or the database;
- * get/list look at pending, then inflight, then the database, in that order
- * and take the overlay snapshot before reading the database, so a commit
- * between the two can never hide a change.
+ * The writer wakes when the first change of a window is commit_interval_ms
+ * old (or the back-off after a failure expired), when a flush is requested,
+ * and at close. Invariant: a change is in exactly one of pending, inflight or
+ * the database; nothing leaves pending/inflight except through a successful
+ * COMMIT. The only loss is at close while the database keeps failing: that is
+ * logged with the number of changes dropped.
  */
 #include "store/store_sqlite.h"
 
