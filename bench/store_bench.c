@@ -1,7 +1,8 @@
 /*
  * store_bench.c - throughput of the SQLite StateStore against raw SQLite.
  *
- * Usage: store_bench [SETS] [DIR]   (defaults: 200000 sets, a mkdtemp folder)
+ * Usage: store_bench [SETS] [DIR]   (defaults: 200000 sets, a mkdtemp folder
+ *                                   removed at the end; DIR is kept)
  *
  * Every case writes SETS small JSON objects ({"power":true,"seq":N,"t":21.5})
  * round-robin to 1 000 keys "device:dK". The caller's work (building the JSON
@@ -212,5 +213,11 @@ int main(int argc, char **argv)
     print_row(&st0_h, &raw_h);
     double ratio = ((double)st100.sets / st100.secs) / ((double)raw.sets / raw.secs);
     printf("store/raw (interval=100, history off): %.0f %% (target >= 80 %%)\n", 100.0 * ratio);
+    if (argc <= 2) { /* our own mkdtemp folder: remove it */
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "store_bench: could not remove %s\n", dir);
+    }
     return 0;
 }
