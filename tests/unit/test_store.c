@@ -126,7 +126,8 @@ static void assert_value(struct state_store *s, const char *key, const char *tex
 static sqlite3 *raw_open(const char *path)
 {
     sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
+                     SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
     return db;
 }
@@ -612,6 +613,54 @@ static void t_retention(void **state)
     json_object_put(o);
 }
 
+/* A file from before schema versioning (user_version 0, tables present) is
+ * brought to the current version with its rows intact. */
+static void t_unversioned_file(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->s);
+    f->s = NULL;
+    unlink(f->path);
+    sqlite3 *db = raw_open(f->path);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE state_store(key TEXT PRIMARY KEY, value TEXT NOT "
+                                  "NULL, updated_at TEXT NOT NULL);"
+                                  "INSERT INTO state_store VALUES('device:old', '{\"v\":1}',"
+                                  " '2025-01-01T00:00:00.000Z');",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(fx_open(f), 0);
+    assert_value(f->s, "device:old", "{\"v\":1}");
+    db = raw_open(f->path);
+    assert_int_equal(raw_long(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    assert_int_equal(raw_long(db, "SELECT count(*) FROM sqlite_master WHERE name IN "
+                                  "('devices','command_logs','device_connection_logs',"
+                                  "'device_state_snapshots')"),
+                     4);
+    sqlite3_close(db);
+}
+
+/* With no commit window, a failing commit is reported by set() itself and
+ * the change is still kept and committed later. */
+static void t_sync_mode_failure(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->s);
+    f->cfg.commit_interval_ms = 0;
+    assert_int_equal(fx_open(f), 0);
+    assert_int_equal(store_sqlite_exec_for_test(f->s, "PRAGMA query_only=1"), WB_OK);
+    json_object *o = obj("{\"v\":1}");
+    assert_int_equal(store_set(f->s, "k", o), WB_ERR_READONLY);
+    json_object_put(o);
+    assert_value(f->s, "k", "{\"v\":1}");
+    assert_int_equal(store_sqlite_exec_for_test(f->s, "PRAGMA query_only=0"), WB_OK);
+    assert_int_equal(store_flush(f->s), WB_OK);
+    sqlite3 *db = raw_open(f->path);
+    assert_int_equal(raw_long(db, "SELECT count(*) FROM state_store WHERE key='k'"), 1);
+    sqlite3_close(db);
+}
+
 /* The child commits 100 keys, tells the parent, then writes until killed. */
 static void t_kill9(void **state)
 {
@@ -877,6 +926,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_coalescing, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_sync_mode, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_retention, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(t_unversioned_file, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(t_sync_mode_failure, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_kill9, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_corrupt_fixture, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_truncated, setup_sqlite, teardown),
