@@ -758,7 +758,7 @@ static void t_corrupt_fixture(void **state)
     f->s = NULL;
     const char *data = getenv("WBMB_TEST_DATA");
     assert_non_null(data);
-    const char *fixtures[] = {"corrupt.db", "garbage.db"};
+    const char *fixtures[] = {"corrupt.sqlite3", "garbage.sqlite3"};
     for (int i = 0; i < 2; i++) {
         char src[512];
         snprintf(src, sizeof(src), "%s/store/%s", data, fixtures[i]);
