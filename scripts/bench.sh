@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# bench.sh - benchmarks on a Release build in build-bench/.
+#
+#   ./scripts/bench.sh store [SETS] [DIR]   StateStore vs raw SQLite (bench/store_bench.c)
+#
+# Each subcommand is one function below; add new ones (e.g. e2e) the same way.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=${WBMB_BENCH_BUILD:-build-bench}
+
+build() {
+    cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DWITH_TESTS=OFF >/dev/null
+    cmake --build "$BUILD" -j"$(nproc)" --target "$@"
+}
+
+cmd_store() {
+    build store_bench
+    # bench/CMakeLists.txt builds it in its own binary folder.
+    "$BUILD/bench/store_bench" "$@"
+}
+
+usage() {
+    echo "usage: $0 store [SETS] [DIR]" >&2
+    exit 2
+}
+
+[ $# -ge 1 ] || usage
+sub=$1
+shift
+case "$sub" in
+store) cmd_store "$@" ;;
+*) usage ;;
+esac

@@ -1,0 +1,119 @@
+/*
+ * store_sqlite.h - internals of the SQLite backend shared by its two files,
+ * plus the hooks the unit tests use. Not part of the public StateStore API.
+ *
+ * store_sqlite.c owns the handle, the pending changes and the writer thread;
+ * store_sqlite_read.c the reads (get/list overlaying pending changes, and the
+ * history/connection/command queries); store_sqlite_open.c opening a file:
+ * folders, corrupt-file recovery, WAL, schema creation and migrations.
+ */
+#ifndef WBMB_STORE_SQLITE_H
+#define WBMB_STORE_SQLITE_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "store/store_map.h"
+#include "wbmb/state_store.h"
+
+/* Maps an SQLite result code (primary or extended) to a wb_status. */
+wb_status store_sqlite_status(int rc);
+
+/* Opens (creating parent folders and the file when missing) the database at
+ * path for writing: WAL mode, busy timeout, PRAGMA quick_check, schema created
+ * or migrated to STORE_SCHEMA_VERSION. A corrupt or truncated file is moved
+ * aside to <path>.corrupt.<UTC timestamp> (with its -wal and -shm), logged,
+ * and a fresh database is created. Returns WB_ERR_VERSION for a newer schema,
+ * WB_ERR_READONLY for a file that cannot be written; *out is NULL and err
+ * holds a one-line reason on failure. */
+wb_status store_sqlite_open_db(const char *path, sqlite3 **out, char *err, size_t errlen);
+
+/* Test hook: runs sql on the writer's connection (between commits), e.g.
+ * "PRAGMA max_page_count=..." or "PRAGMA query_only=1" to simulate a full or
+ * read-only database. Returns the status of the statement. */
+wb_status store_sqlite_exec_for_test(struct state_store *s, const char *sql);
+
+/* ---- internals shared by store_sqlite.c and store_sqlite_read.c ---- */
+
+enum op_kind { OP_HIST, OP_CONN, OP_DEVICE, OP_CMD };
+#define OP_FIELDS 9
+
+/* One appended row; its strings are stored in the same allocation. */
+struct op {
+    struct op *next;
+    enum op_kind kind;
+    int flag; /* devices.is_online */
+    const char *f[OP_FIELDS];
+};
+
+struct batch {
+    struct smap kv;
+    struct op *head, *tail;
+    size_t nops;
+    uint64_t max_seq;
+};
+
+enum {
+    W_BEGIN,
+    W_COMMIT,
+    W_ROLLBACK,
+    W_UPSERT,
+    W_DELETE,
+    W_HIST,
+    W_CONN,
+    W_DEVICE,
+    W_CMD,
+    W_PRUNE_ROWS,
+    W_PRUNE_AGE,
+    W_COUNT
+};
+enum { R_GET, R_LIST_FROM, R_LIST_RANGE, R_HIST, R_CONN, R_CMD, R_COUNT };
+
+struct sqlite_store {
+    struct state_store base;
+    struct store_config cfg;
+    char *db_path;
+    sqlite3 *wdb, *rdb;
+    sqlite3_stmt *w[W_COUNT], *r[R_COUNT];
+    pthread_mutex_t wlock, rlock;
+
+    pthread_mutex_t lock; /* guards everything below */
+    pthread_cond_t wake;  /* writer waits here */
+    pthread_cond_t done;  /* flush() waits here */
+    struct batch pending;
+    struct batch inflight; /* valid while has_inflight; read-only then */
+    bool has_inflight;
+    int64_t first_pending_ms; /* 0 = nothing pending */
+    uint64_t next_seq;
+    uint64_t flush_req, flush_done;
+    wb_status flush_status;
+    bool stop, failing, thread_started;
+    int64_t retry_at_ms;
+    unsigned backoff_ms;
+    struct store_status st;
+    pthread_t thread;
+
+    /* Writer-thread only. */
+    struct smap prune_counts; /* device_id -> history appends since its last prune */
+    int64_t last_prune_ms;
+    char werr[256];
+};
+
+#define S(x) ((struct sqlite_store *)(x))
+
+/* store_sqlite_read.c: prepares s->r[] on s->rdb; WB_OK or WB_ERR_DB with err. */
+wb_status store_sqlite_prepare_reads(struct sqlite_store *s, char *err, size_t errlen);
+/* The read side of the ops table (see state_store.h for their contracts). */
+wb_status store_sqlite_get(struct state_store *base, const char *key, json_object **out);
+wb_status store_sqlite_list(struct state_store *base, const char *prefix, store_list_cb cb,
+                            void *ud);
+wb_status store_sqlite_history_query(struct state_store *base, const char *device_id, int limit,
+                                     json_object **out);
+wb_status store_sqlite_connection_query(struct state_store *base, const char *device_id, int limit,
+                                        json_object **out);
+wb_status store_sqlite_command_query(struct state_store *base, const struct store_command_filter *f,
+                                     int limit, json_object **out);
+
+#endif

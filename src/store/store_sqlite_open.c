@@ -1,0 +1,278 @@
+/*
+ * store_sqlite_open.c - turns a path into a healthy, current SQLite database.
+ *
+ * Owns everything that happens before the first commit: parent folders,
+ * WAL mode, the integrity check, moving a corrupt file aside, and the schema
+ * (PRAGMA user_version). Invariant on success: the connection is in WAL mode,
+ * writable, passed PRAGMA quick_check, and its user_version equals
+ * STORE_SCHEMA_VERSION.
+ *
+ *   open_once() --ok--------------------------------------------> done
+ *       |  WB_ERR_CORRUPT (NOTADB, CORRUPT, quick_check != ok)
+ *       v
+ *   move_aside(<db>, -wal, -shm -> <db>.corrupt.<ts>...) --> open_once() again
+ *
+ * Schema changes only through the migrations table below: version N to N+1,
+ * all needed steps applied in one transaction, so a crash mid-migration leaves
+ * the old schema intact.
+ */
+#include "store/store_sqlite.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "wbmb/log.h"
+#include "wbmb/util.h"
+
+/* Version 1: the tables of CONTRACT.md section 4. Constant DDL, no values. */
+static const char schema_v1[] =
+    "CREATE TABLE IF NOT EXISTS state_store("
+    " key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS device_state_snapshots("
+    " id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, state TEXT NOT NULL, ts TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS idx_snapshots_device ON device_state_snapshots(device_id, id);"
+    "CREATE INDEX IF NOT EXISTS idx_snapshots_ts ON device_state_snapshots(ts);"
+    "CREATE TABLE IF NOT EXISTS command_logs("
+    " command_id TEXT PRIMARY KEY, device_id TEXT, action TEXT, params TEXT, source TEXT,"
+    " status TEXT, error TEXT, created_at TEXT NOT NULL, completed_at TEXT);"
+    "CREATE INDEX IF NOT EXISTS idx_command_logs_created ON command_logs(created_at);"
+    "CREATE TABLE IF NOT EXISTS device_connection_logs("
+    " id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, event TEXT NOT NULL, ts TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS idx_connection_logs_device"
+    " ON device_connection_logs(device_id, id);"
+    "CREATE TABLE IF NOT EXISTS devices("
+    " device_id TEXT PRIMARY KEY, device_type TEXT, name TEXT,"
+    " is_online INTEGER NOT NULL DEFAULT 0, last_seen TEXT, connected_at TEXT);";
+
+/* Schema upgrades, in order: each moves a file from version `from` to
+ * from + 1. Empty while STORE_SCHEMA_VERSION is 1; a version 2 would add e.g.
+ * {1, "ALTER TABLE devices ADD COLUMN room TEXT"}. The NULL row ends it. */
+struct migration {
+    int from;
+    const char *sql;
+};
+static const struct migration migrations[] = {{0, NULL}};
+
+wb_status store_sqlite_status(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_ROW:
+    case SQLITE_DONE:
+        return WB_OK;
+    case SQLITE_FULL:
+        return WB_ERR_FULL;
+    case SQLITE_READONLY:
+        return WB_ERR_READONLY;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return WB_ERR_CORRUPT;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return WB_ERR_BUSY;
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+        return WB_ERR_IO;
+    case SQLITE_NOMEM:
+        return WB_ERR_NOMEM;
+    default:
+        return WB_ERR_DB;
+    }
+}
+
+static wb_status db_fail(sqlite3 *db, int rc, const char *what, const char *path, char *err,
+                         size_t errlen)
+{
+    if (err && errlen)
+        snprintf(err, errlen, "%s: %s: %s", path, what, db ? sqlite3_errmsg(db) : "no memory");
+    return store_sqlite_status(rc);
+}
+
+/* Runs a one-row PRAGMA and copies its first column as text. */
+static int pragma_text(sqlite3 *db, const char *sql, char *out, size_t outlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_step(st);
+    out[0] = '\0';
+    if (rc == SQLITE_ROW) {
+        const unsigned char *t = sqlite3_column_text(st, 0);
+        snprintf(out, outlen, "%s", t ? (const char *)t : "");
+        rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int exec_in_tx(sqlite3 *db, const char *sql)
+{
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK && !sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* Brings the schema from version v to STORE_SCHEMA_VERSION in one transaction.
+ * PRAGMA user_version cannot take a bound parameter, so the statement is built
+ * from the compile-time constant only. */
+static wb_status ensure_schema(sqlite3 *db, int v, const char *path, char *err, size_t errlen)
+{
+    if (v > STORE_SCHEMA_VERSION) {
+        if (err && errlen)
+            snprintf(err, errlen,
+                     "%s: database schema version %d is newer than this program's %d; "
+                     "refusing to open",
+                     path, v, STORE_SCHEMA_VERSION);
+        return WB_ERR_VERSION;
+    }
+    if (v == STORE_SCHEMA_VERSION)
+        return WB_OK;
+    char sql[8192];
+    size_t n = 0;
+    if (v == 0) {
+        n = (size_t)snprintf(sql, sizeof(sql), "%s", schema_v1);
+        v = 1;
+    }
+    for (const struct migration *m = migrations; m->sql && n < sizeof(sql); m++)
+        if (m->from >= v)
+            n += (size_t)snprintf(sql + n, sizeof(sql) - n, "%s;", m->sql);
+    if (n < sizeof(sql))
+        n += (size_t)snprintf(sql + n, sizeof(sql) - n, "PRAGMA user_version=%d;",
+                              STORE_SCHEMA_VERSION);
+    if (n >= sizeof(sql)) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: schema script too long", path);
+        return WB_ERR_INVALID;
+    }
+    int rc = exec_in_tx(db, sql);
+    if (rc != SQLITE_OK)
+        return db_fail(db, rc, "creating or migrating the schema", path, err, errlen);
+    return WB_OK;
+}
+
+/* One attempt; WB_ERR_CORRUPT tells the caller to move the file aside. */
+static wb_status open_once(const char *path, sqlite3 **out, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    char buf[256];
+    wb_status st;
+    int rc = sqlite3_open_v2(
+        path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        st = db_fail(db, rc, "open", path, err, errlen);
+        goto fail;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, 5000);
+    /* SQLite silently falls back to read-only when it cannot open the file
+     * for writing; a store that cannot write is refused loudly instead. */
+    if (sqlite3_db_readonly(db, "main") == 1) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: database file is read-only", path);
+        st = WB_ERR_READONLY;
+        goto fail;
+    }
+    rc = pragma_text(db, "PRAGMA journal_mode=WAL", buf, sizeof(buf));
+    if (rc != SQLITE_OK) {
+        st = db_fail(db, rc, "setting WAL mode", path, err, errlen);
+        goto fail;
+    }
+    if (strcmp(buf, "wal") != 0) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: cannot switch to WAL mode (journal_mode=%s)", path, buf);
+        st = WB_ERR_DB;
+        goto fail;
+    }
+    rc = pragma_text(db, "PRAGMA quick_check", buf, sizeof(buf));
+    if (rc != SQLITE_OK) {
+        st = db_fail(db, rc, "quick_check", path, err, errlen);
+        goto fail;
+    }
+    if (strcmp(buf, "ok") != 0) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: quick_check failed: %s", path, buf);
+        st = WB_ERR_CORRUPT;
+        goto fail;
+    }
+    rc = pragma_text(db, "PRAGMA user_version", buf, sizeof(buf));
+    if (rc != SQLITE_OK) {
+        st = db_fail(db, rc, "reading user_version", path, err, errlen);
+        goto fail;
+    }
+    st = ensure_schema(db, atoi(buf), path, err, errlen);
+    if (st != WB_OK)
+        goto fail;
+    *out = db;
+    return WB_OK;
+fail:
+    sqlite3_close(db);
+    return st;
+}
+
+/* Renames path+suffix to aside+suffix when it exists. */
+static wb_status rename_one(const char *path, const char *aside, const char *suffix)
+{
+    char from[4200], to[4200];
+    snprintf(from, sizeof(from), "%s%s", path, suffix);
+    snprintf(to, sizeof(to), "%s%s", aside, suffix);
+    if (rename(from, to) != 0 && errno != ENOENT) {
+        log_error("store: cannot move %s to %s: %s", from, to, strerror(errno));
+        return WB_ERR_IO;
+    }
+    return WB_OK;
+}
+
+static wb_status move_aside(const char *path, const char *why)
+{
+    char stamp[32], aside[4100];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(aside, sizeof(aside), "%s.corrupt.%s", path, stamp);
+    /* Two corrupt files within one second must not overwrite each other. */
+    for (int i = 1; access(aside, F_OK) == 0 && i < 100; i++)
+        snprintf(aside, sizeof(aside), "%s.corrupt.%s.%d", path, stamp, i);
+    log_error("store: database %s is corrupt (%s); moving it aside to %s and starting a fresh "
+              "store",
+              path, why, aside);
+    wb_status st = rename_one(path, aside, "");
+    if (st == WB_OK)
+        st = rename_one(path, aside, "-wal");
+    if (st == WB_OK)
+        st = rename_one(path, aside, "-shm");
+    return st;
+}
+
+wb_status store_sqlite_open_db(const char *path, sqlite3 **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (util_mkdir_parents(path) != WB_OK) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: cannot create parent folders: %s", path, strerror(errno));
+        return WB_ERR_IO;
+    }
+    char why[512] = "";
+    wb_status st = open_once(path, out, why, sizeof(why));
+    if (st == WB_ERR_CORRUPT) {
+        st = move_aside(path, why);
+        if (st == WB_OK)
+            st = open_once(path, out, why, sizeof(why));
+    }
+    if (st != WB_OK && err && errlen)
+        snprintf(err, errlen, "%s", why);
+    return st;
+}

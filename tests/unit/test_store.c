@@ -1,0 +1,943 @@
+/*
+ * test_store.c - unit tests of the StateStore backends.
+ *
+ * One shared suite runs against both backends (group "sqlite" and group
+ * "memory", each test on a fresh mkdtemp folder); then SQLite-only tests:
+ * durability across close, kill -9, corrupt and truncated files, a newer
+ * schema, disk full, read-only (at run time and at open), coalescing and the
+ * synchronous mode. Waiting for the writer thread always polls with a
+ * deadline; no test relies on a fixed sleep.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "store/store_sqlite.h"
+#include "wbmb/state_store.h"
+#include "wbmb/util.h"
+
+struct fx {
+    char dir[64];
+    char path[128];
+    const char *backend;
+    struct store_config cfg;
+    struct state_store *s;
+};
+
+static void rm_rf(const char *dir)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "chattr -R -i '%s' 2>/dev/null; rm -rf '%s'", dir, dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static int fx_open(struct fx *f)
+{
+    char err[512] = "";
+    wb_status st = store_open(&f->s, &f->cfg, err, sizeof(err));
+    if (st != WB_OK)
+        fprintf(stderr, "store_open: %s (%s)\n", wb_strerror(st), err);
+    return st == WB_OK ? 0 : -1;
+}
+
+static int setup_backend(void **state, const char *backend)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/wbmb_store_XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->path, sizeof(f->path), "%s/sub/dir/state.db", f->dir);
+    f->backend = backend;
+    f->cfg = (struct store_config){.backend = backend,
+                                   .db_path = f->path,
+                                   .commit_interval_ms = 100,
+                                   .history_enabled = true,
+                                   .history_max_rows = 10,
+                                   .history_max_age_days = 30};
+    *state = f;
+    return fx_open(f);
+}
+
+static int setup_sqlite(void **state)
+{
+    return setup_backend(state, "sqlite");
+}
+
+static int setup_memory(void **state)
+{
+    return setup_backend(state, "memory");
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->s);
+    rm_rf(f->dir);
+    free(f);
+    return 0;
+}
+
+static void reopen(struct fx *f)
+{
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(fx_open(f), 0);
+}
+
+static json_object *obj(const char *text)
+{
+    json_object *o = json_tokener_parse(text);
+    assert_non_null(o);
+    return o;
+}
+
+static void set_text(struct state_store *s, const char *key, const char *text)
+{
+    json_object *o = obj(text);
+    assert_int_equal(store_set(s, key, o), WB_OK);
+    json_object_put(o);
+}
+
+static void assert_value(struct state_store *s, const char *key, const char *text)
+{
+    json_object *v = NULL;
+    assert_int_equal(store_get(s, key, &v), WB_OK);
+    assert_string_equal(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN), text);
+    json_object_put(v);
+}
+
+/* Opens the database with a second, independent connection. */
+static sqlite3 *raw_open(const char *path)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
+                     SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+/* First column of the first row of sql as text ("" when no row). */
+static void raw_text(sqlite3 *db, const char *sql, char *out, size_t outlen)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    out[0] = '\0';
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+        snprintf(out, outlen, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+}
+
+static long raw_long(sqlite3 *db, const char *sql)
+{
+    char buf[64];
+    raw_text(db, sql, buf, sizeof(buf));
+    return atol(buf);
+}
+
+/* ---- shared suite ------------------------------------------------------ */
+
+static void t_get_missing(void **state)
+{
+    struct fx *f = *state;
+    json_object *v = (json_object *)1;
+    assert_int_equal(store_get(f->s, "device:nope", &v), WB_ERR_NOT_FOUND);
+    assert_null(v);
+}
+
+static void t_roundtrip(void **state)
+{
+    struct fx *f = *state;
+    json_object *o = obj("{\"power\":true,\"volume\":30,\"name\":\"tv\"}");
+    assert_int_equal(store_set(f->s, "device:tv", o), WB_OK);
+    /* The store serialised at set time: changing the object later is harmless. */
+    json_object_object_add(o, "volume", json_object_new_int(99));
+    json_object_put(o);
+    assert_value(f->s, "device:tv", "{\"power\":true,\"volume\":30,\"name\":\"tv\"}");
+    assert_int_equal(store_flush(f->s), WB_OK);
+    assert_value(f->s, "device:tv", "{\"power\":true,\"volume\":30,\"name\":\"tv\"}");
+}
+
+static void t_overwrite(void **state)
+{
+    struct fx *f = *state;
+    set_text(f->s, "k", "{\"a\":1}");
+    assert_int_equal(store_flush(f->s), WB_OK);
+    set_text(f->s, "k", "{\"a\":2}");
+    assert_value(f->s, "k", "{\"a\":2}"); /* pending overlays the committed row */
+    assert_int_equal(store_flush(f->s), WB_OK);
+    assert_value(f->s, "k", "{\"a\":2}");
+}
+
+static void t_delete(void **state)
+{
+    struct fx *f = *state;
+    json_object *v = NULL;
+    assert_int_equal(store_delete(f->s, "absent"), WB_OK);
+    set_text(f->s, "k", "{}");
+    assert_int_equal(store_flush(f->s), WB_OK);
+    assert_int_equal(store_delete(f->s, "k"), WB_OK);
+    assert_int_equal(store_get(f->s, "k", &v), WB_ERR_NOT_FOUND); /* pending delete */
+    assert_int_equal(store_flush(f->s), WB_OK);
+    assert_int_equal(store_get(f->s, "k", &v), WB_ERR_NOT_FOUND);
+    assert_null(v);
+    set_text(f->s, "k", "{\"back\":1}");
+    assert_value(f->s, "k", "{\"back\":1}");
+}
+
+struct collect {
+    char keys[16][32];
+    int n, stop_after;
+};
+
+static int collect_cb(const char *key, json_object *value, void *ud)
+{
+    struct collect *c = ud;
+    assert_non_null(value);
+    assert_true(c->n < 16);
+    snprintf(c->keys[c->n++], sizeof(c->keys[0]), "%s", key);
+    return c->stop_after && c->n >= c->stop_after;
+}
+
+static void t_list_prefix(void **state)
+{
+    struct fx *f = *state;
+    /* Half committed, half pending, one committed key deleted while pending. */
+    set_text(f->s, "device:b", "{}");
+    set_text(f->s, "device_x", "{}");
+    set_text(f->s, "device:gone", "{}");
+    set_text(f->s, "scenario:last", "{}");
+    assert_int_equal(store_flush(f->s), WB_OK);
+    set_text(f->s, "device:a", "{}");
+    set_text(f->s, "devicez", "{}");
+    set_text(f->s, "device:", "{}");
+    set_text(f->s, "device;", "{}"); /* ';' = ':' + 1, the range's exclusive end */
+    assert_int_equal(store_delete(f->s, "device:gone"), WB_OK);
+
+    struct collect c = {0};
+    assert_int_equal(store_list(f->s, "device:", collect_cb, &c), WB_OK);
+    assert_int_equal(c.n, 3);
+    assert_string_equal(c.keys[0], "device:");
+    assert_string_equal(c.keys[1], "device:a");
+    assert_string_equal(c.keys[2], "device:b");
+
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(store_list(f->s, "", collect_cb, &c), WB_OK);
+    assert_int_equal(c.n, 7);
+    const char *all[] = {"device:",  "device:a", "device:b",     "device;",
+                         "device_x", "devicez",  "scenario:last"};
+    for (int i = 0; i < 7; i++)
+        assert_string_equal(c.keys[i], all[i]);
+
+    memset(&c, 0, sizeof(c));
+    c.stop_after = 2;
+    assert_int_equal(store_list(f->s, "", collect_cb, &c), WB_OK);
+    assert_int_equal(c.n, 2);
+
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(store_list(f->s, "nothing", collect_cb, &c), WB_OK);
+    assert_int_equal(c.n, 0);
+}
+
+static void t_flush_status(void **state)
+{
+    struct fx *f = *state;
+    struct store_status st;
+    for (int i = 0; i < 5; i++)
+        set_text(f->s, i % 2 ? "a" : "b", "{\"x\":1}");
+    assert_int_equal(store_flush(f->s), WB_OK);
+    store_get_status(f->s, &st);
+    assert_true(st.ok);
+    assert_int_equal(st.last_error, WB_OK);
+    assert_string_equal(st.last_error_text, "");
+    assert_int_equal(st.sets, 5);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.committed_seq, 5);
+    assert_true(st.commits >= 1);
+    assert_true(st.rows_written >= 2);
+    assert_int_equal(st.commit_failures, 0);
+    assert_true(st.commit_latency_us_max <= st.commit_latency_us_sum);
+    assert_int_equal(store_flush(f->s), WB_OK); /* nothing pending: still fine */
+}
+
+static void t_history(void **state)
+{
+    struct fx *f = *state;
+    json_object *out = NULL;
+    char ts[UTIL_TS_LEN];
+    int64_t now = util_wall_ms();
+    for (int i = 0; i < 25; i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "{\"n\":%d}", i);
+        json_object *o = obj(text);
+        util_iso8601_from_ms(now - 25000 + i * 1000, ts);
+        assert_int_equal(store_history_append(f->s, "tv", o, ts), WB_OK);
+        assert_int_equal(store_history_append(f->s, "other", o, ts), WB_OK);
+        json_object_put(o);
+    }
+    /* An old snapshot beyond history_max_age_days is never returned. */
+    json_object *old = obj("{\"n\":-1}");
+    util_iso8601_from_ms(now - 40LL * 86400000, ts);
+    assert_int_equal(store_history_append(f->s, "aged", old, ts), WB_OK);
+    json_object_put(old);
+
+    assert_int_equal(store_history_query(f->s, "tv", 3, &out), WB_OK);
+    assert_int_equal(json_object_array_length(out), 3);
+    for (int i = 0; i < 3; i++) {
+        json_object *row = json_object_array_get_idx(out, (size_t)i), *st, *n, *t;
+        assert_true(json_object_object_get_ex(row, "state", &st));
+        assert_true(json_object_object_get_ex(st, "n", &n));
+        assert_true(json_object_object_get_ex(row, "ts", &t));
+        assert_int_equal(json_object_get_int(n), 24 - i);
+    }
+    json_object_put(out);
+    /* No limit: history_max_rows (10) per device. */
+    assert_int_equal(store_history_query(f->s, "tv", 0, &out), WB_OK);
+    assert_int_equal(json_object_array_length(out), 10);
+    json_object_put(out);
+    assert_int_equal(store_history_query(f->s, "aged", 0, &out), WB_OK);
+    assert_int_equal(json_object_array_length(out), 0);
+    json_object_put(out);
+
+    /* Disabled history: append is a no-op. */
+    store_close(f->s);
+    f->cfg.history_enabled = false;
+    snprintf(f->path, sizeof(f->path), "%s/nohist.db", f->dir);
+    assert_int_equal(fx_open(f), 0);
+    json_object *o = obj("{}");
+    assert_int_equal(store_history_append(f->s, "tv", o, NULL), WB_OK);
+    json_object_put(o);
+    assert_int_equal(store_history_query(f->s, "tv", 10, &out), WB_OK);
+    assert_int_equal(json_object_array_length(out), 0);
+    json_object_put(out);
+}
+
+static void t_connection_log(void **state)
+{
+    struct fx *f = *state;
+    json_object *out = NULL, *ev;
+    assert_int_equal(store_connection_append(f->s, "tv", "online", "2026-01-01T00:00:00.000Z"),
+                     WB_OK);
+    assert_int_equal(store_connection_append(f->s, "tv", "offline", NULL), WB_OK);
+    assert_int_equal(store_connection_append(f->s, "amp", "timeout", NULL), WB_OK);
+    assert_int_equal(store_connection_query(f->s, "tv", 10, &out), WB_OK);
+    assert_int_equal(json_object_array_length(out), 2);
+    assert_true(json_object_object_get_ex(json_object_array_get_idx(out, 0), "event", &ev));
+    assert_string_equal(json_object_get_string(ev), "offline");
+    assert_true(json_object_object_get_ex(json_object_array_get_idx(out, 1), "ts", &ev));
+    assert_string_equal(json_object_get_string(ev), "2026-01-01T00:00:00.000Z");
+    json_object_put(out);
+    assert_int_equal(store_connection_query(f->s, "tv", 1, &out), WB_OK);
+    assert_int_equal(json_object_array_length(out), 1);
+    json_object_put(out);
+
+    struct store_device_row d = {.device_id = "tv",
+                                 .device_type = "tv",
+                                 .name = "TV",
+                                 .is_online = true,
+                                 .last_seen = "2026-01-01T00:00:00.000Z"};
+    assert_int_equal(store_device_upsert(f->s, &d), WB_OK);
+    d.is_online = false;
+    d.last_seen = NULL;
+    assert_int_equal(store_device_upsert(f->s, &d), WB_OK);
+    assert_int_equal(store_flush(f->s), WB_OK);
+    if (strcmp(f->backend, "sqlite") == 0) {
+        sqlite3 *db = raw_open(f->path);
+        char buf[64];
+        raw_text(db, "SELECT last_seen FROM devices WHERE device_id='tv' AND is_online=0", buf,
+                 sizeof(buf));
+        assert_string_equal(buf, "2026-01-01T00:00:00.000Z");
+        sqlite3_close(db);
+    }
+}
+
+static const char *str_member(json_object *o, const char *name)
+{
+    json_object *v = NULL;
+    assert_true(json_object_object_get_ex(o, name, &v));
+    return v ? json_object_get_string(v) : NULL;
+}
+
+static void t_commands(void **state)
+{
+    struct fx *f = *state;
+    json_object *out = NULL, *params;
+    struct store_command_row c1 = {.command_id = "11111111-1111-4111-8111-111111111111",
+                                   .device_id = "tv",
+                                   .action = "set_volume",
+                                   .params = "{\"level\":30}",
+                                   .source = "http",
+                                   .status = "sent",
+                                   .created_at = "2026-01-01T00:00:01.000Z"};
+    struct store_command_row c2 = {.command_id = "22222222-2222-4222-8222-222222222222",
+                                   .device_id = "amp",
+                                   .action = "power_on",
+                                   .source = "scenario",
+                                   .status = "sent",
+                                   .created_at = "2026-01-01T00:00:02.000Z"};
+    assert_int_equal(store_command_put(f->s, &c1), WB_OK);
+    assert_int_equal(store_command_put(f->s, &c2), WB_OK);
+    /* Completion updates the same row. */
+    struct store_command_row done = {.command_id = c1.command_id,
+                                     .status = "failed",
+                                     .error = "timeout",
+                                     .completed_at = "2026-01-01T00:00:05.000Z"};
+    assert_int_equal(store_command_put(f->s, &done), WB_OK);
+
+    assert_int_equal(store_command_query(f->s, NULL, 100, &out), WB_OK);
+    assert_int_equal(json_object_array_length(out), 2);
+    assert_string_equal(str_member(json_object_array_get_idx(out, 0), "command_id"), c2.command_id);
+    assert_null(str_member(json_object_array_get_idx(out, 0), "params"));
+    json_object_put(out);
+
+    struct store_command_filter flt = {.status = "failed"};
+    assert_int_equal(store_command_query(f->s, &flt, 100, &out), WB_OK);
+    assert_int_equal(json_object_array_length(out), 1);
+    json_object *row = json_object_array_get_idx(out, 0);
+    assert_string_equal(str_member(row, "device_id"), "tv");
+    assert_string_equal(str_member(row, "action"), "set_volume");
+    assert_string_equal(str_member(row, "source"), "http");
+    assert_string_equal(str_member(row, "error"), "timeout");
+    assert_string_equal(str_member(row, "created_at"), "2026-01-01T00:00:01.000Z");
+    assert_string_equal(str_member(row, "completed_at"), "2026-01-01T00:00:05.000Z");
+    assert_true(json_object_object_get_ex(row, "params", &params));
+    assert_true(json_object_is_type(params, json_type_object));
+    assert_int_equal(json_object_get_int(json_object_object_get(params, "level")), 30);
+    json_object_put(out);
+
+    flt = (struct store_command_filter){.device_id = "amp", .status = "sent"};
+    assert_int_equal(store_command_query(f->s, &flt, 100, &out), WB_OK);
+    assert_int_equal(json_object_array_length(out), 1);
+    json_object_put(out);
+    flt = (struct store_command_filter){.device_id = "tv", .status = "sent"};
+    assert_int_equal(store_command_query(f->s, &flt, 100, &out), WB_OK);
+    assert_int_equal(json_object_array_length(out), 0);
+    json_object_put(out);
+    assert_int_equal(store_command_query(f->s, NULL, 1, &out), WB_OK);
+    assert_int_equal(json_object_array_length(out), 1);
+    json_object_put(out);
+}
+
+struct worker {
+    struct state_store *s;
+    int id;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    char key[32], text[32];
+    for (int i = 0; i < 500; i++) {
+        snprintf(key, sizeof(key), "t%d:%03d", w->id, i);
+        snprintf(text, sizeof(text), "{\"i\":%d}", i);
+        set_text(w->s, key, text);
+        assert_value(w->s, key, text); /* read-your-write, whatever the writer does */
+    }
+    return NULL;
+}
+
+static int count_cb(const char *key, json_object *value, void *ud)
+{
+    (*(int *)ud)++;
+    return 0;
+}
+
+/* Writers on four threads while the main thread flushes and lists. */
+static void t_threads(void **state)
+{
+    struct fx *f = *state;
+    pthread_t th[4];
+    struct worker w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct worker){f->s, i};
+        assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < 20; i++) {
+        int n = 0;
+        assert_int_equal(store_flush(f->s), WB_OK);
+        assert_int_equal(store_list(f->s, "t1:", count_cb, &n), WB_OK);
+        assert_true(n <= 500);
+    }
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    int n = 0;
+    assert_int_equal(store_flush(f->s), WB_OK);
+    assert_int_equal(store_list(f->s, "t", count_cb, &n), WB_OK);
+    assert_int_equal(n, 2000);
+    struct store_status st;
+    store_get_status(f->s, &st);
+    assert_int_equal(st.sets, 2000);
+    assert_int_equal(st.committed_seq, 2000);
+    assert_int_equal(st.pending, 0);
+}
+
+/* ---- SQLite only ----------------------------------------------------------- */
+
+static void t_reopen(void **state)
+{
+    struct fx *f = *state;
+    set_text(f->s, "device:tv", "{\"power\":true}");
+    set_text(f->s, "gone", "{}");
+    assert_int_equal(store_delete(f->s, "gone"), WB_OK);
+    reopen(f); /* close flushes */
+    assert_value(f->s, "device:tv", "{\"power\":true}");
+    json_object *v = NULL;
+    assert_int_equal(store_get(f->s, "gone", &v), WB_ERR_NOT_FOUND);
+    sqlite3 *db = raw_open(f->path);
+    assert_int_equal(raw_long(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    char mode[16];
+    raw_text(db, "PRAGMA journal_mode", mode, sizeof(mode));
+    assert_string_equal(mode, "wal");
+    char ts[64];
+    raw_text(db, "SELECT updated_at FROM state_store WHERE key='device:tv'", ts, sizeof(ts));
+    assert_int_equal(strlen(ts), UTIL_TS_LEN - 1); /* 2026-11-23T03:37:49.123Z */
+    assert_int_equal(ts[10], 'T');
+    assert_int_equal(ts[19], '.');
+    assert_int_equal(ts[23], 'Z');
+    sqlite3_close(db);
+}
+
+static void t_group_commit_by_itself(void **state)
+{
+    struct fx *f = *state;
+    struct store_status st;
+    set_text(f->s, "k", "{\"v\":1}");
+    /* No flush: the writer must commit within commit_interval_ms. */
+    int64_t deadline = util_mono_ms() + 5000;
+    do {
+        store_get_status(f->s, &st);
+        if (st.committed_seq == 1)
+            break;
+        usleep(5000);
+    } while (util_mono_ms() < deadline);
+    assert_int_equal(st.committed_seq, 1);
+    assert_int_equal(st.pending, 0);
+    sqlite3 *db = raw_open(f->path);
+    assert_int_equal(raw_long(db, "SELECT count(*) FROM state_store WHERE key='k'"), 1);
+    sqlite3_close(db);
+}
+
+static void t_coalescing(void **state)
+{
+    struct fx *f = *state;
+    struct store_status a, b;
+    store_close(f->s);
+    f->cfg.commit_interval_ms = 60000; /* one window for the whole test */
+    assert_int_equal(fx_open(f), 0);
+    store_get_status(f->s, &a);
+    for (int i = 0; i < 1000; i++) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "seq", json_object_new_int(i));
+        assert_int_equal(store_set(f->s, "device:tv", o), WB_OK);
+        json_object_put(o);
+    }
+    store_get_status(f->s, &b);
+    assert_int_equal(b.pending, 1);
+    assert_int_equal(store_flush(f->s), WB_OK);
+    store_get_status(f->s, &b);
+    assert_int_equal(b.rows_written, a.rows_written + 1);
+    assert_int_equal(b.sets, a.sets + 1000);
+    assert_int_equal(b.committed_seq, b.sets);
+    assert_int_equal(b.commits, a.commits + 1);
+    assert_value(f->s, "device:tv", "{\"seq\":999}");
+}
+
+static void t_sync_mode(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->s);
+    f->cfg.commit_interval_ms = 0;
+    assert_int_equal(fx_open(f), 0);
+    sqlite3 *db = raw_open(f->path);
+    for (int i = 0; i < 5; i++) {
+        char text[32];
+        snprintf(text, sizeof(text), "{\"i\":%d}", i);
+        set_text(f->s, "k", text);
+        char buf[64];
+        raw_text(db, "SELECT value FROM state_store WHERE key='k'", buf, sizeof(buf));
+        assert_string_equal(buf, text); /* committed before set returned */
+    }
+    struct store_status st;
+    store_get_status(f->s, &st);
+    assert_int_equal(st.commits, 5);
+    assert_int_equal(st.pending, 0);
+    sqlite3_close(db);
+}
+
+/* Retention runs in batches inside the writer's commits: the first commit
+ * prunes every device (and the age limit), later ones a device once it got
+ * max(100, max_rows / 10) appends. */
+static void t_retention(void **state)
+{
+    struct fx *f = *state;
+    char ts[UTIL_TS_LEN];
+    json_object *o = obj("{\"power\":true}");
+    util_iso8601_from_ms(util_wall_ms() - 40LL * 86400000, ts);
+    assert_int_equal(store_history_append(f->s, "aged", o, ts), WB_OK);
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(store_history_append(f->s, "tv", o, NULL), WB_OK);
+    assert_int_equal(store_flush(f->s), WB_OK);
+    sqlite3 *db = raw_open(f->path);
+    const char *count_tv = "SELECT count(*) FROM device_state_snapshots WHERE device_id='tv'";
+    assert_int_equal(raw_long(db, count_tv), 10);
+    assert_int_equal(
+        raw_long(db, "SELECT count(*) FROM device_state_snapshots WHERE device_id='aged'"), 0);
+    for (int i = 0; i < 99; i++)
+        assert_int_equal(store_history_append(f->s, "tv", o, NULL), WB_OK);
+    assert_int_equal(store_flush(f->s), WB_OK);
+    assert_int_equal(raw_long(db, count_tv), 109); /* below the batch threshold */
+    assert_int_equal(store_history_append(f->s, "tv", o, NULL), WB_OK);
+    assert_int_equal(store_flush(f->s), WB_OK);
+    assert_int_equal(raw_long(db, count_tv), 10);
+    /* The newest ten are kept. */
+    assert_int_equal(raw_long(db, "SELECT min(id) FROM device_state_snapshots WHERE "
+                                  "device_id='tv'"),
+                     raw_long(db, "SELECT max(id) - 9 FROM device_state_snapshots WHERE "
+                                  "device_id='tv'"));
+    sqlite3_close(db);
+    json_object_put(o);
+}
+
+/* A file from before schema versioning (user_version 0, tables present) is
+ * brought to the current version with its rows intact. */
+static void t_unversioned_file(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->s);
+    f->s = NULL;
+    unlink(f->path);
+    sqlite3 *db = raw_open(f->path);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE state_store(key TEXT PRIMARY KEY, value TEXT NOT "
+                                  "NULL, updated_at TEXT NOT NULL);"
+                                  "INSERT INTO state_store VALUES('device:old', '{\"v\":1}',"
+                                  " '2025-01-01T00:00:00.000Z');",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(fx_open(f), 0);
+    assert_value(f->s, "device:old", "{\"v\":1}");
+    db = raw_open(f->path);
+    assert_int_equal(raw_long(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    assert_int_equal(raw_long(db, "SELECT count(*) FROM sqlite_master WHERE name IN "
+                                  "('devices','command_logs','device_connection_logs',"
+                                  "'device_state_snapshots')"),
+                     4);
+    sqlite3_close(db);
+}
+
+/* With no commit window, a failing commit is reported by set() itself and
+ * the change is still kept and committed later. */
+static void t_sync_mode_failure(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->s);
+    f->cfg.commit_interval_ms = 0;
+    assert_int_equal(fx_open(f), 0);
+    assert_int_equal(store_sqlite_exec_for_test(f->s, "PRAGMA query_only=1"), WB_OK);
+    json_object *o = obj("{\"v\":1}");
+    assert_int_equal(store_set(f->s, "k", o), WB_ERR_READONLY);
+    json_object_put(o);
+    assert_value(f->s, "k", "{\"v\":1}");
+    assert_int_equal(store_sqlite_exec_for_test(f->s, "PRAGMA query_only=0"), WB_OK);
+    assert_int_equal(store_flush(f->s), WB_OK);
+    sqlite3 *db = raw_open(f->path);
+    assert_int_equal(raw_long(db, "SELECT count(*) FROM state_store WHERE key='k'"), 1);
+    sqlite3_close(db);
+}
+
+/* The child commits 100 keys, tells the parent, then writes until killed. */
+static void t_kill9(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->s);
+    f->s = NULL;
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        struct state_store *s = NULL;
+        if (store_open(&s, &f->cfg, NULL, 0) != WB_OK)
+            _exit(1);
+        char key[32];
+        for (int i = 0; i < 100; i++) {
+            snprintf(key, sizeof(key), "device:d%d", i);
+            set_text(s, key, "{\"committed\":true}");
+        }
+        if (store_flush(s) != WB_OK || write(pfd[1], "k", 1) != 1)
+            _exit(1);
+        for (unsigned long i = 0;; i++) {
+            snprintf(key, sizeof(key), "later:%lu", i % 5000);
+            set_text(s, key, "{\"later\":true,\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}");
+            if (i % 1000 == 0)
+                store_history_append(s, "d0", json_object_new_object(), NULL);
+        }
+    }
+    close(pfd[1]);
+    char c = 0;
+    assert_int_equal(read(pfd[0], &c, 1), 1);
+    close(pfd[0]);
+    usleep(300000); /* let it write through a few commits, any moment is fine */
+    kill(pid, SIGKILL);
+    int wst = 0;
+    assert_int_equal(waitpid(pid, &wst, 0), pid);
+    assert_true(WIFSIGNALED(wst));
+
+    sqlite3 *db = raw_open(f->path);
+    char ok[64];
+    raw_text(db, "PRAGMA integrity_check", ok, sizeof(ok));
+    assert_string_equal(ok, "ok");
+    assert_int_equal(raw_long(db, "SELECT count(*) FROM state_store WHERE key LIKE 'device:d%'"),
+                     100);
+    sqlite3_close(db);
+    assert_int_equal(fx_open(f), 0);
+    assert_value(f->s, "device:d42", "{\"committed\":true}");
+}
+
+static int count_aside(const char *path)
+{
+    char pat[256];
+    glob_t g;
+    snprintf(pat, sizeof(pat), "%s.corrupt.*", path);
+    int n = glob(pat, 0, NULL, &g) == 0 ? (int)g.gl_pathc : 0;
+    globfree(&g);
+    return n;
+}
+
+static void copy_file(const char *from, const char *to, long max)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    char buf[4096];
+    size_t n;
+    long total = 0;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0 && (max < 0 || total < max)) {
+        if (max >= 0 && total + (long)n > max)
+            n = (size_t)(max - total);
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+        total += (long)n;
+    }
+    fclose(in);
+    fclose(out);
+}
+
+static void check_moved_aside_and_fresh(struct fx *f)
+{
+    assert_int_equal(fx_open(f), 0);
+    assert_int_equal(count_aside(f->path), 1);
+    json_object *v = NULL;
+    assert_int_equal(store_get(f->s, "device:d1", &v), WB_ERR_NOT_FOUND);
+    set_text(f->s, "fresh", "{\"ok\":true}");
+    assert_int_equal(store_flush(f->s), WB_OK);
+    reopen(f);
+    assert_value(f->s, "fresh", "{\"ok\":true}");
+}
+
+static void t_corrupt_fixture(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->s);
+    f->s = NULL;
+    const char *data = getenv("WBMB_TEST_DATA");
+    assert_non_null(data);
+    const char *fixtures[] = {"corrupt.sqlite3", "garbage.sqlite3"};
+    for (int i = 0; i < 2; i++) {
+        char src[512];
+        snprintf(src, sizeof(src), "%s/store/%s", data, fixtures[i]);
+        snprintf(f->path, sizeof(f->path), "%s/%d.db", f->dir, i);
+        copy_file(src, f->path, -1);
+        check_moved_aside_and_fresh(f);
+        store_close(f->s);
+        f->s = NULL;
+    }
+}
+
+static void t_truncated(void **state)
+{
+    struct fx *f = *state;
+    char key[32], big[2100];
+    memset(big, 0, sizeof(big));
+    snprintf(big, sizeof(big), "{\"pad\":\"%0*d\"}", 2000, 7);
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "device:d%d", i);
+        set_text(f->s, key, big);
+    }
+    store_close(f->s); /* the last close checkpoints the WAL into the file */
+    f->s = NULL;
+    struct stat sb;
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_true(sb.st_size > 100000);
+    char tmp[160];
+    snprintf(tmp, sizeof(tmp), "%s.full", f->path);
+    assert_int_equal(rename(f->path, tmp), 0);
+    copy_file(tmp, f->path, sb.st_size / 3);
+    check_moved_aside_and_fresh(f);
+}
+
+static void t_newer_version(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->s);
+    f->s = NULL;
+    sqlite3 *db = raw_open(f->path);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=7", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    char err[512] = "";
+    assert_int_equal(store_open(&f->s, &f->cfg, err, sizeof(err)), WB_ERR_VERSION);
+    assert_null(f->s);
+    assert_non_null(strstr(err, "database schema version 7 is newer than this program's 1; "
+                                "refusing to open"));
+    assert_int_equal(count_aside(f->path), 0); /* a newer file is not "corrupt" */
+}
+
+static void t_disk_full(void **state)
+{
+    struct fx *f = *state;
+    struct store_status st;
+    char key[32], big[1100], sql[64];
+    snprintf(big, sizeof(big), "{\"pad\":\"%0*d\"}", 1000, 1);
+    set_text(f->s, "before", "{}");
+    assert_int_equal(store_flush(f->s), WB_OK);
+    sqlite3 *db = raw_open(f->path);
+    long pages = raw_long(db, "PRAGMA page_count");
+    sqlite3_close(db);
+    snprintf(sql, sizeof(sql), "PRAGMA max_page_count=%ld", pages);
+    assert_int_equal(store_sqlite_exec_for_test(f->s, sql), WB_OK);
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof(key), "device:d%d", i);
+        set_text(f->s, key, big);
+    }
+    assert_int_equal(store_flush(f->s), WB_ERR_FULL);
+    store_get_status(f->s, &st);
+    assert_false(st.ok);
+    assert_int_equal(st.last_error, WB_ERR_FULL);
+    assert_true(strlen(st.last_error_text) > 0);
+    assert_true(st.commit_failures >= 1);
+    assert_int_equal(st.pending, 200);
+    assert_true(st.committed_seq < st.sets);
+    /* Served from the pending changes; newer sets win over the failed batch. */
+    assert_value(f->s, "device:d7", big);
+    set_text(f->s, "device:d7", "{\"newer\":true}");
+    assert_int_equal(store_flush(f->s), WB_ERR_FULL);
+
+    assert_int_equal(store_sqlite_exec_for_test(f->s, "PRAGMA max_page_count=1073741823"), WB_OK);
+    /* The writer retries by itself after its back-off. */
+    int64_t deadline = util_mono_ms() + 10000;
+    do {
+        store_get_status(f->s, &st);
+        if (st.ok && st.pending == 0)
+            break;
+        usleep(10000);
+    } while (util_mono_ms() < deadline);
+    assert_true(st.ok);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.committed_seq, st.sets);
+    db = raw_open(f->path);
+    assert_int_equal(raw_long(db, "SELECT count(*) FROM state_store WHERE key LIKE 'device:d%'"),
+                     200);
+    char v[64];
+    raw_text(db, "SELECT value FROM state_store WHERE key='device:d7'", v, sizeof(v));
+    assert_string_equal(v, "{\"newer\":true}");
+    sqlite3_close(db);
+}
+
+static void t_readonly_runtime(void **state)
+{
+    struct fx *f = *state;
+    struct store_status st;
+    assert_int_equal(store_sqlite_exec_for_test(f->s, "PRAGMA query_only=1"), WB_OK);
+    set_text(f->s, "k", "{\"v\":1}");
+    json_object *snap = obj("{\"power\":true}");
+    assert_int_equal(store_history_append(f->s, "tv", snap, NULL), WB_OK);
+    json_object_put(snap);
+    assert_int_equal(store_flush(f->s), WB_ERR_READONLY);
+    store_get_status(f->s, &st);
+    assert_false(st.ok);
+    assert_int_equal(st.last_error, WB_ERR_READONLY);
+    assert_int_equal(st.pending, 2);
+    assert_value(f->s, "k", "{\"v\":1}");
+    assert_int_equal(store_sqlite_exec_for_test(f->s, "PRAGMA query_only=0"), WB_OK);
+    assert_int_equal(store_flush(f->s), WB_OK);
+    store_get_status(f->s, &st);
+    assert_true(st.ok);
+    assert_int_equal(st.pending, 0);
+    json_object *out = NULL;
+    assert_int_equal(store_history_query(f->s, "tv", 10, &out), WB_OK);
+    assert_int_equal(json_object_array_length(out), 1);
+    json_object_put(out);
+}
+
+static void t_readonly_open(void **state)
+{
+    struct fx *f = *state;
+    char cmd[300], err[512] = "";
+    set_text(f->s, "k", "{}");
+    store_close(f->s);
+    f->s = NULL;
+    /* Root ignores permission bits; the immutable attribute stops even root. */
+    snprintf(cmd, sizeof(cmd), "chattr +i '%s' 2>/dev/null", f->path);
+    if (system(cmd) != 0)
+        skip();
+    wb_status st = store_open(&f->s, &f->cfg, err, sizeof(err));
+    snprintf(cmd, sizeof(cmd), "chattr -i '%s'", f->path);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(st, WB_ERR_READONLY);
+    assert_null(f->s);
+    assert_non_null(strstr(err, "read-only"));
+    assert_int_equal(count_aside(f->path), 0);
+}
+
+#define SHARED(setup)                                                                              \
+    cmocka_unit_test_setup_teardown(t_get_missing, setup, teardown),                               \
+        cmocka_unit_test_setup_teardown(t_roundtrip, setup, teardown),                             \
+        cmocka_unit_test_setup_teardown(t_overwrite, setup, teardown),                             \
+        cmocka_unit_test_setup_teardown(t_delete, setup, teardown),                                \
+        cmocka_unit_test_setup_teardown(t_list_prefix, setup, teardown),                           \
+        cmocka_unit_test_setup_teardown(t_flush_status, setup, teardown),                          \
+        cmocka_unit_test_setup_teardown(t_history, setup, teardown),                               \
+        cmocka_unit_test_setup_teardown(t_connection_log, setup, teardown),                        \
+        cmocka_unit_test_setup_teardown(t_commands, setup, teardown),                              \
+        cmocka_unit_test_setup_teardown(t_threads, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest sqlite_tests[] = {
+        SHARED(setup_sqlite),
+        cmocka_unit_test_setup_teardown(t_reopen, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(t_group_commit_by_itself, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(t_coalescing, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(t_sync_mode, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(t_retention, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(t_unversioned_file, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(t_sync_mode_failure, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(t_kill9, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(t_corrupt_fixture, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(t_truncated, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(t_newer_version, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(t_disk_full, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(t_readonly_runtime, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(t_readonly_open, setup_sqlite, teardown),
+    };
+    const struct CMUnitTest memory_tests[] = {SHARED(setup_memory)};
+    int fails = cmocka_run_group_tests_name("sqlite", sqlite_tests, NULL, NULL);
+    fails += cmocka_run_group_tests_name("memory", memory_tests, NULL, NULL);
+    return fails ? 1 : 0;
+}
