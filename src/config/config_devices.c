@@ -356,6 +356,7 @@ static void parse_params(struct cfgw_ctx *c, const struct ydoc_node *map, struct
     for (size_t i = 0; i < map->n; i++) {
         const struct ydoc_node *k = map->keys[i], *v = map->items[i];
         struct param_tmp t;
+        memset(&t, 0, sizeof(t));
         char pw[320];
         snprintf(pw, sizeof(pw), "param '%s' of %s", k->value, where);
         if (!name_valid(k->value))
@@ -473,6 +474,7 @@ static void parse_actions(struct cfgw_ctx *c, const struct ydoc_node *map, struc
             continue;
         }
         struct act_tmp t;
+        memset(&t, 0, sizeof(t));
         cfgw_defaults(c, action_fields, &t);
         cfgw_map(c, action_fields, v, &t, where);
         struct cfg_action *a = &d->actions[d->n_actions++];
@@ -544,6 +546,7 @@ static void parse_state(struct cfgw_ctx *c, const struct ydoc_node *list, struct
             continue;
         }
         struct bind_tmp t;
+        memset(&t, 0, sizeof(t));
         cfgw_defaults(c, binding_fields, &t);
         cfgw_map(c, binding_fields, v, &t, where);
         struct cfg_state_binding *b = &d->state[d->n_state++];
@@ -632,6 +635,7 @@ void cfgd_devices(struct cfgw_ctx *c, const struct ydoc_node *list, struct confi
             continue;
         }
         struct dev_tmp t;
+        memset(&t, 0, sizeof(t));
         cfgw_defaults(c, device_fields, &t);
         cfgw_map(c, device_fields, v, &t, where);
         struct cfg_device *d = &cfg->devices[cfg->n_devices++];
@@ -740,6 +744,7 @@ static void parse_steps(struct cfgw_ctx *c, const struct ydoc_node *list, struct
             continue;
         }
         struct step_tmp t;
+        memset(&t, 0, sizeof(t));
         cfgw_defaults(c, step_fields, &t);
         cfgw_map(c, step_fields, v, &t, where);
         t.s.mark = (struct cfg_mark){v->line, v->column};
@@ -798,6 +803,7 @@ void cfgd_scenarios(struct cfgw_ctx *c, const struct ydoc_node *list, struct con
             continue;
         }
         struct scen_tmp t;
+        memset(&t, 0, sizeof(t));
         cfgw_defaults(c, scenario_fields, &t);
         cfgw_map(c, scenario_fields, v, &t, where);
         struct cfg_scenario *s = &cfg->scenarios[cfg->n_scenarios++];
