@@ -210,7 +210,7 @@ wb_status cfg_parse(const char *name, const char *text, size_t len, struct confi
     memset(&t, 0, sizeof(t));
     cfgw_defaults(&c, top_fields, &t);
     if (!root || ydoc_is_null(root) || root->kind == YDOC_MAP)
-        cfgw_map(&c, top_fields, root, &t, "the top level");
+        cfgw_map(&c, top_fields, root, &t, CFGW_TOP);
     else
         cfgw_err_node(&c, root, "the config must be a map of sections, got %s",
                       ydoc_describe(root, msg, sizeof(msg)));

@@ -700,8 +700,9 @@ static void check_step_params(struct cfgw_ctx *c, struct step_tmp *t, const stru
                               sid, st->action, st->device, k->value);
                 continue;
             }
-            char pw[200];
-            snprintf(pw, sizeof(pw), "param '%s'", k->value);
+            char pw[300];
+            snprintf(pw, sizeof(pw), "scenario '%s' step: param '%s' of action '%s'", sid,
+                     k->value, st->action);
             json_object *j = param_value(c, pm->items[i], p, pw);
             if (j)
                 json_object_object_add(st->params, k->value, j);

@@ -219,7 +219,11 @@ static bool set_field(struct cfgw_ctx *c, const struct cfgw_field *t, const stru
     }
     if (t->type == W_SECTION) {
         char sub_where[128];
-        snprintf(sub_where, sizeof(sub_where), "%s.%s", where, t->key);
+        /* Sections are named by their path: "mqtt", "persistence.history". */
+        if (strcmp(where, CFGW_TOP) == 0)
+            snprintf(sub_where, sizeof(sub_where), "%s", t->key);
+        else
+            snprintf(sub_where, sizeof(sub_where), "%s.%s", where, t->key);
         return cfgw_map(c, t->sub, v, p, sub_where);
     }
     if (v->kind != YDOC_SCALAR) {

@@ -19,6 +19,9 @@
 #include "config/yaml_doc.h"
 #include "wbmb/config.h"
 
+/* The name of the top-level mapping in messages. */
+#define CFGW_TOP "the top level"
+
 struct cfgw_err {
     int line, column;
     size_t seq; /* order of discovery: keeps the sort stable */

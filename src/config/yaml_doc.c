@@ -38,7 +38,8 @@ static void fail_parser(struct builder *b)
     const yaml_parser_t *p = &b->parser;
     const char *problem = p->problem ? p->problem : "invalid YAML";
     if (p->context)
-        snprintf(b->err, b->errlen, "YAML syntax error: %s %s", problem, p->context);
+        snprintf(b->err, b->errlen, "YAML syntax error: %s %s (started at %d:%d)", problem,
+                 p->context, (int)p->context_mark.line + 1, (int)p->context_mark.column + 1);
     else
         snprintf(b->err, b->errlen, "YAML syntax error: %s", problem);
     b->line = (int)p->problem_mark.line + 1;
