@@ -30,17 +30,30 @@ struct top_tmp {
     const struct ydoc_node *devices, *scenarios;
 };
 
-#define TF(k, t, m, ...) {.key = k, .type = t, .off = offsetof(struct top_tmp, m), __VA_ARGS__}
-#define MF(k, t, m, ...) {.key = k, .type = t, .off = offsetof(struct cfg_mqtt, m), __VA_ARGS__}
+#define TF(k, t, m, ...)                                                                           \
+    {                                                                                              \
+        .key = k, .type = t, .off = offsetof(struct top_tmp, m), __VA_ARGS__                       \
+    }
+#define MF(k, t, m, ...)                                                                           \
+    {                                                                                              \
+        .key = k, .type = t, .off = offsetof(struct cfg_mqtt, m), __VA_ARGS__                      \
+    }
 #define PF(k, t, m, ...)                                                                           \
-    {.key = k, .type = t, .off = offsetof(struct cfg_persistence, m), __VA_ARGS__}
-#define HF(k, t, m, ...) {.key = k, .type = t, .off = offsetof(struct cfg_http, m), __VA_ARGS__}
+    {                                                                                              \
+        .key = k, .type = t, .off = offsetof(struct cfg_persistence, m), __VA_ARGS__               \
+    }
+#define HF(k, t, m, ...)                                                                           \
+    {                                                                                              \
+        .key = k, .type = t, .off = offsetof(struct cfg_http, m), __VA_ARGS__                      \
+    }
 
 static const struct cfgw_field tls_fields[] = {
     {.key = "ca_file", .type = W_STR, .off = 0},
-    {.key = "cert_file", .type = W_STR,
+    {.key = "cert_file",
+     .type = W_STR,
      .off = offsetof(struct cfg_mqtt, cert_file) - offsetof(struct cfg_mqtt, ca_file)},
-    {.key = "key_file", .type = W_STR,
+    {.key = "key_file",
+     .type = W_STR,
      .off = offsetof(struct cfg_mqtt, key_file) - offsetof(struct cfg_mqtt, ca_file)},
     {NULL},
 };
@@ -85,13 +98,19 @@ static const struct cfgw_enum log_levels[] = {
 
 /* log and bridge hold one field each, stored straight in struct config. */
 static const struct cfgw_field log_fields[] = {
-    {.key = "level", .type = W_ENUM, .off = offsetof(struct config, log_level),
-     .def_int = LOG_LVL_INFO, .enums = log_levels, .enum_list = "error|warning|info|debug"},
+    {.key = "level",
+     .type = W_ENUM,
+     .off = offsetof(struct config, log_level),
+     .def_int = LOG_LVL_INFO,
+     .enums = log_levels,
+     .enum_list = "error|warning|info|debug"},
     {NULL},
 };
 
 static const struct cfgw_field bridge_fields[] = {
-    {.key = "device_id", .type = W_STR, .off = offsetof(struct config, bridge_device_id),
+    {.key = "device_id",
+     .type = W_STR,
+     .off = offsetof(struct config, bridge_device_id),
      .def_str = "wb-mqtt-bridge"},
     {NULL},
 };
@@ -175,8 +194,8 @@ static void load_secrets(struct cfgw_ctx *c, const struct ydoc_node *root, struc
             cfg->mqtt.password = cfgw_strdup(c, env);
     }
     if (cfg->http.token_file)
-        cfg->http.token = read_secret(c, cfg->http.token_file,
-                                      node_at(root, "http", "token_file"), "token_file");
+        cfg->http.token =
+            read_secret(c, cfg->http.token_file, node_at(root, "http", "token_file"), "token_file");
 }
 
 /* ---- public API ---------------------------------------------------------- */
@@ -379,8 +398,8 @@ static json_object *cond_value(const char *v, char *err, size_t errlen)
         else
             out = json_object_new_string_len(text + 1, (int)(close - text - 1));
     } else if (!bare_word(text, n)) {
-        snprintf(err, errlen, "value '%s' must be a number, true/false, a quoted string or one word",
-                 text);
+        snprintf(err, errlen,
+                 "value '%s' must be a number, true/false, a quoted string or one word", text);
     } else if (cfgw_parse_ll(text, &ll)) {
         out = json_object_new_int64(ll);
     } else if (strpbrk(text, "0123456789") && !strpbrk(text, "nNiIxX") &&

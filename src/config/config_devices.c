@@ -103,18 +103,21 @@ static bool is_string(struct cfgw_ctx *c, const struct ydoc_node *n, const char 
 
 /* ---- descriptor tables --------------------------------------------------- */
 
-static const struct cfgw_enum state_types[] = {{"bool", CFG_T_BOOL},     {"int", CFG_T_INT},
-                                               {"float", CFG_T_FLOAT},   {"string", CFG_T_STRING},
-                                               {"json", CFG_T_JSON},     {NULL, 0}};
-static const struct cfgw_enum param_types[] = {{"int", CFG_T_INT},       {"float", CFG_T_FLOAT},
-                                               {"bool", CFG_T_BOOL},     {"string", CFG_T_STRING},
-                                               {"enum", CFG_T_ENUM},     {NULL, 0}};
+static const struct cfgw_enum state_types[] = {{"bool", CFG_T_BOOL},   {"int", CFG_T_INT},
+                                               {"float", CFG_T_FLOAT}, {"string", CFG_T_STRING},
+                                               {"json", CFG_T_JSON},   {NULL, 0}};
+static const struct cfgw_enum param_types[] = {{"int", CFG_T_INT},   {"float", CFG_T_FLOAT},
+                                               {"bool", CFG_T_BOOL}, {"string", CFG_T_STRING},
+                                               {"enum", CFG_T_ENUM}, {NULL, 0}};
 
 struct dev_tmp {
     struct cfg_device d;
     const struct ydoc_node *state, *transient, *availability, *actions;
 };
-#define DF(k, t, m, ...) {.key = k, .type = t, .off = offsetof(struct dev_tmp, m), __VA_ARGS__}
+#define DF(k, t, m, ...)                                                                           \
+    {                                                                                              \
+        .key = k, .type = t, .off = offsetof(struct dev_tmp, m), __VA_ARGS__                       \
+    }
 static const struct cfgw_field device_fields[] = {
     DF("id", W_STR, d.id, .required = true),
     DF("name", W_STR, d.name),
@@ -132,7 +135,10 @@ struct bind_tmp {
     const struct ydoc_node *fields;
     bool type_ok;
 };
-#define BF(k, t, m, ...) {.key = k, .type = t, .off = offsetof(struct bind_tmp, m), __VA_ARGS__}
+#define BF(k, t, m, ...)                                                                           \
+    {                                                                                              \
+        .key = k, .type = t, .off = offsetof(struct bind_tmp, m), __VA_ARGS__                      \
+    }
 static const struct cfgw_field binding_fields[] = {
     BF("topic", W_STR, b.topic, .required = true),
     BF("type", W_ENUM, b.type, .required = true, .def_int = CFG_T_STRING, .enums = state_types,
@@ -143,7 +149,10 @@ static const struct cfgw_field binding_fields[] = {
     {NULL},
 };
 
-#define AVF(k, t, m, ...) {.key = k, .type = t, .off = offsetof(struct cfg_availability, m), __VA_ARGS__}
+#define AVF(k, t, m, ...)                                                                          \
+    {                                                                                              \
+        .key = k, .type = t, .off = offsetof(struct cfg_availability, m), __VA_ARGS__              \
+    }
 static const struct cfgw_field availability_fields[] = {
     AVF("topic", W_STR, topic),
     AVF("online", W_STR, online, .def_str = "online"),
@@ -156,7 +165,10 @@ struct act_tmp {
     struct cfg_action a;
     const struct ydoc_node *params, *set;
 };
-#define AF(k, t, m, ...) {.key = k, .type = t, .off = offsetof(struct act_tmp, m), __VA_ARGS__}
+#define AF(k, t, m, ...)                                                                           \
+    {                                                                                              \
+        .key = k, .type = t, .off = offsetof(struct act_tmp, m), __VA_ARGS__                       \
+    }
 static const struct cfgw_field action_fields[] = {
     AF("topic", W_STR, a.topic, .required = true),
     AF("payload", W_STR, a.payload, .def_str = "1"),
@@ -170,7 +182,10 @@ struct param_tmp {
     const struct ydoc_node *def, *values;
     bool type_ok;
 };
-#define PF(k, t, m, ...) {.key = k, .type = t, .off = offsetof(struct param_tmp, m), __VA_ARGS__}
+#define PF(k, t, m, ...)                                                                           \
+    {                                                                                              \
+        .key = k, .type = t, .off = offsetof(struct param_tmp, m), __VA_ARGS__                     \
+    }
 static const struct cfgw_field param_fields[] = {
     PF("type", W_ENUM, p.type, .required = true, .def_int = CFG_T_STRING, .enums = param_types,
        .enum_list = "int|float|bool|string|enum", .track = true,
@@ -187,21 +202,24 @@ struct scen_tmp {
     struct cfg_scenario s;
     const struct ydoc_node *devices, *startup, *shutdown;
 };
-#define SF(k, t, m, ...) {.key = k, .type = t, .off = offsetof(struct scen_tmp, m), __VA_ARGS__}
+#define SF(k, t, m, ...)                                                                           \
+    {                                                                                              \
+        .key = k, .type = t, .off = offsetof(struct scen_tmp, m), __VA_ARGS__                      \
+    }
 static const struct cfgw_field scenario_fields[] = {
-    SF("id", W_STR, s.id, .required = true),
-    SF("name", W_STR, s.name),
-    SF("devices", W_NODE, devices),
-    SF("startup", W_NODE, startup),
-    SF("shutdown", W_NODE, shutdown),
-    {NULL},
+    SF("id", W_STR, s.id, .required = true), SF("name", W_STR, s.name),
+    SF("devices", W_NODE, devices),          SF("startup", W_NODE, startup),
+    SF("shutdown", W_NODE, shutdown),        {NULL},
 };
 
 struct step_tmp {
     struct cfg_step s;
     const struct ydoc_node *params, *when;
 };
-#define STF(k, t, m, ...) {.key = k, .type = t, .off = offsetof(struct step_tmp, m), __VA_ARGS__}
+#define STF(k, t, m, ...)                                                                          \
+    {                                                                                              \
+        .key = k, .type = t, .off = offsetof(struct step_tmp, m), __VA_ARGS__                      \
+    }
 static const struct cfgw_field step_fields[] = {
     STF("device", W_STR, s.device, .required = true),
     STF("action", W_STR, s.action, .required = true),
@@ -224,8 +242,8 @@ static const char *param_kind(const struct cfg_param *p, char *buf, size_t len)
     case CFG_T_ENUM: {
         size_t used = (size_t)snprintf(buf, len, "one of ");
         for (size_t i = 0; i < p->n_enum_values && used < len; i++)
-            used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? "|" : "",
-                                     p->enum_values[i]);
+            used +=
+                (size_t)snprintf(buf + used, len - used, "%s%s", i ? "|" : "", p->enum_values[i]);
         return buf;
     }
     default:
@@ -375,8 +393,8 @@ static void parse_params(struct cfgw_ctx *c, const struct ydoc_node *map, struct
         if (!t.type_ok)
             continue;
         if (p->has_min && p->has_max && p->min > p->max)
-            cfgw_err_node(c, ydoc_map_get(v, "min"), "min %g is greater than max %g in %s",
-                          p->min, p->max, pw);
+            cfgw_err_node(c, ydoc_map_get(v, "min"), "min %g is greater than max %g in %s", p->min,
+                          p->max, pw);
         if ((p->has_min || p->has_max) && (p->type == CFG_T_BOOL || p->type == CFG_T_ENUM))
             cfgw_err_node(c, v, "min/max are not allowed for a param of type %s",
                           p->type == CFG_T_BOOL ? "bool" : "enum");
@@ -462,8 +480,7 @@ static void parse_actions(struct cfgw_ctx *c, const struct ydoc_node *map, struc
     for (size_t i = 0; i < map->n; i++) {
         const struct ydoc_node *k = map->keys[i], *v = map->items[i];
         char where[256];
-        snprintf(where, sizeof(where), "action '%s' of device '%s'", k->value,
-                 d->id ? d->id : "?");
+        snprintf(where, sizeof(where), "action '%s' of device '%s'", k->value, d->id ? d->id : "?");
         if (!name_valid(k->value))
             cfgw_err_node(c, k, "action name '%s' must match [A-Za-z0-9_-]+", k->value);
         if (ydoc_is_null(v) || v->kind != YDOC_MAP) {
@@ -483,8 +500,8 @@ static void parse_actions(struct cfgw_ctx *c, const struct ydoc_node *map, struc
         a->mark = (struct cfg_mark){k->line, k->column};
         if (a->topic && !cfgd_topic_valid(a->topic, false))
             cfgw_err_node(c, ydoc_map_get(v, "topic"),
-                          "topic '%s' of %s must be a non-empty topic without wildcards",
-                          a->topic, where);
+                          "topic '%s' of %s must be a non-empty topic without wildcards", a->topic,
+                          where);
         parse_params(c, t.params, a, where);
         const struct ydoc_node *pl = ydoc_map_get(v, "payload");
         if (pl && a->payload) {
@@ -696,13 +713,14 @@ static void check_step_params(struct cfgw_ctx *c, struct step_tmp *t, const stru
             const struct ydoc_node *k = pm->keys[i];
             const struct cfg_param *p = find_param(a, k->value, strlen(k->value));
             if (!p) {
-                cfgw_err_node(c, k, "scenario '%s' step: action '%s' of device '%s' has no param '%s'",
+                cfgw_err_node(c, k,
+                              "scenario '%s' step: action '%s' of device '%s' has no param '%s'",
                               sid, st->action, st->device, k->value);
                 continue;
             }
             char pw[300];
-            snprintf(pw, sizeof(pw), "scenario '%s' step: param '%s' of action '%s'", sid,
-                     k->value, st->action);
+            snprintf(pw, sizeof(pw), "scenario '%s' step: param '%s' of action '%s'", sid, k->value,
+                     st->action);
             json_object *j = param_value(c, pm->items[i], p, pw);
             if (j)
                 json_object_object_add(st->params, k->value, j);
@@ -767,9 +785,9 @@ static void parse_steps(struct cfgw_ctx *c, const struct ydoc_node *list, struct
                 cfgw_err_node(c, dn, "scenario '%s' step refers to unknown device '%s'", sid,
                               t.s.device);
             else if (!listed)
-                cfgw_err_node(c, dn,
-                              "scenario '%s' step uses device '%s' which is not in its devices list",
-                              sid, t.s.device);
+                cfgw_err_node(
+                    c, dn, "scenario '%s' step uses device '%s' which is not in its devices list",
+                    sid, t.s.device);
         }
         if (d && t.s.action && !(a = find_action(d, t.s.action)))
             cfgw_err_node(c, ydoc_map_get(v, "action"),

@@ -191,8 +191,7 @@ bool cfgw_check_dup_keys(struct cfgw_ctx *c, const struct ydoc_node *map, const 
         for (size_t j = 0; j < i; j++)
             if (strcmp(map->keys[i]->value, map->keys[j]->value) == 0) {
                 cfgw_err_node(c, map->keys[i], "duplicate key '%s' in %s (first at %d:%d)",
-                              map->keys[i]->value, where, map->keys[j]->line,
-                              map->keys[j]->column);
+                              map->keys[i]->value, where, map->keys[j]->line, map->keys[j]->column);
                 ok = false;
                 break;
             }

@@ -59,7 +59,7 @@ struct cfgw_field {
     long long def_int; /* W_INT, W_UINT, W_BOOL, W_ENUM default */
     long long min, max;
     bool required;
-    bool track;     /* has_off names a bool set to true when the key is given */
+    bool track; /* has_off names a bool set to true when the key is given */
     size_t has_off;
     const struct cfgw_enum *enums; /* W_ENUM: terminated by {NULL, 0} */
     const char *enum_list;         /* W_ENUM: "a|b|c" for messages */

@@ -166,8 +166,8 @@ static struct ydoc_node *build_node(struct builder *b, yaml_event_t *ev, int dep
     switch (ev->type) {
     case YAML_SCALAR_EVENT: {
         struct ydoc_node *n = node_new(YDOC_SCALAR, &ev->start_mark);
-        if (!n || !(n->value = strndup((const char *)ev->data.scalar.value,
-                                       ev->data.scalar.length))) {
+        if (!n ||
+            !(n->value = strndup((const char *)ev->data.scalar.value, ev->data.scalar.length))) {
             free(n);
             fail_at(b, &ev->start_mark, "out of memory");
             return NULL;

@@ -18,10 +18,10 @@ enum ydoc_kind { YDOC_SCALAR, YDOC_MAP, YDOC_SEQ };
 
 struct ydoc_node {
     enum ydoc_kind kind;
-    int line, column; /* 1-based start mark */
-    char *value;      /* SCALAR: the text (never NULL) */
-    bool quoted;      /* SCALAR: written quoted or as a block (so never null/bool/number) */
-    size_t n;         /* MAP: pairs; SEQ: items */
+    int line, column;         /* 1-based start mark */
+    char *value;              /* SCALAR: the text (never NULL) */
+    bool quoted;              /* SCALAR: written quoted or as a block (so never null/bool/number) */
+    size_t n;                 /* MAP: pairs; SEQ: items */
     struct ydoc_node **keys;  /* MAP: key nodes (scalars) */
     struct ydoc_node **items; /* MAP: values; SEQ: items */
 };
