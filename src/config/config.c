@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "config/config_devices.h"
+#include "config/config_scenarios.h"
 #include "config/config_walk.h"
 #include "config/yaml_doc.h"
 #include "wbmb/util.h"
@@ -235,7 +236,7 @@ wb_status cfg_parse(const char *name, const char *text, size_t len, struct confi
                       ydoc_describe(root, msg, sizeof(msg)));
     t.cfg.path = cfgw_strdup(&c, name);
     cfgd_devices(&c, t.devices, &t.cfg);
-    cfgd_scenarios(&c, t.scenarios, &t.cfg);
+    cfgs_scenarios(&c, t.scenarios, &t.cfg);
     check_top(&c, root, &t.cfg);
     load_secrets(&c, root, &t.cfg);
 
@@ -305,6 +306,7 @@ static void config_release(struct config *cfg)
         free(cfg->http.token);
     }
     free(cfg->bridge_device_id);
+    cfgs_free(cfg);
     cfgd_free(cfg);
 }
 

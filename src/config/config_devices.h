@@ -1,10 +1,9 @@
 /*
- * config_devices.h - the devices: and scenarios: parts of the config.
+ * config_devices.h - the devices: part of the config.
  *
- * Devices are parsed first (state bindings, availability, actions with their
- * params and templates); scenarios afterwards, because every step is checked
- * against the devices and actions it names. Both append to cfg and report
- * into the walk context; cfgd_free() releases what they built.
+ * cfgd_devices() appends every device (state bindings, transient fields,
+ * availability, actions) to cfg and reports into the walk context;
+ * cfgd_free() releases what it built, also after errors.
  */
 #ifndef WBMB_CONFIG_DEVICES_H
 #define WBMB_CONFIG_DEVICES_H
@@ -13,12 +12,8 @@
 #include "wbmb/config.h"
 
 void cfgd_devices(struct cfgw_ctx *c, const struct ydoc_node *list, struct config *cfg);
-void cfgd_scenarios(struct cfgw_ctx *c, const struct ydoc_node *list, struct config *cfg);
 
-/* Frees cfg's devices and scenarios (and zeroes their counts). */
+/* Frees cfg's devices (and zeroes the count). */
 void cfgd_free(struct config *cfg);
-
-/* true for a valid MQTT topic filter (wildcards allowed when filter). */
-bool cfgd_topic_valid(const char *t, bool filter);
 
 #endif

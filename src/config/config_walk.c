@@ -326,3 +326,97 @@ bool cfgw_map(struct cfgw_ctx *c, const struct cfgw_field *table, const struct y
             cfgw_err_node(c, map, "%s is missing required key '%s'", where, t->key);
     return true;
 }
+
+/* ---- shared shape checks and validators ----------------------------------- */
+
+/* Device and scenario ids: [a-z0-9_]+ (they become Wiren Board device ids). */
+bool cfgw_id_valid(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+            return false;
+    return true;
+}
+
+/* Action and param names: [A-Za-z0-9_-]+ (controls and template names). */
+bool cfgw_name_valid(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '-'))
+            return false;
+    return true;
+}
+
+/* State field names become MQTT topic levels of the mirror device. */
+bool cfgw_field_valid(const char *s)
+{
+    return *s && !strpbrk(s, "/+#");
+}
+
+bool cfgw_is_list(struct cfgw_ctx *c, const struct ydoc_node *n, const char *what)
+{
+    char got[96];
+    if (ydoc_is_null(n))
+        return false;
+    if (n->kind != YDOC_SEQ) {
+        cfgw_err_node(c, n, "%s must be a list, got %s", what, ydoc_describe(n, got, sizeof(got)));
+        return false;
+    }
+    return true;
+}
+
+bool cfgw_is_map(struct cfgw_ctx *c, const struct ydoc_node *n, const char *what)
+{
+    char got[96];
+    if (ydoc_is_null(n))
+        return false;
+    if (n->kind != YDOC_MAP) {
+        cfgw_err_node(c, n, "%s must be a map, got %s", what, ydoc_describe(n, got, sizeof(got)));
+        return false;
+    }
+    cfgw_check_dup_keys(c, n, what);
+    return true;
+}
+
+/* A scalar that is not null, else an error "what must be a string". */
+bool cfgw_is_string(struct cfgw_ctx *c, const struct ydoc_node *n, const char *what)
+{
+    char got[96];
+    if (n->kind == YDOC_SCALAR && !ydoc_is_null(n))
+        return true;
+    cfgw_err_node(c, n, "%s must be a string, got %s", what, ydoc_describe(n, got, sizeof(got)));
+    return false;
+}
+
+void cfgw_free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* `+` must be a whole level, `#` the whole last level; no empty topic. */
+bool cfgw_topic_valid(const char *t, bool filter)
+{
+    size_t len = strlen(t);
+    if (len == 0 || len > 65535)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (t[i] != '+' && t[i] != '#')
+            continue;
+        if (!filter)
+            return false;
+        bool starts = i == 0 || t[i - 1] == '/';
+        bool ends = i + 1 == len || t[i + 1] == '/';
+        if (!starts || !ends)
+            return false;
+        if (t[i] == '#' && i + 1 != len)
+            return false;
+    }
+    return true;
+}

@@ -99,4 +99,24 @@ bool cfgw_parse_bool(const char *s, bool *out);
  * NULL for a plain null (the caller decides) or on allocation failure. */
 json_object *cfgw_scalar_json(const struct ydoc_node *n);
 
+/* Shape checks: false for a null node (nothing to walk) and, with an error
+ * reported, for a node of another kind. cfgw_is_map also reports duplicate
+ * keys; cfgw_is_string reports a null or a collection. */
+bool cfgw_is_list(struct cfgw_ctx *c, const struct ydoc_node *n, const char *what);
+bool cfgw_is_map(struct cfgw_ctx *c, const struct ydoc_node *n, const char *what);
+bool cfgw_is_string(struct cfgw_ctx *c, const struct ydoc_node *n, const char *what);
+
+/* Device and scenario ids: [a-z0-9_]+. */
+bool cfgw_id_valid(const char *s);
+/* Action and param names: [A-Za-z0-9_-]+. */
+bool cfgw_name_valid(const char *s);
+/* State field names: non-empty, no '/', '+', '#'. */
+bool cfgw_field_valid(const char *s);
+
+/* true for a valid MQTT topic (a filter with + and # when filter). */
+bool cfgw_topic_valid(const char *t, bool filter);
+
+/* Frees n strings and the array. */
+void cfgw_free_strv(char **v, size_t n);
+
 #endif
