@@ -221,13 +221,12 @@ void cfgd_devices(struct cfgw_ctx *c, const struct ydoc_node *list, struct confi
         if (d->id) {
             if (!cfgw_id_valid(d->id))
                 cfgw_err_node(c, idn, "device id '%s' must match [a-z0-9_]+", d->id);
-            for (size_t j = 0; j + 1 < cfg->n_devices; j++)
-                if (cfg->devices[j].id && strcmp(cfg->devices[j].id, d->id) == 0) {
-                    const struct ydoc_node *first = ydoc_map_get(list->items[j], "id");
-                    cfgw_err_node(c, idn, "duplicate device id '%s' (first defined at %d:%d)",
-                                  d->id, first->line, first->column);
-                    break;
-                }
+            /* Look the first one up in the YAML list: skipped (non-map)
+             * entries make indexes of cfg->devices differ from it. */
+            const struct ydoc_node *first = cfgw_first_id(list, i, d->id);
+            if (first)
+                cfgw_err_node(c, idn, "duplicate device id '%s' (first defined at %d:%d)", d->id,
+                              first->line, first->column);
             if (!d->name)
                 d->name = cfgw_strdup(c, d->id);
         }

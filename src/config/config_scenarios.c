@@ -201,13 +201,12 @@ void cfgs_scenarios(struct cfgw_ctx *c, const struct ydoc_node *list, struct con
             if (!cfgw_id_valid(s->id) || strcmp(s->id, "none") == 0)
                 cfgw_err_node(c, idn, "scenario id '%s' must match [a-z0-9_]+ and not be 'none'",
                               s->id);
-            for (size_t j = 0; j + 1 < cfg->n_scenarios; j++)
-                if (cfg->scenarios[j].id && strcmp(cfg->scenarios[j].id, s->id) == 0) {
-                    const struct ydoc_node *first = ydoc_map_get(list->items[j], "id");
-                    cfgw_err_node(c, idn, "duplicate scenario id '%s' (first defined at %d:%d)",
-                                  s->id, first->line, first->column);
-                    break;
-                }
+            /* Look the first one up in the YAML list: skipped (non-map)
+             * entries make indexes of cfg->scenarios differ from it. */
+            const struct ydoc_node *first = cfgw_first_id(list, i, s->id);
+            if (first)
+                cfgw_err_node(c, idn, "duplicate scenario id '%s' (first defined at %d:%d)", s->id,
+                              first->line, first->column);
             if (!s->name)
                 s->name = cfgw_strdup(c, s->id);
         }

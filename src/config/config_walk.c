@@ -420,3 +420,13 @@ bool cfgw_topic_valid(const char *t, bool filter)
     }
     return true;
 }
+
+const struct ydoc_node *cfgw_first_id(const struct ydoc_node *list, size_t before, const char *id)
+{
+    for (size_t i = 0; i < before && i < list->n; i++) {
+        const struct ydoc_node *n = ydoc_map_get(list->items[i], "id");
+        if (n && n->kind == YDOC_SCALAR && strcmp(n->value, id) == 0)
+            return n;
+    }
+    return NULL;
+}

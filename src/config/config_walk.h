@@ -116,6 +116,10 @@ bool cfgw_field_valid(const char *s);
 /* true for a valid MQTT topic (a filter with + and # when filter). */
 bool cfgw_topic_valid(const char *t, bool filter);
 
+/* The "id" value node of the first entry of list (before index before)
+ * whose id is id; NULL when none. Used to name where a duplicate started. */
+const struct ydoc_node *cfgw_first_id(const struct ydoc_node *list, size_t before, const char *id);
+
 /* Frees n strings and the array. */
 void cfgw_free_strv(char **v, size_t n);
 

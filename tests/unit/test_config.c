@@ -451,6 +451,61 @@ static void test_bad_templates(void **state)
     cfg_errors_free(&errs);
 }
 
+static void test_wrong_shapes(void **state)
+{
+    (void)state;
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(load_fixture("wrong_shapes.yaml", &cfg, &errs), WB_ERR_CONFIG);
+    assert_int_equal(errs.n, 19);
+    EXPECT(errs, "2:5: devices entries must be a map, got 'just a string'");
+    EXPECT(errs, "4:12: state of device 'tv' must be a list, got a map");
+    EXPECT(errs, "5:14: actions of device 'tv' must be a map, got a list");
+    EXPECT(errs, "6:20: transient entries must be a string, got a list");
+    EXPECT(errs, "7:19: availability must be a map, got a list");
+    /* The skipped first entry does not confuse where 'tv' was first defined. */
+    EXPECT(errs, "8:9: duplicate device id 'tv' (first defined at 3:9)");
+    EXPECT(errs, "9:16: wb_mirror must be true or false, got 'yes'");
+    EXPECT(errs, "13:33: param 'p' of action 'b' of device 'amp' of type enum needs a list of "
+                 "values");
+    EXPECT(errs, "14:38: set value of 't' must be a scalar, got null");
+    EXPECT(errs, "17:14: devices of scenario 's' must be a list, got 'tv'");
+    EXPECT(errs, "18:14: startup of scenario 's' must be a list, got a map");
+    EXPECT(errs, "20:9: scenario 's' shutdown step 1: when must be a string like \"field == "
+                 "value\"");
+    EXPECT(errs, "20:60: delay_after_ms must be an integer between 0 and 3600000, got '3600001'");
+    cfg_errors_free(&errs);
+}
+
+/* Every prefix of every fixture must load or fail cleanly: no crash, no
+ * leak, and a failure always comes with at least one error line. */
+static void test_truncated_inputs(void **state)
+{
+    (void)state;
+    const char *files[] = {"../../config/example.yaml", "config/bad_refs.yaml",
+                           "config/bad_templates.yaml", "config/wrong_shapes.yaml"};
+    for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+        char *p = data_path(files[f]);
+        FILE *fp = fopen(p, "rb");
+        assert_non_null(fp);
+        char buf[16384];
+        size_t len = fread(buf, 1, sizeof(buf), fp);
+        fclose(fp);
+        free(p);
+        for (size_t n = 0; n <= len; n++) {
+            struct config *cfg = NULL;
+            struct cfg_errors errs = {0};
+            wb_status st = cfg_parse("cut.yaml", buf, n, &cfg, &errs);
+            if (st == WB_OK)
+                assert_non_null(cfg);
+            else
+                assert_true(errs.n > 0 && !cfg);
+            cfg_free(cfg);
+            cfg_errors_free(&errs);
+        }
+    }
+}
+
 /* ---- secrets ------------------------------------------------------------- */
 
 #define SECRET "s3cr3t-Pa55word"
@@ -599,10 +654,10 @@ static void test_condition_bad(void **state)
 static void test_all_fixtures_no_leaks(void **state)
 {
     (void)state;
-    const char *files[] = {"syntax_error.yaml", "unknown_key.yaml",      "wrong_types.yaml",
-                           "out_of_range.yaml", "duplicate_device.yaml", "bad_refs.yaml",
-                           "bad_when.yaml",     "bad_templates.yaml",    "secret.yaml",
-                           "comments_only.yaml"};
+    const char *files[] = {"syntax_error.yaml",  "unknown_key.yaml",      "wrong_types.yaml",
+                           "out_of_range.yaml",  "duplicate_device.yaml", "bad_refs.yaml",
+                           "bad_when.yaml",      "bad_templates.yaml",    "secret.yaml",
+                           "comments_only.yaml", "wrong_shapes.yaml"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         struct config *cfg = NULL;
         struct cfg_errors errs = {0};
@@ -623,14 +678,15 @@ static void test_all_fixtures_no_leaks(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_example),        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_values_and_tls), cmocka_unit_test(test_syntax_error),
-        cmocka_unit_test(test_unknown_keys),   cmocka_unit_test(test_wrong_types),
-        cmocka_unit_test(test_out_of_range),   cmocka_unit_test(test_duplicate_device),
-        cmocka_unit_test(test_bad_refs),       cmocka_unit_test(test_bad_when_in_file),
-        cmocka_unit_test(test_bad_templates),  cmocka_unit_test(test_secrets),
-        cmocka_unit_test(test_missing_file),   cmocka_unit_test(test_condition_good),
-        cmocka_unit_test(test_condition_bad),  cmocka_unit_test(test_all_fixtures_no_leaks),
+        cmocka_unit_test(test_example),          cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_values_and_tls),   cmocka_unit_test(test_syntax_error),
+        cmocka_unit_test(test_unknown_keys),     cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_out_of_range),     cmocka_unit_test(test_duplicate_device),
+        cmocka_unit_test(test_bad_refs),         cmocka_unit_test(test_bad_when_in_file),
+        cmocka_unit_test(test_bad_templates),    cmocka_unit_test(test_wrong_shapes),
+        cmocka_unit_test(test_truncated_inputs), cmocka_unit_test(test_secrets),
+        cmocka_unit_test(test_missing_file),     cmocka_unit_test(test_condition_good),
+        cmocka_unit_test(test_condition_bad),    cmocka_unit_test(test_all_fixtures_no_leaks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
