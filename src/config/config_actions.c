@@ -171,7 +171,7 @@ static void check_template(struct cfgw_ctx *c, const struct ydoc_node *at, const
         const char *end = strchr(s + 1, '}');
         size_t n = end ? (size_t)(end - s - 1) : 0;
         char name[128];
-        snprintf(name, sizeof(name), "%.*s", (int)(n < 127 ? n : 127), s + 1);
+        cfgw_fmt(name, sizeof(name), "%.*s", (int)(n < 127 ? n : 127), s + 1);
         if (!end || !cfgw_name_valid(name)) {
             cfgw_err_node(c, at,
                           "%s has a '{' that does not start a {param} reference (write '{{' for "
@@ -189,7 +189,7 @@ static void parse_params(struct cfgw_ctx *c, const struct ydoc_node *map, struct
                          const char *where)
 {
     char what[256];
-    snprintf(what, sizeof(what), "params of %s", where);
+    cfgw_fmt(what, sizeof(what), "params of %s", where);
     if (!cfgw_is_map(c, map, what))
         return;
     a->params = calloc(map->n, sizeof(*a->params));
@@ -202,7 +202,7 @@ static void parse_params(struct cfgw_ctx *c, const struct ydoc_node *map, struct
         struct param_tmp t;
         memset(&t, 0, sizeof(t));
         char pw[320];
-        snprintf(pw, sizeof(pw), "param '%s' of %s", k->value, where);
+        cfgw_fmt(pw, sizeof(pw), "param '%s' of %s", k->value, where);
         if (!cfgw_name_valid(k->value))
             cfgw_err_node(c, k, "param name '%s' must match [A-Za-z0-9_-]+", k->value);
         if (ydoc_is_null(v) || v->kind != YDOC_MAP) {
@@ -250,7 +250,7 @@ static void parse_params(struct cfgw_ctx *c, const struct ydoc_node *map, struct
         }
         if (t.def) {
             char dw[340];
-            snprintf(dw, sizeof(dw), "default of %s", pw);
+            cfgw_fmt(dw, sizeof(dw), "default of %s", pw);
             p->default_value = cfga_param_value(c, t.def, p, dw);
         }
     }
@@ -260,7 +260,7 @@ static void parse_set(struct cfgw_ctx *c, const struct ydoc_node *map, struct cf
                       const char *where)
 {
     char what[256], got[96];
-    snprintf(what, sizeof(what), "set of %s", where);
+    cfgw_fmt(what, sizeof(what), "set of %s", where);
     if (!cfgw_is_map(c, map, what))
         return;
     a->set = json_object_new_object();
@@ -285,7 +285,7 @@ static void parse_set(struct cfgw_ctx *c, const struct ydoc_node *map, struct cf
         }
         if (json_object_is_type(j, json_type_string)) {
             char tw[320];
-            snprintf(tw, sizeof(tw), "set value of '%s' in %s", k->value, where);
+            cfgw_fmt(tw, sizeof(tw), "set value of '%s' in %s", k->value, where);
             check_template(c, v, v->value, a, tw);
         }
         json_object_object_add(a->set, k->value, j);
@@ -295,7 +295,7 @@ static void parse_set(struct cfgw_ctx *c, const struct ydoc_node *map, struct cf
 void cfga_actions(struct cfgw_ctx *c, const struct ydoc_node *map, struct cfg_device *d)
 {
     char what[160];
-    snprintf(what, sizeof(what), "actions of device '%s'", d->id ? d->id : "?");
+    cfgw_fmt(what, sizeof(what), "actions of device '%s'", d->id ? d->id : "?");
     if (!cfgw_is_map(c, map, what))
         return;
     d->actions = calloc(map->n, sizeof(*d->actions));
@@ -306,7 +306,7 @@ void cfga_actions(struct cfgw_ctx *c, const struct ydoc_node *map, struct cfg_de
     for (size_t i = 0; i < map->n; i++) {
         const struct ydoc_node *k = map->keys[i], *v = map->items[i];
         char where[256];
-        snprintf(where, sizeof(where), "action '%s' of device '%s'", k->value, d->id ? d->id : "?");
+        cfgw_fmt(where, sizeof(where), "action '%s' of device '%s'", k->value, d->id ? d->id : "?");
         if (!cfgw_name_valid(k->value))
             cfgw_err_node(c, k, "action name '%s' must match [A-Za-z0-9_-]+", k->value);
         if (ydoc_is_null(v) || v->kind != YDOC_MAP) {
@@ -332,7 +332,7 @@ void cfga_actions(struct cfgw_ctx *c, const struct ydoc_node *map, struct cfg_de
         const struct ydoc_node *pl = ydoc_map_get(v, "payload");
         if (pl && a->payload) {
             char pw[300];
-            snprintf(pw, sizeof(pw), "payload of %s", where);
+            cfgw_fmt(pw, sizeof(pw), "payload of %s", where);
             check_template(c, pl, a->payload, a, pw);
         }
         parse_set(c, t.set, a, where);

@@ -104,7 +104,7 @@ static void parse_fields_map(struct cfgw_ctx *c, const struct ydoc_node *map,
 static void parse_state(struct cfgw_ctx *c, const struct ydoc_node *list, struct cfg_device *d)
 {
     char what[160];
-    snprintf(what, sizeof(what), "state of device '%s'", d->id ? d->id : "?");
+    cfgw_fmt(what, sizeof(what), "state of device '%s'", d->id ? d->id : "?");
     if (!cfgw_is_list(c, list, what))
         return;
     d->state = calloc(list->n, sizeof(*d->state));
@@ -115,7 +115,7 @@ static void parse_state(struct cfgw_ctx *c, const struct ydoc_node *list, struct
     for (size_t i = 0; i < list->n; i++) {
         const struct ydoc_node *v = list->items[i];
         char where[200];
-        snprintf(where, sizeof(where), "state binding %zu of device '%s'", i + 1,
+        cfgw_fmt(where, sizeof(where), "state binding %zu of device '%s'", i + 1,
                  d->id ? d->id : "?");
         if (!cfgw_is_map(c, v, where)) {
             if (ydoc_is_null(v))
@@ -203,9 +203,9 @@ void cfgd_devices(struct cfgw_ctx *c, const struct ydoc_node *list, struct confi
         const struct ydoc_node *idn = ydoc_map_get(v, "id");
         char where[160];
         if (idn && idn->kind == YDOC_SCALAR)
-            snprintf(where, sizeof(where), "device '%s'", idn->value);
+            cfgw_fmt(where, sizeof(where), "device '%s'", idn->value);
         else
-            snprintf(where, sizeof(where), "device %zu", i + 1);
+            cfgw_fmt(where, sizeof(where), "device %zu", i + 1);
         if (!cfgw_is_map(c, v, "devices entries")) {
             if (ydoc_is_null(v))
                 cfgw_err_node(c, v, "devices entries must be maps, got nothing");

@@ -69,7 +69,7 @@ static void check_step_params(struct cfgw_ctx *c, struct step_tmp *t, const stru
     struct cfg_step *st = &t->s;
     const struct ydoc_node *pm = t->params;
     char what[200];
-    snprintf(what, sizeof(what), "params of scenario '%s' step", sid);
+    cfgw_fmt(what, sizeof(what), "params of scenario '%s' step", sid);
     if (cfgw_is_map(c, pm, what)) {
         st->params = json_object_new_object();
         if (!st->params) {
@@ -86,7 +86,7 @@ static void check_step_params(struct cfgw_ctx *c, struct step_tmp *t, const stru
                 continue;
             }
             char pw[300];
-            snprintf(pw, sizeof(pw), "scenario '%s' step: param '%s' of action '%s'", sid, k->value,
+            cfgw_fmt(pw, sizeof(pw), "scenario '%s' step: param '%s' of action '%s'", sid, k->value,
                      st->action);
             json_object *j = cfga_param_value(c, pm->items[i], p, pw);
             if (j)
@@ -107,7 +107,7 @@ static void parse_steps(struct cfgw_ctx *c, const struct ydoc_node *list, struct
     const char *phase = startup ? "startup" : "shutdown";
     const char *sid = s->id ? s->id : "?";
     char what[160];
-    snprintf(what, sizeof(what), "%s of scenario '%s'", phase, sid);
+    cfgw_fmt(what, sizeof(what), "%s of scenario '%s'", phase, sid);
     if (!cfgw_is_list(c, list, what))
         return;
     struct cfg_step *steps = calloc(list->n, sizeof(*steps));
@@ -123,7 +123,7 @@ static void parse_steps(struct cfgw_ctx *c, const struct ydoc_node *list, struct
     for (size_t i = 0; i < list->n; i++) {
         const struct ydoc_node *v = list->items[i];
         char where[200];
-        snprintf(where, sizeof(where), "scenario '%s' %s step %zu", sid, phase, i + 1);
+        cfgw_fmt(where, sizeof(where), "scenario '%s' %s step %zu", sid, phase, i + 1);
         if (!cfgw_is_map(c, v, where)) {
             if (ydoc_is_null(v))
                 cfgw_err_node(c, v, "%s must be a map with device and action", where);
@@ -180,9 +180,9 @@ void cfgs_scenarios(struct cfgw_ctx *c, const struct ydoc_node *list, struct con
         const struct ydoc_node *idn = ydoc_map_get(v, "id");
         char where[160];
         if (idn && idn->kind == YDOC_SCALAR)
-            snprintf(where, sizeof(where), "scenario '%s'", idn->value);
+            cfgw_fmt(where, sizeof(where), "scenario '%s'", idn->value);
         else
-            snprintf(where, sizeof(where), "scenario %zu", i + 1);
+            cfgw_fmt(where, sizeof(where), "scenario %zu", i + 1);
         if (!cfgw_is_map(c, v, "scenarios entries")) {
             if (ydoc_is_null(v))
                 cfgw_err_node(c, v, "scenarios entries must be maps, got nothing");
@@ -211,7 +211,7 @@ void cfgs_scenarios(struct cfgw_ctx *c, const struct ydoc_node *list, struct con
                 s->name = cfgw_strdup(c, s->id);
         }
         char dw[200];
-        snprintf(dw, sizeof(dw), "devices of %s", where);
+        cfgw_fmt(dw, sizeof(dw), "devices of %s", where);
         if (cfgw_is_list(c, t.devices, dw)) {
             s->devices = calloc(t.devices->n, sizeof(char *));
             if (!s->devices) {

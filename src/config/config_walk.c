@@ -45,6 +45,14 @@ void cfgw_error(struct cfgw_ctx *c, int line, int column, const char *fmt, ...)
     c->n++;
 }
 
+void cfgw_fmt(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}
+
 static int err_cmp(const void *a, const void *b)
 {
     const struct cfgw_err *x = a, *y = b;

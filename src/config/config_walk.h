@@ -71,6 +71,11 @@ void cfgw_error(struct cfgw_ctx *c, int line, int column, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 #define cfgw_err_node(c, node, ...) cfgw_error((c), (node)->line, (node)->column, __VA_ARGS__)
 
+/* snprintf for names in messages ("action 'a' of device 'd'"): truncation
+ * of such a name is acceptable, and going through vsnprintf keeps GCC's
+ * -Wformat-truncation from flagging every nested name at -O2. */
+void cfgw_fmt(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Moves the collected errors, sorted by position, into errs (appending). */
 void cfgw_take_errors(struct cfgw_ctx *c, struct cfg_errors *errs);
 void cfgw_ctx_free(struct cfgw_ctx *c);
