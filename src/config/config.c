@@ -3,7 +3,8 @@
  *
  * The pipeline is: libyaml -> ydoc tree (yaml_doc.c) -> descriptor walk of
  * the top-level sections (tables below, engine in config_walk.c) -> devices
- * and scenarios (config_devices.c) -> secrets. Everything is parsed into a
+ * (config_devices.c, actions in config_actions.c) -> scenarios
+ * (config_scenarios.c, checked against the devices) -> secrets. Everything is parsed into a
  * fresh struct and all of it is validated; the struct is returned only when
  * no error was found, otherwise it is freed and the caller gets every error
  * line. Secrets (mqtt.password, http.token) are read from files or the
@@ -271,11 +272,12 @@ wb_status cfg_load(const char *path, struct config **out, struct cfg_errors *err
     *out = NULL;
     char *text = util_read_file(path, CFG_MAX_FILE, &len, 0);
     if (!text) {
+        int e = errno; /* err_line() allocates and may change errno */
         char msg[300];
         snprintf(msg, sizeof(msg), "cannot read the config: %s",
-                 errno == EFBIG ? "file is larger than 4 MiB" : strerror(errno));
+                 e == EFBIG ? "file is larger than 4 MiB" : strerror(e));
         err_line(errs, path, 1, 1, msg);
-        return errno == ENOENT ? WB_ERR_NOT_FOUND : WB_ERR_IO;
+        return e == ENOENT ? WB_ERR_NOT_FOUND : WB_ERR_IO;
     }
     wb_status st = cfg_parse(path, text, len, out, errs);
     free(text);
