@@ -1,0 +1,464 @@
+/*
+ * config.c - cfg_load()/cfg_parse(): YAML text -> validated struct config.
+ *
+ * The pipeline is: libyaml -> ydoc tree (yaml_doc.c) -> descriptor walk of
+ * the top-level sections (tables below, engine in config_walk.c) -> devices
+ * (config_devices.c, actions in config_actions.c) -> scenarios
+ * (config_scenarios.c, checked against the devices) -> secrets. Everything is parsed into a
+ * fresh struct and all of it is validated; the struct is returned only when
+ * no error was found, otherwise it is freed and the caller gets every error
+ * line. Secrets (mqtt.password, http.token) are read from files or the
+ * environment and never appear in an error line: only the file name does.
+ */
+#include "wbmb/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config_devices.h"
+#include "config/config_scenarios.h"
+#include "config/config_walk.h"
+#include "config/yaml_doc.h"
+#include "wbmb/util.h"
+
+#define CFG_MAX_FILE (4u * 1024 * 1024) /* a config past 4 MiB is a mistake */
+#define CFG_MAX_SECRET 4096
+
+/* The top-level walk target: the config plus the nodes walked afterwards. */
+struct top_tmp {
+    struct config cfg;
+    const struct ydoc_node *devices, *scenarios;
+};
+
+#define TF(k, t, m, ...)                                                                           \
+    {                                                                                              \
+        .key = k, .type = t, .off = offsetof(struct top_tmp, m), __VA_ARGS__                       \
+    }
+#define MF(k, t, m, ...)                                                                           \
+    {                                                                                              \
+        .key = k, .type = t, .off = offsetof(struct cfg_mqtt, m), __VA_ARGS__                      \
+    }
+#define PF(k, t, m, ...)                                                                           \
+    {                                                                                              \
+        .key = k, .type = t, .off = offsetof(struct cfg_persistence, m), __VA_ARGS__               \
+    }
+#define HF(k, t, m, ...)                                                                           \
+    {                                                                                              \
+        .key = k, .type = t, .off = offsetof(struct cfg_http, m), __VA_ARGS__                      \
+    }
+
+static const struct cfgw_field tls_fields[] = {
+    {.key = "ca_file", .type = W_STR, .off = 0},
+    {.key = "cert_file",
+     .type = W_STR,
+     .off = offsetof(struct cfg_mqtt, cert_file) - offsetof(struct cfg_mqtt, ca_file)},
+    {.key = "key_file",
+     .type = W_STR,
+     .off = offsetof(struct cfg_mqtt, key_file) - offsetof(struct cfg_mqtt, ca_file)},
+    {NULL},
+};
+
+static const struct cfgw_field mqtt_fields[] = {
+    MF("host", W_STR, host, .def_str = "127.0.0.1"),
+    MF("port", W_INT, port, .def_int = 1883, .min = 1, .max = 65535),
+    MF("client_id", W_STR, client_id, .def_str = "wb-mqtt-bridge"),
+    MF("username", W_STR, username),
+    MF("password_file", W_STR, password_file),
+    MF("keepalive_s", W_UINT, keepalive_s, .def_int = 30, .min = 0, .max = 65535),
+    MF("tls", W_SECTION, ca_file, .sub = tls_fields, .track = true,
+       .has_off = offsetof(struct cfg_mqtt, tls)),
+    {NULL},
+};
+
+static const struct cfgw_field history_fields[] = {
+    PF("enabled", W_BOOL, history_enabled, .def_int = 1),
+    PF("max_rows_per_device", W_UINT, history_max_rows, .def_int = 10000, .min = 0,
+       .max = 1000000000),
+    PF("max_age_days", W_UINT, history_max_age_days, .def_int = 30, .min = 0, .max = 36500),
+    {NULL},
+};
+
+static const struct cfgw_field persistence_fields[] = {
+    PF("db_path", W_STR, db_path, .def_str = "data/state_store.db"),
+    PF("commit_interval_ms", W_UINT, commit_interval_ms, .def_int = 100, .min = 0, .max = 60000),
+    {.key = "history", .type = W_SECTION, .off = 0, .sub = history_fields},
+    {NULL},
+};
+
+static const struct cfgw_field http_fields[] = {
+    HF("listen", W_STR, listen, .def_str = "127.0.0.1:8080"),
+    HF("token_file", W_STR, token_file),
+    {NULL},
+};
+
+static const struct cfgw_enum log_levels[] = {
+    {"error", LOG_LVL_ERROR}, {"warning", LOG_LVL_WARNING}, {"warn", LOG_LVL_WARNING},
+    {"info", LOG_LVL_INFO},   {"debug", LOG_LVL_DEBUG},     {NULL, 0},
+};
+
+/* log and bridge hold one field each, stored straight in struct config. */
+static const struct cfgw_field log_fields[] = {
+    {.key = "level",
+     .type = W_ENUM,
+     .off = offsetof(struct config, log_level),
+     .def_int = LOG_LVL_INFO,
+     .enums = log_levels,
+     .enum_list = "error|warning|info|debug"},
+    {NULL},
+};
+
+static const struct cfgw_field bridge_fields[] = {
+    {.key = "device_id",
+     .type = W_STR,
+     .off = offsetof(struct config, bridge_device_id),
+     .def_str = "wb-mqtt-bridge"},
+    {NULL},
+};
+
+static const struct cfgw_field top_fields[] = {
+    TF("mqtt", W_SECTION, cfg.mqtt, .sub = mqtt_fields),
+    TF("persistence", W_SECTION, cfg.persistence, .sub = persistence_fields),
+    TF("http", W_SECTION, cfg.http, .sub = http_fields),
+    TF("log", W_SECTION, cfg, .sub = log_fields),
+    TF("bridge", W_SECTION, cfg, .sub = bridge_fields),
+    TF("devices", W_NODE, devices),
+    TF("scenarios", W_NODE, scenarios),
+    {NULL},
+};
+
+/* ---- checks the tables cannot express ------------------------------------ */
+
+/* "host:port" with a non-empty host ("[::1]" for IPv6) and port 1..65535. */
+static bool listen_valid(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    long long port;
+    if (!colon || colon == s)
+        return false;
+    return cfgw_parse_ll(colon + 1, &port) && port >= 1 && port <= 65535;
+}
+
+static const struct ydoc_node *node_at(const struct ydoc_node *root, const char *section,
+                                       const char *key)
+{
+    const struct ydoc_node *n = ydoc_map_get(ydoc_map_get(root, section), key);
+    return n ? n : root;
+}
+
+/* Reads a secret file; an error names the file and the reason only. */
+static char *read_secret(struct cfgw_ctx *c, const char *path, const struct ydoc_node *at,
+                         const char *key)
+{
+    char *s = util_read_file(path, CFG_MAX_SECRET, NULL, 1);
+    if (!s) {
+        int e = errno;
+        cfgw_err_node(c, at, "cannot read %s '%s': %s", key, path,
+                      e == EFBIG ? "file is larger than 4 KiB" : strerror(e));
+    }
+    return s;
+}
+
+static void check_top(struct cfgw_ctx *c, const struct ydoc_node *root, struct config *cfg)
+{
+    if (cfg->http.listen && cfg->http.listen[0] && !listen_valid(cfg->http.listen))
+        cfgw_err_node(c, node_at(root, "http", "listen"),
+                      "listen must be \"host:port\" with a port between 1 and 65535, or \"\" to "
+                      "disable the HTTP API, got '%s'",
+                      cfg->http.listen);
+    if (cfg->mqtt.host && !cfg->mqtt.host[0])
+        cfgw_err_node(c, node_at(root, "mqtt", "host"), "host must not be empty");
+    if (cfg->mqtt.client_id && !cfg->mqtt.client_id[0])
+        cfgw_err_node(c, node_at(root, "mqtt", "client_id"), "client_id must not be empty");
+    if (cfg->persistence.db_path && !cfg->persistence.db_path[0])
+        cfgw_err_node(c, node_at(root, "persistence", "db_path"), "db_path must not be empty");
+    if (cfg->bridge_device_id &&
+        (!cfg->bridge_device_id[0] || strpbrk(cfg->bridge_device_id, "/+# ")))
+        cfgw_err_node(c, node_at(root, "bridge", "device_id"),
+                      "device_id must be non-empty without '/', '+', '#' or spaces, got '%s'",
+                      cfg->bridge_device_id);
+    for (size_t i = 0; i < cfg->n_devices; i++)
+        if (cfg->bridge_device_id && cfg->devices[i].id &&
+            strcmp(cfg->devices[i].id, cfg->bridge_device_id) == 0)
+            cfgw_error(c, cfg->devices[i].mark.line, cfg->devices[i].mark.column,
+                       "device id '%s' is also the bridge's device_id", cfg->devices[i].id);
+}
+
+static void load_secrets(struct cfgw_ctx *c, const struct ydoc_node *root, struct config *cfg)
+{
+    if (cfg->mqtt.password_file) {
+        cfg->mqtt.password = read_secret(c, cfg->mqtt.password_file,
+                                         node_at(root, "mqtt", "password_file"), "password_file");
+    } else {
+        const char *env = getenv("WB_MQTT_BRIDGE_PASSWORD");
+        if (env)
+            cfg->mqtt.password = cfgw_strdup(c, env);
+    }
+    if (cfg->http.token_file)
+        cfg->http.token =
+            read_secret(c, cfg->http.token_file, node_at(root, "http", "token_file"), "token_file");
+}
+
+/* ---- public API ---------------------------------------------------------- */
+
+static void config_release(struct config *cfg);
+
+static void err_line(struct cfg_errors *errs, const char *name, int line, int col, const char *msg)
+{
+    struct cfgw_ctx c = {.file = name};
+    cfgw_error(&c, line, col, "%s", msg);
+    cfgw_take_errors(&c, errs);
+    cfgw_ctx_free(&c);
+}
+
+wb_status cfg_parse(const char *name, const char *text, size_t len, struct config **out,
+                    struct cfg_errors *errs)
+{
+    struct cfgw_ctx c = {.file = name};
+    struct ydoc_node *root = NULL;
+    struct top_tmp t;
+    struct config *cfg = NULL;
+    char msg[256];
+    int line, col;
+    wb_status st = WB_ERR_CONFIG;
+
+    *out = NULL;
+    if (ydoc_parse(text, len, &root, msg, sizeof(msg), &line, &col) < 0) {
+        err_line(errs, name, line, col, msg);
+        return WB_ERR_CONFIG;
+    }
+    memset(&t, 0, sizeof(t));
+    cfgw_defaults(&c, top_fields, &t);
+    if (!root || ydoc_is_null(root) || root->kind == YDOC_MAP)
+        cfgw_map(&c, top_fields, root, &t, CFGW_TOP);
+    else
+        cfgw_err_node(&c, root, "the config must be a map of sections, got %s",
+                      ydoc_describe(root, msg, sizeof(msg)));
+    t.cfg.path = cfgw_strdup(&c, name);
+    cfgd_devices(&c, t.devices, &t.cfg);
+    cfgs_scenarios(&c, t.scenarios, &t.cfg);
+    check_top(&c, root, &t.cfg);
+    load_secrets(&c, root, &t.cfg);
+
+    cfg = malloc(sizeof(*cfg));
+    if (!cfg)
+        c.oom = true;
+    if (c.oom) {
+        st = WB_ERR_NOMEM;
+        goto fail;
+    }
+    if (c.n > 0)
+        goto fail;
+    *cfg = t.cfg;
+    *out = cfg;
+    ydoc_free(root);
+    cfgw_ctx_free(&c);
+    return WB_OK;
+fail:
+    cfgw_take_errors(&c, errs);
+    if (st == WB_ERR_NOMEM)
+        err_line(errs, name, 1, 1, "out of memory while loading the config");
+    free(cfg);
+    config_release(&t.cfg); /* a complete, if invalid, config */
+    ydoc_free(root);
+    cfgw_ctx_free(&c);
+    return st;
+}
+
+wb_status cfg_load(const char *path, struct config **out, struct cfg_errors *errs)
+{
+    size_t len = 0;
+    *out = NULL;
+    char *text = util_read_file(path, CFG_MAX_FILE, &len, 0);
+    if (!text) {
+        int e = errno; /* err_line() allocates and may change errno */
+        char msg[300];
+        snprintf(msg, sizeof(msg), "cannot read the config: %s",
+                 e == EFBIG ? "file is larger than 4 MiB" : strerror(e));
+        err_line(errs, path, 1, 1, msg);
+        return e == ENOENT ? WB_ERR_NOT_FOUND : WB_ERR_IO;
+    }
+    wb_status st = cfg_parse(path, text, len, out, errs);
+    free(text);
+    return st;
+}
+
+/* Frees everything cfg owns, not cfg itself. */
+static void config_release(struct config *cfg)
+{
+    free(cfg->path);
+    free(cfg->mqtt.host);
+    free(cfg->mqtt.client_id);
+    free(cfg->mqtt.username);
+    free(cfg->mqtt.password_file);
+    if (cfg->mqtt.password) {
+        /* Wipe the secret so it does not linger in freed heap memory. */
+        explicit_bzero(cfg->mqtt.password, strlen(cfg->mqtt.password));
+        free(cfg->mqtt.password);
+    }
+    free(cfg->mqtt.ca_file);
+    free(cfg->mqtt.cert_file);
+    free(cfg->mqtt.key_file);
+    free(cfg->persistence.db_path);
+    free(cfg->http.listen);
+    free(cfg->http.token_file);
+    if (cfg->http.token) {
+        explicit_bzero(cfg->http.token, strlen(cfg->http.token));
+        free(cfg->http.token);
+    }
+    free(cfg->bridge_device_id);
+    cfgs_free(cfg);
+    cfgd_free(cfg);
+}
+
+void cfg_free(struct config *cfg)
+{
+    if (!cfg)
+        return;
+    config_release(cfg);
+    free(cfg);
+}
+
+void cfg_errors_free(struct cfg_errors *errs)
+{
+    if (!errs)
+        return;
+    for (size_t i = 0; i < errs->n; i++)
+        free(errs->lines[i]);
+    free(errs->lines);
+    errs->lines = NULL;
+    errs->n = 0;
+}
+
+const struct cfg_device *cfg_find_device(const struct config *cfg, const char *id)
+{
+    for (size_t i = 0; cfg && id && i < cfg->n_devices; i++)
+        if (strcmp(cfg->devices[i].id, id) == 0)
+            return &cfg->devices[i];
+    return NULL;
+}
+
+const struct cfg_action *cfg_find_action(const struct cfg_device *dev, const char *name)
+{
+    for (size_t i = 0; dev && name && i < dev->n_actions; i++)
+        if (strcmp(dev->actions[i].name, name) == 0)
+            return &dev->actions[i];
+    return NULL;
+}
+
+const struct cfg_scenario *cfg_find_scenario(const struct config *cfg, const char *id)
+{
+    for (size_t i = 0; cfg && id && i < cfg->n_scenarios; i++)
+        if (strcmp(cfg->scenarios[i].id, id) == 0)
+            return &cfg->scenarios[i];
+    return NULL;
+}
+
+/* ---- when: conditions ---------------------------------------------------- */
+
+static const char *skip_ws(const char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    return s;
+}
+
+/* A bare word: no white space, quotes or operator characters. */
+static bool bare_word(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (strchr(" \t'\"=!<>", s[i]))
+            return false;
+    return true;
+}
+
+static json_object *cond_value(const char *v, char *err, size_t errlen)
+{
+    size_t n = strlen(v);
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    if (n == 0) {
+        snprintf(err, errlen, "missing value after the operator");
+        return NULL;
+    }
+    char *text = strndup(v, n);
+    json_object *out = NULL;
+    long long ll;
+    double d;
+    bool b;
+    if (!text) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (text[0] == '\'' || text[0] == '"') {
+        char *close = strchr(text + 1, text[0]);
+        if (!close)
+            snprintf(err, errlen, "unterminated quoted value");
+        else if (close[1])
+            snprintf(err, errlen, "unexpected text after the quoted value: '%s'", close + 1);
+        else
+            out = json_object_new_string_len(text + 1, (int)(close - text - 1));
+    } else if (!bare_word(text, n)) {
+        snprintf(err, errlen,
+                 "value '%s' must be a number, true/false, a quoted string or one word", text);
+    } else if (cfgw_parse_ll(text, &ll)) {
+        out = json_object_new_int64(ll);
+    } else if (strpbrk(text, "0123456789") && !strpbrk(text, "nNiIxX") &&
+               cfgw_parse_double(text, &d)) {
+        out = json_object_new_double(d);
+    } else if (strcmp(text, "true") == 0 || strcmp(text, "false") == 0) {
+        cfgw_parse_bool(text, &b);
+        out = json_object_new_boolean(b);
+    } else {
+        out = json_object_new_string(text);
+    }
+    free(text);
+    return out;
+}
+
+struct cfg_condition *cfg_condition_parse(const char *text, char *err, size_t errlen)
+{
+    struct cfg_condition *c = NULL;
+    const char *eq = strstr(text, "=="), *ne = strstr(text, "!=");
+    const char *op = eq && (!ne || eq < ne) ? eq : ne;
+
+    if (!op) {
+        snprintf(err, errlen, "expected FIELD == VALUE or FIELD != VALUE");
+        return NULL;
+    }
+    const char *f = skip_ws(text), *fe = op;
+    while (fe > f && (fe[-1] == ' ' || fe[-1] == '\t'))
+        fe--;
+    if (fe == f) {
+        snprintf(err, errlen, "missing field name before the operator");
+        return NULL;
+    }
+    if (!bare_word(f, (size_t)(fe - f))) {
+        snprintf(err, errlen, "field name '%.*s' must be one word", (int)(fe - f), f);
+        return NULL;
+    }
+    c = calloc(1, sizeof(*c));
+    if (!c || !(c->field = strndup(f, (size_t)(fe - f)))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    c->op = op == eq ? CFG_COND_EQ : CFG_COND_NE;
+    if (!(c->value = cond_value(skip_ws(op + 2), err, errlen)))
+        goto fail;
+    return c;
+fail:
+    cfg_condition_free(c);
+    return NULL;
+}
+
+void cfg_condition_free(struct cfg_condition *c)
+{
+    if (!c)
+        return;
+    free(c->field);
+    json_object_put(c->value);
+    free(c);
+}

@@ -1,0 +1,269 @@
+/*
+ * config_devices.c - the devices: list of the config (CONTRACT §3).
+ *
+ * Each list entry is walked with its descriptor table into a temporary that
+ * wraps the public struct plus the YAML nodes needing a second look (state,
+ * availability, actions); the public struct is appended to cfg at once, so
+ * cfgd_free() can release everything on any error path. Checks spanning
+ * several keys (json bindings take fields, not field; availability needs a
+ * topic or a timeout; ids are unique) run once the entry is walked.
+ */
+#include "config/config_devices.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config_actions.h"
+
+/* ---- descriptor tables --------------------------------------------------- */
+
+static const struct cfgw_enum state_types[] = {{"bool", CFG_T_BOOL},   {"int", CFG_T_INT},
+                                               {"float", CFG_T_FLOAT}, {"string", CFG_T_STRING},
+                                               {"json", CFG_T_JSON},   {NULL, 0}};
+struct dev_tmp {
+    struct cfg_device d;
+    const struct ydoc_node *state, *transient, *availability, *actions;
+};
+#define DF(k, t, m, ...)                                                                           \
+    {                                                                                              \
+        .key = k, .type = t, .off = offsetof(struct dev_tmp, m), __VA_ARGS__                       \
+    }
+static const struct cfgw_field device_fields[] = {
+    DF("id", W_STR, d.id, .required = true),
+    DF("name", W_STR, d.name),
+    DF("type", W_STR, d.type, .def_str = ""),
+    DF("wb_mirror", W_BOOL, d.wb_mirror, .def_int = 1),
+    DF("state", W_NODE, state),
+    DF("transient", W_NODE, transient),
+    DF("availability", W_NODE, availability),
+    DF("actions", W_NODE, actions),
+    {NULL},
+};
+
+struct bind_tmp {
+    struct cfg_state_binding b;
+    const struct ydoc_node *fields;
+    bool type_ok;
+};
+#define BF(k, t, m, ...)                                                                           \
+    {                                                                                              \
+        .key = k, .type = t, .off = offsetof(struct bind_tmp, m), __VA_ARGS__                      \
+    }
+static const struct cfgw_field binding_fields[] = {
+    BF("topic", W_STR, b.topic, .required = true),
+    BF("type", W_ENUM, b.type, .required = true, .def_int = CFG_T_STRING, .enums = state_types,
+       .enum_list = "bool|int|float|string|json", .track = true,
+       .has_off = offsetof(struct bind_tmp, type_ok)),
+    BF("field", W_STR, b.field),
+    BF("fields", W_NODE, fields),
+    {NULL},
+};
+
+#define AVF(k, t, m, ...)                                                                          \
+    {                                                                                              \
+        .key = k, .type = t, .off = offsetof(struct cfg_availability, m), __VA_ARGS__              \
+    }
+static const struct cfgw_field availability_fields[] = {
+    AVF("topic", W_STR, topic),
+    AVF("online", W_STR, online, .def_str = "online"),
+    AVF("offline", W_STR, offline, .def_str = "offline"),
+    AVF("timeout_s", W_UINT, timeout_s, .min = 0, .max = 7 * 86400),
+    {NULL},
+};
+
+/* ---- devices ------------------------------------------------------------- */
+
+static void parse_fields_map(struct cfgw_ctx *c, const struct ydoc_node *map,
+                             struct cfg_state_binding *b)
+{
+    if (!cfgw_is_map(c, map, "fields"))
+        return;
+    b->fields = calloc(map->n, sizeof(*b->fields));
+    if (!b->fields) {
+        c->oom = true;
+        return;
+    }
+    for (size_t i = 0; i < map->n; i++) {
+        const struct ydoc_node *k = map->keys[i], *v = map->items[i];
+        if (!cfgw_field_valid(k->value))
+            cfgw_err_node(c, k, "state field name '%s' must be non-empty without '/', '+', '#'",
+                          k->value);
+        if (!cfgw_is_string(c, v, "a fields path"))
+            continue;
+        const char *p = v->value;
+        if (*p == '.' || p[strlen(p) - 1] == '.' || strstr(p, ".."))
+            cfgw_err_node(c, v, "fields path '%s' has an empty segment", p);
+        struct cfg_field_map *f = &b->fields[b->n_fields++];
+        f->field = cfgw_strdup(c, k->value);
+        f->path = cfgw_strdup(c, p);
+    }
+}
+
+static void parse_state(struct cfgw_ctx *c, const struct ydoc_node *list, struct cfg_device *d)
+{
+    char what[160];
+    cfgw_fmt(what, sizeof(what), "state of device '%s'", d->id ? d->id : "?");
+    if (!cfgw_is_list(c, list, what))
+        return;
+    d->state = calloc(list->n, sizeof(*d->state));
+    if (!d->state) {
+        c->oom = true;
+        return;
+    }
+    for (size_t i = 0; i < list->n; i++) {
+        const struct ydoc_node *v = list->items[i];
+        char where[200];
+        cfgw_fmt(where, sizeof(where), "state binding %zu of device '%s'", i + 1,
+                 d->id ? d->id : "?");
+        if (!cfgw_is_map(c, v, where)) {
+            if (ydoc_is_null(v))
+                cfgw_err_node(c, v, "%s must be a map with a topic", where);
+            continue;
+        }
+        struct bind_tmp t;
+        memset(&t, 0, sizeof(t));
+        cfgw_defaults(c, binding_fields, &t);
+        cfgw_map(c, binding_fields, v, &t, where);
+        struct cfg_state_binding *b = &d->state[d->n_state++];
+        *b = t.b;
+        b->mark = (struct cfg_mark){v->line, v->column};
+        if (b->topic && !cfgw_topic_valid(b->topic, true))
+            cfgw_err_node(c, ydoc_map_get(v, "topic"),
+                          "state topic '%s' of device '%s' is not a valid MQTT topic filter",
+                          b->topic, d->id ? d->id : "?");
+        if (!t.type_ok)
+            continue;
+        if (b->type == CFG_T_JSON) {
+            if (b->field)
+                cfgw_err_node(c, ydoc_map_get(v, "field"),
+                              "field is not allowed in a state binding of type json (use fields)");
+            parse_fields_map(c, t.fields, b);
+        } else {
+            if (t.fields)
+                cfgw_err_node(c, ydoc_map_get(v, "fields"),
+                              "fields is only allowed in a state binding of type json");
+            if (!b->field)
+                cfgw_err_node(c, v, "%s needs 'field' (its type is not json)", where);
+            else if (!cfgw_field_valid(b->field))
+                cfgw_err_node(c, ydoc_map_get(v, "field"),
+                              "state field name '%s' must be non-empty without '/', '+', '#'",
+                              b->field);
+        }
+    }
+}
+
+static void parse_transient(struct cfgw_ctx *c, const struct ydoc_node *list, struct cfg_device *d)
+{
+    if (!cfgw_is_list(c, list, "transient"))
+        return;
+    d->transient = calloc(list->n, sizeof(char *));
+    if (!d->transient) {
+        c->oom = true;
+        return;
+    }
+    for (size_t i = 0; i < list->n; i++)
+        if (cfgw_is_string(c, list->items[i], "transient entries"))
+            d->transient[d->n_transient++] = cfgw_strdup(c, list->items[i]->value);
+}
+
+static void parse_availability(struct cfgw_ctx *c, const struct ydoc_node *map,
+                               struct cfg_device *d)
+{
+    if (ydoc_is_null(map))
+        return;
+    d->availability = calloc(1, sizeof(*d->availability));
+    if (!d->availability) {
+        c->oom = true;
+        return;
+    }
+    struct cfg_availability *av = d->availability;
+    cfgw_defaults(c, availability_fields, av);
+    if (!cfgw_map(c, availability_fields, map, av, "availability"))
+        return;
+    if (av->topic && !cfgw_topic_valid(av->topic, true))
+        cfgw_err_node(c, ydoc_map_get(map, "topic"),
+                      "availability topic '%s' is not a valid MQTT topic filter", av->topic);
+    if (!av->topic && av->timeout_s == 0)
+        cfgw_err_node(c, map, "availability needs a topic or timeout_s > 0");
+}
+
+void cfgd_devices(struct cfgw_ctx *c, const struct ydoc_node *list, struct config *cfg)
+{
+    if (!cfgw_is_list(c, list, "devices"))
+        return;
+    cfg->devices = calloc(list->n, sizeof(*cfg->devices));
+    if (!cfg->devices) {
+        c->oom = true;
+        return;
+    }
+    for (size_t i = 0; i < list->n; i++) {
+        const struct ydoc_node *v = list->items[i];
+        const struct ydoc_node *idn = ydoc_map_get(v, "id");
+        char where[160];
+        if (idn && idn->kind == YDOC_SCALAR)
+            cfgw_fmt(where, sizeof(where), "device '%s'", idn->value);
+        else
+            cfgw_fmt(where, sizeof(where), "device %zu", i + 1);
+        if (!cfgw_is_map(c, v, "devices entries")) {
+            if (ydoc_is_null(v))
+                cfgw_err_node(c, v, "devices entries must be maps, got nothing");
+            continue;
+        }
+        struct dev_tmp t;
+        memset(&t, 0, sizeof(t));
+        cfgw_defaults(c, device_fields, &t);
+        cfgw_map(c, device_fields, v, &t, where);
+        struct cfg_device *d = &cfg->devices[cfg->n_devices++];
+        *d = t.d;
+        d->mark = (struct cfg_mark){v->line, v->column};
+        if (d->id) {
+            if (!cfgw_id_valid(d->id))
+                cfgw_err_node(c, idn, "device id '%s' must match [a-z0-9_]+", d->id);
+            /* Look the first one up in the YAML list: skipped (non-map)
+             * entries make indexes of cfg->devices differ from it. */
+            const struct ydoc_node *first = cfgw_first_id(list, i, d->id);
+            if (first)
+                cfgw_err_node(c, idn, "duplicate device id '%s' (first defined at %d:%d)", d->id,
+                              first->line, first->column);
+            if (!d->name)
+                d->name = cfgw_strdup(c, d->id);
+        }
+        parse_state(c, t.state, d);
+        parse_transient(c, t.transient, d);
+        parse_availability(c, t.availability, d);
+        cfga_actions(c, t.actions, d);
+    }
+}
+
+void cfgd_free(struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_devices; i++) {
+        struct cfg_device *d = &cfg->devices[i];
+        free(d->id);
+        free(d->name);
+        free(d->type);
+        for (size_t j = 0; j < d->n_state; j++) {
+            free(d->state[j].topic);
+            free(d->state[j].field);
+            for (size_t k = 0; k < d->state[j].n_fields; k++) {
+                free(d->state[j].fields[k].field);
+                free(d->state[j].fields[k].path);
+            }
+            free(d->state[j].fields);
+        }
+        free(d->state);
+        cfgw_free_strv(d->transient, d->n_transient);
+        if (d->availability) {
+            free(d->availability->topic);
+            free(d->availability->online);
+            free(d->availability->offline);
+            free(d->availability);
+        }
+        cfga_free_actions(d);
+    }
+    free(cfg->devices);
+    cfg->devices = NULL;
+    cfg->n_devices = 0;
+}

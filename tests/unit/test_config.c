@@ -1,0 +1,692 @@
+/*
+ * test_config.c - unit tests of the config loader (src/config/).
+ *
+ * Loads config/example.yaml and the deliberately broken fixtures of
+ * tests/data/config/, asserting exact "FILE:LINE:COLUMN: message" lines for
+ * a few and that every error of a file is reported. Every error path is run
+ * under ASan, so a leak on any of them fails the test.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "wbmb/config.h"
+
+static char *data_path(const char *rel)
+{
+    const char *dir = getenv("WBMB_TEST_DATA");
+    char *p = NULL;
+    assert_non_null(dir);
+    assert_true(asprintf(&p, "%s/%s", dir, rel) > 0);
+    return p;
+}
+
+/* Loads a fixture of tests/data/config; errors go to errs. */
+static wb_status load_fixture(const char *name, struct config **cfg, struct cfg_errors *errs)
+{
+    char rel[256];
+    snprintf(rel, sizeof(rel), "config/%s", name);
+    char *p = data_path(rel);
+    wb_status st = cfg_load(p, cfg, errs);
+    free(p);
+    return st;
+}
+
+static wb_status parse_text(const char *text, struct config **cfg, struct cfg_errors *errs)
+{
+    return cfg_parse("t.yaml", text, strlen(text), cfg, errs);
+}
+
+/* true when some error line ends with "LINE:COL: msg" after the file name. */
+static bool has_error(const struct cfg_errors *e, const char *pos_and_msg)
+{
+    for (size_t i = 0; i < e->n; i++) {
+        const char *s = strstr(e->lines[i], ".yaml:");
+        if (s && strcmp(s + 6, pos_and_msg) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool has_substr(const struct cfg_errors *e, const char *sub)
+{
+    for (size_t i = 0; i < e->n; i++)
+        if (strstr(e->lines[i], sub))
+            return true;
+    return false;
+}
+
+static void dump(const struct cfg_errors *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        print_message("  %s\n", e->lines[i]);
+}
+
+#define EXPECT(errs, s)                                                                            \
+    do {                                                                                           \
+        if (!has_error(&(errs), s)) {                                                              \
+            dump(&(errs));                                                                         \
+            fail_msg("missing error: %s", s);                                                      \
+        }                                                                                          \
+    } while (0)
+
+/* ---- valid configs ------------------------------------------------------- */
+
+static void test_example(void **state)
+{
+    (void)state;
+    const char *dir = getenv("WBMB_TEST_DATA");
+    assert_non_null(dir);
+    char *p = NULL;
+    assert_true(asprintf(&p, "%s/../../config/example.yaml", dir) > 0);
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    unsetenv("WB_MQTT_BRIDGE_PASSWORD");
+    wb_status st = cfg_load(p, &cfg, &errs);
+    dump(&errs);
+    free(p);
+    assert_int_equal(st, WB_OK);
+    assert_int_equal(errs.n, 0);
+    assert_non_null(cfg);
+
+    assert_string_equal(cfg->bridge_device_id, "wb-mqtt-bridge");
+    assert_string_equal(cfg->mqtt.host, "127.0.0.1");
+    assert_int_equal(cfg->mqtt.port, 1883);
+    assert_null(cfg->mqtt.password);
+    assert_false(cfg->mqtt.tls);
+    assert_string_equal(cfg->persistence.db_path, "data/state_store.db");
+    assert_int_equal(cfg->persistence.commit_interval_ms, 100);
+    assert_true(cfg->persistence.history_enabled);
+    assert_string_equal(cfg->http.listen, "127.0.0.1:8080");
+    assert_int_equal(cfg->log_level, LOG_LVL_INFO);
+    assert_int_equal(cfg->n_devices, 5);
+    assert_int_equal(cfg->n_scenarios, 2);
+
+    const struct cfg_device *tv = cfg_find_device(cfg, "living_room_tv");
+    assert_non_null(tv);
+    assert_string_equal(tv->name, "Living room TV");
+    assert_true(tv->wb_mirror);
+    assert_int_equal(tv->n_state, 1);
+    assert_int_equal(tv->state[0].type, CFG_T_BOOL);
+    assert_string_equal(tv->state[0].field, "power");
+    const struct cfg_action *on = cfg_find_action(tv, "power_on");
+    assert_non_null(on);
+    assert_string_equal(on->topic, "/devices/wb-mr6c_1/controls/K1/on");
+    assert_true(json_object_get_boolean(json_object_object_get(on->set, "power")));
+
+    const struct cfg_device *dim = cfg_find_device(cfg, "hall_dimmer");
+    assert_non_null(dim);
+    assert_string_equal(dim->state[0].topic, "/devices/wb-mdm3_1/controls/Channel 1");
+    const struct cfg_action *lvl = cfg_find_action(dim, "set_level");
+    assert_non_null(lvl);
+    assert_int_equal(lvl->n_params, 1);
+    assert_int_equal(lvl->params[0].type, CFG_T_INT);
+    assert_true(lvl->params[0].has_min && lvl->params[0].has_max);
+    assert_true(lvl->params[0].min == 0 && lvl->params[0].max == 100);
+    assert_true(lvl->params[0].required);
+    assert_string_equal(json_object_get_string(json_object_object_get(lvl->set, "level")),
+                        "{level}");
+
+    const struct cfg_device *plug = cfg_find_device(cfg, "kitchen_plug");
+    assert_non_null(plug);
+    assert_int_equal(plug->state[0].type, CFG_T_JSON);
+    assert_null(plug->state[0].field);
+    assert_int_equal(plug->state[0].n_fields, 4);
+    assert_string_equal(plug->state[0].fields[1].field, "power_w");
+    assert_string_equal(plug->state[0].fields[1].path, "power");
+    assert_int_equal(plug->n_transient, 2);
+    assert_non_null(plug->availability);
+    assert_string_equal(plug->availability->topic, "zigbee2mqtt/kitchen_plug/availability");
+    const struct cfg_action *pon = cfg_find_action(plug, "on");
+    assert_non_null(pon);
+    assert_string_equal(pon->payload, "{{\"state\":\"ON\"}}");
+    assert_string_equal(json_object_get_string(json_object_object_get(pon->set, "power")), "ON");
+
+    const struct cfg_device *sensor = cfg_find_device(cfg, "bedroom_sensor");
+    assert_non_null(sensor);
+    assert_int_equal(sensor->n_actions, 0);
+    assert_null(sensor->availability->topic);
+    assert_int_equal(sensor->availability->timeout_s, 300);
+    assert_string_equal(sensor->availability->online, "online");
+
+    const struct cfg_device *amp = cfg_find_device(cfg, "amplifier");
+    const struct cfg_action *inp = cfg_find_action(amp, "set_input");
+    assert_non_null(inp);
+    assert_int_equal(inp->params[0].type, CFG_T_ENUM);
+    assert_int_equal(inp->params[0].n_enum_values, 3);
+    assert_string_equal(inp->params[0].enum_values[2], "optical");
+
+    const struct cfg_scenario *movie = cfg_find_scenario(cfg, "movie");
+    assert_non_null(movie);
+    assert_int_equal(movie->n_devices, 3);
+    assert_int_equal(movie->n_startup, 4);
+    assert_int_equal(movie->n_shutdown, 2);
+    assert_non_null(movie->startup[0].when);
+    assert_int_equal(movie->startup[0].when->op, CFG_COND_NE);
+    assert_int_equal(movie->startup[1].delay_after_ms, 200);
+    assert_string_equal(
+        json_object_get_string(json_object_object_get(movie->startup[2].params, "input")), "hdmi1");
+    assert_int_equal(json_object_get_int(json_object_object_get(movie->startup[3].params, "level")),
+                     10);
+    const struct cfg_scenario *music = cfg_find_scenario(cfg, "music");
+    assert_non_null(music);
+    assert_string_equal(music->devices[0], "amplifier");
+    assert_null(cfg_find_scenario(cfg, "none"));
+    assert_null(cfg_find_device(cfg, "ghost"));
+    cfg_free(cfg);
+    cfg_free(NULL);
+}
+
+static void check_defaults(const struct config *cfg)
+{
+    assert_string_equal(cfg->mqtt.host, "127.0.0.1");
+    assert_int_equal(cfg->mqtt.port, 1883);
+    assert_string_equal(cfg->mqtt.client_id, "wb-mqtt-bridge");
+    assert_null(cfg->mqtt.username);
+    assert_null(cfg->mqtt.password_file);
+    assert_int_equal(cfg->mqtt.keepalive_s, 30);
+    assert_false(cfg->mqtt.tls);
+    assert_string_equal(cfg->persistence.db_path, "data/state_store.db");
+    assert_int_equal(cfg->persistence.commit_interval_ms, 100);
+    assert_true(cfg->persistence.history_enabled);
+    assert_int_equal(cfg->persistence.history_max_rows, 10000);
+    assert_int_equal(cfg->persistence.history_max_age_days, 30);
+    assert_string_equal(cfg->http.listen, "127.0.0.1:8080");
+    assert_null(cfg->http.token);
+    assert_int_equal(cfg->log_level, LOG_LVL_INFO);
+    assert_string_equal(cfg->bridge_device_id, "wb-mqtt-bridge");
+    assert_int_equal(cfg->n_devices, 0);
+    assert_int_equal(cfg->n_scenarios, 0);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    const char *texts[] = {"", "# only a comment\n", "mqtt:\npersistence: {}\n", "---\n...\n"};
+    unsetenv("WB_MQTT_BRIDGE_PASSWORD");
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        struct config *cfg = NULL;
+        struct cfg_errors errs = {0};
+        wb_status st = parse_text(texts[i], &cfg, &errs);
+        dump(&errs);
+        assert_int_equal(st, WB_OK);
+        check_defaults(cfg);
+        cfg_free(cfg);
+    }
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(load_fixture("comments_only.yaml", &cfg, &errs), WB_OK);
+    check_defaults(cfg);
+    cfg_free(cfg);
+}
+
+static void test_values_and_tls(void **state)
+{
+    (void)state;
+    const char *text = "mqtt: {port: 8883, tls: {ca_file: /etc/ca.pem}, username: u}\n"
+                       "persistence: {commit_interval_ms: 0, history: {enabled: false}}\n"
+                       "http: {listen: \"\"}\n"
+                       "log: {level: debug}\n";
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(parse_text(text, &cfg, &errs), WB_OK);
+    assert_int_equal(cfg->mqtt.port, 8883);
+    assert_true(cfg->mqtt.tls);
+    assert_string_equal(cfg->mqtt.ca_file, "/etc/ca.pem");
+    assert_null(cfg->mqtt.cert_file);
+    assert_string_equal(cfg->mqtt.username, "u");
+    assert_int_equal(cfg->persistence.commit_interval_ms, 0);
+    assert_false(cfg->persistence.history_enabled);
+    assert_string_equal(cfg->http.listen, "");
+    assert_int_equal(cfg->log_level, LOG_LVL_DEBUG);
+    cfg_free(cfg);
+}
+
+/* ---- broken fixtures ----------------------------------------------------- */
+
+static void test_syntax_error(void **state)
+{
+    (void)state;
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(load_fixture("syntax_error.yaml", &cfg, &errs), WB_ERR_CONFIG);
+    assert_null(cfg);
+    assert_int_equal(errs.n, 1);
+    EXPECT(errs, "4:4: YAML syntax error: did not find expected ',' or ']' while parsing a flow "
+                 "sequence (started at 3:9)");
+    cfg_errors_free(&errs);
+
+    /* A tab indentation, an alias and a second document are refused too. */
+    assert_int_equal(parse_text("mqtt:\n\thost: x\n", &cfg, &errs), WB_ERR_CONFIG);
+    assert_int_equal(errs.n, 1);
+    assert_true(has_substr(&errs, "t.yaml:2:1: YAML syntax error"));
+    cfg_errors_free(&errs);
+    assert_int_equal(parse_text("a: &x 1\nb: *x\n", &cfg, &errs), WB_ERR_CONFIG);
+    EXPECT(errs, "2:4: YAML aliases are not supported in the config");
+    cfg_errors_free(&errs);
+    assert_int_equal(parse_text("log: {}\n---\nlog: {}\n", &cfg, &errs), WB_ERR_CONFIG);
+    EXPECT(errs, "2:1: only one YAML document is allowed in the config");
+    cfg_errors_free(&errs);
+    assert_int_equal(parse_text("- a\n- b\n", &cfg, &errs), WB_ERR_CONFIG);
+    EXPECT(errs, "1:1: the config must be a map of sections, got a list");
+    cfg_errors_free(&errs);
+}
+
+static void test_unknown_keys(void **state)
+{
+    (void)state;
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(load_fixture("unknown_key.yaml", &cfg, &errs), WB_ERR_CONFIG);
+    assert_null(cfg);
+    assert_int_equal(errs.n, 3);
+    EXPECT(errs, "3:3: unknown key 'prot' in mqtt");
+    EXPECT(errs, "5:3: unknown key 'db_pth' in persistence");
+    EXPECT(errs, "7:5: unknown key 'enable' in persistence.history");
+    cfg_errors_free(&errs);
+
+    assert_int_equal(parse_text("mqtt: {port: 1, port: 2}\nfoo: 1\n", &cfg, &errs), WB_ERR_CONFIG);
+    EXPECT(errs, "1:17: duplicate key 'port' in mqtt (first at 1:8)");
+    EXPECT(errs, "2:1: unknown key 'foo' in the top level");
+    assert_int_equal(errs.n, 2);
+    cfg_errors_free(&errs);
+}
+
+static void test_wrong_types(void **state)
+{
+    (void)state;
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(load_fixture("wrong_types.yaml", &cfg, &errs), WB_ERR_CONFIG);
+    assert_int_equal(errs.n, 7);
+    EXPECT(errs, "2:9: port must be an integer between 1 and 65535, got 'abc'");
+    EXPECT(errs, "3:16: keepalive_s must be an integer between 0 and 65535, got a list");
+    EXPECT(errs, "5:23: commit_interval_ms must be an integer between 0 and 60000, got '60001'");
+    EXPECT(errs, "7:14: enabled must be true or false, got 'maybe'");
+    EXPECT(errs, "8:7: http must be a map, got a list");
+    EXPECT(errs, "10:10: level must be one of error|warning|info|debug, got 'loud'");
+    EXPECT(errs, "11:10: devices must be a list, got a map");
+    /* Lines come sorted by position. */
+    for (size_t i = 1; i < errs.n; i++) {
+        int l0 = atoi(strchr(errs.lines[i - 1], ':') + 1);
+        int l1 = atoi(strchr(errs.lines[i], ':') + 1);
+        assert_true(l0 <= l1);
+    }
+    cfg_errors_free(&errs);
+}
+
+static void test_out_of_range(void **state)
+{
+    (void)state;
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(load_fixture("out_of_range.yaml", &cfg, &errs), WB_ERR_CONFIG);
+    assert_int_equal(errs.n, 2);
+    EXPECT(errs, "2:9: port must be an integer between 1 and 65535, got '70000'");
+    EXPECT(errs, "4:23: commit_interval_ms must be an integer between 0 and 60000, got '-1'");
+    cfg_errors_free(&errs);
+
+    assert_int_equal(parse_text("mqtt: {port: 0}\n", &cfg, &errs), WB_ERR_CONFIG);
+    EXPECT(errs, "1:14: port must be an integer between 1 and 65535, got '0'");
+    cfg_errors_free(&errs);
+    assert_int_equal(parse_text("http: {listen: localhost}\n", &cfg, &errs), WB_ERR_CONFIG);
+    assert_true(has_substr(&errs, "t.yaml:1:16: listen must be \"host:port\""));
+    cfg_errors_free(&errs);
+    assert_int_equal(parse_text("persistence: {commit_interval_ms: 60000}\n", &cfg, &errs), WB_OK);
+    assert_int_equal(cfg->persistence.commit_interval_ms, 60000);
+    cfg_free(cfg);
+}
+
+static void test_duplicate_device(void **state)
+{
+    (void)state;
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(load_fixture("duplicate_device.yaml", &cfg, &errs), WB_ERR_CONFIG);
+    assert_int_equal(errs.n, 2);
+    EXPECT(errs, "6:9: duplicate device id 'tv' (first defined at 2:9)");
+    EXPECT(errs, "8:9: device id 'Bad-Id' must match [a-z0-9_]+");
+    /* The whole line, file name included. */
+    assert_non_null(strstr(errs.lines[0], "config/duplicate_device.yaml:6:9: duplicate"));
+    cfg_errors_free(&errs);
+
+    assert_int_equal(parse_text("devices:\n  - name: x\n", &cfg, &errs), WB_ERR_CONFIG);
+    EXPECT(errs, "2:5: device 1 is missing required key 'id'");
+    cfg_errors_free(&errs);
+    const char *dup_scen = "devices: [{id: a}]\n"
+                           "scenarios:\n  - {id: s, devices: [a, a]}\n  - {id: s}\n"
+                           "  - {id: none}\n";
+    assert_int_equal(parse_text(dup_scen, &cfg, &errs), WB_ERR_CONFIG);
+    EXPECT(errs, "3:26: scenario 's' lists device 'a' twice");
+    EXPECT(errs, "4:10: duplicate scenario id 's' (first defined at 3:10)");
+    EXPECT(errs, "5:10: scenario id 'none' must match [a-z0-9_]+ and not be 'none'");
+    cfg_errors_free(&errs);
+}
+
+static void test_bad_refs(void **state)
+{
+    (void)state;
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(load_fixture("bad_refs.yaml", &cfg, &errs), WB_ERR_CONFIG);
+    assert_null(cfg);
+    assert_int_equal(errs.n, 9);
+    EXPECT(errs, "15:19: scenario 'movie' lists unknown device 'ghost'");
+    EXPECT(errs, "17:30: scenario 'movie' step refers to unknown action 'power_of' of device 'tv'");
+    EXPECT(errs, "18:18: scenario 'movie' step refers to unknown device 'radio'");
+    EXPECT(errs, "19:18: scenario 'movie' step uses device 'amp' which is not in its devices list");
+    EXPECT(errs, "20:58: scenario 'movie' step: param 'level' of action 'set_volume' must be an "
+                 "integer between 0 and 100, got '300'");
+    EXPECT(errs, "21:9: scenario 'movie' step: action 'set_volume' of device 'tv' needs param "
+                 "'level'");
+    EXPECT(errs,
+           "21:51: scenario 'movie' step: action 'set_volume' of device 'tv' has no param 'lvl'");
+    EXPECT(errs, "22:58: scenario 'movie' step: param 'level' of action 'set_volume' must be an "
+                 "integer between 0 and 100, got 'loud'");
+    EXPECT(errs, "24:9: scenario 'movie' shutdown step 1: bad when 'power > 1': expected FIELD "
+                 "== VALUE or FIELD != VALUE");
+    cfg_errors_free(&errs);
+}
+
+static void test_bad_when_in_file(void **state)
+{
+    (void)state;
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(load_fixture("bad_when.yaml", &cfg, &errs), WB_ERR_CONFIG);
+    assert_int_equal(errs.n, 4);
+    EXPECT(errs, "9:9: scenario 's' startup step 1: bad when 'power': expected FIELD == VALUE "
+                 "or FIELD != VALUE");
+    EXPECT(errs, "10:9: scenario 's' startup step 2: bad when '== true': missing field name "
+                 "before the operator");
+    assert_true(has_substr(&errs, ":11:9: scenario 's' startup step 3: bad when 'power >= 3'"));
+    assert_true(has_substr(&errs, ":12:9: scenario 's' startup step 4: bad when"));
+    cfg_errors_free(&errs);
+}
+
+static void test_bad_templates(void **state)
+{
+    (void)state;
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(load_fixture("bad_templates.yaml", &cfg, &errs), WB_ERR_CONFIG);
+    assert_int_equal(errs.n, 12);
+    EXPECT(errs, "5:52: field is not allowed in a state binding of type json (use fields)");
+    EXPECT(errs, "6:17: state topic '/devices/d/#/x' of device 'dimmer' is not a valid MQTT "
+                 "topic filter");
+    EXPECT(errs, "7:17: state topic '/devices/d/a+' of device 'dimmer' is not a valid MQTT "
+                 "topic filter");
+    EXPECT(errs, "8:9: state binding 5 of device 'dimmer' needs 'field' (its type is not json)");
+    EXPECT(errs, "12:18: payload of action 'set_level' of device 'dimmer' refers to undeclared "
+                 "param 'lvl'");
+    EXPECT(errs, "14:35: min 10 is greater than max 0 in param 'level' of action 'set_level' of "
+                 "device 'dimmer'");
+    EXPECT(errs, "15:55: default of param 'mode' of action 'set_level' of device 'dimmer' must "
+                 "be one of a|b, got 'c'");
+    EXPECT(errs, "16:39: set value of 'note' in action 'set_level' of device 'dimmer' refers to "
+                 "undeclared param 'nope'");
+    EXPECT(errs, "18:16: topic '/devices/d/+/on' of action 'raw' of device 'dimmer' must be a "
+                 "non-empty topic without wildcards");
+    EXPECT(errs, "19:18: payload of action 'raw' of device 'dimmer' has a '{' that does not start "
+                 "a {param} reference (write '{{' for a literal brace)");
+    EXPECT(errs, "21:7: availability needs a topic or timeout_s > 0");
+    cfg_errors_free(&errs);
+
+    /* Escaped braces and declared params are fine; a lone '}' is not. */
+    const char *ok = "devices:\n  - id: d\n    actions:\n      a:\n        topic: x/on\n"
+                     "        payload: '{{\"v\":{v}}}'\n        params: {v: {type: float}}\n"
+                     "        set: {v: \"{v}\", s: \"{{}}\"}\n";
+    assert_int_equal(parse_text(ok, &cfg, &errs), WB_OK);
+    cfg_free(cfg);
+    const char *lone = "devices:\n  - id: d\n    actions:\n      a: {topic: x, payload: 'a}b'}\n";
+    assert_int_equal(parse_text(lone, &cfg, &errs), WB_ERR_CONFIG);
+    assert_true(has_substr(&errs, "has a lone '}'"));
+    cfg_errors_free(&errs);
+}
+
+static void test_wrong_shapes(void **state)
+{
+    (void)state;
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(load_fixture("wrong_shapes.yaml", &cfg, &errs), WB_ERR_CONFIG);
+    assert_int_equal(errs.n, 19);
+    EXPECT(errs, "2:5: devices entries must be a map, got 'just a string'");
+    EXPECT(errs, "4:12: state of device 'tv' must be a list, got a map");
+    EXPECT(errs, "5:14: actions of device 'tv' must be a map, got a list");
+    EXPECT(errs, "6:20: transient entries must be a string, got a list");
+    EXPECT(errs, "7:19: availability must be a map, got a list");
+    /* The skipped first entry does not confuse where 'tv' was first defined. */
+    EXPECT(errs, "8:9: duplicate device id 'tv' (first defined at 3:9)");
+    EXPECT(errs, "9:16: wb_mirror must be true or false, got 'yes'");
+    EXPECT(errs, "13:33: param 'p' of action 'b' of device 'amp' of type enum needs a list of "
+                 "values");
+    EXPECT(errs, "14:38: set value of 't' must be a scalar, got null");
+    EXPECT(errs, "17:14: devices of scenario 's' must be a list, got 'tv'");
+    EXPECT(errs, "18:14: startup of scenario 's' must be a list, got a map");
+    EXPECT(errs, "20:9: scenario 's' shutdown step 1: when must be a string like \"field == "
+                 "value\"");
+    EXPECT(errs, "20:60: delay_after_ms must be an integer between 0 and 3600000, got '3600001'");
+    cfg_errors_free(&errs);
+}
+
+/* Every prefix of every fixture must load or fail cleanly: no crash, no
+ * leak, and a failure always comes with at least one error line. */
+static void test_truncated_inputs(void **state)
+{
+    (void)state;
+    const char *files[] = {"../../config/example.yaml", "config/bad_refs.yaml",
+                           "config/bad_templates.yaml", "config/wrong_shapes.yaml"};
+    for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+        char *p = data_path(files[f]);
+        FILE *fp = fopen(p, "rb");
+        assert_non_null(fp);
+        char buf[16384];
+        size_t len = fread(buf, 1, sizeof(buf), fp);
+        fclose(fp);
+        free(p);
+        for (size_t n = 0; n <= len; n++) {
+            struct config *cfg = NULL;
+            struct cfg_errors errs = {0};
+            wb_status st = cfg_parse("cut.yaml", buf, n, &cfg, &errs);
+            if (st == WB_OK)
+                assert_non_null(cfg);
+            else
+                assert_true(errs.n > 0 && !cfg);
+            cfg_free(cfg);
+            cfg_errors_free(&errs);
+        }
+    }
+}
+
+/* ---- secrets ------------------------------------------------------------- */
+
+#define SECRET "s3cr3t-Pa55word"
+
+static char *write_tmp(const char *content)
+{
+    char *p = strdup("/tmp/wbmb_cfg_XXXXXX");
+    int fd = mkstemp(p);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    close(fd);
+    return p;
+}
+
+static void test_secrets(void **state)
+{
+    (void)state;
+    char *pw = write_tmp(SECRET "\n");
+    char *tok = write_tmp("tok-123\n");
+    char *text = NULL;
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+
+    setenv("WB_MQTT_BRIDGE_PASSWORD", "from-env", 1);
+    assert_true(asprintf(&text, "mqtt: {password_file: %s}\nhttp: {token_file: %s}\n", pw, tok) >
+                0);
+    assert_int_equal(parse_text(text, &cfg, &errs), WB_OK);
+    assert_string_equal(cfg->mqtt.password, SECRET); /* the file wins over the env */
+    assert_string_equal(cfg->http.token, "tok-123");
+    cfg_free(cfg);
+    free(text);
+
+    /* Env fallback when there is no password_file. */
+    assert_int_equal(parse_text("mqtt: {username: u}\n", &cfg, &errs), WB_OK);
+    assert_string_equal(cfg->mqtt.password, "from-env");
+    cfg_free(cfg);
+    unsetenv("WB_MQTT_BRIDGE_PASSWORD");
+    assert_int_equal(parse_text("mqtt: {username: u}\n", &cfg, &errs), WB_OK);
+    assert_null(cfg->mqtt.password);
+    cfg_free(cfg);
+
+    /* Other errors in the file: the secret is read, then freed, never printed. */
+    assert_true(asprintf(&text, "mqtt: {password_file: %s, prot: 1}\n", pw) > 0);
+    assert_int_equal(parse_text(text, &cfg, &errs), WB_ERR_CONFIG);
+    assert_null(cfg);
+    assert_false(has_substr(&errs, SECRET));
+    cfg_errors_free(&errs);
+    free(text);
+
+    /* Unreadable files are named, their content never shown. */
+    assert_int_equal(load_fixture("secret.yaml", &cfg, &errs), WB_ERR_CONFIG);
+    assert_int_equal(errs.n, 2);
+    EXPECT(errs, "2:18: cannot read password_file '/nonexistent/wbmb-secret': No such file or "
+                 "directory");
+    EXPECT(errs, "4:15: cannot read token_file '/nonexistent/wbmb-token': No such file or "
+                 "directory");
+    cfg_errors_free(&errs);
+
+    /* An oversized secret file (> 4 KiB) is refused without echoing it. */
+    char big[6000];
+    for (size_t i = 0; i + 1 < sizeof(big); i += strlen(SECRET))
+        snprintf(big + i, sizeof(big) - i, "%s", SECRET);
+    char *bigf = write_tmp(big);
+    assert_true(asprintf(&text, "mqtt: {password_file: %s}\n", bigf) > 0);
+    assert_int_equal(parse_text(text, &cfg, &errs), WB_ERR_CONFIG);
+    assert_int_equal(errs.n, 1);
+    assert_true(has_substr(&errs, "file is larger than 4 KiB"));
+    assert_false(has_substr(&errs, SECRET));
+    cfg_errors_free(&errs);
+    free(text);
+
+    unlink(pw);
+    unlink(tok);
+    unlink(bigf);
+    free(pw);
+    free(tok);
+    free(bigf);
+}
+
+static void test_missing_file(void **state)
+{
+    (void)state;
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(cfg_load("/nonexistent/wbmb.yaml", &cfg, &errs), WB_ERR_NOT_FOUND);
+    assert_null(cfg);
+    assert_int_equal(errs.n, 1);
+    assert_string_equal(errs.lines[0],
+                        "/nonexistent/wbmb.yaml:1:1: cannot read the config: No such file or "
+                        "directory");
+    cfg_errors_free(&errs);
+    cfg_errors_free(&errs); /* idempotent */
+}
+
+/* ---- when: conditions ---------------------------------------------------- */
+
+static void expect_cond(const char *text, const char *field, enum cfg_cond_op op, json_type type,
+                        const char *value_json)
+{
+    char err[128] = "";
+    struct cfg_condition *c = cfg_condition_parse(text, err, sizeof(err));
+    if (!c)
+        fail_msg("'%s' rejected: %s", text, err);
+    assert_string_equal(c->field, field);
+    assert_int_equal(c->op, op);
+    assert_true(json_object_is_type(c->value, type));
+    assert_string_equal(json_object_to_json_string_ext(c->value, JSON_C_TO_STRING_PLAIN),
+                        value_json);
+    cfg_condition_free(c);
+}
+
+static void test_condition_good(void **state)
+{
+    (void)state;
+    expect_cond("power != true", "power", CFG_COND_NE, json_type_boolean, "true");
+    expect_cond("input == hdmi1", "input", CFG_COND_EQ, json_type_string, "\"hdmi1\"");
+    expect_cond("volume == 30", "volume", CFG_COND_EQ, json_type_int, "30");
+    expect_cond("mode == \"night mode\"", "mode", CFG_COND_EQ, json_type_string, "\"night mode\"");
+    expect_cond("mode=='a b'", "mode", CFG_COND_EQ, json_type_string, "\"a b\"");
+    expect_cond("  t != -1.5  ", "t", CFG_COND_NE, json_type_double, "-1.5");
+    expect_cond("on == false", "on", CFG_COND_EQ, json_type_boolean, "false");
+    expect_cond("state == ON", "state", CFG_COND_EQ, json_type_string, "\"ON\"");
+    expect_cond("x == ''", "x", CFG_COND_EQ, json_type_string, "\"\"");
+    expect_cond("a.b == 1", "a.b", CFG_COND_EQ, json_type_int, "1");
+    cfg_condition_free(NULL);
+}
+
+static void test_condition_bad(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "",           "power",     "power > 1",    "power >= 1", "== true",
+        "power ==",   "power != ", "power = true", "a b == 1",   "x == 'a' junk",
+        "x == \"abc", "x == a b",  "x == a == b",  "x === 1",    "x == !y",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char err[128] = "";
+        struct cfg_condition *c = cfg_condition_parse(bad[i], err, sizeof(err));
+        if (c)
+            fail_msg("'%s' accepted", bad[i]);
+        assert_true(err[0] != '\0');
+    }
+}
+
+/* Loads every fixture repeatedly: a leak on any error path fails under ASan. */
+static void test_all_fixtures_no_leaks(void **state)
+{
+    (void)state;
+    const char *files[] = {"syntax_error.yaml",  "unknown_key.yaml",      "wrong_types.yaml",
+                           "out_of_range.yaml",  "duplicate_device.yaml", "bad_refs.yaml",
+                           "bad_when.yaml",      "bad_templates.yaml",    "secret.yaml",
+                           "comments_only.yaml", "wrong_shapes.yaml"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        struct config *cfg = NULL;
+        struct cfg_errors errs = {0};
+        wb_status st = load_fixture(files[i], &cfg, &errs);
+        if (st == WB_OK) {
+            assert_int_equal(errs.n, 0);
+            cfg_free(cfg);
+        } else {
+            assert_null(cfg);
+            assert_true(errs.n > 0);
+            for (size_t j = 0; j < errs.n; j++)
+                assert_non_null(strstr(errs.lines[j], files[i]));
+        }
+        cfg_errors_free(&errs);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_example),          cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_values_and_tls),   cmocka_unit_test(test_syntax_error),
+        cmocka_unit_test(test_unknown_keys),     cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_out_of_range),     cmocka_unit_test(test_duplicate_device),
+        cmocka_unit_test(test_bad_refs),         cmocka_unit_test(test_bad_when_in_file),
+        cmocka_unit_test(test_bad_templates),    cmocka_unit_test(test_wrong_shapes),
+        cmocka_unit_test(test_truncated_inputs), cmocka_unit_test(test_secrets),
+        cmocka_unit_test(test_missing_file),     cmocka_unit_test(test_condition_good),
+        cmocka_unit_test(test_condition_bad),    cmocka_unit_test(test_all_fixtures_no_leaks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
