@@ -225,11 +225,35 @@ static void on_connect_success(void *ctx, MQTTAsync_successData *resp)
     cb_leave(c);
 }
 
+/* MQTT 3.1.1 CONNACK return codes; paho reports them as the failure code
+ * with the bare message "CONNACK return code". */
+static const char *connack_text(int code)
+{
+    switch (code) {
+    case 1:
+        return "unacceptable protocol version";
+    case 2:
+        return "client identifier rejected";
+    case 3:
+        return "server unavailable";
+    case 4:
+        return "bad user name or password";
+    case 5:
+        return "not authorized";
+    default:
+        return NULL;
+    }
+}
+
 static void on_connect_failure(void *ctx, MQTTAsync_failureData *resp)
 {
     struct mqttc *c = ctx;
     char reason[160];
-    if (resp && resp->message)
+    const char *ck =
+        resp && resp->message && strstr(resp->message, "CONNACK") ? connack_text(resp->code) : NULL;
+    if (ck)
+        snprintf(reason, sizeof(reason), "broker refused: %s", ck);
+    else if (resp && resp->message)
         snprintf(reason, sizeof(reason), "%s (%d)", resp->message, resp->code);
     else
         snprintf(reason, sizeof(reason), "%s",
@@ -390,8 +414,7 @@ static void *reconnect_main(void *arg)
 /* ---- public API ------------------------------------------------------- */
 
 struct mqttc *mqttc_create(const struct mqttc_options *opts, mqttc_message_cb on_message,
-                           mqttc_connection_cb on_connection, void *ud, char *err,
-                           size_t errlen)
+                           mqttc_connection_cb on_connection, void *ud, char *err, size_t errlen)
 {
     char dummy[1];
     if (!err || errlen == 0) {
@@ -571,8 +594,7 @@ wb_status mqttc_set_subscriptions(struct mqttc *c, const char *const *filters, s
 wb_status mqttc_publish(struct mqttc *c, const char *topic, const void *payload, size_t len,
                         int qos, bool retained)
 {
-    if (!c || !topic || !topic[0] || (qos != 0 && qos != 1) || len > INT_MAX ||
-        (len && !payload))
+    if (!c || !topic || !topic[0] || (qos != 0 && qos != 1) || len > INT_MAX || (len && !payload))
         return WB_ERR_INVALID;
     pthread_mutex_lock(&c->mu);
     bool up = c->st == ST_CONNECTED && !c->stopping;
