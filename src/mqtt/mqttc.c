@@ -23,20 +23,29 @@
  *
  * Connection states (c->st) and the function behind each transition:
  *
- *   IDLE --mqttc_start()--> BACKOFF (retry_at = now)
+ *   DISCONNECTED (ST_IDLE)
+ *        | mqttc_start(): first attempt due at once
+ *        v
+ *   WAITING BACKOFF (ST_BACKOFF) <-------------------------------------------+
+ *        | reconnect_main(): deadline passed, MQTTAsync_connect()             |
+ *        v                                                                    |
+ *   CONNECTING (ST_CONNECTING) --on_connect_failure(): "MQTT connect failed:  |
+ *        |                        reason; retrying in N s", backoff *= 2 -----+
+ *        | on_connect_success(): "MQTT connected to host:port",               |
+ *        | subscribeMany(set), on_connection(true), backoff = 1 s             |
+ *        v                                                                    |
+ *   CONNECTED (ST_CONNECTED)                                                  |
+ *        | on_connection_lost(): on_connection(false)                         |
+ *        v                                                                    |
+ *   LOST --"MQTT connection lost: reason; retrying in N s"--------------------+
  *
- *   BACKOFF --reconnect_main(): deadline passed, MQTTAsync_connect()--> CONNECTING
- *      ^  ^                                         |            |
- *      |  |   on_connect_failure(): "connect failed; retrying in N s",
- *      |  +---------------------------------- backoff doubles ---+
- *      |                                            |
- *      |                               on_connect_success(): subscribeMany,
- *      |                               on_connection(true), backoff = 1 s
- *      |                                            v
- *      +--- on_connection_lost(): "connection lost; retrying in N s" -- CONNECTED
- *           on_connection(false)
+ *   any state --mqttc_stop(): join the reconnect thread, let a connect in
+ *   flight finish, drain pending publications, MQTTAsync_disconnect()
+ *   (a clean DISCONNECT, so no Last Will)--> STOPPED (ST_STOPPED)
  *
- *   any state --mqttc_stop(): drain QoS 1, MQTTAsync_disconnect()--> STOPPED
+ * LOST is not stored: on_connection_lost() goes straight to ST_BACKOFF.
+ * Retries are never sooner than 1 s, which also leaves paho time to finish
+ * tearing down the failed attempt before the next MQTTAsync_connect().
  */
 #include "wbmb/mqttc.h"
 
@@ -656,6 +665,11 @@ static bool has_pending(struct mqttc *c)
     return pending;
 }
 
+/* Stops for good (a stopped client cannot be started again). The drain and
+ * the wait for a connect in flight share timeout_ms; the DISCONNECT itself
+ * may take up to 1 s more. A connect still unanswered at the deadline is
+ * abandoned: paho cannot disconnect it, so mqttc_destroy() drops its socket,
+ * and a broker that had already accepted it would publish the will. */
 void mqttc_stop(struct mqttc *c, unsigned timeout_ms)
 {
     if (!c)
@@ -702,6 +716,10 @@ void mqttc_stop(struct mqttc *c, unsigned timeout_ms)
             int64_t hard = (left > 0 ? deadline : util_mono_ms()) + 1000;
             while (!c->disconnect_done && util_mono_ms() < hard)
                 cv_wait_until(c, hard);
+        } else if (rc == MQTTASYNC_DISCONNECTED) {
+            /* paho refuses to disconnect a connect still waiting for its
+             * CONNACK; MQTTAsync_destroy() will drop the socket. */
+            log_info("MQTT stop: connect attempt to %s:%d abandoned", c->host, c->port);
         } else {
             log_warn("MQTT disconnect: %s", MQTTAsync_strerror(rc));
         }

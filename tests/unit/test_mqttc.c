@@ -11,6 +11,22 @@
  * The Last Will case runs the client in a child process (this same binary
  * re-executed with --will-child) so that SIGKILL severs its TCP connection
  * without a DISCONNECT, exactly like a crashed daemon.
+ *
+ * Which case drives which transition of the connection (see mqttc.c):
+ *
+ *   DISCONNECTED --start--> CONNECTING --fail--> BACKOFF --> CONNECTING
+ *        |                     |   test_publish_disconnected, test_tls_and_auth (bad
+ *        |                     |   password), test_first_connect_then_restart (no broker)
+ *        |                     +--success--> CONNECTED   every case with a broker
+ *        |                     +--stop--> STOPPED        test_stop_while_connecting
+ *        |                                   |
+ *        |      CONNECTED --lost--> BACKOFF --> CONNECTING --> CONNECTED (resubscribed)
+ *        |                    test_first_connect_then_restart (broker SIGKILLed, restarted)
+ *        |      CONNECTED --stop (drain, no will)--> STOPPED
+ *        |                    test_stop_drains_and_sends_no_will
+ *        |      CONNECTED --client SIGKILLed--> will published
+ *        |                    test_last_will_on_abrupt_loss
+ *        +--publish--> WB_ERR_MQTT   test_publish_disconnected
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -680,6 +696,93 @@ static void test_tls_and_auth(void **state)
     pthread_mutex_destroy(&rbad.mu);
 }
 
+/* A peer that completes the TCP handshake (kernel backlog) but never answers
+ * CONNECT keeps the client in CONNECTING; stop and destroy must still return
+ * promptly and cleanly. */
+static void test_stop_while_connecting(void **state)
+{
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(ls >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(ls, 4), 0);
+    socklen_t al = sizeof(a);
+    assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &al), 0);
+
+    struct rec r;
+    rec_init(&r);
+    struct mqttc *c = client_new(ntohs(a.sin_port), "t-hang", &r, "will/hang");
+    assert_int_equal(mqttc_start(c), WB_OK);
+    sleep_ms(300); /* let the attempt reach "waiting for CONNACK" */
+    assert_false(mqttc_is_connected(c));
+    int64_t t0 = util_mono_ms();
+    mqttc_stop(c, 200);
+    mqttc_destroy(c);
+    int64_t took = util_mono_ms() - t0;
+    assert_true(took < 3000);
+    assert_int_equal(rec_ups(&r), 0);
+    close(ls);
+    pthread_mutex_destroy(&r.mu);
+}
+
+#define PUB_THREADS 3
+#define PUB_EACH 400
+
+struct pub_arg {
+    struct mqttc *c;
+    int ok, failed;
+};
+
+static void *pub_thread(void *p)
+{
+    struct pub_arg *a = p;
+    for (int i = 0; i < PUB_EACH; i++) {
+        char buf[32];
+        int l = snprintf(buf, sizeof(buf), "%d", i);
+        if (mqttc_publish(a->c, "mt/x", buf, (size_t)l, i & 1, false) == WB_OK)
+            a->ok++;
+        else
+            a->failed++;
+    }
+    return NULL;
+}
+
+/* mqttc_publish() from several threads at once, while the owner thread
+ * replaces the subscriptions: the counters add up and nothing is lost or
+ * double-freed (ASan). */
+static void test_publish_from_threads(void **state)
+{
+    struct rec r;
+    rec_init(&r);
+    struct mqttc *c = client_new(g_broker.port, "t-mt", &r, NULL);
+    assert_int_equal(mqttc_start(c), WB_OK);
+    WAIT_FOR(mqttc_is_connected(c), DEADLINE_MS);
+    pthread_t th[PUB_THREADS];
+    struct pub_arg args[PUB_THREADS];
+    for (int i = 0; i < PUB_THREADS; i++) {
+        args[i] = (struct pub_arg){.c = c};
+        assert_int_equal(pthread_create(&th[i], NULL, pub_thread, &args[i]), 0);
+    }
+    const char *f1[] = {"mt/#", "other/+"}, *f2[] = {"mt/x"};
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(mqttc_set_subscriptions(c, i & 1 ? f1 : f2, i & 1 ? 2 : 1, 0), WB_OK);
+    int ok = 0, failed = 0;
+    for (int i = 0; i < PUB_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        ok += args[i].ok;
+        failed += args[i].failed;
+    }
+    struct mqttc_stats st;
+    mqttc_get_stats(c, &st);
+    assert_int_equal(ok + failed, PUB_THREADS * PUB_EACH);
+    assert_int_equal(st.published, (uint64_t)ok);
+    assert_int_equal(st.publish_failures, (uint64_t)failed);
+    assert_int_equal(failed, 0);
+    mqttc_stop(c, 5000);
+    mqttc_destroy(c);
+    pthread_mutex_destroy(&r.mu);
+}
+
 static int group_setup(void **state)
 {
     broker_prepare(&g_broker, free_port(), NULL);
@@ -707,6 +810,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_last_will_on_abrupt_loss),
         cmocka_unit_test(test_first_connect_then_restart),
         cmocka_unit_test(test_tls_and_auth),
+        cmocka_unit_test(test_stop_while_connecting),
+        cmocka_unit_test(test_publish_from_threads),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
