@@ -1,0 +1,764 @@
+/*
+ * mqttc.c - the MQTT connection: one paho MQTTAsync client (MQTT 3.1.1,
+ * clean session, no persistence) kept connected for ever.
+ *
+ * This module owns the paho handle, copies of every option string, the
+ * current subscription set, the connection statistics and one small
+ * "reconnect" thread. paho's automaticReconnect only helps after a first
+ * successful connect, so every connect attempt (the very first included) is
+ * made by the reconnect thread, which sleeps on a condition variable until
+ * the backoff deadline passes or mqttc_stop() wakes it. The backoff starts at
+ * 1 s, doubles after every failure up to 30 s, and falls back to 1 s after a
+ * successful connect.
+ *
+ * Invariants:
+ *  - every field below `mu` is read and written only with `mu` held;
+ *  - no paho function is ever called with `mu` held: paho's thread takes its
+ *    own lock before calling us back, so holding ours across a paho call
+ *    could deadlock with a callback waiting for `mu`;
+ *  - paho callbacks never block for long: they update state under `mu`,
+ *    signal the reconnect thread and return;
+ *  - `cb_active` counts callbacks currently running, so mqttc_destroy()
+ *    does not free the object under a callback that is still returning.
+ *
+ * Connection states (c->st) and the function behind each transition:
+ *
+ *   DISCONNECTED (ST_IDLE)
+ *        | mqttc_start(): first attempt due at once
+ *        v
+ *   WAITING BACKOFF (ST_BACKOFF) <-------------------------------------------+
+ *        | reconnect_main(): deadline passed, MQTTAsync_connect()             |
+ *        v                                                                    |
+ *   CONNECTING (ST_CONNECTING) --on_connect_failure(): "MQTT connect failed:  |
+ *        |                        reason; retrying in N s", backoff *= 2 -----+
+ *        | on_connect_success(): "MQTT connected to host:port",               |
+ *        | subscribeMany(set), on_connection(true), backoff = 1 s             |
+ *        v                                                                    |
+ *   CONNECTED (ST_CONNECTED)                                                  |
+ *        | on_connection_lost(): on_connection(false)                         |
+ *        v                                                                    |
+ *   LOST --"MQTT connection lost: reason; retrying in N s"--------------------+
+ *
+ *   any state --mqttc_stop(): join the reconnect thread, let a connect in
+ *   flight finish, drain pending publications, MQTTAsync_disconnect()
+ *   (a clean DISCONNECT, so no Last Will)--> STOPPED (ST_STOPPED)
+ *
+ * LOST is not stored: on_connection_lost() goes straight to ST_BACKOFF.
+ * Retries are never sooner than 1 s, which also leaves paho time to finish
+ * tearing down the failed attempt before the next MQTTAsync_connect().
+ */
+#include "wbmb/mqttc.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <MQTTAsync.h>
+
+#include "wbmb/log.h"
+#include "wbmb/util.h"
+
+#define BACKOFF_FIRST_S 1u
+#define BACKOFF_MAX_S 30u
+/* How long mqttc_destroy() lets an unstopped client drain. */
+#define DESTROY_STOP_TIMEOUT_MS 1000u
+
+enum conn_state { ST_IDLE, ST_BACKOFF, ST_CONNECTING, ST_CONNECTED, ST_STOPPED };
+
+struct mqttc {
+    MQTTAsync cli;
+    /* Owned copies of the options (NULL when not given). */
+    char *host, *client_id, *username, *password;
+    char *ca_file, *cert_file, *key_file, *will_topic, *will_payload;
+    int port;
+    unsigned keepalive_s;
+    bool tls, will_retained;
+    int will_qos;
+
+    mqttc_message_cb on_message;
+    mqttc_connection_cb on_connection;
+    void *ud;
+
+    pthread_t thr;
+    bool thr_started;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC; any change of the fields below */
+    enum conn_state st;
+    bool stopping;        /* mqttc_stop() began: no more connects */
+    bool disconnect_done; /* the MQTTAsync_disconnect() callback ran */
+    unsigned backoff_s;   /* the delay before the next retry */
+    int64_t retry_at_ms;  /* util_mono_ms() of the next attempt (BACKOFF) */
+    char **subs;
+    size_t nsubs;
+    int sub_qos;
+    int cb_active;
+    struct mqttc_stats stats;
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static char *dup_opt(const char *s, bool *fail)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        *fail = true;
+    return d;
+}
+
+static void free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Deep copy of a string vector; NULL on allocation failure (or n == 0). */
+static char **dup_strv(const char *const *v, size_t n)
+{
+    if (n == 0)
+        return NULL;
+    char **d = calloc(n, sizeof(*d));
+    if (!d)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        d[i] = strdup(v[i]);
+        if (!d[i]) {
+            free_strv(d, i);
+            return NULL;
+        }
+    }
+    return d;
+}
+
+/* Waits on c->cv until deadline_ms (util_mono_ms() clock); mu held. */
+static void cv_wait_until(struct mqttc *c, int64_t deadline_ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(deadline_ms / 1000),
+                          .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
+    pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* Marks a paho callback as running; paired with cb_leave(). */
+static void cb_enter(struct mqttc *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->cb_active++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void cb_leave(struct mqttc *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->cb_active--;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Schedules the next connect attempt after a failure or a loss and logs the
+ * state change; mu held. */
+static void schedule_retry_locked(struct mqttc *c, const char *what, const char *reason)
+{
+    unsigned d = c->backoff_s;
+    log_warn("MQTT %s: %s; retrying in %u s", what, reason, d);
+    c->retry_at_ms = util_mono_ms() + (int64_t)d * 1000;
+    c->backoff_s = d * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : d * 2;
+    c->st = ST_BACKOFF;
+    pthread_cond_broadcast(&c->cv);
+}
+
+/* Requests the given subscriptions; paho copies the strings. */
+static void subscribe_all(struct mqttc *c, char **subs, size_t n, int qos)
+{
+    if (n == 0)
+        return;
+    int *qoss = malloc(n * sizeof(*qoss));
+    if (!qoss) {
+        log_error("MQTT subscribe: out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        qoss[i] = qos;
+    int rc = MQTTAsync_subscribeMany(c->cli, (int)n, subs, qoss, NULL);
+    free(qoss);
+    if (rc != MQTTASYNC_SUCCESS)
+        log_warn("MQTT subscribe to %zu filter(s) failed: %s", n, MQTTAsync_strerror(rc));
+}
+
+/* ---- paho callbacks (paho's thread) ----------------------------------- */
+
+static void on_connect_success(void *ctx, MQTTAsync_successData *resp)
+{
+    struct mqttc *c = ctx;
+    cb_enter(c);
+    pthread_mutex_lock(&c->mu);
+    c->st = ST_CONNECTED;
+    if (c->stopping) {
+        /* mqttc_stop() is waiting for this attempt to end; it disconnects. */
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        cb_leave(c);
+        return;
+    }
+    c->backoff_s = BACKOFF_FIRST_S;
+    c->stats.connected = true;
+    c->stats.connects++;
+    /* A private copy: mqttc_set_subscriptions() may replace the set while
+     * paho is reading it. */
+    size_t n = c->nsubs;
+    int qos = c->sub_qos;
+    char **subs = dup_strv((const char *const *)c->subs, n);
+    if (n && !subs)
+        n = 0;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+
+    log_info("MQTT connected to %s:%d", c->host, c->port);
+    subscribe_all(c, subs, n, qos);
+    free_strv(subs, n);
+    if (c->on_connection)
+        c->on_connection(c->ud, true);
+    cb_leave(c);
+}
+
+/* MQTT 3.1.1 CONNACK return codes; paho reports them as the failure code
+ * with the bare message "CONNACK return code". */
+static const char *connack_text(int code)
+{
+    switch (code) {
+    case 1:
+        return "unacceptable protocol version";
+    case 2:
+        return "client identifier rejected";
+    case 3:
+        return "server unavailable";
+    case 4:
+        return "bad user name or password";
+    case 5:
+        return "not authorized";
+    default:
+        return NULL;
+    }
+}
+
+static void on_connect_failure(void *ctx, MQTTAsync_failureData *resp)
+{
+    struct mqttc *c = ctx;
+    char reason[160];
+    const char *ck =
+        resp && resp->message && strstr(resp->message, "CONNACK") ? connack_text(resp->code) : NULL;
+    if (ck)
+        snprintf(reason, sizeof(reason), "broker refused: %s", ck);
+    else if (resp && resp->message)
+        snprintf(reason, sizeof(reason), "%s (%d)", resp->message, resp->code);
+    else
+        snprintf(reason, sizeof(reason), "%s",
+                 MQTTAsync_strerror(resp ? resp->code : MQTTASYNC_FAILURE));
+    cb_enter(c);
+    pthread_mutex_lock(&c->mu);
+    if (c->stopping) {
+        c->st = ST_STOPPED;
+        pthread_cond_broadcast(&c->cv);
+    } else {
+        schedule_retry_locked(c, "connect failed", reason);
+    }
+    pthread_mutex_unlock(&c->mu);
+    cb_leave(c);
+}
+
+static void on_connection_lost(void *ctx, char *cause)
+{
+    struct mqttc *c = ctx;
+    cb_enter(c);
+    pthread_mutex_lock(&c->mu);
+    bool was_up = c->stats.connected;
+    c->stats.connected = false;
+    if (was_up)
+        c->stats.disconnects++;
+    if (c->stopping) {
+        c->st = ST_STOPPED;
+        pthread_cond_broadcast(&c->cv);
+    } else {
+        /* paho (3.1.1) passes NULL as the cause in practice. */
+        schedule_retry_locked(c, "connection lost", cause ? cause : "closed by peer or timed out");
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (was_up && c->on_connection)
+        c->on_connection(c->ud, false);
+    cb_leave(c);
+}
+
+static int on_message_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
+{
+    struct mqttc *c = ctx;
+    cb_enter(c);
+    /* topic_len == 0 means topic is NUL-terminated; otherwise it may contain
+     * NULs and is not guaranteed to be terminated, so make a terminated copy. */
+    char stackbuf[256];
+    char *t = topic, *heap = NULL;
+    if (topic_len > 0) {
+        size_t tl = (size_t)topic_len;
+        t = tl < sizeof(stackbuf) ? stackbuf : (heap = malloc(tl + 1));
+        if (t) {
+            memcpy(t, topic, tl);
+            t[tl] = '\0';
+        }
+    }
+    if (t) {
+        if (c->on_message)
+            c->on_message(c->ud, t, m->payload, m->payloadlen > 0 ? (size_t)m->payloadlen : 0,
+                          m->retained != 0);
+        pthread_mutex_lock(&c->mu);
+        c->stats.received++;
+        pthread_mutex_unlock(&c->mu);
+    } else {
+        log_error("MQTT message dropped: out of memory");
+    }
+    free(heap);
+    MQTTAsync_freeMessage(&m);
+    MQTTAsync_free(topic);
+    cb_leave(c);
+    return 1; /* handled: paho must not redeliver it */
+}
+
+static void on_disconnect_done(void *ctx, MQTTAsync_successData *resp)
+{
+    struct mqttc *c = ctx;
+    cb_enter(c);
+    pthread_mutex_lock(&c->mu);
+    c->disconnect_done = true;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    cb_leave(c);
+}
+
+static void on_disconnect_failed(void *ctx, MQTTAsync_failureData *resp)
+{
+    on_disconnect_done(ctx, NULL);
+}
+
+/* ---- reconnect thread ------------------------------------------------- */
+
+/* Issues one asynchronous connect; the result arrives in
+ * on_connect_success() / on_connect_failure(). */
+static int start_connect(struct mqttc *c)
+{
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_willOptions wo = MQTTAsync_willOptions_initializer;
+    MQTTAsync_SSLOptions so = MQTTAsync_SSLOptions_initializer;
+
+    co.MQTTVersion = MQTTVERSION_3_1_1;
+    co.cleansession = 1;
+    co.keepAliveInterval = (int)c->keepalive_s;
+    co.connectTimeout = 10;
+    co.automaticReconnect = 0; /* ours, see the file comment */
+    co.username = c->username;
+    co.password = c->password;
+    co.onSuccess = on_connect_success;
+    co.onFailure = on_connect_failure;
+    co.context = c;
+    if (c->will_topic) {
+        wo.topicName = c->will_topic;
+        wo.message = c->will_payload ? c->will_payload : "";
+        wo.retained = c->will_retained;
+        wo.qos = c->will_qos;
+        co.will = &wo;
+    }
+    if (c->tls) {
+        so.trustStore = c->ca_file;
+        so.keyStore = c->cert_file;
+        so.privateKey = c->key_file;
+        /* Verify the broker's chain when we have a CA to verify it with.
+         * Host name checks (verify) stay off: brokers on Wiren Board are
+         * usually addressed by IP and their certificates lack IP SANs. */
+        so.enableServerCertAuth = c->ca_file != NULL;
+        co.ssl = &so;
+    }
+    /* paho copies everything it keeps from co, wo and so. */
+    return MQTTAsync_connect(c->cli, &co);
+}
+
+static void *reconnect_main(void *arg)
+{
+    struct mqttc *c = arg;
+    pthread_mutex_lock(&c->mu);
+    while (!c->stopping) {
+        if (c->st != ST_BACKOFF) {
+            pthread_cond_wait(&c->cv, &c->mu);
+            continue;
+        }
+        if (util_mono_ms() < c->retry_at_ms) {
+            cv_wait_until(c, c->retry_at_ms);
+            continue;
+        }
+        c->st = ST_CONNECTING;
+        pthread_mutex_unlock(&c->mu);
+        log_debug("MQTT connecting to %s:%d", c->host, c->port);
+        int rc = start_connect(c);
+        pthread_mutex_lock(&c->mu);
+        if (rc != MQTTASYNC_SUCCESS) {
+            if (c->stopping)
+                c->st = ST_STOPPED;
+            else
+                schedule_retry_locked(c, "connect failed", MQTTAsync_strerror(rc));
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* ---- public API ------------------------------------------------------- */
+
+struct mqttc *mqttc_create(const struct mqttc_options *opts, mqttc_message_cb on_message,
+                           mqttc_connection_cb on_connection, void *ud, char *err, size_t errlen)
+{
+    char dummy[1];
+    if (!err || errlen == 0) {
+        err = dummy;
+        errlen = sizeof(dummy);
+    }
+    err[0] = '\0';
+    if (!opts || !opts->host || !opts->host[0] || opts->port < 1 || opts->port > 65535 ||
+        !opts->client_id || opts->will_qos < 0 || opts->will_qos > 2) {
+        snprintf(err, errlen, "invalid MQTT options (host, port, client id or will qos)");
+        return NULL;
+    }
+
+    struct mqttc *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    bool mu_ok = false, cv_ok = false;
+    bool oom = false;
+    c->host = dup_opt(opts->host, &oom);
+    c->client_id = dup_opt(opts->client_id, &oom);
+    c->username = dup_opt(opts->username, &oom);
+    c->password = dup_opt(opts->password, &oom);
+    c->ca_file = dup_opt(opts->ca_file, &oom);
+    c->cert_file = dup_opt(opts->cert_file, &oom);
+    c->key_file = dup_opt(opts->key_file, &oom);
+    c->will_topic = dup_opt(opts->will_topic, &oom);
+    c->will_payload = dup_opt(opts->will_payload, &oom);
+    if (oom) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    c->port = opts->port;
+    c->keepalive_s = opts->keepalive_s;
+    c->tls = opts->tls;
+    c->will_retained = opts->will_retained;
+    c->will_qos = opts->will_qos;
+    c->on_message = on_message;
+    c->on_connection = on_connection;
+    c->ud = ud;
+    c->st = ST_IDLE;
+    c->backoff_s = BACKOFF_FIRST_S;
+
+    if (pthread_mutex_init(&c->mu, NULL) != 0) {
+        snprintf(err, errlen, "mutex init failed");
+        goto fail;
+    }
+    mu_ok = true;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* util_mono_ms() deadlines */
+    cv_ok = pthread_cond_init(&c->cv, &ca) == 0;
+    pthread_condattr_destroy(&ca);
+    if (!cv_ok) {
+        snprintf(err, errlen, "condition variable init failed");
+        goto fail;
+    }
+
+    /* IPv6 literals need brackets in a URI. */
+    bool v6 = strchr(c->host, ':') && c->host[0] != '[';
+    char uri[512];
+    int ul = snprintf(uri, sizeof(uri), "%s://%s%s%s:%d", c->tls ? "ssl" : "tcp", v6 ? "[" : "",
+                      c->host, v6 ? "]" : "", c->port);
+    if (ul < 0 || (size_t)ul >= sizeof(uri)) {
+        snprintf(err, errlen, "MQTT host name too long");
+        goto fail;
+    }
+    int rc = MQTTAsync_create(&c->cli, uri, c->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
+    if (rc != MQTTASYNC_SUCCESS) {
+        c->cli = NULL;
+        snprintf(err, errlen, "MQTT client for %s: %s", uri, MQTTAsync_strerror(rc));
+        goto fail;
+    }
+    rc = MQTTAsync_setCallbacks(c->cli, c, on_connection_lost, on_message_arrived, NULL);
+    if (rc != MQTTASYNC_SUCCESS) {
+        snprintf(err, errlen, "MQTT callbacks: %s", MQTTAsync_strerror(rc));
+        goto fail;
+    }
+    return c;
+
+fail:
+    if (c->cli)
+        MQTTAsync_destroy(&c->cli);
+    if (cv_ok)
+        pthread_cond_destroy(&c->cv);
+    if (mu_ok)
+        pthread_mutex_destroy(&c->mu);
+    free(c->host);
+    free(c->client_id);
+    free(c->username);
+    free(c->password);
+    free(c->ca_file);
+    free(c->cert_file);
+    free(c->key_file);
+    free(c->will_topic);
+    free(c->will_payload);
+    free(c);
+    return NULL;
+}
+
+wb_status mqttc_start(struct mqttc *c)
+{
+    if (!c)
+        return WB_ERR_INVALID;
+    pthread_mutex_lock(&c->mu);
+    if (c->st != ST_IDLE) {
+        pthread_mutex_unlock(&c->mu);
+        return WB_ERR_INVALID;
+    }
+    c->st = ST_BACKOFF;
+    c->retry_at_ms = util_mono_ms(); /* the first attempt at once */
+    pthread_mutex_unlock(&c->mu);
+    if (pthread_create(&c->thr, NULL, reconnect_main, c) != 0) {
+        pthread_mutex_lock(&c->mu);
+        c->st = ST_IDLE;
+        pthread_mutex_unlock(&c->mu);
+        log_error("MQTT: cannot start the reconnect thread");
+        return WB_ERR_NOMEM;
+    }
+    c->thr_started = true;
+    return WB_OK;
+}
+
+wb_status mqttc_set_subscriptions(struct mqttc *c, const char *const *filters, size_t n, int qos)
+{
+    if (!c || (n && !filters) || qos < 0 || qos > 2 || n > INT_MAX)
+        return WB_ERR_INVALID;
+    for (size_t i = 0; i < n; i++)
+        if (!filters[i] || !filters[i][0])
+            return WB_ERR_INVALID;
+    char **fresh = dup_strv(filters, n);
+    char **now = dup_strv(filters, n); /* for the immediate subscribe, outside mu */
+    char **gone = NULL;
+    size_t ngone = 0;
+    if (n && (!fresh || !now)) {
+        free_strv(fresh, fresh ? n : 0);
+        free_strv(now, now ? n : 0);
+        return WB_ERR_NOMEM;
+    }
+
+    pthread_mutex_lock(&c->mu);
+    bool up = c->st == ST_CONNECTED && !c->stopping;
+    if (up && c->nsubs) {
+        /* Filters dropped from the set are unsubscribed now; a reconnect
+         * (clean session) would forget them anyway. */
+        gone = calloc(c->nsubs, sizeof(*gone));
+        for (size_t i = 0; gone && i < c->nsubs; i++) {
+            bool kept = false;
+            for (size_t j = 0; j < n && !kept; j++)
+                kept = strcmp(c->subs[i], filters[j]) == 0;
+            if (!kept) {
+                gone[ngone++] = c->subs[i];
+                c->subs[i] = NULL; /* ownership moves to gone */
+            }
+        }
+    }
+    free_strv(c->subs, c->nsubs);
+    c->subs = fresh;
+    c->nsubs = n;
+    c->sub_qos = qos;
+    pthread_mutex_unlock(&c->mu);
+
+    if (up) {
+        if (ngone) {
+            int rc = MQTTAsync_unsubscribeMany(c->cli, (int)ngone, gone, NULL);
+            if (rc != MQTTASYNC_SUCCESS)
+                log_warn("MQTT unsubscribe failed: %s", MQTTAsync_strerror(rc));
+        }
+        subscribe_all(c, now, n, qos);
+    }
+    free_strv(gone, ngone);
+    free_strv(now, n);
+    return WB_OK;
+}
+
+wb_status mqttc_publish(struct mqttc *c, const char *topic, const void *payload, size_t len,
+                        int qos, bool retained)
+{
+    if (!c || !topic || !topic[0] || (qos != 0 && qos != 1) || len > INT_MAX || (len && !payload))
+        return WB_ERR_INVALID;
+    pthread_mutex_lock(&c->mu);
+    bool up = c->st == ST_CONNECTED && !c->stopping;
+    if (!up)
+        c->stats.publish_failures++;
+    pthread_mutex_unlock(&c->mu);
+    if (!up)
+        return WB_ERR_MQTT;
+
+    /* paho copies topic and payload before returning; when it refuses
+     * (e.g. the connection dropped a moment ago) nothing is kept. */
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    int rc = MQTTAsync_send(c->cli, topic, (int)len, len ? payload : "", qos, retained, &ro);
+    pthread_mutex_lock(&c->mu);
+    if (rc == MQTTASYNC_SUCCESS)
+        c->stats.published++;
+    else
+        c->stats.publish_failures++;
+    pthread_mutex_unlock(&c->mu);
+    if (rc != MQTTASYNC_SUCCESS) {
+        log_debug("MQTT publish to %s refused: %s", topic, MQTTAsync_strerror(rc));
+        return WB_ERR_MQTT;
+    }
+    return WB_OK;
+}
+
+bool mqttc_is_connected(struct mqttc *c)
+{
+    if (!c)
+        return false;
+    pthread_mutex_lock(&c->mu);
+    bool up = c->stats.connected;
+    pthread_mutex_unlock(&c->mu);
+    return up;
+}
+
+void mqttc_get_stats(struct mqttc *c, struct mqttc_stats *out)
+{
+    if (!out)
+        return;
+    if (!c) {
+        memset(out, 0, sizeof(*out));
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    *out = c->stats;
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* True while paho still holds publications not yet handed to the broker
+ * (QoS 0 not yet written, QoS 1 not yet acknowledged). */
+static bool has_pending(struct mqttc *c)
+{
+    MQTTAsync_token *tokens = NULL;
+    if (MQTTAsync_getPendingTokens(c->cli, &tokens) != MQTTASYNC_SUCCESS)
+        return false;
+    bool pending = tokens && tokens[0] != -1;
+    MQTTAsync_free(tokens);
+    return pending;
+}
+
+/* Stops for good (a stopped client cannot be started again). The drain and
+ * the wait for a connect in flight share timeout_ms; the DISCONNECT itself
+ * may take up to 1 s more. A connect still unanswered at the deadline is
+ * abandoned: paho cannot disconnect it, so mqttc_destroy() drops its socket,
+ * and a broker that had already accepted it would publish the will. */
+void mqttc_stop(struct mqttc *c, unsigned timeout_ms)
+{
+    if (!c)
+        return;
+    int64_t deadline = util_mono_ms() + timeout_ms;
+
+    pthread_mutex_lock(&c->mu);
+    if (c->stopping || c->st == ST_IDLE) {
+        c->stopping = true;
+        c->st = ST_STOPPED;
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    c->stopping = true; /* new publications are refused from here on */
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    if (c->thr_started) {
+        pthread_join(c->thr, NULL); /* never blocked for long: it only waits on cv */
+        c->thr_started = false;
+    }
+
+    /* A connect in flight must end before we can disconnect it; otherwise
+     * destroying the client would drop the TCP connection and fire the will. */
+    pthread_mutex_lock(&c->mu);
+    while (c->st == ST_CONNECTING && util_mono_ms() < deadline)
+        cv_wait_until(c, deadline);
+    bool up = c->st == ST_CONNECTED || c->st == ST_CONNECTING;
+    pthread_mutex_unlock(&c->mu);
+
+    if (up) {
+        while (has_pending(c) && util_mono_ms() < deadline)
+            sleep_ms(5);
+        int64_t left = deadline - util_mono_ms();
+        MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer;
+        dopt.timeout = left > 0 ? (int)left : 0;
+        dopt.onSuccess = on_disconnect_done;
+        dopt.onFailure = on_disconnect_failed;
+        dopt.context = c;
+        int rc = MQTTAsync_disconnect(c->cli, &dopt);
+        pthread_mutex_lock(&c->mu);
+        if (rc == MQTTASYNC_SUCCESS) {
+            /* The DISCONNECT packet is written within moments; allow a
+             * little beyond the caller's deadline so it always goes out. */
+            int64_t hard = (left > 0 ? deadline : util_mono_ms()) + 1000;
+            while (!c->disconnect_done && util_mono_ms() < hard)
+                cv_wait_until(c, hard);
+        } else if (rc == MQTTASYNC_DISCONNECTED) {
+            /* paho refuses to disconnect a connect still waiting for its
+             * CONNACK; MQTTAsync_destroy() will drop the socket. */
+            log_info("MQTT stop: connect attempt to %s:%d abandoned", c->host, c->port);
+        } else {
+            log_warn("MQTT disconnect: %s", MQTTAsync_strerror(rc));
+        }
+        pthread_mutex_unlock(&c->mu);
+    }
+
+    pthread_mutex_lock(&c->mu);
+    bool was_up = c->stats.connected;
+    c->stats.connected = false;
+    c->st = ST_STOPPED;
+    pthread_mutex_unlock(&c->mu);
+    if (was_up)
+        log_info("MQTT disconnected from %s:%d", c->host, c->port);
+}
+
+void mqttc_destroy(struct mqttc *c)
+{
+    if (!c)
+        return;
+    mqttc_stop(c, DESTROY_STOP_TIMEOUT_MS);
+    MQTTAsync_destroy(&c->cli);
+    /* paho calls no new callback for a destroyed handle; wait for the ones
+     * that may still be returning before freeing what they touch. */
+    pthread_mutex_lock(&c->mu);
+    while (c->cb_active > 0)
+        pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+
+    free_strv(c->subs, c->nsubs);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c->host);
+    free(c->client_id);
+    free(c->username);
+    free(c->password);
+    free(c->ca_file);
+    free(c->cert_file);
+    free(c->key_file);
+    free(c->will_topic);
+    free(c->will_payload);
+    free(c);
+}
