@@ -13,7 +13,8 @@
  *     exponent only: no hex, no inf/nan), finite (else WB_ERR_RANGE);
  *   - string: valid UTF-8, at most PAYLOAD_MAX_STRING bytes, verbatim;
  *   - JSON: an object, valid UTF-8, at most PAYLOAD_MAX_DEPTH deep, strict
- *     json-c grammar, nothing but white space after it, no non-finite number.
+ *     json-c grammar, nothing but white space after it, no NaN/Infinity
+ *     (WB_ERR_INVALID) and no number beyond double range (WB_ERR_RANGE).
  * Error texts quote at most QUOTE_MAX bytes of the payload, with control
  * characters and invalid UTF-8 replaced by '?', so they are safe to log.
  */
@@ -167,40 +168,49 @@ static wb_status parse_bool(const char *b, size_t n, json_object **out, char *er
     return *out ? WB_OK : WB_ERR_NOMEM;
 }
 
-static wb_status parse_int(const char *b, size_t n, json_object **out, char *err, size_t errlen)
+/* [+-]digits in int64 range: WB_OK, WB_ERR_RANGE or WB_ERR_INVALID. */
+static wb_status int_core(const char *b, size_t n, int64_t *out)
 {
-    char q[QUOTE_MAX + 8];
     size_t i = 0;
     bool neg = false;
     if (n && (b[0] == '+' || b[0] == '-'))
         neg = b[i++] == '-';
     if (i == n)
-        goto invalid;
+        return WB_ERR_INVALID;
     /* Accumulate the magnitude in uint64 so INT64_MIN is representable. */
     uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
     uint64_t mag = 0;
     bool over = false;
     for (; i < n; i++) {
         if (b[i] < '0' || b[i] > '9')
-            goto invalid;
+            return WB_ERR_INVALID; /* "99999999999999999999x" is invalid, not range */
         unsigned d = (unsigned)(b[i] - '0');
         if (over || mag > (limit - d) / 10)
-            over = true; /* keep scanning: "99999999999999999999x" is invalid, not range */
+            over = true;
         else
             mag = mag * 10 + d;
     }
-    if (over) {
-        quote(b, n, q, sizeof(q));
-        set_err(err, errlen, "integer out of range (64-bit): '%s'", q);
+    if (over)
         return WB_ERR_RANGE;
+    *out = neg ? (mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag) : (int64_t)mag;
+    return WB_OK;
+}
+
+static wb_status parse_int(const char *b, size_t n, json_object **out, char *err, size_t errlen)
+{
+    char q[QUOTE_MAX + 8];
+    int64_t v = 0;
+    wb_status st = int_core(b, n, &v);
+    if (st != WB_OK) {
+        quote(b, n, q, sizeof(q));
+        if (st == WB_ERR_RANGE)
+            set_err(err, errlen, "integer out of range (64-bit): '%s'", q);
+        else
+            set_err(err, errlen, "expected an integer, got '%s'", q);
+        return st;
     }
-    int64_t v = neg ? (mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag) : (int64_t)mag;
     *out = json_object_new_int64(v);
     return *out ? WB_OK : WB_ERR_NOMEM;
-invalid:
-    quote(b, n, q, sizeof(q));
-    set_err(err, errlen, "expected an integer, got '%s'", q);
-    return WB_ERR_INVALID;
 }
 
 static wb_status parse_float(const char *b, size_t n, json_object **out, char *err, size_t errlen)
@@ -284,32 +294,124 @@ wb_status payload_parse_scalar(enum cfg_value_type type, const char *buf, size_t
     return WB_ERR_INVALID;
 }
 
-/* false when v holds a non-finite double anywhere (json-c turns 1e400 into
- * inf even in strict mode). Depth is bounded by PAYLOAD_MAX_DEPTH. */
-static bool all_finite(json_object *v)
+/* WB_OK when v holds only finite numbers. json-c 0.16 accepts NaN and
+ * Infinity even in strict mode, and turns 1e400 into inf: NaN/Infinity
+ * literals are WB_ERR_INVALID, overflowing numbers WB_ERR_RANGE (json-c
+ * keeps a parsed double's source text, which tells them apart). Depth is
+ * bounded by PAYLOAD_MAX_DEPTH. */
+static wb_status check_finite(json_object *v)
 {
     switch (json_object_get_type(v)) {
-    case json_type_double:
-        return isfinite(json_object_get_double(v));
+    case json_type_double: {
+        double d = json_object_get_double(v);
+        if (isfinite(d))
+            return WB_OK;
+        const char *txt = json_object_to_json_string(v);
+        if (isnan(d) || strpbrk(txt, "IiNn"))
+            return WB_ERR_INVALID;
+        return WB_ERR_RANGE;
+    }
     case json_type_object: {
         json_object_object_foreach(v, k, child)
         {
             (void)k;
-            if (!all_finite(child))
-                return false;
+            wb_status st = check_finite(child);
+            if (st != WB_OK)
+                return st;
         }
-        return true;
+        return WB_OK;
     }
     case json_type_array: {
         size_t n = json_object_array_length(v);
-        for (size_t i = 0; i < n; i++)
-            if (!all_finite(json_object_array_get_idx(v, i)))
-                return false;
-        return true;
+        for (size_t i = 0; i < n; i++) {
+            wb_status st = check_finite(json_object_array_get_idx(v, i));
+            if (st != WB_OK)
+                return st;
+        }
+        return WB_OK;
     }
     default:
-        return true;
+        return WB_OK;
     }
+}
+
+/* Checks one JSON number token at b[0..n) against the RFC 8259 grammar
+ * -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? and, for an integer token,
+ * the int64 range (json-c would clamp it silently). */
+static wb_status check_number(const char *b, size_t n)
+{
+    size_t i = 0;
+    bool integral = true;
+    if (i < n && b[i] == '-')
+        i++;
+    size_t d0 = i;
+    if (i < n && b[i] == '0')
+        i++;
+    else
+        while (i < n && b[i] >= '0' && b[i] <= '9')
+            i++;
+    if (i == d0)
+        return WB_ERR_INVALID;
+    size_t int_end = i;
+    if (i < n && b[i] == '.') {
+        integral = false;
+        size_t f0 = ++i;
+        while (i < n && b[i] >= '0' && b[i] <= '9')
+            i++;
+        if (i == f0)
+            return WB_ERR_INVALID;
+    }
+    if (i < n && (b[i] == 'e' || b[i] == 'E')) {
+        integral = false;
+        i++;
+        if (i < n && (b[i] == '+' || b[i] == '-'))
+            i++;
+        size_t e0 = i;
+        while (i < n && b[i] >= '0' && b[i] <= '9')
+            i++;
+        if (i == e0)
+            return WB_ERR_INVALID;
+    }
+    if (i != n)
+        return WB_ERR_INVALID;
+    int64_t ignored;
+    return integral ? int_core(b, int_end, &ignored) : WB_OK;
+}
+
+/* Lexical checks json-c 0.16 skips even in strict mode: single-quoted
+ * strings, raw control characters inside strings, malformed numbers ("1.")
+ * and integers past int64. Runs before json-c sees the text. */
+static wb_status json_prescan(const char *b, size_t n, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = b[i];
+        if (c == '"') {
+            for (i++; i < n && b[i] != '"'; i++) {
+                if ((unsigned char)b[i] < 0x20) {
+                    set_err(err, errlen, "control character inside a JSON string at byte %zu", i);
+                    return WB_ERR_INVALID;
+                }
+                if (b[i] == '\\')
+                    i++;
+            }
+        } else if (c == '\'') {
+            set_err(err, errlen, "single quotes are not JSON (byte %zu)", i);
+            return WB_ERR_INVALID;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t j = i;
+            while (j < n && (b[j] == '-' || b[j] == '+' || b[j] == '.' || b[j] == 'e' ||
+                             b[j] == 'E' || (b[j] >= '0' && b[j] <= '9')))
+                j++;
+            wb_status st = check_number(b + i, j - i);
+            if (st != WB_OK) {
+                set_err(err, errlen, "%s JSON number at byte %zu",
+                        st == WB_ERR_RANGE ? "out of range" : "malformed", i);
+                return st;
+            }
+            i = j - 1;
+        }
+    }
+    return WB_OK;
 }
 
 wb_status payload_parse_object(const char *buf, size_t len, json_object **out, char *err,
@@ -330,6 +432,9 @@ wb_status payload_parse_object(const char *buf, size_t len, json_object **out, c
         set_err(err, errlen, "expected a JSON object");
         return WB_ERR_INVALID;
     }
+    st = json_prescan(b, n, err, errlen);
+    if (st != WB_OK)
+        return st;
     json_tokener *tok = json_tokener_new_ex(PAYLOAD_MAX_DEPTH);
     if (!tok)
         return WB_ERR_NOMEM;
@@ -358,10 +463,12 @@ wb_status payload_parse_object(const char *buf, size_t len, json_object **out, c
         set_err(err, errlen, "expected a JSON object");
         return WB_ERR_INVALID;
     }
-    if (!all_finite(v)) {
+    st = check_finite(v);
+    if (st != WB_OK) {
         json_object_put(v);
-        set_err(err, errlen, "JSON number out of range");
-        return WB_ERR_RANGE;
+        set_err(err, errlen,
+                st == WB_ERR_RANGE ? "JSON number out of range" : "NaN and Infinity are not JSON");
+        return st;
     }
     *out = v;
     return WB_OK;
