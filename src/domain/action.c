@@ -55,9 +55,14 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Shortest "%.*g" text that reads back as the same double ("21.5", "100"). */
+/* Shortest text that reads back as the same double: whole numbers below
+ * 1e17 without exponent ("100", not "1e+02"), others "%.*g" ("21.5"). */
 static void fmt_double(double d, char *buf, size_t len)
 {
+    if (d == floor(d) && fabs(d) < 1e17) {
+        snprintf(buf, len, "%.0f", d);
+        return;
+    }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, len, "%.*g", prec, d);
         if (strtod(buf, NULL) == d)
@@ -399,8 +404,16 @@ static void ob_put_escaped(struct obuf *o, const char *s, size_t n)
             esc[1] = (char)c;
             ob_put(o, esc, 2);
         } else if (c < 0x20) {
-            snprintf(esc, sizeof(esc), "\\u%04x", c);
-            ob_put(o, esc, 6);
+            static const char short_esc[] = {
+                ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
+            if (c < sizeof(short_esc) && short_esc[c]) {
+                esc[0] = '\\';
+                esc[1] = short_esc[c];
+                ob_put(o, esc, 2);
+            } else {
+                snprintf(esc, sizeof(esc), "\\u%04x", c);
+                ob_put(o, esc, 6);
+            }
         } else {
             ob_put(o, s + i, 1);
         }
@@ -618,7 +631,7 @@ wb_status action_render_set(const struct cfg_action *a, json_object *params, jso
         if (json_object_is_type(val, json_type_string)) {
             const char *s = json_object_get_string(val);
             size_t n = strlen(s);
-            if (s[0] == '{' && placeholder_len(s) == n - 2) {
+            if (n > 2 && s[0] == '{' && placeholder_len(s) == n - 2) {
                 const struct cfg_param *p = find_param(a, s + 1, n - 2);
                 if (!p) {
                     set_err(err, errlen, "action '%s': set '%s': unknown placeholder '%s'", a->name,

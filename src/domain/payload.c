@@ -438,7 +438,9 @@ wb_status payload_parse_object(const char *buf, size_t len, json_object **out, c
     json_tokener *tok = json_tokener_new_ex(PAYLOAD_MAX_DEPTH);
     if (!tok)
         return WB_ERR_NOMEM;
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    /* Trailing characters are allowed here only so that the check below can
+     * report them as such rather than as a generic parse error. */
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
     json_object *v = json_tokener_parse_ex(tok, b, (int)n);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     size_t end = json_tokener_get_parse_end(tok);
