@@ -22,6 +22,14 @@
  *   parsed back and must be a valid JSON object, else WB_ERR_INVALID.
  *   Output is bounded by PAYLOAD_MAX_LEN (WB_ERR_RANGE beyond).
  *
+ * Validation rules: a JSON null is a type error, not "absent"; an int param
+ * takes a double only when it is integral and inside int64; string min/max
+ * count characters (code points), not bytes; defaults go through the same
+ * checks as given values (a bad default in the config is caught, not sent).
+ * In "set", a field that is exactly "{name}" of an optional param that was
+ * not given is left out (the state field keeps its value), whereas a
+ * payload template referring to it is an error: a command cannot have holes.
+ *
  * Condition rule: values compare by JSON type with no coercion, except
  * that numbers compare numerically (30 == 30.0); a boolean never equals a
  * string or number ("true" != true, 1 != true). A missing or null field
