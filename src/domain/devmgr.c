@@ -127,6 +127,8 @@ struct devmgr *devmgr_create(const struct config *cfg, struct state_store *store
         goto nomem;
     m->cfg = cfg;
     m->store = store;
+    if (previous)
+        m->stats = previous->stats; /* counters stay monotonic across reloads */
     if (pub)
         m->pub = *pub;
     if (hooks)

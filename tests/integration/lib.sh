@@ -114,12 +114,14 @@ start_bridge() {
     T_PIDS+=("$BRIDGE_PID")
 }
 
-# stop_bridge [SIGNAL]: signals the bridge and waits for it; prints its exit code.
+# stop_bridge [SIGNAL]: signals the bridge and waits for it; its exit code is
+# left in BRIDGE_RC (not printed: a $(...) subshell could not wait for it).
+BRIDGE_RC=""
 stop_bridge() {
-    local sig=${1:-TERM} rc=0
+    local sig=${1:-TERM}
+    BRIDGE_RC=0
     kill -"$sig" "$BRIDGE_PID" 2>/dev/null || true
-    wait "$BRIDGE_PID" || rc=$?
-    echo "$rc"
+    wait "$BRIDGE_PID" || BRIDGE_RC=$?
 }
 
 pub() { mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -q 1 "$@"; }

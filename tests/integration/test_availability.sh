@@ -25,6 +25,6 @@ pub -t test/sensor/temp -m 20.5
 check "back online after the timeout" wait_for 20 bash -c "[ \"\$(sqlite3 -readonly '$db' \"select group_concat(event, ',') from (select event from device_connection_logs where device_id='sensor' order by id)\")\" = online,timeout,online ]"
 check "connection rows have ISO time stamps" bash -c "sqlite3 -readonly '$db' 'select ts from device_connection_logs' | grep -Evq 'Z$' && exit 1 || exit 0"
 check "devices table lists every configured device" test "$(sql "$db" 'select count(*) from devices')" -eq 4
-rc=$(stop_bridge TERM)
+stop_bridge TERM; rc=$BRIDGE_RC
 check "clean stop" test "$rc" -eq 0
 t_done

@@ -53,7 +53,7 @@ cat >"$T_DIR/in.json" <<'JSON'
 {"device:tv": {"power": true}, "device:counter": {"value": 7}, "scenario:last": {"scenario_id": null, "status": "off"}}
 JSON
 check "state import" "$B" -c "$T_DIR/config.yaml" state import "$T_DIR/in.json"
-check "sqlite3 .schema shows the contract tables" bash -c "sqlite3 '$T_DIR/db/state.db' .schema | grep -c -E 'CREATE TABLE (IF NOT EXISTS )?\"?(state_store|device_state_snapshots|command_logs|device_connection_logs|devices)\"? ' | grep -q 5"
+check "sqlite3 .schema shows the contract tables" bash -c "sqlite3 '$T_DIR/db/state.db' .schema | grep -c -E 'CREATE TABLE (IF NOT EXISTS )?\"?(state_store|device_state_snapshots|command_logs|device_connection_logs|devices)\"?[ (]' | grep -q 5"
 check "state list shows the imported keys" bash -c "'$B' -c '$T_DIR/config.yaml' state list | jq -e '. == [\"device:counter\", \"device:tv\", \"scenario:last\"]'"
 check "state get prints the value" bash -c "'$B' -c '$T_DIR/config.yaml' state get device:counter | jq -e '.value == 7'"
 rc=0; "$B" -c "$T_DIR/config.yaml" state get device:nope >/dev/null 2>"$T_DIR/err3.txt" || rc=$?

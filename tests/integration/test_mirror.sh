@@ -32,7 +32,7 @@ check "wb_mirror false publishes nothing" test -z "$(mosquitto_sub -h 127.0.0.1 
 pub -t /devices/other/controls/level -m 7
 check "wildcard state topic applied" wait_for 20 field_is device:echo level 7
 check "echo mirrors its level" wait_for 10 bash -c "[ \"\$(mosquitto_sub -h 127.0.0.1 -p $MQTT_PORT -t /devices/echo/controls/level -C 1 -W 2)\" = 7 ]"
-rc=$(stop_bridge TERM)
+stop_bridge TERM; rc=$BRIDGE_RC
 check "clean stop" test "$rc" -eq 0
 check "own publication was seen and ignored, never applied twice" log_has "applied=3 "
 check "offline marker of the bridge after SIGTERM" bash -c "[ \"\$(mosquitto_sub -h 127.0.0.1 -p $MQTT_PORT -t /devices/test_bridge/meta/error -C 1 -W 2)\" = offline ]"

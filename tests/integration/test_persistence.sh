@@ -43,7 +43,7 @@ t_log "shutdown took $((($(date +%s%N) - t0) / 1000000)) ms"
 
 db="$T_DIR/db/state.db"
 check "sqlite3 shows device:tv with power true" \
-    bash -c "sqlite3 '$db' \"select value from state_store where key='device:tv'\" | jq -e '.power == true'"
+    bash -c "sqlite3 '$db' \"select value from state_store where key='device:tv'\" | jq -e '.power == true' >/dev/null"
 check "updated_at is ISO-8601 UTC with ms" \
     bash -c "sqlite3 '$db' \"select updated_at from state_store where key='device:tv'\" | grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$'"
 check "history snapshots were written" \
@@ -67,7 +67,7 @@ check "restored plug state republished retained" \
     wait_for 10 bash -c "[ \"\$(mosquitto_sub -h 127.0.0.1 -p $MQTT_PORT -t /devices/plug/controls/state -C 1 -W 2)\" = ON ]"
 pub -t test/counter/b -m 43
 check "applies messages after the restart" wait_for 20 field_is device:counter value 43
-rc=$(stop_bridge TERM)
+stop_bridge TERM; rc=$BRIDGE_RC
 check "second SIGTERM exit code is 0" test "$rc" -eq 0
 check "state after second run" field_is device:counter value 43
 t_done

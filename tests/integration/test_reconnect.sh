@@ -21,6 +21,6 @@ for round in 1 2 3; do
     pub -t test/counter/x -m $((round + 1))
     check "round $round: resubscribed, new value applied" wait_for 20 field_is device:counter value $((round + 1))
 done
-rc=$(stop_bridge TERM)
+stop_bridge TERM; rc=$BRIDGE_RC
 check "clean stop" test "$rc" -eq 0
 t_done

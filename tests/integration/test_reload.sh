@@ -32,11 +32,12 @@ printf 'devices:\n  - id: BAD ID\n    bogus: 1\n' >"$T_DIR/config.yaml"
 kill -HUP "$BRIDGE_PID"
 check "invalid reload rejected" wait_for 20 log_has "reload rejected"
 check "rejection names FILE:LINE:COLUMN" log_has "config.yaml:[0-9]+:[0-9]+: "
+# Put the good file back (no SIGHUP) so the CLI below can read it.
+cp "$T_DIR/good.yaml" "$T_DIR/config.yaml"
 pub -t test/lamp -m 0
 check "old config still serves the lamp" wait_for 20 field_is device:lamp power false
 check "daemon still running" kill -0 "$BRIDGE_PID"
-cp "$T_DIR/good.yaml" "$T_DIR/config.yaml"
-rc=$(stop_bridge TERM)
+stop_bridge TERM; rc=$BRIDGE_RC
 check "clean stop" test "$rc" -eq 0
 check "state carried over the reload: repeated plug message changed nothing" \
     log_has "applied=3 unchanged=1 "
