@@ -27,10 +27,12 @@
 
 #include "wbmb/config.h"
 #include "wbmb/devmgr.h"
+#include "wbmb/dispatch.h"
 #include "wbmb/mirror.h"
 #include "wbmb/mqttc.h"
 #include "wbmb/payload.h"
 #include "wbmb/queue.h"
+#include "wbmb/scenmgr.h"
 #include "wbmb/state_store.h"
 #include "wbmb/util.h"
 
@@ -48,6 +50,8 @@ struct app {
     struct queue *queue;
     struct devmgr *devmgr;
     struct mqttc *mqtt;
+    struct scenmgr *scenmgr;
+    struct dispatch_ctx dispatch;
     struct mirror_publisher pub;
     bool connected;
     /* Counted on paho's thread, read by the core thread. */
@@ -118,28 +122,81 @@ static wb_status publish(void *ud, const char *topic, const char *payload, size_
     return mqttc_publish(a->mqtt, topic, payload, len, qos, retained);
 }
 
+static void publish_scenario_control(struct app *a)
+{
+    json_object *v = json_object_new_string(scenmgr_control_value(a->scenmgr));
+    mirror_control_value(&a->pub, a->cfg->bridge_device_id, "scenario", v);
+    json_object_put(v);
+}
+
+static void on_scenario_change(void *ud, json_object *last)
+{
+    (void)last;
+    publish_scenario_control(ud);
+}
+
 static void publish_bridge_device(struct app *a)
 {
     const char *id = a->cfg->bridge_device_id;
     mirror_device_meta(&a->pub, id, "MQTT bridge");
     mirror_device_error(&a->pub, id, "");
     mirror_control_meta(&a->pub, id, "scenario", "text", false, 1, NULL);
-    json_object *v = json_object_new_string("none");
-    mirror_control_value(&a->pub, id, "scenario", v);
-    json_object_put(v);
+    publish_scenario_control(a);
+}
+
+static void log_switch_result(void *ud, json_object *result)
+{
+    (void)ud;
+    log_info("scenario request over: %s",
+             json_object_to_json_string_ext(result, JSON_C_TO_STRING_PLAIN));
+}
+
+/* /devices/<bridge>/controls/scenario/on: a scenario id switches, "none"
+ * shuts the active one down. */
+static void scenario_command(struct app *a, const char *payload, size_t len)
+{
+    char id[128];
+    char topic[MIRROR_TOPIC_MAX];
+    snprintf(topic, sizeof(topic), "/devices/%s/controls/scenario/meta/error",
+             a->cfg->bridge_device_id);
+    while (len > 0 && (payload[len - 1] == ' ' || payload[len - 1] == '\n'))
+        len--;
+    if (len == 0 || len >= sizeof(id)) {
+        log_warn("scenario command: expected a scenario id or 'none'");
+        mirror_publish_raw(&a->pub, topic, "w", 1, 1, true);
+        return;
+    }
+    memcpy(id, payload, len);
+    id[len] = '\0';
+    wb_status st = strcmp(id, "none") == 0 ? scenmgr_shutdown(a->scenmgr, log_switch_result, a)
+                                           : scenmgr_switch(a->scenmgr, id, log_switch_result, a);
+    if (st == WB_OK) {
+        mirror_publish_raw(&a->pub, topic, "", 0, 1, true);
+        return;
+    }
+    log_warn("scenario command '%.64s' refused: %s", id,
+             st == WB_ERR_BUSY ? "a switch is already running" : "unknown scenario");
+    mirror_publish_raw(&a->pub, topic, "w", 1, 1, true);
 }
 
 static void on_control_command(void *ud, const char *device_id, const char *control,
                                const char *payload, size_t len, bool retained)
 {
-    (void)ud;
-    (void)payload;
-    (void)len;
+    struct app *a = ud;
     if (retained) {
+        /* A retained command would re-run at every reconnect: never act on it. */
         log_debug("ignoring retained command on %s/%s", device_id, control);
         return;
     }
-    log_info("command %s/%s received: actions are not implemented yet", device_id, control);
+    if (strcmp(device_id, a->cfg->bridge_device_id) == 0) {
+        if (strcmp(control, "scenario") == 0)
+            scenario_command(a, payload, len);
+        else
+            log_warn("bridge device has no control '%.64s'", control);
+        return;
+    }
+    struct dispatch_result res;
+    dispatch_action_payload(&a->dispatch, device_id, control, payload, len, "mqtt", &res);
 }
 
 static struct devmgr *build_devmgr(struct app *a, struct config *cfg, struct devmgr *previous)
@@ -161,6 +218,11 @@ static bool same_str(const char *x, const char *y)
  * An invalid file leaves the running config untouched. */
 static void reload(struct app *a)
 {
+    if (scenmgr_busy(a->scenmgr)) {
+        log_info("SIGHUP: a scenario switch is running; reloading when it is over");
+        reload_requested = 1;
+        return;
+    }
     struct config *ncfg = NULL;
     struct cfg_errors errs = {0};
     log_info("SIGHUP: reloading %s", a->opts->config_path);
@@ -185,6 +247,9 @@ static void reload(struct app *a)
                  "restart");
     devmgr_destroy(a->devmgr);
     a->devmgr = nm;
+    a->dispatch.devmgr = nm;
+    a->dispatch.cfg = ncfg;
+    scenmgr_set_config(a->scenmgr, ncfg);
     /* Keep the running bridge id: it names our Last Will topic. */
     char *keep_id = a->cfg->bridge_device_id;
     a->cfg->bridge_device_id = ncfg->bridge_device_id;
@@ -210,6 +275,7 @@ static void handle_item(struct app *a, const struct queue_item *it)
         break;
     case QUEUE_CONN_UP:
         a->connected = true;
+        /* Clears the Last Will, then every retained topic from current state. */
         publish_bridge_device(a);
         devmgr_publish_all(a->devmgr);
         break;
@@ -273,6 +339,17 @@ static int start(struct app *a)
         return APP_EXIT_FAILURE;
     int64_t t0 = util_mono_ms();
     size_t restored = devmgr_restore(a->devmgr);
+    a->dispatch.cfg = a->cfg;
+    a->dispatch.devmgr = a->devmgr;
+    a->dispatch.store = a->store;
+    a->dispatch.pub = &a->pub;
+    a->dispatch.errors_set = json_object_new_object();
+    struct scenmgr_hooks sh = {.on_change = on_scenario_change, .ud = a};
+    if (!(a->scenmgr = scenmgr_create(a->cfg, &a->dispatch, a->store, &sh))) {
+        log_error("out of memory");
+        return APP_EXIT_FAILURE;
+    }
+    scenmgr_restore(a->scenmgr);
     log_info("restored %zu of %zu devices from %s in %lld ms", restored, a->cfg->n_devices,
              p->db_path, (long long)(util_mono_ms() - t0));
 
@@ -311,7 +388,7 @@ static int start(struct app *a)
 
 static void loop(struct app *a)
 {
-    int64_t next_tick = 0;
+    int64_t next_dev_tick = 0, next_tick = 0;
     struct queue_item it;
     while (!stop_requested) {
         if (reload_requested) {
@@ -326,10 +403,14 @@ static void loop(struct app *a)
         for (int i = 0; i < 1024 && queue_pop(a->queue, &it, i == 0 ? wait : 0); i++)
             handle_item(a, &it);
         now = util_mono_ms();
-        if (now >= next_tick)
-            next_tick = devmgr_tick(a->devmgr, now);
-        if (next_tick > now + 1000)
-            next_tick = now + 1000;
+        if (now >= next_dev_tick) {
+            next_dev_tick = devmgr_tick(a->devmgr, now);
+            if (next_dev_tick > now + 1000)
+                next_dev_tick = now + 1000;
+        }
+        /* Scenario delays are timers: a step waits, messages keep flowing. */
+        int64_t next_scen = scenmgr_tick(a->scenmgr, now);
+        next_tick = next_scen < next_dev_tick ? next_scen : next_dev_tick;
     }
 }
 
@@ -355,6 +436,8 @@ static void shutdown_app(struct app *a)
     if (a->mqtt)
         mqttc_stop(a->mqtt, SHUTDOWN_PUBLISH_WAIT_MS);
     mqttc_destroy(a->mqtt);
+    scenmgr_destroy(a->scenmgr);
+    json_object_put(a->dispatch.errors_set);
     devmgr_destroy(a->devmgr);
     queue_destroy(a->queue);
     store_close(a->store);

@@ -8,6 +8,7 @@
  * that types a YAML scalar by a param declaration and checks its bounds.
  */
 #include "config/config_actions.h"
+#include "wbmb/action.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -157,6 +158,14 @@ const struct cfg_param *cfga_find_param(const struct cfg_action *a, const char *
 static void check_template(struct cfgw_ctx *c, const struct ydoc_node *at, const char *text,
                            const struct cfg_action *a, const char *what)
 {
+    if (action_template_is_json(text)) {
+        /* A JSON-object payload ({"state": "{state}"}): braces outside
+         * strings are JSON; the action module's renderer is the judge. */
+        char err[256];
+        if (action_template_check(a, text, err, sizeof(err)) != WB_OK)
+            cfgw_err_node(c, at, "%s: %s", what, err);
+        return;
+    }
     for (const char *s = text; *s; s++) {
         if ((s[0] == '{' && s[1] == '{') || (s[0] == '}' && s[1] == '}')) {
             s++;

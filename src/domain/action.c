@@ -489,7 +489,7 @@ static size_t placeholder_len(const char *t)
     return n && t[1 + n] == '}' ? n : 0;
 }
 
-static bool is_json_template(const char *t)
+bool action_template_is_json(const char *t)
 {
     while (*t == ' ' || *t == '\t' || *t == '\r' || *t == '\n')
         t++;
@@ -588,7 +588,7 @@ wb_status action_render_payload(const struct cfg_action *a, json_object *params,
 {
     *out = NULL;
     const char *t = a->payload ? a->payload : "1";
-    bool json_mode = is_json_template(t);
+    bool json_mode = action_template_is_json(t);
     struct obuf o = {0};
     wb_status st = render(a, t, params, json_mode, &o, err, errlen);
     if (st != WB_OK)
@@ -737,4 +737,40 @@ bool action_condition_holds(const struct cfg_condition *c, json_object *state)
                  json_object_object_get_ex(state, c->field, &v);
     bool eq = found && values_equal(v, c->value);
     return c->op == CFG_COND_EQ ? eq : !eq;
+}
+
+wb_status action_template_check(const struct cfg_action *a, const char *t, char *err,
+                                size_t errlen)
+{
+    /* Render once with a stand-in value of each param's type; a string
+     * stand-in with a quote and a backslash proves escaping inside JSON. */
+    json_object *params = json_object_new_object();
+    if (!params)
+        return WB_ERR_NOMEM;
+    for (size_t i = 0; i < a->n_params; i++) {
+        const struct cfg_param *p = &a->params[i];
+        json_object *v;
+        switch (p->type) {
+        case CFG_T_INT:
+            v = json_object_new_int64(1);
+            break;
+        case CFG_T_FLOAT:
+            v = json_object_new_double(1.5);
+            break;
+        case CFG_T_BOOL:
+            v = json_object_new_boolean(1);
+            break;
+        default:
+            v = json_object_new_string("a\"b\\c");
+            break;
+        }
+        json_object_object_add(params, p->name, v);
+    }
+    struct cfg_action probe = *a;
+    probe.payload = (char *)t;
+    char *out = NULL;
+    wb_status st = action_render_payload(&probe, params, &out, err, errlen);
+    free(out);
+    json_object_put(params);
+    return st;
 }

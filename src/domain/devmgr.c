@@ -529,6 +529,14 @@ void devmgr_publish_all(struct devmgr *m)
         {
             publish_field(m, d, k, v);
         }
+        /* One pushbutton per action: writing its /on runs the action. */
+        for (size_t a = 0; a < d->cfg->n_actions; a++) {
+            const struct cfg_action *act = &d->cfg->actions[a];
+            if (!mirror_field_name_ok(act->name))
+                continue;
+            mirror_control_meta(&m->pub, d->cfg->id, act->name, "pushbutton", false,
+                                1000 + (int)a, NULL);
+        }
     }
 }
 
