@@ -207,7 +207,8 @@ static void run(struct scenmgr *s, int64_t now)
             json_object_array_add(s->failed_steps, f);
         }
         if (st->delay_after_ms) {
-            s->next_at = now + st->delay_after_ms;
+            /* Counted from after the send, so the spacing is a true minimum. */
+            s->next_at = util_mono_ms() + st->delay_after_ms;
             return;
         }
     }

@@ -205,3 +205,84 @@ state_field() { "$WBMB_BIN" -c "$T_DIR/config.yaml" state get "$1" 2>/dev/null |
 field_is() { [ "$(state_field "$1" "$2")" = "$3" ]; }
 # log_has PATTERN: true when the bridge log contains PATTERN (grep -E).
 log_has() { grep -qE "$1" "$T_DIR/bridge.log"; }
+
+# scenario_config FILE: devices with actions publishing to cmd/..., and
+# scenarios that share the amplifier (for the action/scenario tests).
+scenario_config() {
+    cat >"$1" <<YAML
+mqtt: {host: 127.0.0.1, port: $MQTT_PORT, client_id: wbmb-test-$$, keepalive_s: 5}
+persistence: {db_path: $T_DIR/db/state.db, commit_interval_ms: 50}
+http: {listen: "${HTTP_LISTEN:-}"}
+bridge: {device_id: test_bridge}
+devices:
+  - id: tv
+    name: TV
+    state:
+      - {topic: st/tv/power, field: power, type: bool}
+    actions:
+      power_on: {topic: cmd/tv/power, payload: "1", set: {power: true}}
+      power_off: {topic: cmd/tv/power, payload: "0", set: {power: false}}
+  - id: amp
+    name: Amplifier
+    state:
+      - {topic: st/amp/power, field: power, type: bool}
+    actions:
+      power_on: {topic: cmd/amp/power, payload: "1", set: {power: true}}
+      power_off: {topic: cmd/amp/power, payload: "0", set: {power: false}}
+      set_input:
+        topic: cmd/amp/input
+        payload: "{input}"
+        params: {input: {type: enum, values: [hdmi1, hdmi2, optical], required: true}}
+        set: {input: "{input}"}
+  - id: speaker
+    name: Speaker
+    actions:
+      power_on: {topic: cmd/speaker/power, payload: "1", set: {power: true}}
+      power_off: {topic: cmd/speaker/power, payload: "0", set: {power: false}}
+  - id: dimmer
+    name: Dimmer
+    actions:
+      set_level:
+        topic: cmd/dimmer/level
+        payload: '{"level": {level}, "by": "{who}"}'
+        params:
+          level: {type: int, min: 0, max: 100}
+          who: {type: string, default: bridge}
+        set: {level: "{level}"}
+scenarios:
+  - id: movie
+    name: Movie
+    devices: [tv, amp]
+    startup:
+      - {device: tv, action: power_on, when: "power != true"}
+      - {device: amp, action: power_on, delay_after_ms: 300}
+      - {device: amp, action: set_input, params: {input: hdmi1}}
+    shutdown:
+      - {device: tv, action: power_off}
+      - {device: amp, action: power_off}
+  - id: music
+    name: Music
+    devices: [amp, speaker]
+    startup:
+      - {device: amp, action: power_on, when: "power != true"}
+      - {device: amp, action: set_input, params: {input: optical}}
+      - {device: speaker, action: power_on}
+    shutdown:
+      - {device: amp, action: power_off}
+      - {device: speaker, action: power_off}
+  - id: slow
+    name: Slow
+    devices: [speaker]
+    startup:
+      - {device: speaker, action: power_on, delay_after_ms: 3000}
+      - {device: speaker, action: power_off}
+    shutdown: []
+  - id: broken
+    name: Broken
+    devices: [dimmer, speaker]
+    startup:
+      - {device: dimmer, action: set_level}
+      - {device: speaker, action: power_on}
+    shutdown: []
+YAML
+}
