@@ -18,6 +18,7 @@
  * poll period (QUEUE_POLL_MS).
  */
 #include "wbmb/app.h"
+#include "core/core.h"
 
 #include <signal.h>
 #include <stdatomic.h>
@@ -43,21 +44,6 @@
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
 
-struct app {
-    const struct app_options *opts;
-    struct config *cfg;
-    struct state_store *store;
-    struct queue *queue;
-    struct devmgr *devmgr;
-    struct mqttc *mqtt;
-    struct scenmgr *scenmgr;
-    struct dispatch_ctx dispatch;
-    struct mirror_publisher pub;
-    bool connected;
-    /* Counted on paho's thread, read by the core thread. */
-    atomic_uint_fast64_t oversize_rejected;
-    atomic_uint_fast64_t dropped;
-};
 
 static void on_signal(int sig)
 {
@@ -108,6 +94,10 @@ static void on_message(void *ud, const char *topic, const void *payload, size_t 
 static void on_connection(void *ud, bool connected)
 {
     struct app *a = ud;
+    /* /health: 503 once the broker has been away for more than 30 s. */
+    atomic_store(&a->disconnected_since_ms, connected ? 0 : util_mono_ms());
+    if (connected)
+        atomic_fetch_add(&a->reconnects, 1);
     if (queue_push(a->queue, connected ? QUEUE_CONN_UP : QUEUE_CONN_DOWN, "", "", 0, false) !=
         WB_OK)
         atomic_fetch_add(&a->dropped, 1);
@@ -131,8 +121,8 @@ static void publish_scenario_control(struct app *a)
 
 static void on_scenario_change(void *ud, json_object *last)
 {
-    (void)last;
     publish_scenario_control(ud);
+    api_on_scenario(ud, last);
 }
 
 static void publish_bridge_device(struct app *a)
@@ -202,7 +192,12 @@ static void on_control_command(void *ud, const char *device_id, const char *cont
 static struct devmgr *build_devmgr(struct app *a, struct config *cfg, struct devmgr *previous)
 {
     char err[256];
-    struct devmgr_hooks hooks = {.on_control_command = on_control_command, .ud = a};
+    struct devmgr_hooks hooks = {
+        .on_state = api_on_state,
+        .on_connection = api_on_connection,
+        .on_control_command = on_control_command,
+        .ud = a,
+    };
     struct devmgr *m = devmgr_create(cfg, a->store, &a->pub, &hooks, previous, err, sizeof(err));
     if (!m)
         log_error("%s", err);
@@ -282,6 +277,12 @@ static void handle_item(struct app *a, const struct queue_item *it)
     case QUEUE_CONN_DOWN:
         a->connected = false;
         break;
+    case QUEUE_CALL: {
+        struct core_call *call;
+        memcpy(&call, it->payload, sizeof(call));
+        call->fn(a, call);
+        break;
+    }
     }
 }
 
@@ -383,6 +384,17 @@ static int start(struct app *a)
         log_error("cannot start the MQTT client");
         return APP_EXIT_FAILURE;
     }
+    if (a->cfg->http.listen && a->cfg->http.listen[0]) {
+        struct http_backend be;
+        api_backend(a, &be);
+        struct http_options ho = {.listen = a->cfg->http.listen, .token = a->cfg->http.token};
+        if (!(a->http = http_start(&ho, &be, err, sizeof(err)))) {
+            log_error("cannot start the HTTP API on %s: %s", a->cfg->http.listen, err);
+            return APP_EXIT_FAILURE;
+        }
+        log_info("HTTP API on http://%s/%s", a->cfg->http.listen,
+                 a->cfg->http.token ? " (POSTs need the bearer token)" : "");
+    }
     return APP_EXIT_OK;
 }
 
@@ -422,6 +434,12 @@ static void shutdown_app(struct app *a)
         while (queue_pop(a->queue, &it, 0))
             handle_item(a, &it);
     }
+    /* Ends a switch still waiting in a delay (its HTTP caller gets 503), so
+     * no HTTP thread waits on the core when the server stops. */
+    scenmgr_destroy(a->scenmgr);
+    a->scenmgr = NULL;
+    http_stop(a->http);
+    a->http = NULL;
     if (a->devmgr && a->mqtt && a->connected) {
         devmgr_publish_offline(a->devmgr);
         mirror_device_error(&a->pub, a->cfg->bridge_device_id, "offline");
@@ -436,7 +454,6 @@ static void shutdown_app(struct app *a)
     if (a->mqtt)
         mqttc_stop(a->mqtt, SHUTDOWN_PUBLISH_WAIT_MS);
     mqttc_destroy(a->mqtt);
-    scenmgr_destroy(a->scenmgr);
     json_object_put(a->dispatch.errors_set);
     devmgr_destroy(a->devmgr);
     queue_destroy(a->queue);
@@ -449,8 +466,11 @@ int app_run(const struct app_options *opts)
     struct app a;
     memset(&a, 0, sizeof(a));
     a.opts = opts;
+    a.started_mono_ms = util_mono_ms();
     atomic_init(&a.oversize_rejected, 0);
     atomic_init(&a.dropped, 0);
+    atomic_init(&a.disconnected_since_ms, util_mono_ms());
+    atomic_init(&a.reconnects, 0);
     install_signals();
     int rc = start(&a);
     if (rc == APP_EXIT_OK) {

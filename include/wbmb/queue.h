@@ -24,7 +24,8 @@
 
 #define QUEUE_SLOT_KEEP 2048
 
-enum queue_kind { QUEUE_MSG, QUEUE_CONN_UP, QUEUE_CONN_DOWN };
+/* QUEUE_CALL carries a pointer (struct core_call *) as its payload bytes. */
+enum queue_kind { QUEUE_MSG, QUEUE_CONN_UP, QUEUE_CONN_DOWN, QUEUE_CALL };
 
 /* A popped item; topic and payload point into the slot and are valid until
  * the next queue_pop() of the consumer. payload is NUL-terminated too. */

@@ -1,0 +1,608 @@
+/*
+ * api.c - the core's side of the HTTP API (struct http_backend, http.h) and
+ * the live events for SSE clients.
+ *
+ * HTTP threads never touch device state: each read is a core call that
+ * deep-copies what it needs on the core thread (a consistent snapshot), and
+ * each action or switch is a core call that goes through the same
+ * dispatch_action()/scenmgr functions as MQTT, so it is logged in
+ * command_logs with source "http". Queries of the store's history tables run
+ * on the HTTP thread (the store is thread-safe) after a core call has checked
+ * that the device exists.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "wbmb/log.h"
+#include "wbmb/util.h"
+
+#define HEALTH_MQTT_GRACE_MS 30000
+
+json_object *api_error(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "error", json_object_new_string(msg));
+    return o;
+}
+
+int core_call_run(struct app *a, struct core_call *c)
+{
+    struct core_call *ptr = c;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    c->done = false;
+    c->body = NULL;
+    c->text = NULL;
+    if (queue_push(a->queue, QUEUE_CALL, "", &ptr, sizeof(ptr), false) != WB_OK) {
+        c->status = 503;
+        c->body = api_error("the bridge is shutting down");
+    } else {
+        pthread_mutex_lock(&c->mu);
+        while (!c->done)
+            pthread_cond_wait(&c->cv, &c->mu);
+        pthread_mutex_unlock(&c->mu);
+    }
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    return c->status;
+}
+
+void core_call_done(struct core_call *c, int status, json_object *body)
+{
+    pthread_mutex_lock(&c->mu);
+    c->status = status;
+    c->body = body;
+    c->done = true;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- snapshots (core thread) ------------------------------------------- */
+
+static json_object *copy(json_object *v)
+{
+    json_object *out = NULL;
+    if (!v)
+        return json_object_new_object();
+    json_object_deep_copy(v, &out, NULL);
+    return out;
+}
+
+static size_t device_index(struct app *a, const char *id)
+{
+    size_t n = devmgr_count(a->devmgr);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(devmgr_device_cfg(a->devmgr, i)->id, id) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+static json_object *device_summary(struct app *a, size_t i)
+{
+    const struct cfg_device *d = devmgr_device_cfg(a->devmgr, i);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "id", json_object_new_string(d->id));
+    json_object_object_add(o, "name", json_object_new_string(d->name));
+    json_object_object_add(o, "type", json_object_new_string(d->type ? d->type : ""));
+    json_object_object_add(o, "online", json_object_new_boolean(devmgr_device_online(a->devmgr, i)));
+    json_object_object_add(o, "state", copy(devmgr_device_state(a->devmgr, i)));
+    return o;
+}
+
+static const char *type_name(enum cfg_value_type t)
+{
+    switch (t) {
+    case CFG_T_BOOL:
+        return "bool";
+    case CFG_T_INT:
+        return "int";
+    case CFG_T_FLOAT:
+        return "float";
+    case CFG_T_STRING:
+        return "string";
+    case CFG_T_JSON:
+        return "json";
+    case CFG_T_ENUM:
+        return "enum";
+    }
+    return "?";
+}
+
+static json_object *action_description(const struct cfg_action *act)
+{
+    json_object *o = json_object_new_object();
+    json_object *params = json_object_new_object();
+    json_object_object_add(o, "name", json_object_new_string(act->name));
+    for (size_t i = 0; i < act->n_params; i++) {
+        const struct cfg_param *p = &act->params[i];
+        json_object *po = json_object_new_object();
+        json_object_object_add(po, "type", json_object_new_string(type_name(p->type)));
+        if (p->has_min)
+            json_object_object_add(po, "min", json_object_new_double(p->min));
+        if (p->has_max)
+            json_object_object_add(po, "max", json_object_new_double(p->max));
+        json_object_object_add(po, "required", json_object_new_boolean(p->required));
+        if (p->default_value)
+            json_object_object_add(po, "default", copy(p->default_value));
+        if (p->n_enum_values) {
+            json_object *vals = json_object_new_array();
+            for (size_t k = 0; k < p->n_enum_values; k++)
+                json_object_array_add(vals, json_object_new_string(p->enum_values[k]));
+            json_object_object_add(po, "values", vals);
+        }
+        json_object_object_add(params, p->name, po);
+    }
+    json_object_object_add(o, "params", params);
+    return o;
+}
+
+static void call_devices(struct app *a, struct core_call *c)
+{
+    json_object *arr = json_object_new_array();
+    size_t n = devmgr_count(a->devmgr);
+    for (size_t i = 0; i < n; i++)
+        json_object_array_add(arr, device_summary(a, i));
+    core_call_done(c, 200, arr);
+}
+
+static void call_device(struct app *a, struct core_call *c)
+{
+    size_t i = device_index(a, c->id);
+    if (i == SIZE_MAX) {
+        core_call_done(c, 404, api_error("unknown device '%s'", c->id));
+        return;
+    }
+    json_object *o = device_summary(a, i);
+    json_object *acts = json_object_new_array();
+    const struct cfg_device *d = devmgr_device_cfg(a->devmgr, i);
+    for (size_t k = 0; k < d->n_actions; k++)
+        json_object_array_add(acts, action_description(&d->actions[k]));
+    json_object_object_add(o, "actions", acts);
+    core_call_done(c, 200, o);
+}
+
+static void call_device_state(struct app *a, struct core_call *c)
+{
+    json_object *st = devmgr_state_of(a->devmgr, c->id);
+    if (!st)
+        core_call_done(c, 404, api_error("unknown device '%s'", c->id));
+    else
+        core_call_done(c, 200, copy(st));
+}
+
+static void call_device_exists(struct app *a, struct core_call *c)
+{
+    if (!devmgr_state_of(a->devmgr, c->id))
+        core_call_done(c, 404, api_error("unknown device '%s'", c->id));
+    else
+        core_call_done(c, 200, NULL);
+}
+
+static void call_action(struct app *a, struct core_call *c)
+{
+    json_object *jaction = NULL, *params = NULL;
+    if (!devmgr_state_of(a->devmgr, c->id)) {
+        core_call_done(c, 404, api_error("unknown device '%s'", c->id));
+        return;
+    }
+    if (!json_object_object_get_ex(c->request, "action", &jaction) ||
+        !json_object_is_type(jaction, json_type_string)) {
+        core_call_done(c, 400, api_error("the body needs \"action\": a string"));
+        return;
+    }
+    if (json_object_object_get_ex(c->request, "params", &params) && params &&
+        !json_object_is_type(params, json_type_object)) {
+        core_call_done(c, 400, api_error("\"params\" must be a JSON object"));
+        return;
+    }
+    struct dispatch_result r;
+    dispatch_action(&a->dispatch, c->id, json_object_get_string(jaction), params, "http", &r);
+    json_object *o = json_object_new_object();
+    if (r.st != WB_OK)
+        json_object_object_add(o, "error", json_object_new_string(r.error));
+    json_object_object_add(o, "command_id", json_object_new_string(r.command_id));
+    json_object_object_add(o, "status", json_object_new_string(r.status));
+    json_object_object_add(o, "state", copy(devmgr_state_of(a->devmgr, c->id)));
+    int code = r.st == WB_OK                                             ? 200
+               : r.st == WB_ERR_MQTT                                     ? 503
+               : r.st == WB_ERR_NOMEM                                    ? 500
+                                                                         : 400;
+    core_call_done(c, code, o);
+}
+
+static void call_scenario_state(struct app *a, struct core_call *c)
+{
+    core_call_done(c, 200, copy(scenmgr_state(a->scenmgr)));
+}
+
+static json_object *steps_json(const struct cfg_step *steps, size_t n)
+{
+    json_object *arr = json_object_new_array();
+    for (size_t i = 0; i < n; i++) {
+        json_object *s = json_object_new_object();
+        json_object_object_add(s, "device", json_object_new_string(steps[i].device));
+        json_object_object_add(s, "action", json_object_new_string(steps[i].action));
+        if (steps[i].params)
+            json_object_object_add(s, "params", copy(steps[i].params));
+        if (steps[i].delay_after_ms)
+            json_object_object_add(s, "delay_after_ms",
+                                   json_object_new_int64(steps[i].delay_after_ms));
+        if (steps[i].when) {
+            json_object *w = json_object_new_object();
+            json_object_object_add(w, "field", json_object_new_string(steps[i].when->field));
+            json_object_object_add(
+                w, "op", json_object_new_string(steps[i].when->op == CFG_COND_EQ ? "==" : "!="));
+            json_object_object_add(w, "value", copy(steps[i].when->value));
+            json_object_object_add(s, "when", w);
+        }
+        json_object_array_add(arr, s);
+    }
+    return arr;
+}
+
+static void call_scenarios(struct app *a, struct core_call *c)
+{
+    json_object *arr = json_object_new_array();
+    for (size_t i = 0; i < a->cfg->n_scenarios; i++) {
+        const struct cfg_scenario *sc = &a->cfg->scenarios[i];
+        json_object *o = json_object_new_object();
+        json_object *devs = json_object_new_array();
+        for (size_t k = 0; k < sc->n_devices; k++)
+            json_object_array_add(devs, json_object_new_string(sc->devices[k]));
+        json_object_object_add(o, "id", json_object_new_string(sc->id));
+        json_object_object_add(o, "name", json_object_new_string(sc->name));
+        json_object_object_add(o, "devices", devs);
+        json_object_object_add(o, "startup", steps_json(sc->startup, sc->n_startup));
+        json_object_object_add(o, "shutdown", steps_json(sc->shutdown, sc->n_shutdown));
+        json_object_array_add(arr, o);
+    }
+    core_call_done(c, 200, arr);
+}
+
+/* The end of a switch started for an HTTP request (core thread). */
+static void switch_done(void *ud, json_object *result)
+{
+    struct core_call *c = ud;
+    json_object *err;
+    int code = json_object_object_get_ex(result, "error", &err) ? 503 : 200;
+    core_call_done(c, code, copy(result));
+}
+
+static void finish_start(struct core_call *c, wb_status st, const char *id)
+{
+    if (st == WB_ERR_NOT_FOUND)
+        core_call_done(c, 404, api_error("unknown scenario '%s'", id));
+    else if (st == WB_ERR_BUSY)
+        core_call_done(c, 409, api_error("a scenario switch is already running"));
+    else if (st != WB_OK)
+        core_call_done(c, 500, api_error("%s", wb_strerror(st)));
+}
+
+static void call_switch(struct app *a, struct core_call *c)
+{
+    json_object *jid;
+    if (!json_object_object_get_ex(c->request, "id", &jid) ||
+        !json_object_is_type(jid, json_type_string)) {
+        core_call_done(c, 400, api_error("the body needs \"id\": a scenario id"));
+        return;
+    }
+    const char *id = json_object_get_string(jid);
+    finish_start(c, scenmgr_switch(a->scenmgr, id, switch_done, c), id);
+}
+
+static void call_shutdown(struct app *a, struct core_call *c)
+{
+    finish_start(c, scenmgr_shutdown(a->scenmgr, switch_done, c), "");
+}
+
+static void call_sse_init(struct app *a, struct core_call *c)
+{
+    json_object *o = json_object_new_object();
+    json_object *arr = json_object_new_array();
+    size_t n = devmgr_count(a->devmgr);
+    for (size_t i = 0; i < n; i++)
+        json_object_array_add(arr, device_summary(a, i));
+    json_object_object_add(o, "devices", arr);
+    json_object_object_add(o, "scenario", copy(scenmgr_state(a->scenmgr)));
+    core_call_done(c, 200, o);
+}
+
+static void metric(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void metric(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(*buf + *len, *cap - *len, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if ((size_t)n < *cap - *len) {
+            *len += (size_t)n;
+            return;
+        }
+        char *nb = realloc(*buf, *cap * 2);
+        if (!nb)
+            return;
+        *buf = nb;
+        *cap *= 2;
+    }
+}
+
+static void call_metrics(struct app *a, struct core_call *c)
+{
+    struct devmgr_stats ds;
+    struct store_status ss;
+    struct queue_stats qs;
+    struct mqttc_stats ms;
+    devmgr_get_stats(a->devmgr, &ds);
+    store_get_status(a->store, &ss);
+    queue_get_stats(a->queue, &qs);
+    mqttc_get_stats(a->mqtt, &ms);
+    size_t cap = 4096, len = 0;
+    char *t = malloc(cap);
+    if (!t) {
+        core_call_done(c, 500, api_error("out of memory"));
+        return;
+    }
+    t[0] = '\0';
+#define COUNTER(name, help, value)                                                                 \
+    metric(&t, &len, &cap, "# HELP " name " " help "\n# TYPE " name " counter\n" name " %llu\n",  \
+           (unsigned long long)(value))
+#define GAUGE(name, help, value)                                                                   \
+    metric(&t, &len, &cap, "# HELP " name " " help "\n# TYPE " name " gauge\n" name " %llu\n",    \
+           (unsigned long long)(value))
+    metric(&t, &len, &cap,
+           "# HELP wbmb_messages_total MQTT messages by outcome.\n"
+           "# TYPE wbmb_messages_total counter\n"
+           "wbmb_messages_total{outcome=\"received\"} %llu\n"
+           "wbmb_messages_total{outcome=\"applied\"} %llu\n"
+           "wbmb_messages_total{outcome=\"unchanged\"} %llu\n"
+           "wbmb_messages_total{outcome=\"rejected\"} %llu\n"
+           "wbmb_messages_total{outcome=\"unknown_topic\"} %llu\n"
+           "wbmb_messages_total{outcome=\"own\"} %llu\n"
+           "wbmb_messages_total{outcome=\"dropped\"} %llu\n",
+           (unsigned long long)(ds.received + atomic_load(&a->oversize_rejected)),
+           (unsigned long long)ds.applied, (unsigned long long)ds.unchanged,
+           (unsigned long long)(ds.rejected + atomic_load(&a->oversize_rejected)),
+           (unsigned long long)ds.unknown, (unsigned long long)ds.own,
+           (unsigned long long)atomic_load(&a->dropped));
+    COUNTER("wbmb_transitions_total", "State transitions applied.", ds.applied);
+    COUNTER("wbmb_store_commits_total", "Store transactions committed.", ss.commits);
+    COUNTER("wbmb_store_commit_failures_total", "Store commit attempts that failed.",
+            ss.commit_failures);
+    COUNTER("wbmb_store_rows_written_total", "State rows written after coalescing.",
+            ss.rows_written);
+    COUNTER("wbmb_store_sets_total", "State writes accepted by the store.", ss.sets);
+    GAUGE("wbmb_store_pending", "Changes queued and not yet committed.", ss.pending);
+    GAUGE("wbmb_store_committed_seq",
+          "Sequence number of the last committed state write (monotonic).", ss.committed_seq);
+    GAUGE("wbmb_store_ok", "1 when the last commit succeeded.", ss.ok ? 1 : 0);
+    COUNTER("wbmb_store_errors_total", "Store calls of the core that failed.", ds.store_errors);
+    metric(&t, &len, &cap,
+           "# HELP wbmb_commit_latency_seconds Duration of store commits.\n"
+           "# TYPE wbmb_commit_latency_seconds summary\n"
+           "wbmb_commit_latency_seconds_sum %.6f\nwbmb_commit_latency_seconds_count %llu\n"
+           "# HELP wbmb_commit_latency_max_seconds Longest store commit.\n"
+           "# TYPE wbmb_commit_latency_max_seconds gauge\nwbmb_commit_latency_max_seconds %.6f\n",
+           (double)ss.commit_latency_us_sum / 1e6, (unsigned long long)ss.commits,
+           (double)ss.commit_latency_us_max / 1e6);
+    GAUGE("wbmb_queue_depth", "Messages waiting for the core thread.", qs.depth);
+    GAUGE("wbmb_queue_capacity", "Slots of the intake queue.", qs.capacity);
+    COUNTER("wbmb_queue_full_waits_total", "Times paho's thread waited for a free slot.",
+            qs.full_waits);
+    GAUGE("wbmb_mqtt_connected", "1 while connected to the broker.", ms.connected ? 1 : 0);
+    COUNTER("wbmb_mqtt_connects_total", "Successful connects, the first included.", ms.connects);
+    COUNTER("wbmb_mqtt_disconnects_total", "Connection losses.", ms.disconnects);
+    COUNTER("wbmb_mqtt_published_total", "Publications accepted by the client.", ms.published);
+    COUNTER("wbmb_mqtt_publish_failures_total", "Publications refused.", ms.publish_failures);
+    GAUGE("wbmb_uptime_seconds", "Seconds since start.",
+          (util_mono_ms() - a->started_mono_ms) / 1000);
+#undef COUNTER
+#undef GAUGE
+    c->text = t;
+    core_call_done(c, 200, NULL);
+}
+
+/* ---- the backend (HTTP threads) ---------------------------------------- */
+
+static int run_call(void *ud, core_call_fn fn, const char *id, json_object *req,
+                    json_object **body)
+{
+    struct core_call c = {.fn = fn, .id = id, .request = req};
+    int code = core_call_run(ud, &c);
+    *body = c.body;
+    return code;
+}
+
+static int be_devices(void *ud, json_object **body)
+{
+    return run_call(ud, call_devices, NULL, NULL, body);
+}
+
+static int be_device(void *ud, const char *id, json_object **body)
+{
+    return run_call(ud, call_device, id, NULL, body);
+}
+
+static int be_device_state(void *ud, const char *id, json_object **body)
+{
+    return run_call(ud, call_device_state, id, NULL, body);
+}
+
+static int be_action(void *ud, const char *id, json_object *req, json_object **body)
+{
+    return run_call(ud, call_action, id, req, body);
+}
+
+static int be_scenario_state(void *ud, json_object **body)
+{
+    return run_call(ud, call_scenario_state, NULL, NULL, body);
+}
+
+static int be_scenarios(void *ud, json_object **body)
+{
+    return run_call(ud, call_scenarios, NULL, NULL, body);
+}
+
+static int be_switch(void *ud, json_object *req, json_object **body)
+{
+    return run_call(ud, call_switch, NULL, req, body);
+}
+
+static int be_shutdown(void *ud, json_object **body)
+{
+    return run_call(ud, call_shutdown, NULL, NULL, body);
+}
+
+static int query_result(wb_status st, json_object *rows, json_object **body)
+{
+    if (st != WB_OK) {
+        json_object_put(rows);
+        *body = api_error("the store could not answer: %s", wb_strerror(st));
+        return 503;
+    }
+    *body = rows;
+    return 200;
+}
+
+static int be_history(void *ud, const char *id, int limit, json_object **body)
+{
+    struct app *a = ud;
+    int code = run_call(ud, call_device_exists, id, NULL, body);
+    if (code != 200)
+        return code;
+    json_object *rows = NULL;
+    return query_result(store_history_query(a->store, id, limit, &rows), rows, body);
+}
+
+static int be_connections(void *ud, const char *id, int limit, json_object **body)
+{
+    struct app *a = ud;
+    int code = run_call(ud, call_device_exists, id, NULL, body);
+    if (code != 200)
+        return code;
+    json_object *rows = NULL;
+    return query_result(store_connection_query(a->store, id, limit, &rows), rows, body);
+}
+
+static int be_commands(void *ud, const char *status, const char *device_id, int limit,
+                       json_object **body)
+{
+    struct app *a = ud;
+    struct store_command_filter f = {.status = status, .device_id = device_id};
+    json_object *rows = NULL;
+    return query_result(store_command_query(a->store, &f, limit, &rows), rows, body);
+}
+
+static int be_health(void *ud, json_object **body)
+{
+    struct app *a = ud;
+    struct store_status ss;
+    store_get_status(a->store, &ss);
+    bool up = mqttc_is_connected(a->mqtt);
+    int64_t since = atomic_load(&a->disconnected_since_ms);
+    bool mqtt_bad = !up && since != 0 && util_mono_ms() - since > HEALTH_MQTT_GRACE_MS;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "status",
+                           json_object_new_string(ss.ok && !mqtt_bad ? "ok" : "degraded"));
+    json_object_object_add(o, "mqtt", json_object_new_string(up ? "connected" : "disconnected"));
+    json_object_object_add(o, "db", json_object_new_string(ss.ok ? "ok" : "error"));
+    json_object_object_add(o, "uptime_s",
+                           json_object_new_int64((util_mono_ms() - a->started_mono_ms) / 1000));
+    if (!ss.ok && ss.last_error_text[0])
+        json_object_object_add(o, "db_error", json_object_new_string(ss.last_error_text));
+    *body = o;
+    return ss.ok && !mqtt_bad ? 200 : 503;
+}
+
+static int be_metrics(void *ud, char **text)
+{
+    struct core_call c = {.fn = call_metrics};
+    int code = core_call_run(ud, &c);
+    json_object_put(c.body);
+    *text = c.text;
+    if (!*text)
+        *text = strdup("# the bridge is shutting down\n");
+    return code == 200 ? 200 : 503;
+}
+
+static json_object *be_sse_init(void *ud)
+{
+    struct core_call c = {.fn = call_sse_init};
+    core_call_run(ud, &c);
+    return c.body;
+}
+
+void api_backend(struct app *a, struct http_backend *be)
+{
+    memset(be, 0, sizeof(*be));
+    be->ud = a;
+    be->get_devices = be_devices;
+    be->get_device = be_device;
+    be->get_device_state = be_device_state;
+    be->post_action = be_action;
+    be->get_scenario_state = be_scenario_state;
+    be->get_scenarios = be_scenarios;
+    be->post_scenario_switch = be_switch;
+    be->post_scenario_shutdown = be_shutdown;
+    be->get_state_history = be_history;
+    be->get_command_logs = be_commands;
+    be->get_connection_history = be_connections;
+    be->get_health = be_health;
+    be->get_metrics = be_metrics;
+    be->sse_init = be_sse_init;
+}
+
+/* ---- live events (core thread) ----------------------------------------- */
+
+static bool has_listeners(struct app *a)
+{
+    if (!a->http)
+        return false;
+    struct http_stats hs;
+    http_get_stats(a->http, &hs);
+    return hs.sse_clients > 0;
+}
+
+void api_on_state(void *ud, const char *device_id, json_object *changed, json_object *state)
+{
+    struct app *a = ud;
+    if (!has_listeners(a))
+        return; /* no JSON built on the hot path when nobody listens */
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "device_id", json_object_new_string(device_id));
+    json_object_object_add(o, "changed", json_object_get(changed));
+    json_object_object_add(o, "state", json_object_get(state));
+    http_broadcast(a->http, "state", o);
+    json_object_put(o);
+}
+
+void api_on_connection(void *ud, const char *device_id, bool online, const char *event)
+{
+    struct app *a = ud;
+    if (!has_listeners(a))
+        return;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "device_id", json_object_new_string(device_id));
+    json_object_object_add(o, "online", json_object_new_boolean(online));
+    json_object_object_add(o, "event", json_object_new_string(event));
+    http_broadcast(a->http, "connection", o);
+    json_object_put(o);
+}
+
+void api_on_scenario(struct app *a, json_object *scenario_last)
+{
+    if (has_listeners(a))
+        http_broadcast(a->http, "scenario", scenario_last);
+}

@@ -1,0 +1,354 @@
+/*
+ * test_devmgr.c - the device manager with the memory store and a recording
+ * publisher: routing, strict parsing, transitions, transient fields, the
+ * mirror, own publications, commands, availability, restore and reload.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "wbmb/config.h"
+#include "wbmb/devmgr.h"
+#include "wbmb/state_store.h"
+
+static const char *yaml =
+    "bridge: {device_id: br}\n"
+    "persistence: {history: {enabled: true}}\n"
+    "devices:\n"
+    "  - id: tv\n"
+    "    name: TV\n"
+    "    state:\n"
+    "      - {topic: relay/K1, field: power, type: bool}\n"
+    "      - {topic: vol/+, field: volume, type: int}\n"
+    "    actions:\n"
+    "      power_on: {topic: cmd/tv, payload: '1', set: {power: true}}\n"
+    "  - id: plug\n"
+    "    state:\n"
+    "      - {topic: z2m/plug, type: json, fields: {w: power, e: meter.energy}}\n"
+    "    transient: [w]\n"
+    "    availability: {topic: z2m/plug/availability}\n"
+    "  - id: sensor\n"
+    "    wb_mirror: false\n"
+    "    state:\n"
+    "      - {topic: '/devices/+/controls/temp', field: t, type: float}\n"
+    "    availability: {timeout_s: 5}\n";
+
+struct pubrec {
+    char topic[256];
+    char payload[256];
+    bool retained;
+};
+
+struct fixture {
+    struct config *cfg;
+    struct state_store *store;
+    struct devmgr *dm;
+    struct pubrec pubs[256];
+    size_t n_pubs;
+    int states, connections, commands;
+    char last_command[128];
+};
+
+static wb_status record(void *ud, const char *topic, const char *payload, size_t len, int qos,
+                        bool retained)
+{
+    (void)qos;
+    struct fixture *f = ud;
+    if (f->n_pubs < 256) {
+        struct pubrec *p = &f->pubs[f->n_pubs++];
+        snprintf(p->topic, sizeof(p->topic), "%s", topic);
+        snprintf(p->payload, sizeof(p->payload), "%.*s", (int)len, payload);
+        p->retained = retained;
+    }
+    return WB_OK;
+}
+
+static const char *published(struct fixture *f, const char *topic)
+{
+    for (size_t i = f->n_pubs; i-- > 0;)
+        if (strcmp(f->pubs[i].topic, topic) == 0)
+            return f->pubs[i].payload;
+    return NULL;
+}
+
+static void on_state(void *ud, const char *id, json_object *changed, json_object *state)
+{
+    (void)id, (void)changed, (void)state;
+    ((struct fixture *)ud)->states++;
+}
+
+static void on_conn(void *ud, const char *id, bool online, const char *event)
+{
+    (void)id, (void)online, (void)event;
+    ((struct fixture *)ud)->connections++;
+}
+
+static void on_cmd(void *ud, const char *id, const char *control, const char *payload, size_t len,
+                   bool retained)
+{
+    struct fixture *f = ud;
+    (void)payload, (void)len, (void)retained;
+    f->commands++;
+    snprintf(f->last_command, sizeof(f->last_command), "%s/%s", id, control);
+}
+
+static struct devmgr *make(struct fixture *f, struct devmgr *previous)
+{
+    struct mirror_publisher pub = {record, f};
+    struct devmgr_hooks hooks = {on_state, on_conn, on_cmd, f};
+    char err[128];
+    struct devmgr *m = devmgr_create(f->cfg, f->store, &pub, &hooks, previous, err, sizeof(err));
+    assert_non_null(m);
+    return m;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    struct cfg_errors errs = {0};
+    if (cfg_parse("test.yaml", yaml, strlen(yaml), &f->cfg, &errs) != WB_OK) {
+        for (size_t i = 0; i < errs.n; i++)
+            fprintf(stderr, "%s\n", errs.lines[i]);
+        return -1;
+    }
+    struct store_config sc = {.backend = "memory", .history_enabled = true};
+    if (store_open(&f->store, &sc, NULL, 0) != WB_OK)
+        return -1;
+    f->dm = make(f, NULL);
+    devmgr_restore(f->dm);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    devmgr_destroy(f->dm);
+    store_close(f->store);
+    cfg_free(f->cfg);
+    free(f);
+    return 0;
+}
+
+static json_object *stored(struct fixture *f, const char *key)
+{
+    json_object *v = NULL;
+    store_get(f->store, key, &v);
+    return v;
+}
+
+static void msg(struct fixture *f, const char *topic, const char *payload)
+{
+    devmgr_handle_message(f->dm, topic, payload, strlen(payload), false, 1000);
+}
+
+static void test_subscriptions(void **state)
+{
+    struct fixture *f = *state;
+    size_t n;
+    const char *const *subs = devmgr_subscriptions(f->dm, &n);
+    const char *want[] = {"relay/K1", "vol/+", "z2m/plug", "z2m/plug/availability",
+                          "/devices/+/controls/temp", "/devices/br/controls/+/on",
+                          "/devices/tv/controls/+/on", "/devices/plug/controls/+/on"};
+    assert_int_equal(n, sizeof(want) / sizeof(want[0]));
+    for (size_t i = 0; i < n; i++) {
+        bool found = false;
+        for (size_t k = 0; k < n; k++)
+            found |= strcmp(subs[k], want[i]) == 0;
+        assert_true(found);
+    }
+}
+
+static void test_transition_persisted_and_mirrored(void **state)
+{
+    struct fixture *f = *state;
+    msg(f, "relay/K1", "ON");
+    json_object *v = stored(f, "device:tv");
+    assert_non_null(v);
+    assert_true(json_object_get_boolean(json_object_object_get(v, "power")));
+    json_object_put(v);
+    assert_string_equal(published(f, "/devices/tv/controls/power"), "1");
+    assert_non_null(strstr(published(f, "/devices/tv/controls/power/meta"), "\"switch\""));
+    assert_int_equal(f->states, 1);
+
+    /* The same value again: no transition, nothing written or published. */
+    size_t pubs = f->n_pubs;
+    struct store_status before, after;
+    store_get_status(f->store, &before);
+    msg(f, "relay/K1", "1");
+    store_get_status(f->store, &after);
+    assert_int_equal(after.sets, before.sets);
+    assert_int_equal(f->n_pubs, pubs);
+    struct devmgr_stats st;
+    devmgr_get_stats(f->dm, &st);
+    assert_int_equal(st.applied, 1);
+    assert_int_equal(st.unchanged, 1);
+
+    msg(f, "vol/main", "42");
+    v = stored(f, "device:tv");
+    assert_int_equal(json_object_get_int(json_object_object_get(v, "volume")), 42);
+    json_object_put(v);
+    json_object *hist = NULL;
+    assert_int_equal(store_history_query(f->store, "tv", 10, &hist), WB_OK);
+    assert_int_equal(json_object_array_length(hist), 2);
+    json_object_put(hist);
+}
+
+static void test_rejections(void **state)
+{
+    struct fixture *f = *state;
+    msg(f, "vol/x", "7");
+    const char *bad[] = {"abc", "1.5", "", "99999999999999999999", "0x10"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        msg(f, "vol/x", bad[i]);
+    msg(f, "z2m/plug", "{\"power\": ");
+    msg(f, "z2m/plug", "[1]");
+    msg(f, "nobody/listens", "1");
+    struct devmgr_stats st;
+    devmgr_get_stats(f->dm, &st);
+    assert_int_equal(st.rejected, 7);
+    assert_int_equal(st.unknown, 1);
+    json_object *v = stored(f, "device:tv");
+    assert_int_equal(json_object_get_int(json_object_object_get(v, "volume")), 7);
+    json_object_put(v);
+}
+
+static void test_json_transient(void **state)
+{
+    struct fixture *f = *state;
+    msg(f, "z2m/plug", "{\"power\": 12.5, \"meter\": {\"energy\": 3}, \"other\": 1}");
+    json_object *v = stored(f, "device:plug");
+    assert_non_null(v);
+    assert_int_equal(json_object_get_int(json_object_object_get(v, "e")), 3);
+    assert_null(json_object_object_get(v, "w"));     /* transient */
+    assert_null(json_object_object_get(v, "other")); /* not mapped */
+    json_object_put(v);
+    json_object *live = devmgr_state_of(f->dm, "plug");
+    assert_true(json_object_get_double(json_object_object_get(live, "w")) == 12.5);
+    assert_string_equal(published(f, "/devices/plug/controls/w"), "12.5");
+
+    /* Only a transient field changes: served and mirrored, not written. */
+    struct store_status before, after;
+    store_get_status(f->store, &before);
+    msg(f, "z2m/plug", "{\"power\": 13, \"meter\": {\"energy\": 3}}");
+    store_get_status(f->store, &after);
+    assert_int_equal(after.sets, before.sets);
+    assert_string_equal(published(f, "/devices/plug/controls/w"), "13");
+}
+
+static void test_own_and_commands(void **state)
+{
+    struct fixture *f = *state;
+    /* sensor's wildcard matches our own mirror topic of tv: ignored */
+    msg(f, "/devices/tv/controls/temp", "20");
+    struct devmgr_stats st;
+    devmgr_get_stats(f->dm, &st);
+    assert_int_equal(st.own, 1);
+    assert_int_equal(st.applied, 0);
+    /* a foreign device's topic is input */
+    msg(f, "/devices/wb-msw/controls/temp", "20.5");
+    json_object *v = stored(f, "device:sensor");
+    assert_true(json_object_get_double(json_object_object_get(v, "t")) == 20.5);
+    json_object_put(v);
+    assert_null(published(f, "/devices/sensor/controls/t")); /* wb_mirror: false */
+    msg(f, "/devices/tv/controls/power_on/on", "1");
+    msg(f, "/devices/br/controls/scenario/on", "movie");
+    assert_int_equal(f->commands, 2);
+    assert_string_equal(f->last_command, "br/scenario");
+}
+
+static void test_availability(void **state)
+{
+    struct fixture *f = *state;
+    assert_false(devmgr_device_online(f->dm, 1));
+    msg(f, "z2m/plug/availability", "online");
+    msg(f, "z2m/plug/availability", "online");
+    msg(f, "z2m/plug/availability", "offline");
+    msg(f, "z2m/plug/availability", "bogus");
+    json_object *rows = NULL;
+    assert_int_equal(store_connection_query(f->store, "plug", 10, &rows), WB_OK);
+    assert_int_equal(json_object_array_length(rows), 2);
+    assert_string_equal(
+        json_object_get_string(json_object_object_get(json_object_array_get_idx(rows, 0), "event")),
+        "offline");
+    json_object_put(rows);
+
+    /* timeout_s: a state message brings it online, silence takes it offline */
+    devmgr_handle_message(f->dm, "/devices/x/controls/temp", "1", 1, false, 10000);
+    assert_true(devmgr_device_online(f->dm, 2));
+    assert_true(devmgr_tick(f->dm, 12000) <= 15000);
+    assert_true(devmgr_device_online(f->dm, 2));
+    devmgr_tick(f->dm, 15001);
+    assert_false(devmgr_device_online(f->dm, 2));
+    assert_int_equal(store_connection_query(f->store, "sensor", 10, &rows), WB_OK);
+    assert_string_equal(
+        json_object_get_string(json_object_object_get(json_object_array_get_idx(rows, 0), "event")),
+        "timeout");
+    json_object_put(rows);
+    assert_int_equal(f->connections, 4);
+}
+
+static void test_restore_and_reload(void **state)
+{
+    struct fixture *f = *state;
+    msg(f, "relay/K1", "1");
+    msg(f, "z2m/plug", "{\"power\": 5, \"meter\": {\"energy\": 9}}");
+    /* A new manager restores from the store: transient w is gone. */
+    devmgr_destroy(f->dm);
+    f->dm = make(f, NULL);
+    assert_int_equal(devmgr_restore(f->dm), 2);
+    json_object *plug = devmgr_state_of(f->dm, "plug");
+    assert_int_equal(json_object_get_int(json_object_object_get(plug, "e")), 9);
+    assert_null(json_object_object_get(plug, "w"));
+    /* publish_all republishes values, metas and pushbuttons */
+    f->n_pubs = 0;
+    devmgr_publish_all(f->dm);
+    assert_string_equal(published(f, "/devices/tv/controls/power"), "1");
+    assert_non_null(strstr(published(f, "/devices/tv/controls/power_on/meta"), "pushbutton"));
+    assert_string_equal(published(f, "/devices/tv/meta/error"), "");
+    /* Reload: live state (with transient fields) carried over. */
+    msg(f, "z2m/plug", "{\"power\": 6, \"meter\": {\"energy\": 9}}");
+    struct devmgr *next = make(f, f->dm);
+    assert_int_equal(devmgr_restore(next), 0);
+    assert_int_equal(json_object_get_int(json_object_object_get(devmgr_state_of(next, "plug"),
+                                                                "w")),
+                     6);
+    devmgr_destroy(f->dm);
+    f->dm = next;
+    devmgr_publish_offline(f->dm);
+    assert_string_equal(published(f, "/devices/tv/meta/error"), "offline");
+    assert_null(published(f, "/devices/sensor/meta/error"));
+}
+
+static void test_apply(void **state)
+{
+    struct fixture *f = *state;
+    json_object *ch = json_object_new_object();
+    json_object_object_add(ch, "power", json_object_new_boolean(1));
+    assert_int_equal(devmgr_apply(f->dm, "tv", ch), WB_OK);
+    assert_int_equal(devmgr_apply(f->dm, "nope", ch), WB_ERR_NOT_FOUND);
+    json_object_put(ch);
+    json_object *v = stored(f, "device:tv");
+    assert_true(json_object_get_boolean(json_object_object_get(v, "power")));
+    json_object_put(v);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_subscriptions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transition_persisted_and_mirrored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_json_transient, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_own_and_commands, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_availability, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restore_and_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,266 @@
+/*
+ * test_scenmgr.c - dispatch and the scenario manager on the memory store with
+ * a recording publisher that can be made to fail (broker away).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "wbmb/config.h"
+#include "wbmb/devmgr.h"
+#include "wbmb/dispatch.h"
+#include "wbmb/scenmgr.h"
+#include "wbmb/state_store.h"
+#include "wbmb/util.h"
+
+static const char *yaml =
+    "bridge: {device_id: br}\n"
+    "devices:\n"
+    "  - id: tv\n"
+    "    actions:\n"
+    "      on: {topic: cmd/tv, payload: '1', set: {power: true}}\n"
+    "      off: {topic: cmd/tv, payload: '0', set: {power: false}}\n"
+    "  - id: amp\n"
+    "    actions:\n"
+    "      on: {topic: cmd/amp, payload: '1', set: {power: true}}\n"
+    "      off: {topic: cmd/amp, payload: '0', set: {power: false}}\n"
+    "      vol:\n"
+    "        topic: cmd/amp/vol\n"
+    "        payload: '{v}'\n"
+    "        params: {v: {type: int, min: 0, max: 10, required: true}}\n"
+    "        set: {vol: '{v}'}\n"
+    "scenarios:\n"
+    "  - id: a\n"
+    "    devices: [tv, amp]\n"
+    "    startup:\n"
+    "      - {device: tv, action: 'on'}\n"
+    "      - {device: amp, action: 'on', delay_after_ms: 50}\n"
+    "      - {device: amp, action: vol, params: {v: 3}}\n"
+    "    shutdown:\n"
+    "      - {device: tv, action: 'off'}\n"
+    "      - {device: amp, action: 'off'}\n"
+    "  - id: b\n"
+    "    devices: [amp]\n"
+    "    startup:\n"
+    "      - {device: amp, action: 'on', when: 'power != true'}\n"
+    "      - {device: amp, action: vol, params: {v: 5}}\n"
+    "    shutdown:\n"
+    "      - {device: amp, action: 'off'}\n";
+
+struct fixture {
+    struct config *cfg;
+    struct state_store *store;
+    struct devmgr *dm;
+    struct dispatch_ctx d;
+    struct scenmgr *sm;
+    struct mirror_publisher pub;
+    bool broker_down;
+    char log[2048]; /* "topic=payload;" of non-retained publications */
+    int done_calls;
+    bool last_success;
+};
+
+static wb_status record(void *ud, const char *topic, const char *payload, size_t len, int qos,
+                        bool retained)
+{
+    (void)qos;
+    struct fixture *f = ud;
+    if (f->broker_down)
+        return WB_ERR_MQTT;
+    if (!retained) {
+        size_t n = strlen(f->log);
+        snprintf(f->log + n, sizeof(f->log) - n, "%s=%.*s;", topic, (int)len, payload);
+    }
+    return WB_OK;
+}
+
+static void done(void *ud, json_object *result)
+{
+    struct fixture *f = ud;
+    f->done_calls++;
+    f->last_success = json_object_get_boolean(json_object_object_get(result, "success"));
+}
+
+static void start(struct fixture *f)
+{
+    f->sm = scenmgr_create(f->cfg, &f->d, f->store, NULL);
+    assert_non_null(f->sm);
+    scenmgr_restore(f->sm);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    struct cfg_errors errs = {0};
+    if (cfg_parse("t.yaml", yaml, strlen(yaml), &f->cfg, &errs) != WB_OK) {
+        for (size_t i = 0; i < errs.n; i++)
+            fprintf(stderr, "%s\n", errs.lines[i]);
+        return -1;
+    }
+    struct store_config sc = {.backend = "memory"};
+    store_open(&f->store, &sc, NULL, 0);
+    f->pub.fn = record;
+    f->pub.ud = f;
+    f->dm = devmgr_create(f->cfg, f->store, &f->pub, NULL, NULL, NULL, 0);
+    f->d = (struct dispatch_ctx){f->cfg, f->dm, f->store, &f->pub, json_object_new_object()};
+    start(f);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    scenmgr_destroy(f->sm);
+    json_object_put(f->d.errors_set);
+    devmgr_destroy(f->dm);
+    store_close(f->store);
+    cfg_free(f->cfg);
+    free(f);
+    return 0;
+}
+
+static const char *last_field(struct fixture *f, const char *key)
+{
+    json_object *v = json_object_object_get(scenmgr_state(f->sm), key);
+    return v ? json_object_get_string(v) : NULL;
+}
+
+static void wait_idle(struct fixture *f)
+{
+    int64_t deadline = util_mono_ms() + 5000;
+    while (scenmgr_busy(f->sm) && util_mono_ms() < deadline)
+        scenmgr_tick(f->sm, util_mono_ms());
+    assert_false(scenmgr_busy(f->sm));
+}
+
+static void test_dispatch(void **state)
+{
+    struct fixture *f = *state;
+    struct dispatch_result r;
+    json_object *p = json_tokener_parse("{\"v\": 7}");
+    assert_int_equal(dispatch_action(&f->d, "amp", "vol", p, "http", &r), WB_OK);
+    assert_string_equal(r.status, "sent");
+    assert_string_equal(f->log, "cmd/amp/vol=7;");
+    assert_int_equal(json_object_get_int(json_object_object_get(devmgr_state_of(f->dm, "amp"),
+                                                                "vol")),
+                     7);
+    json_object_put(p);
+    p = json_tokener_parse("{\"v\": 70}");
+    assert_int_equal(dispatch_action(&f->d, "amp", "vol", p, "http", &r), WB_ERR_INVALID);
+    assert_string_equal(r.status, "rejected");
+    assert_non_null(strstr(r.error, "maximum"));
+    json_object_put(p);
+    assert_int_equal(dispatch_action(&f->d, "nope", "x", NULL, "mqtt", &r), WB_ERR_NOT_FOUND);
+    assert_int_equal(dispatch_action_payload(&f->d, "amp", "vol", "abc", 3, "mqtt", &r),
+                     WB_ERR_INVALID);
+    assert_int_equal(dispatch_action_payload(&f->d, "amp", "vol", "4", 1, "mqtt", &r), WB_OK);
+    f->broker_down = true;
+    assert_int_equal(dispatch_action(&f->d, "tv", "on", NULL, "mqtt", &r), WB_ERR_MQTT);
+    assert_string_equal(r.status, "failed");
+    assert_null(json_object_object_get(devmgr_state_of(f->dm, "tv"), "power")); /* no set */
+    f->broker_down = false;
+    assert_string_equal(f->log, "cmd/amp/vol=7;cmd/amp/vol=4;");
+
+    struct store_command_filter flt = {.status = "rejected"};
+    json_object *rows = NULL;
+    assert_int_equal(store_command_query(f->store, &flt, 10, &rows), WB_OK);
+    assert_int_equal(json_object_array_length(rows), 3);
+    json_object_put(rows);
+    flt.status = "failed";
+    store_command_query(f->store, &flt, 10, &rows);
+    assert_int_equal(json_object_array_length(rows), 1);
+    json_object_put(rows);
+}
+
+static void test_switch_with_delay_and_busy(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(scenmgr_switch(f->sm, "zzz", done, f), WB_ERR_NOT_FOUND);
+    assert_int_equal(scenmgr_switch(f->sm, "a", done, f), WB_OK);
+    /* stopped at the 50 ms delay after amp/on, status switching persisted */
+    assert_true(scenmgr_busy(f->sm));
+    assert_string_equal(f->log, "cmd/tv=1;cmd/amp=1;");
+    assert_string_equal(last_field(f, "status"), "switching");
+    json_object *v = NULL;
+    assert_int_equal(store_get(f->store, "scenario:last", &v), WB_OK);
+    assert_string_equal(json_object_get_string(json_object_object_get(v, "status")), "switching");
+    json_object_put(v);
+    assert_int_equal(scenmgr_switch(f->sm, "b", done, f), WB_ERR_BUSY);
+    assert_int_equal(scenmgr_shutdown(f->sm, done, f), WB_ERR_BUSY);
+    int64_t start_ms = util_mono_ms();
+    wait_idle(f);
+    assert_true(util_mono_ms() - start_ms >= 40);
+    assert_string_equal(f->log, "cmd/tv=1;cmd/amp=1;cmd/amp/vol=3;");
+    assert_int_equal(f->done_calls, 1);
+    assert_true(f->last_success);
+    assert_string_equal(last_field(f, "status"), "active");
+    assert_string_equal(last_field(f, "scenario_id"), "a");
+    assert_string_equal(scenmgr_control_value(f->sm), "a");
+
+    /* again: a no-op */
+    f->log[0] = '\0';
+    assert_int_equal(scenmgr_switch(f->sm, "a", done, f), WB_OK);
+    assert_string_equal(f->log, "");
+    assert_int_equal(f->done_calls, 2);
+
+    /* a -> b: tv shut down, shared amp not; b's amp/on skipped by when */
+    assert_int_equal(scenmgr_switch(f->sm, "b", done, f), WB_OK);
+    wait_idle(f);
+    assert_string_equal(f->log, "cmd/tv=0;cmd/amp/vol=5;");
+    assert_string_equal(last_field(f, "scenario_id"), "b");
+
+    f->log[0] = '\0';
+    assert_int_equal(scenmgr_shutdown(f->sm, done, f), WB_OK);
+    wait_idle(f);
+    assert_string_equal(f->log, "cmd/amp=0;");
+    assert_string_equal(last_field(f, "status"), "off");
+    assert_null(json_object_object_get(scenmgr_state(f->sm), "scenario_id"));
+    assert_string_equal(scenmgr_control_value(f->sm), "none");
+}
+
+static void test_failed_steps(void **state)
+{
+    struct fixture *f = *state;
+    f->broker_down = true;
+    assert_int_equal(scenmgr_switch(f->sm, "b", done, f), WB_OK);
+    wait_idle(f);
+    f->broker_down = false;
+    assert_false(f->last_success);
+    assert_string_equal(last_field(f, "status"), "failed");
+    json_object *fs = json_object_object_get(scenmgr_state(f->sm), "failed_steps");
+    assert_int_equal(json_object_array_length(fs), 2); /* both steps ran, both failed */
+    assert_non_null(strstr(last_field(f, "error"), "2 step(s) failed"));
+}
+
+static void test_restore_interrupted(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(scenmgr_switch(f->sm, "a", done, f), WB_OK);
+    assert_true(scenmgr_busy(f->sm));
+    /* The process dies here: a new manager restores from the store. */
+    struct scenmgr *old = f->sm;
+    f->log[0] = '\0';
+    start(f);
+    assert_string_equal(last_field(f, "status"), "failed");
+    assert_non_null(strstr(last_field(f, "error"), "interrupted"));
+    assert_string_equal(f->log, ""); /* restoring sends nothing */
+    scenmgr_destroy(old);             /* ends the old switch: its callback fails */
+    assert_false(f->last_success);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_dispatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_switch_with_delay_and_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_steps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restore_interrupted, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
