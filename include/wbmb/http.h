@@ -83,4 +83,8 @@ void http_broadcast(struct http_server *h, const char *event, json_object *data)
 
 void http_get_stats(struct http_server *h, struct http_stats *out);
 
+/* The TCP port actually bound (useful with "host:0", which picks a free
+ * port); 0 when unknown. Added by the HTTP module for its tests. */
+uint16_t http_port(struct http_server *h);
+
 #endif
