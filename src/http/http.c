@@ -9,8 +9,9 @@
  * http_backend callbacks. Invariants:
  *   - every answer goes through queue_answer(), which counts it; every error
  *     body is {"error": "<fixed text>"} and never echoes request input;
- *   - path ids must match [a-z0-9_]{1,64}; the raw (already %-decoded) path is
- *     matched as is, so "..", "%2e%2e" and other tricks simply do not match;
+ *   - path ids must match [a-z0-9_]{1,64}; the raw path is matched as is,
+ *     never %-decoded nor normalised, so "..", "%2e%2e", "%2f" and other
+ *     tricks simply do not match (404);
  *   - request bodies are held only for POST routes and never exceed
  *     HTTP_MAX_BODY; a Content-Length above it is refused before reading.
  */
@@ -574,6 +575,15 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
+/* libmicrohttpd would %-decode the path before routing, turning
+ * "/devices/tv%2fstate" into another route and "%2e%2e" into "..". Ids and
+ * query values of this API never need escaping, so nothing is decoded: a
+ * '%' anywhere makes an id or value invalid (404 or 400). */
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    return strlen(s);
+}
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     /* MHD messages may quote a request line, never a header value. */
@@ -650,7 +660,7 @@ struct http_server *http_start(const struct http_options *opts, const struct htt
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
-        MHD_OPTION_END);
+        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, h, MHD_OPTION_END);
     if (!h->mhd) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not local?)", opts->listen);
         goto fail;
