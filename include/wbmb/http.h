@@ -73,7 +73,10 @@ struct http_server;
  * backend and options are copied. */
 struct http_server *http_start(const struct http_options *opts, const struct http_backend *be,
                                char *err, size_t errlen);
-/* Closes every connection and stops; http_stop(NULL) is a no-op. */
+/* Closes every connection and stops; http_stop(NULL) is a no-op. SSE
+ * streams end first, then it waits for requests in progress (so a backend
+ * call blocked on the core must be able to finish). No http_broadcast may
+ * run concurrently with or after it. */
 void http_stop(struct http_server *h);
 
 /* Sends an SSE event (event: name, data: the JSON on one line) to every
@@ -82,5 +85,9 @@ void http_stop(struct http_server *h);
 void http_broadcast(struct http_server *h, const char *event, json_object *data);
 
 void http_get_stats(struct http_server *h, struct http_stats *out);
+
+/* The TCP port actually bound (useful with "host:0", which picks a free
+ * port); 0 when unknown. Added by the HTTP module for its tests. */
+uint16_t http_port(struct http_server *h);
 
 #endif
