@@ -74,6 +74,12 @@ void devmgr_handle_message(struct devmgr *m, const char *topic, const char *payl
  * optimistic updates). Returns WB_ERR_NOT_FOUND for an unknown device. */
 wb_status devmgr_apply(struct devmgr *m, const char *device_id, json_object *changes);
 
+/* Called before publishing a command to topic: when topic is one of our own
+ * /devices/<id>/controls/<x>/on topics, the message coming back from the
+ * broker is recognised as ours and ignored (the bridge never consumes its
+ * own publications). */
+void devmgr_expect_echo(struct devmgr *m, const char *topic, const char *payload, size_t len);
+
 /* Availability timeouts; returns the next time (monotonic ms) it needs a
  * tick, or INT64_MAX when none. */
 int64_t devmgr_tick(struct devmgr *m, int64_t now_ms);

@@ -189,6 +189,35 @@ static void parse_availability(struct cfgw_ctx *c, const struct ydoc_node *map,
         cfgw_err_node(c, map, "availability needs a topic or timeout_s > 0");
 }
 
+/* A state topic without wildcards inside /devices/<id>/ of a mirrored
+ * device is the bridge's own mirror topic: the bridge never consumes its own
+ * publications, so such a binding would silently never fire (and its device
+ * would fight the mirror). Refuse it with the way out. */
+static void check_own_topics(struct cfgw_ctx *c, const struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_devices; i++) {
+        const struct cfg_device *d = &cfg->devices[i];
+        for (size_t k = 0; k < d->n_state; k++) {
+            const char *t = d->state[k].topic;
+            if (!t || strncmp(t, "/devices/", 9) != 0 || strpbrk(t, "+#"))
+                continue;
+            const char *slash = strchr(t + 9, '/');
+            size_t n = slash ? (size_t)(slash - t - 9) : strlen(t + 9);
+            for (size_t j = 0; j < cfg->n_devices; j++) {
+                const struct cfg_device *o = &cfg->devices[j];
+                if (!o->wb_mirror || !o->id || strlen(o->id) != n || strncmp(o->id, t + 9, n) != 0)
+                    continue;
+                cfgw_error(c, d->state[k].mark.line, d->state[k].mark.column,
+                           "state topic '%s' of device '%s' is inside /devices/%s/, the bridge's "
+                           "own mirror of device '%s': use the real device's topic, or set "
+                           "wb_mirror: false on '%s'",
+                           t, d->id ? d->id : "?", o->id, o->id, o->id);
+                break;
+            }
+        }
+    }
+}
+
 void cfgd_devices(struct cfgw_ctx *c, const struct ydoc_node *list, struct config *cfg)
 {
     if (!cfgw_is_list(c, list, "devices"))
@@ -235,6 +264,7 @@ void cfgd_devices(struct cfgw_ctx *c, const struct ydoc_node *list, struct confi
         parse_availability(c, t.availability, d);
         cfga_actions(c, t.actions, d);
     }
+    check_own_topics(c, cfg);
 }
 
 void cfgd_free(struct config *cfg)

@@ -205,17 +205,18 @@ static void call_action(struct app *a, struct core_call *c)
     }
     struct dispatch_result r;
     dispatch_action(&a->dispatch, c->id, json_object_get_string(jaction), params, "http", &r);
+    if (r.st != WB_OK) {
+        /* Errors are {"error": "..."} (CONTRACT §6); the command id in the
+         * text finds the request's command_logs row. */
+        int code = r.st == WB_ERR_MQTT ? 503 : r.st == WB_ERR_NOMEM ? 500 : 400;
+        core_call_done(c, code, api_error("%s (command %s %s)", r.error, r.command_id, r.status));
+        return;
+    }
     json_object *o = json_object_new_object();
-    if (r.st != WB_OK)
-        json_object_object_add(o, "error", json_object_new_string(r.error));
     json_object_object_add(o, "command_id", json_object_new_string(r.command_id));
     json_object_object_add(o, "status", json_object_new_string(r.status));
     json_object_object_add(o, "state", copy(devmgr_state_of(a->devmgr, c->id)));
-    int code = r.st == WB_OK                                             ? 200
-               : r.st == WB_ERR_MQTT                                     ? 503
-               : r.st == WB_ERR_NOMEM                                    ? 500
-                                                                         : 400;
-    core_call_done(c, code, o);
+    core_call_done(c, 200, o);
 }
 
 static void call_scenario_state(struct app *a, struct core_call *c)
@@ -483,7 +484,8 @@ static int be_history(void *ud, const char *id, int limit, json_object **body)
     if (code != 200)
         return code;
     json_object *rows = NULL;
-    return query_result(store_history_query(a->store, id, limit, &rows), rows, body);
+    wb_status st = store_history_query(a->store, id, limit, &rows);
+    return query_result(st, rows, body);
 }
 
 static int be_connections(void *ud, const char *id, int limit, json_object **body)
@@ -493,7 +495,8 @@ static int be_connections(void *ud, const char *id, int limit, json_object **bod
     if (code != 200)
         return code;
     json_object *rows = NULL;
-    return query_result(store_connection_query(a->store, id, limit, &rows), rows, body);
+    wb_status st = store_connection_query(a->store, id, limit, &rows);
+    return query_result(st, rows, body);
 }
 
 static int be_commands(void *ud, const char *status, const char *device_id, int limit,
@@ -502,7 +505,8 @@ static int be_commands(void *ud, const char *status, const char *device_id, int 
     struct app *a = ud;
     struct store_command_filter f = {.status = status, .device_id = device_id};
     json_object *rows = NULL;
-    return query_result(store_command_query(a->store, &f, limit, &rows), rows, body);
+    wb_status st = store_command_query(a->store, &f, limit, &rows);
+    return query_result(st, rows, body);
 }
 
 static int be_health(void *ud, json_object **body)

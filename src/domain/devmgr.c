@@ -34,6 +34,8 @@
 #include "wbmb/util.h"
 
 #define MAX_ROUTES_PER_MSG 64
+#define ECHO_SLOTS 32
+#define ECHO_TTL_MS 10000
 
 enum route_kind { ROUTE_STATE, ROUTE_AVAILABILITY };
 
@@ -75,6 +77,14 @@ struct devmgr {
     size_t n_subs;
     struct devmgr_stats stats;
     char key[256]; /* "device:<id>" scratch */
+    /* Our own command publications that will come back to us as input
+     * (an action whose topic is one of our /on topics): ignored once. */
+    struct {
+        char *topic;
+        char *payload;
+        int64_t until_ms;
+    } echo[ECHO_SLOTS];
+    size_t echo_next;
 };
 
 static bool is_transient(const struct cfg_device *d, const char *field)
@@ -182,15 +192,24 @@ struct devmgr *devmgr_create(const struct config *cfg, struct state_store *store
             !add_route(m, c->availability->topic, ROUTE_AVAILABILITY, d, NULL))
             goto nomem;
     }
-    /* Commands to mirrored devices and to the bridge device. */
+    /* Commands: one /on topic per action of a mirrored device (not a
+     * wildcard, so other controls' /on topics are never taken as input),
+     * and the bridge's scenario control. */
     char filter[MIRROR_TOPIC_MAX];
-    json_object_object_foreach(m->own_ids, id, unused)
-    {
-        (void)unused;
-        snprintf(filter, sizeof(filter), "/devices/%s/controls/+/on", id);
-        if (!add_sub(m, filter))
-            goto nomem;
+    for (size_t i = 0; i < cfg->n_devices; i++) {
+        const struct cfg_device *c = &cfg->devices[i];
+        for (size_t k = 0; c->wb_mirror && k < c->n_actions; k++) {
+            if (!mirror_field_name_ok(c->actions[k].name))
+                continue;
+            snprintf(filter, sizeof(filter), "/devices/%s/controls/%s/on", c->id,
+                     c->actions[k].name);
+            if (!add_sub(m, filter))
+                goto nomem;
+        }
     }
+    snprintf(filter, sizeof(filter), "/devices/%s/controls/scenario/on", cfg->bridge_device_id);
+    if (!add_sub(m, filter))
+        goto nomem;
     return m;
 nomem:
     if (err && errlen)
@@ -207,6 +226,10 @@ void devmgr_destroy(struct devmgr *m)
         json_object_put(m->devs[i].state);
         json_object_put(m->devs[i].persisted);
         json_object_put(m->devs[i].meta_sent);
+    }
+    for (size_t i = 0; i < ECHO_SLOTS; i++) {
+        free(m->echo[i].topic);
+        free(m->echo[i].payload);
     }
     for (size_t i = 0; i < m->n_subs; i++)
         free(m->subs[i]);
@@ -432,6 +455,50 @@ static void collect(void *value, void *ud)
         c->found[c->n++] = value;
 }
 
+static bool is_own_command_topic(const struct devmgr *m, const char *topic)
+{
+    if (strncmp(topic, "/devices/", 9) != 0)
+        return false;
+    const char *slash = strchr(topic + 9, '/');
+    size_t n = slash ? (size_t)(slash - topic - 9) : 0;
+    char id[128];
+    if (!slash || n >= sizeof(id) || strncmp(slash, "/controls/", 10) != 0)
+        return false;
+    memcpy(id, topic + 9, n);
+    id[n] = '\0';
+    size_t tl = strlen(topic);
+    return tl > 3 && strcmp(topic + tl - 3, "/on") == 0 &&
+           json_object_object_get_ex(m->own_ids, id, NULL);
+}
+
+void devmgr_expect_echo(struct devmgr *m, const char *topic, const char *payload, size_t len)
+{
+    if (!is_own_command_topic(m, topic))
+        return;
+    size_t i = m->echo_next++ % ECHO_SLOTS;
+    free(m->echo[i].topic);
+    free(m->echo[i].payload);
+    m->echo[i].topic = strdup(topic);
+    m->echo[i].payload = strndup(payload, len);
+    m->echo[i].until_ms = util_mono_ms() + ECHO_TTL_MS;
+}
+
+static bool take_echo(struct devmgr *m, const char *topic, const char *payload, size_t len)
+{
+    int64_t now = util_mono_ms();
+    for (size_t i = 0; i < ECHO_SLOTS; i++) {
+        if (!m->echo[i].topic || m->echo[i].until_ms < now ||
+            strcmp(m->echo[i].topic, topic) != 0 || strlen(m->echo[i].payload) != len ||
+            memcmp(m->echo[i].payload, payload, len) != 0)
+            continue;
+        free(m->echo[i].topic);
+        free(m->echo[i].payload);
+        m->echo[i].topic = m->echo[i].payload = NULL;
+        return true;
+    }
+    return false;
+}
+
 /* Our own topics: /devices/<id>/... with <id> mirrored by us. Returns true
  * when the message was ours (command topics are passed to the observer). */
 static bool handle_own(struct devmgr *m, const char *topic, const char *payload, size_t len,
@@ -456,6 +523,10 @@ static bool handle_own(struct devmgr *m, const char *topic, const char *payload,
             char cbuf[128];
             memcpy(cbuf, control, (size_t)(on - control));
             cbuf[on - control] = '\0';
+            if (take_echo(m, topic, payload, len)) {
+                m->stats.own++;
+                return true;
+            }
             if (m->hooks.on_control_command)
                 m->hooks.on_control_command(m->hooks.ud, idbuf, cbuf, payload, len, retained);
             return true;

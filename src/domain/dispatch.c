@@ -92,6 +92,7 @@ static wb_status dispatch(struct dispatch_ctx *d, const char *device_id, const c
         set_error(out, st == WB_ERR_NOMEM ? WB_ERR_NOMEM : WB_ERR_INVALID, "rejected", "%s", err);
         goto log;
     }
+    devmgr_expect_echo(d->devmgr, a->topic, payload, strlen(payload));
     if (mirror_publish_raw(d->pub, a->topic, payload, strlen(payload), 1, false) != WB_OK) {
         set_error(out, WB_ERR_MQTT, "failed", "could not publish to '%s': MQTT not connected",
                   a->topic);

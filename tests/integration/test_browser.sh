@@ -40,7 +40,7 @@ devices:
       - topic: /devices/relay/controls/K1
         field: power
         type: bool
-      - topic: /devices/tv/controls/volume
+      - topic: /devices/tv_ir/controls/volume
         field: volume
         type: int
     actions:
@@ -83,7 +83,7 @@ check "HTTP answers" wait_for 20 curl -sf "http://127.0.0.1:$HTTP_PORT/health"
 check "MQTT connected" wait_for 30 log_has "MQTT connected"
 # some history and a live plug before the page loads
 pub -t /devices/relay/controls/K1 -m 0
-for v in 10 20 15 30; do pub -t /devices/tv/controls/volume -m "$v"; done
+for v in 10 20 15 30; do pub -t /devices/tv_ir/controls/volume -m "$v"; done
 pub -t z2m/plug/availability -m online
 pub -t z2m/plug -m '{"power": 41.5, "energy": 12.25}'
 check "state arrived" wait_for 10 bash -c "curl -sf http://127.0.0.1:$HTTP_PORT/devices/tv/state | jq -e '.volume == 30'"

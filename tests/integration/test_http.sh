@@ -133,7 +133,7 @@ code=$(req POST /devices/tv/action "${auth[@]}" -H 'Content-Type: application/js
 check "POST action 200" is "$code" 200
 check "action answer shape" jb '(.command_id | test("^[0-9a-f-]{36}$")) and .status == "sent" and (.state.volume | tostring) == "30"'
 CMD_ID=$(jq -r .command_id "$T_DIR/body")
-check "command log row" wait_for 10 bash -c "curl -sf '$BASE/command-logs?device_id=tv&limit=5' | jq -e '.[0].command_id == \"$CMD_ID\" and .[0].action == \"set_volume\" and .[0].params.level == 30 and .[0].source == \"http\" and .[0].status == \"sent\" and has(\"created_at\")'"
+check "command log row" wait_for 10 bash -c "curl -sf '$BASE/command-logs?device_id=tv&limit=5' | jq -e '.[0].command_id == \"$CMD_ID\" and .[0].action == \"set_volume\" and .[0].params.level == 30 and .[0].source == \"http\" and .[0].status == \"sent\" and (.[0] | has(\"created_at\"))'"
 check "command log status filter" bash -c "curl -sf '$BASE/command-logs?status=failed' | jq -e 'all(.status == \"failed\")'"
 check "state history newest first" wait_for 10 bash -c "curl -sf '$BASE/state-history/tv?limit=10' | jq -e '(.[0].state.volume | tostring) == \"30\" and (.[0].ts | type == \"string\")'"
 check "state history honours limit" bash -c "[ \$(curl -sf '$BASE/state-history/tv?limit=1' | jq length) = 1 ]"

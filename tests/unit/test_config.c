@@ -676,9 +676,31 @@ static void test_all_fixtures_no_leaks(void **state)
     }
 }
 
+static void test_own_mirror_topic(void **state)
+{
+    (void)state;
+    const char *text = "devices:\n"
+                       "  - id: tv\n"
+                       "    state:\n"
+                       "      - {topic: /devices/tv/controls/volume, field: v, type: int}\n"
+                       "      - {topic: '/devices/+/controls/volume', field: w, type: int}\n"
+                       "  - id: ext\n"
+                       "    wb_mirror: false\n"
+                       "    state:\n"
+                       "      - {topic: /devices/ext/controls/x, field: x, type: int}\n";
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(cfg_parse("own.yaml", text, strlen(text), &cfg, &errs), WB_ERR_CONFIG);
+    assert_int_equal(errs.n, 1); /* wildcards and wb_mirror: false are fine */
+    assert_non_null(strstr(errs.lines[0], "own.yaml:4:9: state topic '/devices/tv/controls/volume'"));
+    assert_non_null(strstr(errs.lines[0], "wb_mirror: false"));
+    cfg_errors_free(&errs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_own_mirror_topic),
         cmocka_unit_test(test_example),          cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_values_and_tls),   cmocka_unit_test(test_syntax_error),
         cmocka_unit_test(test_unknown_keys),     cmocka_unit_test(test_wrong_types),
