@@ -77,4 +77,28 @@ set +e
 set -e
 check "config without a valid subcommand is a usage error (2)" test "$rc1" -eq 2 -a "$rc2" -eq 2
 check "--help mentions config to-json" bash -c "'$B' --help | grep -q 'config to-json'"
+# The config editor's schema describes what to-json produces.
+SCHEMA="$WBMB_SOURCE_DIR/config/wb-mqtt-bridge.schema.json"
+check "schema: configFile for wb-mqtt-confed" jq -e '.configFile == {"path": "/etc/wb-mqtt-bridge.yaml",
+    "service": "wb-mqtt-bridge", "toJSON": ["wb-mqtt-bridge", "config", "to-json"],
+    "fromJSON": ["wb-mqtt-bridge", "config", "from-json"]}' "$SCHEMA"
+if python3 -c 'import jsonschema' 2>/dev/null; then
+    validate() {
+        python3 - "$SCHEMA" "$1" <<'PY'
+import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft4Validator.check_schema(schema)
+jsonschema.Draft4Validator(schema).validate(json.load(open(sys.argv[2])))
+PY
+    }
+    check "schema: example.yaml (as JSON) validates" validate "$T_DIR/a.json"
+    "$B" config to-json <"$WBMB_SOURCE_DIR/scripts/package/wb-mqtt-bridge.yaml" >"$T_DIR/pkg.json"
+    check "schema: the packaged config validates" validate "$T_DIR/pkg.json"
+    echo '{"mqtt": {"port": 0, "password": "x"}}' >"$T_DIR/bad.json"
+    check "schema: rejects an inline password and port 0" bash -c "! validate_bad=1 python3 -c '
+import json, jsonschema
+jsonschema.validate(json.load(open(\"$T_DIR/bad.json\")), json.load(open(\"$SCHEMA\")))' 2>/dev/null"
+else
+    t_log "skip: python3 jsonschema not installed (schema validation checks)"
+fi
 t_done
