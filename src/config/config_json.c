@@ -60,8 +60,7 @@ static json_object *node_json(const struct ydoc_node *n, bool *oom)
     return o;
 }
 
-static void one_error(struct cfg_errors *errs, const char *name, int line, int col,
-                      const char *msg)
+static void one_error(struct cfg_errors *errs, const char *name, int line, int col, const char *msg)
 {
     struct cfgw_ctx c = {.file = name};
     cfgw_error(&c, line, col, "%s", msg);
@@ -146,16 +145,16 @@ static bool plain_is_string(const char *s)
 static int emit_scalar(yaml_emitter_t *e, const char *text, yaml_scalar_style_t style)
 {
     yaml_event_t ev;
-    if (!yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)text, (int)strlen(text), 1,
-                                      1, style))
+    if (!yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)text, (int)strlen(text), 1, 1,
+                                      style))
         return -1;
     return yaml_emitter_emit(e, &ev) ? 0 : -1;
 }
 
 static int emit_string(yaml_emitter_t *e, const char *s)
 {
-    return emit_scalar(e, s,
-                       plain_is_string(s) ? YAML_PLAIN_SCALAR_STYLE : YAML_DOUBLE_QUOTED_SCALAR_STYLE);
+    return emit_scalar(
+        e, s, plain_is_string(s) ? YAML_PLAIN_SCALAR_STYLE : YAML_DOUBLE_QUOTED_SCALAR_STYLE);
 }
 
 static int emit_value(yaml_emitter_t *e, json_object *v, int depth)
@@ -266,8 +265,8 @@ wb_status cfg_json_to_yaml(const char *name, const char *text, size_t len, char 
         offset_to_mark(text, used < len ? used : len, &line, &col);
         one_error(errs, name, line, col,
                   jerr != json_tokener_success ? json_tokener_error_desc(jerr)
-                  : root ? "unexpected text after the JSON object"
-                         : "expected a JSON object");
+                  : root                       ? "unexpected text after the JSON object"
+                                               : "expected a JSON object");
         json_object_put(root);
         return WB_ERR_CONFIG;
     }

@@ -77,6 +77,15 @@ else
         fail "systemd-analyze verify accepts the unit"
     fi
 fi
+if command -v systemd-analyze >/dev/null &&
+    (cd "$T_DIR/unit" && systemd-analyze security --offline=yes --no-pager ./wb-mqtt-bridge.service \
+        >"$T_DIR/security.txt" 2>&1); then
+    t_log "$(grep 'Overall exposure' "$T_DIR/security.txt")"
+    check "systemd-analyze security: exposure at most 3.0 (OK)" bash -c \
+        "cd '$T_DIR/unit' && systemd-analyze security --offline=yes --threshold=30 --no-pager ./wb-mqtt-bridge.service >/dev/null 2>&1"
+else
+    t_log "skip: systemd-analyze security --offline not available here"
+fi
 check "unit is Type=notify with a watchdog" grep -qx 'Type=notify' "$UNIT_SRC"
 check "unit WatchdogSec=30" grep -qx 'WatchdogSec=30' "$UNIT_SRC"
 check "unit does not restart on usage/config errors" grep -qx 'RestartPreventExitStatus=2 6' "$UNIT_SRC"
