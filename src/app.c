@@ -210,10 +210,10 @@ static bool same_str(const char *x, const char *y)
     return (!x && !y) || (x && y && strcmp(x, y) == 0);
 }
 
-/* SIGHUP: parse into a fresh config, validate all of it, then swap it in.
- * An invalid file leaves the running config untouched. */
 static void reload_config(struct app *a);
 
+/* SIGHUP: parse into a fresh config, validate all of it, then swap it in.
+ * An invalid file leaves the running config untouched. */
 static void reload(struct app *a)
 {
     if (scenmgr_busy(a->scenmgr)) {
@@ -413,8 +413,8 @@ static void loop(struct app *a)
 {
     int64_t next_dev_tick = 0, next_tick = 0;
     struct queue_item it;
-    /* The loop wakes at least every QUEUE_POLL_MS: well within any watchdog
-     * interval systemd allows (WatchdogSec is whole seconds). */
+    /* The loop wakes at least every QUEUE_POLL_MS (100 ms), so WATCHDOG=1
+     * goes out on time for any WatchdogSec of 200 ms or more. */
     struct sdnotify_watchdog wd;
     sdnotify_watchdog_init(&wd);
     while (!stop_requested) {
