@@ -9,6 +9,7 @@ PACKAGES=(
     libpaho-mqtt-dev libsqlite3-dev libjson-c-dev libyaml-dev libcmocka-dev
     libmicrohttpd-dev uuid-dev
     mosquitto mosquitto-clients sqlite3 curl python3 jq
+    dpkg-dev systemd man-db python3-jsonschema
 )
 if [ "${WBMB_DEPS_EXTRA:-}" != "" ]; then
     # shellcheck disable=SC2206

@@ -34,6 +34,7 @@
 #include "wbmb/payload.h"
 #include "wbmb/queue.h"
 #include "wbmb/scenmgr.h"
+#include "wbmb/sdnotify.h"
 #include "wbmb/state_store.h"
 #include "wbmb/util.h"
 
@@ -209,6 +210,8 @@ static bool same_str(const char *x, const char *y)
     return (!x && !y) || (x && y && strcmp(x, y) == 0);
 }
 
+static void reload_config(struct app *a);
+
 /* SIGHUP: parse into a fresh config, validate all of it, then swap it in.
  * An invalid file leaves the running config untouched. */
 static void reload(struct app *a)
@@ -218,6 +221,14 @@ static void reload(struct app *a)
         reload_requested = 1;
         return;
     }
+    /* systemd: RELOADING=1 ... READY=1 brackets the reload, whatever its outcome. */
+    sdnotify_reloading();
+    reload_config(a);
+    sdnotify_send("READY=1\nSTATUS=running");
+}
+
+static void reload_config(struct app *a)
+{
     struct config *ncfg = NULL;
     struct cfg_errors errs = {0};
     log_info("SIGHUP: reloading %s", a->opts->config_path);
@@ -402,7 +413,12 @@ static void loop(struct app *a)
 {
     int64_t next_dev_tick = 0, next_tick = 0;
     struct queue_item it;
+    /* The loop wakes at least every QUEUE_POLL_MS (100 ms), so WATCHDOG=1
+     * goes out on time for any WatchdogSec of 200 ms or more. */
+    struct sdnotify_watchdog wd;
+    sdnotify_watchdog_init(&wd);
     while (!stop_requested) {
+        sdnotify_watchdog_kick(&wd, util_mono_ms());
         if (reload_requested) {
             reload_requested = 0;
             reload(a);
@@ -429,6 +445,7 @@ static void loop(struct app *a)
 static void shutdown_app(struct app *a)
 {
     struct queue_item it;
+    sdnotify_send("STOPPING=1");
     if (a->queue) {
         queue_close(a->queue);
         while (queue_pop(a->queue, &it, 0))
@@ -474,6 +491,9 @@ int app_run(const struct app_options *opts)
     install_signals();
     int rc = start(&a);
     if (rc == APP_EXIT_OK) {
+        /* The store is open and restored, MQTT connects (or retries) in the
+         * background, HTTP listens: ready for systemd (Type=notify). */
+        sdnotify_send("READY=1\nSTATUS=running");
         loop(&a);
         log_info("stopping");
     }

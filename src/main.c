@@ -14,6 +14,7 @@
 
 #include "wbmb/app.h"
 #include "wbmb/config.h"
+#include "wbmb/config_json.h"
 #include "wbmb/log.h"
 #include "wbmb/state_store.h"
 #include "wbmb/util.h"
@@ -30,6 +31,7 @@ static void usage(FILE *f)
             "  wb-mqtt-bridge [-c FILE] [--log-level error|warning|info|debug] [--check-config]\n"
             "  wb-mqtt-bridge -c FILE state list | state get KEY | state export [OUT.json] |\n"
             "                 state import IN.json\n"
+            "  wb-mqtt-bridge config to-json | config from-json\n"
             "  wb-mqtt-bridge --version | --help\n"
             "\n"
             "Options:\n"
@@ -38,6 +40,10 @@ static void usage(FILE *f)
             "  --check-config       validate the configuration and exit (0 valid, 6 invalid)\n"
             "  --version            print the version and exit\n"
             "  -h, --help           print this help and exit\n"
+            "\n"
+            "config to-json reads the YAML config on stdin and writes it as JSON; config\n"
+            "from-json does the reverse (the Wiren Board config editor's converters). Both\n"
+            "validate first and exit 6 with <stdin>:LINE:COLUMN errors when invalid.\n"
             "\n"
             "Exit codes: 0 clean stop, 1 runtime failure, 2 usage error, 6 invalid config.\n",
             CFG_DEFAULT_PATH);
@@ -206,6 +212,82 @@ out:
     return rc;
 }
 
+#define CONFIG_STDIN_MAX (4u * 1024 * 1024)
+
+/* Reads all of stdin (at most max bytes) into a NUL-terminated buffer. */
+static char *read_stdin(size_t max, size_t *len)
+{
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, stdin);
+        n += got;
+        if (got == 0)
+            break;
+        if (n == cap) {
+            if (cap >= max) {
+                errno = EFBIG;
+                goto fail;
+            }
+            cap = cap * 2 > max ? max : cap * 2;
+            char *p = realloc(buf, cap + 1);
+            if (!p)
+                goto fail;
+            buf = p;
+        }
+    }
+    if (!buf || ferror(stdin))
+        goto fail;
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+fail:
+    free(buf);
+    return NULL;
+}
+
+/* `config to-json` / `config from-json`: stdin -> stdout, validated by the
+ * real loader; invalid input exits 6 with <stdin>:LINE:COLUMN lines. */
+static int config_command(int argc, char **argv)
+{
+    bool to_json = argc == 1 && strcmp(argv[0], "to-json") == 0;
+    bool from_json = argc == 1 && strcmp(argv[0], "from-json") == 0;
+    if (!to_json && !from_json) {
+        fprintf(stderr, "wb-mqtt-bridge: usage: config to-json | config from-json\n");
+        return APP_EXIT_USAGE;
+    }
+    size_t len;
+    char *text = read_stdin(CONFIG_STDIN_MAX, &len);
+    if (!text) {
+        fprintf(stderr, "wb-mqtt-bridge: cannot read stdin: %s\n",
+                errno == EFBIG ? "more than 4 MiB" : strerror(errno));
+        return APP_EXIT_FAILURE;
+    }
+    struct cfg_errors errs = {0};
+    json_object *obj = NULL;
+    char *yaml = NULL;
+    wb_status st = to_json ? cfg_yaml_to_json("<stdin>", text, len, &obj, &errs)
+                           : cfg_json_to_yaml("<stdin>", text, len, &yaml, &errs);
+    free(text);
+    int rc = APP_EXIT_OK;
+    if (st == WB_ERR_CONFIG) {
+        for (size_t i = 0; i < errs.n; i++)
+            fprintf(stderr, "%s\n", errs.lines[i]);
+        rc = APP_EXIT_CONFIG;
+    } else if (st != WB_OK) {
+        fprintf(stderr, "wb-mqtt-bridge: config %s: %s\n", argv[0], wb_strerror(st));
+        rc = APP_EXIT_FAILURE;
+    } else if ((to_json ? print_json(stdout, obj) : (fputs(yaml, stdout) < 0 ? -1 : 0)) != 0 ||
+               fflush(stdout) != 0) {
+        fprintf(stderr, "wb-mqtt-bridge: cannot write stdout: %s\n", strerror(errno));
+        rc = APP_EXIT_FAILURE;
+    }
+    cfg_errors_free(&errs);
+    json_object_put(obj);
+    free(yaml);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -250,6 +332,8 @@ int main(int argc, char **argv)
     if (optind < argc) {
         if (strcmp(argv[optind], "state") == 0 && !check_only)
             return state_command(opts.config_path, argc - optind - 1, argv + optind + 1);
+        if (strcmp(argv[optind], "config") == 0 && !check_only)
+            return config_command(argc - optind - 1, argv + optind + 1);
         fprintf(stderr, "wb-mqtt-bridge: unknown command '%s'\n", argv[optind]);
         usage(stderr);
         return APP_EXIT_USAGE;
