@@ -9,6 +9,7 @@ PACKAGES=(
     libpaho-mqtt-dev libsqlite3-dev libjson-c-dev libyaml-dev libcmocka-dev
     libmicrohttpd-dev uuid-dev
     mosquitto mosquitto-clients sqlite3 curl python3 jq
+    clang libclang-rt-14-dev valgrind openssl iproute2
 )
 if [ "${WBMB_DEPS_EXTRA:-}" != "" ]; then
     # shellcheck disable=SC2206
