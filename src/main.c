@@ -16,6 +16,7 @@
 #include "wbmb/config.h"
 #include "wbmb/config_json.h"
 #include "wbmb/log.h"
+#include "wbmb/state_import.h"
 #include "wbmb/state_store.h"
 #include "wbmb/util.h"
 
@@ -102,37 +103,19 @@ static int print_json(FILE *f, json_object *v)
 static int state_import(struct state_store *s, const char *path)
 {
     size_t len;
+    char err[256];
+    json_object *obj = NULL;
     char *text = util_read_file(path, IMPORT_MAX_BYTES, &len, 0);
     if (!text) {
         fprintf(stderr, "wb-mqtt-bridge: cannot read %s: %s\n", path, strerror(errno));
         return APP_EXIT_FAILURE;
     }
-    json_tokener *tok = json_tokener_new_ex(64);
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    json_object *obj = json_tokener_parse_ex(tok, text, (int)len);
-    enum json_tokener_error jerr = json_tokener_get_error(tok);
-    size_t used = (size_t)json_tokener_get_parse_end(tok);
-    json_tokener_free(tok);
-    while (obj && used < len && strchr(" \t\r\n", text[used]))
-        used++;
     int rc = APP_EXIT_OK;
-    if (!obj || jerr != json_tokener_success || used != len ||
-        !json_object_is_type(obj, json_type_object)) {
-        fprintf(stderr, "wb-mqtt-bridge: %s: expected one JSON object {\"key\": {...}, ...}%s%s\n",
-                path, jerr != json_tokener_success ? ": " : "",
-                jerr != json_tokener_success ? json_tokener_error_desc(jerr) : "");
+    /* Everything is checked before anything is written: all or nothing. */
+    if (store_import_parse(text, len, &obj, err, sizeof(err)) != WB_OK) {
+        fprintf(stderr, "wb-mqtt-bridge: %s: %s\n", path, err);
         rc = APP_EXIT_FAILURE;
         goto out;
-    }
-    /* Check everything before writing anything: an import is all or nothing. */
-    json_object_object_foreach(obj, k, v)
-    {
-        if (!*k || !json_object_is_type(v, json_type_object)) {
-            fprintf(stderr, "wb-mqtt-bridge: %s: the value of '%s' is not a JSON object\n", path,
-                    k);
-            rc = APP_EXIT_FAILURE;
-            goto out;
-        }
     }
     size_t n = 0;
     json_object_object_foreach(obj, k2, v2)

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http/http_body.h"
 #include "http/http_page.h"
 #include "http/http_sse.h"
 #include "wbmb/log.h"
@@ -33,7 +34,6 @@
 #define CONN_LIMIT 64
 #define CONN_TIMEOUT_S 30
 #define CONN_MEMORY (64 * 1024) /* per connection: headers and read buffer */
-#define JSON_DEPTH 32
 #define ID_MAX 64
 #define TOKEN_MAX 4096
 #define LIMIT_DEFAULT 100
@@ -407,68 +407,23 @@ static enum MHD_Result do_get(struct http_server *h, struct MHD_Connection *c,
     return answer_json(h, c, status, body);
 }
 
-/* Strict JSON object parse: depth-limited, no trailing bytes. NULL when the
- * text is not exactly one JSON object. */
-static json_object *parse_object(const char *text, size_t len)
-{
-    struct json_tokener *tok = json_tokener_new_ex(JSON_DEPTH);
-    json_object *o;
-    if (!tok || len > INT32_MAX) {
-        json_tokener_free(tok);
-        return NULL;
-    }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    o = json_tokener_parse_ex(tok, text, (int)len);
-    if (!o || json_tokener_get_error(tok) != json_tokener_success ||
-        json_tokener_get_parse_end(tok) != len || !json_object_is_type(o, json_type_object)) {
-        json_object_put(o);
-        o = NULL;
-    }
-    json_tokener_free(tok);
-    return o;
-}
-
 static enum MHD_Result do_post(struct http_server *h, struct MHD_Connection *c, struct post_ctx *p)
 {
     const struct http_backend *be = &h->be;
-    json_object *req = NULL, *v, *body = NULL;
-    int status;
-    bool empty = true;
-    size_t i;
+    json_object *req = NULL, *body = NULL;
+    const char *msg = NULL;
+    enum http_body_kind kind = p->route->id == R_DEVICE_ACTION   ? HTTP_BODY_ACTION
+                               : p->route->id == R_SCEN_SWITCH ? HTTP_BODY_SWITCH
+                                                               : HTTP_BODY_SHUTDOWN;
+    int status = http_body_parse(kind, p->body, p->len, &req, &msg);
 
-    for (i = 0; i < p->len; i++)
-        if (p->body[i] != ' ' && p->body[i] != '\t' && p->body[i] != '\r' && p->body[i] != '\n')
-            empty = false;
-    /* shutdown takes no body; any other POST needs one JSON object */
-    if (!(empty && p->route->id == R_SCEN_SHUTDOWN)) {
-        req = parse_object(p->body ? p->body : "", p->len);
-        if (!req)
-            return answer_error(h, c, 400, "body must be one JSON object");
-    }
+    if (status != 0)
+        return answer_error(h, c, status, msg);
     switch (p->route->id) {
     case R_DEVICE_ACTION:
-        if (!json_object_object_get_ex(req, "action", &v) ||
-            !json_object_is_type(v, json_type_string)) {
-            json_object_put(req);
-            return answer_error(h, c, 400, "\"action\" must be a string");
-        }
-        if (json_object_object_get_ex(req, "params", &v) &&
-            !json_object_is_type(v, json_type_object)) {
-            json_object_put(req);
-            return answer_error(h, c, 400, "\"params\" must be an object");
-        }
         status = be->post_action(be->ud, p->id, req, &body);
         break;
     case R_SCEN_SWITCH:
-        if (!json_object_object_get_ex(req, "id", &v) ||
-            !json_object_is_type(v, json_type_string)) {
-            json_object_put(req);
-            return answer_error(h, c, 400, "\"id\" must be a string");
-        }
-        if (!id_ok(json_object_get_string(v), (size_t)json_object_get_string_len(v))) {
-            json_object_put(req);
-            return answer_error(h, c, 404, "unknown scenario");
-        }
         status = be->post_scenario_switch(be->ud, req, &body);
         break;
     case R_SCEN_SHUTDOWN:

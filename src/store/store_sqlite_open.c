@@ -112,22 +112,15 @@ static int pragma_text(sqlite3 *db, const char *sql, char *out, size_t outlen)
     return rc;
 }
 
-static int exec_in_tx(sqlite3 *db, const char *sql)
-{
-    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    if (rc != SQLITE_OK)
-        return rc;
-    rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-    if (rc != SQLITE_OK && !sqlite3_get_autocommit(db))
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    return rc;
-}
+#define STR_(x) #x
+#define STR(x) STR_(x)
+/* A literal: PRAGMA user_version cannot take a bound parameter. */
+static const char set_user_version[] = "PRAGMA user_version=" STR(STORE_SCHEMA_VERSION);
 
 /* Brings the schema from version v to STORE_SCHEMA_VERSION in one transaction.
- * PRAGMA user_version cannot take a bound parameter, so the statement is built
- * from the compile-time constant only. */
+ * Every statement run here is a compile-time constant (schema_v1, the
+ * migrations table, set_user_version); no SQL text is ever assembled at run
+ * time (scripts/lint-sql.sh checks it). */
 static wb_status ensure_schema(sqlite3 *db, int v, const char *path, char *err, size_t errlen)
 {
     if (v > STORE_SCHEMA_VERSION) {
@@ -140,26 +133,23 @@ static wb_status ensure_schema(sqlite3 *db, int v, const char *path, char *err, 
     }
     if (v == STORE_SCHEMA_VERSION)
         return WB_OK;
-    char sql[8192];
-    size_t n = 0;
-    if (v == 0) {
-        n = (size_t)snprintf(sql, sizeof(sql), "%s", schema_v1);
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK && v == 0) {
+        rc = sqlite3_exec(db, schema_v1, NULL, NULL, NULL);
         v = 1;
     }
-    for (const struct migration *m = migrations; m->sql && n < sizeof(sql); m++)
+    for (const struct migration *m = migrations; rc == SQLITE_OK && m->sql; m++)
         if (m->from >= v)
-            n += (size_t)snprintf(sql + n, sizeof(sql) - n, "%s;", m->sql);
-    if (n < sizeof(sql))
-        n += (size_t)snprintf(sql + n, sizeof(sql) - n, "PRAGMA user_version=%d;",
-                              STORE_SCHEMA_VERSION);
-    if (n >= sizeof(sql)) {
-        if (err && errlen)
-            snprintf(err, errlen, "%s: schema script too long", path);
-        return WB_ERR_INVALID;
-    }
-    int rc = exec_in_tx(db, sql);
-    if (rc != SQLITE_OK)
+            rc = sqlite3_exec(db, m->sql, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, set_user_version, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        if (!sqlite3_get_autocommit(db))
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         return db_fail(db, rc, "creating or migrating the schema", path, err, errlen);
+    }
     return WB_OK;
 }
 

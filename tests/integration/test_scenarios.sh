@@ -67,10 +67,15 @@ check "slow is switching" wait_for 20 status_is switching '"slow"'
 pub -t /devices/test_bridge/controls/scenario/on -m movie
 check "concurrent switch refused" wait_for 10 log_has "scenario command 'movie' refused: a switch is already running"
 check "refusal marks the scenario control meta/error w" wait_for 10 bash -c "[ \"\$(mosquitto_sub -h 127.0.0.1 -p $MQTT_PORT -t /devices/test_bridge/controls/scenario/meta/error -C 1 -W 2)\" = w ]"
-pub -t st/tv/power -m 0
-check "messages are applied while the switch waits in its delay" wait_for 10 field_is device:tv power false
-check "still switching while the delay runs" status_is switching '"slow"'
-check "slow finishes after its delay" wait_for 20 status_is active '"slow"'
+pub -t st/tv/power -m 1   # the tv is off since the music switch: a real transition
+check "messages are applied while the switch waits in its delay" wait_for 10 field_is device:tv power true
+check "slow finishes after its delay" wait_for 30 status_is active '"slow"'
+# Ordering, not timing: the tv transition was written before the step that
+# follows the 3 s delay was sent, i.e. while the switch was waiting.
+order_sql="select (select max(ts) from device_state_snapshots where device_id='tv' and state like '%\"power\":true%')
+  < (select created_at from command_logs where device_id='speaker' and action='power_off' and source='scenario' order by created_at desc limit 1)"
+check "the tv message was applied during the delay, before the next step" \
+    test "$(sql "$T_DIR/db/state.db" "$order_sql")" = 1
 
 # Shutdown with "none".
 pub -t /devices/test_bridge/controls/scenario/on -m none
