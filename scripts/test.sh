@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/deps.sh
+# chromium and playwright-core for the browser test, installed before ctest so
+# a cold install never runs into a test's time limit.
+./scripts/deps-browser.sh
 
 BUILD=${WBMB_TEST_BUILD:-build-test}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DWITH_ASAN=ON -DWITH_UBSAN=ON >/dev/null

@@ -4,15 +4,8 @@
 # without a reload, a scenario switch button works (checked through
 # /scenario/state), and a screenshot lands in $WBMB_BUILD_DIR/page.png.
 # scripts/deps-browser.sh installs chromium and playwright-core first.
-#
-# Like test_http.sh, SKIPs loudly while the binary does not contain the HTTP
-# module (http_start not wired into app.c yet).
 source "$(dirname "$0")/lib.sh"
 
-if ! grep -q "http: listening on" "$WBMB_BIN"; then
-    echo "# SKIP: $WBMB_BIN does not contain the HTTP module yet (http_start not wired in app.c)"
-    exit 0
-fi
 "$WBMB_SOURCE_DIR/scripts/deps-browser.sh"
 
 start_broker

@@ -4,16 +4,7 @@
 # through HTTP ending in a command_logs row, the error codes (400/401/404/
 # 405/413), a scenario switch, and a clean SIGTERM with an SSE client
 # connected.
-#
-# Needs the core's wiring of http_start() into app.c. A binary that does not
-# contain the HTTP module yet (its "http: listening" log text is absent) makes
-# this test SKIP loudly instead of failing; once wired, everything runs.
 source "$(dirname "$0")/lib.sh"
-
-if ! grep -q "http: listening on" "$WBMB_BIN"; then
-    echo "# SKIP: $WBMB_BIN does not contain the HTTP module yet (http_start not wired in app.c)"
-    exit 0
-fi
 
 start_broker
 HTTP_PORT=$(free_port)
