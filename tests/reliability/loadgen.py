@@ -40,6 +40,7 @@ def spawn(i):
 
 
 pubs = [spawn(i) for i in range(ndev)]
+spawned = [time.monotonic()] * ndev
 n = 0
 period = 1.0 / rate
 next_tick = time.monotonic()
@@ -49,7 +50,11 @@ while not stop:
     line = b"%d\n" % n
     for i, p in enumerate(pubs):
         if p.poll() is not None:
+            # At most one restart per device and second while the broker is away.
+            if time.monotonic() - spawned[i] < 1.0:
+                continue
             pubs[i] = p = spawn(i)
+            spawned[i] = time.monotonic()
             restarts += 1
         try:
             p.stdin.write(line)
