@@ -14,7 +14,9 @@
 # "db":"error" while it lasts and the state is still served from memory;
 # afterwards /health is back to ok, the stored state holds the last values
 # and every transition made during the fault has its history row (nothing
-# lost); SIGTERM exits 0 and the file passes integrity_check. Mounts and
+# lost); SIGTERM exits 0 and the file passes integrity_check. A SIGTERM
+# while the fault lasts retries the final flush, then exits 1 (changes lost,
+# logged) instead of claiming a clean stop; the file stays intact. Mounts and
 # immutable flags are undone by the EXIT trap, also on failure.
 source "$(dirname "$0")/../integration/lib.sh"
 
@@ -113,25 +115,30 @@ check "first value committed" wait_for 20 db_value_is counter value 1
 check "/health ok before the fault" health_is 200 ok
 
 # --- the fault ---
-FAULT_ON_HOW=$HOW
-FAULT_ON=1
-case $HOW in
-fill) dd if=/dev/zero of="$MNT/fill" bs=64k >/dev/null 2>&1 || true ;;
-chattr) chattr +i "$DB" "$DB-wal" ;;
-esac
-t_log "fault on: $(df -h "$(dirname "$DB")" | tail -1)"
-
-# Publish changes until the store notices (a write into space the -wal file
-# already owns can still succeed on a full disk), then some more.
+# fault_on: makes the store fail, then publishes changes until the store
+# notices (a write into space the -wal file already owns can still succeed on
+# a full disk). Leaves the last counter value published in k.
 pad=$(head -c 6000 /dev/zero | tr '\0' x)
+fault_on() {
+    FAULT_ON_HOW=$HOW
+    FAULT_ON=1
+    case $HOW in
+    fill) dd if=/dev/zero of="$MNT/fill" bs=64k >/dev/null 2>&1 || true ;;
+    chattr) chattr +i "$DB" "$DB-wal" ;;
+    esac
+    t_log "fault on: $(df -h "$(dirname "$DB")" | tail -1)"
+    local n=0
+    until health_is 503 error; do
+        k=$((k + 1))
+        n=$((n + 1))
+        pub -t test/counter -m "$k"
+        pub -t test/blob -m "$k-$pad"
+        if [ "$n" -ge 400 ]; then break; fi
+        wait_for 2 health_is 503 error || true
+    done
+}
 k=1
-until health_is 503 error; do
-    k=$((k + 1))
-    pub -t test/counter -m "$k"
-    pub -t test/blob -m "$k-$pad"
-    if [ "$k" -ge 400 ]; then break; fi
-    wait_for 2 health_is 503 error || true
-done
+fault_on
 check "/health answers 503 with db=error during the fault (after $((k - 1)) changes)" health_is 503 error
 t_log "health during the fault: $(cat "$T_DIR/health.json")"
 during=$(jq -r .db_error "$T_DIR/health.json")
@@ -161,6 +168,27 @@ check "new changes are committed after the repair" wait_for 20 db_value_is count
 stop_bridge TERM
 check "SIGTERM exit code 0 (got $BRIDGE_RC)" test "$BRIDGE_RC" -eq 0
 check "integrity_check ok" test "$(sql "$DB" 'pragma integrity_check')" = ok
+first_k=$k
+committed=$((k + 1))
+
+# --- SIGTERM while the fault lasts: the bridge retries the final flush for a
+# while, then must say that changes were lost (exit code 1), not "stopped
+# cleanly" with 0. The file stays intact and holds what was committed.
+: >"$T_DIR/bridge.log"
+start_bridge "$T_DIR/config.yaml"
+check "restarted bridge connects" wait_for 30 log_has "MQTT connected"
+k=$committed
+fault_on
+check "second fault: db=error" health_is 503 error
+kill -TERM "$BRIDGE_PID"
+check "SIGTERM during the fault: the bridge exits" wait_for 15 bash -c "! kill -0 $BRIDGE_PID"
+stop_bridge TERM
+check "SIGTERM during the fault: exit code 1, not a clean stop (got $BRIDGE_RC)" test "$BRIDGE_RC" -eq 1
+check "SIGTERM during the fault: the loss is logged" log_has "state changes were lost"
+check "SIGTERM during the fault: the final flush was retried" log_has "final flush of the state store failed: .*retrying"
+undo_fault
+check "after the faulty stop: integrity_check ok" test "$(sql "$DB" 'pragma integrity_check')" = ok
+check "after the faulty stop: the last committed value ($committed) is kept" db_value_is counter value "$committed"
 check "no ASan/UBSan report" bash -c "! grep -qE 'AddressSanitizer|runtime error:' '$T_DIR/bridge.log'"
-echo "# SUMMARY fault-$MODE method=$HOW changes_during=$((k - 1)) lost=$missing error=\"$during\""
+echo "# SUMMARY fault-$MODE method=$HOW changes_during=$((first_k - 1)) lost=$missing error=\"$during\""
 t_done
