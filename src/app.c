@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "wbmb/config.h"
 #include "wbmb/devmgr.h"
@@ -41,6 +42,11 @@
 #define QUEUE_CAPACITY 8192
 #define QUEUE_POLL_MS 100
 #define SHUTDOWN_PUBLISH_WAIT_MS 2000
+/* How long SIGTERM keeps retrying the final flush when the store fails (disk
+ * full, read-only): with the MQTT wait above it stays within the 5 s of the
+ * contract. */
+#define SHUTDOWN_FLUSH_RETRY_MS 2000
+#define SHUTDOWN_FLUSH_PAUSE_MS 100
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
@@ -442,8 +448,36 @@ static void loop(struct app *a)
     }
 }
 
-static void shutdown_app(struct app *a)
+/* The final flush, retried for SHUTDOWN_FLUSH_RETRY_MS while the store
+ * fails: a fault that clears in that time (space freed) loses nothing.
+ * Returns false when changes are still unwritten (store_close then logs how
+ * many are lost). */
+static bool final_flush(struct state_store *store)
 {
+    int64_t deadline = util_mono_ms() + SHUTDOWN_FLUSH_RETRY_MS;
+    wb_status st = store_flush(store);
+    if (st != WB_OK)
+        log_error("final flush of the state store failed: %s; retrying for %d ms",
+                  wb_strerror(st), SHUTDOWN_FLUSH_RETRY_MS);
+    while (st != WB_OK && util_mono_ms() < deadline) {
+        struct timespec pause = {0, SHUTDOWN_FLUSH_PAUSE_MS * 1000000L};
+        nanosleep(&pause, NULL);
+        st = store_flush(store);
+    }
+    if (st == WB_OK)
+        return true;
+    struct store_status ss;
+    store_get_status(store, &ss);
+    log_error("final flush of the state store failed: %s; %llu changes unwritten",
+              wb_strerror(st), (unsigned long long)ss.pending);
+    return ss.pending == 0;
+}
+
+/* Returns false when state changes could not be written (the exit is then
+ * not clean: exit code 1). */
+static bool shutdown_app(struct app *a)
+{
+    bool flushed = true;
     struct queue_item it;
     sdnotify_send("STOPPING=1");
     if (a->queue) {
@@ -461,11 +495,8 @@ static void shutdown_app(struct app *a)
         devmgr_publish_offline(a->devmgr);
         mirror_device_error(&a->pub, a->cfg->bridge_device_id, "offline");
     }
-    if (a->store) {
-        wb_status st = store_flush(a->store);
-        if (st != WB_OK)
-            log_error("final flush of the state store failed: %s", wb_strerror(st));
-    }
+    if (a->store)
+        flushed = final_flush(a->store);
     if (a->devmgr)
         log_summary(a);
     if (a->mqtt)
@@ -476,6 +507,7 @@ static void shutdown_app(struct app *a)
     queue_destroy(a->queue);
     store_close(a->store);
     cfg_free(a->cfg);
+    return flushed;
 }
 
 int app_run(const struct app_options *opts)
@@ -497,8 +529,12 @@ int app_run(const struct app_options *opts)
         loop(&a);
         log_info("stopping");
     }
-    shutdown_app(&a);
-    if (rc == APP_EXIT_OK)
+    bool flushed = shutdown_app(&a);
+    if (rc == APP_EXIT_OK && !flushed) {
+        log_error("stopped, but state changes were lost: the store kept failing");
+        rc = APP_EXIT_FAILURE;
+    } else if (rc == APP_EXIT_OK) {
         log_info("stopped cleanly");
+    }
     return rc;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SIGHUP reloads devices without a restart and without losing state; an
-# invalid new config is rejected with FILE:LINE:COLUMN lines and the old one
-# keeps running.
+# invalid new config (wrong values, or not YAML at all) is rejected with
+# FILE:LINE:COLUMN lines for every error and the old one keeps running; a
+# valid SIGHUP afterwards still works.
 source "$(dirname "$0")/lib.sh"
 
 start_broker
@@ -37,8 +38,27 @@ cp "$T_DIR/good.yaml" "$T_DIR/config.yaml"
 pub -t test/lamp -m 0
 check "old config still serves the lamp" wait_for 20 field_is device:lamp power false
 check "daemon still running" kill -0 "$BRIDGE_PID"
+check "every error of the rejected file is listed, each as FILE:LINE:COLUMN" \
+    test "$(grep -cE 'config.yaml:(2:9|3:5): ' "$T_DIR/bridge.log")" -eq 2
+
+# A file that is no longer YAML at all (an unclosed flow sequence, as left by
+# an editor killed mid-save): rejected the same way, the daemon keeps going.
+printf 'mqtt:\n  host: 127.0.0.1\ndevices: [\n  {id: x\n' >"$T_DIR/config.yaml"
+kill -HUP "$BRIDGE_PID"
+check "YAML syntax error: reload rejected" \
+    wait_for 20 bash -c "[ \$(grep -c 'reload rejected' '$T_DIR/bridge.log') -ge 2 ]"
+check "YAML syntax error names FILE:LINE:COLUMN" \
+    bash -c "grep -A3 'SIGHUP: reloading' '$T_DIR/bridge.log' | tail -n 4 | grep -qE 'config.yaml:[0-9]+:[0-9]+: '"
+cp "$T_DIR/good.yaml" "$T_DIR/config.yaml"
+pub -t test/lamp -m 1
+check "old config still serves after the second rejection" wait_for 20 field_is device:lamp power true
+# The good file again: a later valid SIGHUP is not blocked by the rejections.
+kill -HUP "$BRIDGE_PID"
+check "valid reload after the rejections" \
+    wait_for 20 bash -c "[ \$(grep -c 'reload done: 5 devices' '$T_DIR/bridge.log') -ge 2 ]"
+check "daemon still running after three reloads" kill -0 "$BRIDGE_PID"
 stop_bridge TERM; rc=$BRIDGE_RC
 check "clean stop" test "$rc" -eq 0
 check "state carried over the reload: repeated plug message changed nothing" \
-    log_has "applied=3 unchanged=1 "
+    log_has "applied=4 unchanged=1 "
 t_done
