@@ -43,6 +43,14 @@
  *   flight finish, drain pending publications, MQTTAsync_disconnect()
  *   (a clean DISCONNECT, so no Last Will)--> STOPPED (ST_STOPPED)
  *
+ * Publications: mqttc_publish() only puts the message in an outbox
+ * (mqtt/outbox.h) and one sender thread (sender_main) hands it to
+ * MQTTAsync_send(). The caller never takes paho's lock: paho holds that lock
+ * while our message callback runs, and the callback may block on the core's
+ * full queue, so a core thread calling MQTTAsync_send() directly deadlocks
+ * under load. Retained publications of one topic coalesce in the outbox; a
+ * lost connection clears it (the owner republishes after the next connect).
+ *
  * LOST is not stored: on_connection_lost() goes straight to ST_BACKOFF.
  * Retries are never sooner than 1 s, which also leaves paho time to finish
  * tearing down the failed attempt before the next MQTTAsync_connect().
@@ -59,6 +67,7 @@
 
 #include <MQTTAsync.h>
 
+#include "mqtt/outbox.h"
 #include "wbmb/log.h"
 #include "wbmb/util.h"
 
@@ -85,6 +94,10 @@ struct mqttc {
 
     pthread_t thr;
     bool thr_started;
+    struct outbox *out;
+    pthread_t sender;
+    bool sender_started;
+    volatile bool sender_stop; /* written before outbox_wake(), read after take */
 
     pthread_mutex_t mu;
     pthread_cond_t cv; /* CLOCK_MONOTONIC; any change of the fields below */
@@ -296,6 +309,8 @@ static void on_connection_lost(void *ctx, char *cause)
         schedule_retry_locked(c, "connection lost", cause ? cause : "closed by peer or timed out");
     }
     pthread_mutex_unlock(&c->mu);
+    /* paho refuses sends now; the owner republishes after the next connect. */
+    outbox_clear(c->out);
     if (was_up && c->on_connection)
         c->on_connection(c->ud, false);
     cb_leave(c);
@@ -453,7 +468,8 @@ struct mqttc *mqttc_create(const struct mqttc_options *opts, mqttc_message_cb on
     c->key_file = dup_opt(opts->key_file, &oom);
     c->will_topic = dup_opt(opts->will_topic, &oom);
     c->will_payload = dup_opt(opts->will_payload, &oom);
-    if (oom) {
+    c->out = outbox_create();
+    if (oom || !c->out) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -508,6 +524,7 @@ struct mqttc *mqttc_create(const struct mqttc_options *opts, mqttc_message_cb on
 fail:
     if (c->cli)
         MQTTAsync_destroy(&c->cli);
+    outbox_destroy(c->out);
     if (cv_ok)
         pthread_cond_destroy(&c->cv);
     if (mu_ok)
@@ -523,6 +540,38 @@ fail:
     free(c->will_payload);
     free(c);
     return NULL;
+}
+
+/* The only caller of MQTTAsync_send(): takes publications from the outbox. */
+static void *sender_main(void *arg)
+{
+    struct mqttc *c = arg;
+    while (!c->sender_stop) {
+        struct outbox_msg *m = outbox_take(c->out, 100);
+        if (!m)
+            continue;
+        MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+        int rc = MQTTAsync_send(c->cli, m->topic, (int)m->len, m->payload, m->qos, m->retained,
+                                &ro);
+        if (rc != MQTTASYNC_SUCCESS) {
+            pthread_mutex_lock(&c->mu);
+            c->stats.publish_failures++;
+            pthread_mutex_unlock(&c->mu);
+            log_debug("MQTT publish to %s refused: %s", m->topic, MQTTAsync_strerror(rc));
+        }
+        outbox_done(c->out, m);
+    }
+    return NULL;
+}
+
+static void stop_sender(struct mqttc *c)
+{
+    if (!c->sender_started)
+        return;
+    c->sender_stop = true;
+    outbox_wake(c->out);
+    pthread_join(c->sender, NULL);
+    c->sender_started = false;
 }
 
 wb_status mqttc_start(struct mqttc *c)
@@ -545,6 +594,11 @@ wb_status mqttc_start(struct mqttc *c)
         return WB_ERR_NOMEM;
     }
     c->thr_started = true;
+    if (pthread_create(&c->sender, NULL, sender_main, c) != 0) {
+        log_error("MQTT: cannot start the sender thread");
+        return WB_ERR_NOMEM; /* mqttc_stop() joins the reconnect thread */
+    }
+    c->sender_started = true;
     return WB_OK;
 }
 
@@ -613,21 +667,16 @@ wb_status mqttc_publish(struct mqttc *c, const char *topic, const void *payload,
     if (!up)
         return WB_ERR_MQTT;
 
-    /* paho copies topic and payload before returning; when it refuses
-     * (e.g. the connection dropped a moment ago) nothing is kept. */
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    int rc = MQTTAsync_send(c->cli, topic, (int)len, len ? payload : "", qos, retained, &ro);
+    /* Queued for the sender thread (see the top of the file); a refusal by
+     * paho later is counted in publish_failures. */
+    wb_status st = outbox_put(c->out, topic, len ? payload : "", len, qos, retained);
     pthread_mutex_lock(&c->mu);
-    if (rc == MQTTASYNC_SUCCESS)
+    if (st == WB_OK)
         c->stats.published++;
     else
         c->stats.publish_failures++;
     pthread_mutex_unlock(&c->mu);
-    if (rc != MQTTASYNC_SUCCESS) {
-        log_debug("MQTT publish to %s refused: %s", topic, MQTTAsync_strerror(rc));
-        return WB_ERR_MQTT;
-    }
-    return WB_OK;
+    return st == WB_OK ? WB_OK : WB_ERR_MQTT;
 }
 
 bool mqttc_is_connected(struct mqttc *c)
@@ -681,6 +730,7 @@ void mqttc_stop(struct mqttc *c, unsigned timeout_ms)
         c->stopping = true;
         c->st = ST_STOPPED;
         pthread_mutex_unlock(&c->mu);
+        stop_sender(c);
         return;
     }
     c->stopping = true; /* new publications are refused from here on */
@@ -700,6 +750,9 @@ void mqttc_stop(struct mqttc *c, unsigned timeout_ms)
     pthread_mutex_unlock(&c->mu);
 
     if (up) {
+        while (!outbox_idle(c->out) && util_mono_ms() < deadline)
+            sleep_ms(2);
+        stop_sender(c);
         while (has_pending(c) && util_mono_ms() < deadline)
             sleep_ms(5);
         int64_t left = deadline - util_mono_ms();
@@ -726,6 +779,7 @@ void mqttc_stop(struct mqttc *c, unsigned timeout_ms)
         pthread_mutex_unlock(&c->mu);
     }
 
+    stop_sender(c); /* when the connection was not up */
     pthread_mutex_lock(&c->mu);
     bool was_up = c->stats.connected;
     c->stats.connected = false;
@@ -760,5 +814,6 @@ void mqttc_destroy(struct mqttc *c)
     free(c->key_file);
     free(c->will_topic);
     free(c->will_payload);
+    outbox_destroy(c->out);
     free(c);
 }
