@@ -80,6 +80,11 @@
 #define DESTROY_STOP_TIMEOUT_MS 1000u
 /* Nice value of the sender thread (see sender_main()). */
 #define SENDER_NICE 10
+/* Publications handed to paho and not yet written (QoS 0) or acknowledged
+ * (QoS 1). Beyond it the sender waits and the outbox coalesces: paho keeps a
+ * heap copy and a command per publication, so the connect-time burst of a big
+ * config (meta + value of every control) otherwise sits in paho's memory. */
+#define SENDER_MAX_INFLIGHT 512
 
 enum conn_state { ST_IDLE, ST_BACKOFF, ST_CONNECTING, ST_CONNECTED, ST_STOPPED };
 
@@ -103,6 +108,7 @@ struct mqttc {
     pthread_t sender;
     bool sender_started;
     volatile bool sender_stop; /* written before outbox_wake(), read after take */
+    int sender_inflight;       /* under mu; see SENDER_MAX_INFLIGHT */
 
     pthread_mutex_t mu;
     pthread_cond_t cv; /* CLOCK_MONOTONIC; any change of the fields below */
@@ -235,6 +241,7 @@ static void on_connect_success(void *ctx, MQTTAsync_successData *resp)
     cb_enter(c);
     pthread_mutex_lock(&c->mu);
     c->st = ST_CONNECTED;
+    c->sender_inflight = 0; /* what was in flight died with the old session */
     if (c->stopping) {
         /* mqttc_stop() is waiting for this attempt to end; it disconnects. */
         pthread_cond_broadcast(&c->cv);
@@ -555,6 +562,28 @@ fail:
     return NULL;
 }
 
+/* paho's thread: a publication was written (QoS 0) or acknowledged (QoS 1),
+ * or failed: either way it left paho. */
+static void sent_done(struct mqttc *c)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->sender_inflight-- >= SENDER_MAX_INFLIGHT)
+        pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void on_send_ok(void *ctx, MQTTAsync_successData *r)
+{
+    (void)r;
+    sent_done(ctx);
+}
+
+static void on_send_fail(void *ctx, MQTTAsync_failureData *r)
+{
+    (void)r;
+    sent_done(ctx);
+}
+
 /* The only caller of MQTTAsync_send(): takes publications from the outbox. */
 static void *sender_main(void *arg)
 {
@@ -567,14 +596,30 @@ static void *sender_main(void *arg)
     if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), SENDER_NICE) != 0)
         log_debug("MQTT sender: cannot lower its priority");
     while (!c->sender_stop) {
+        pthread_mutex_lock(&c->mu);
+        /* Bounded wait: a connection lost with publications in flight may
+         * not report them all, so the count is reset on the next connect. */
+        if (c->sender_inflight >= SENDER_MAX_INFLIGHT && !c->sender_stop)
+            cv_wait_until(c, util_mono_ms() + 100);
+        bool full = c->sender_inflight >= SENDER_MAX_INFLIGHT;
+        pthread_mutex_unlock(&c->mu);
+        if (full)
+            continue;
         struct outbox_msg *m = outbox_take(c->out, 100);
         if (!m)
             continue;
         MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+        ro.onSuccess = on_send_ok;
+        ro.onFailure = on_send_fail;
+        ro.context = c;
+        pthread_mutex_lock(&c->mu);
+        c->sender_inflight++;
+        pthread_mutex_unlock(&c->mu);
         int rc = MQTTAsync_send(c->cli, m->topic, (int)m->len, m->payload, m->qos, m->retained,
                                 &ro);
         if (rc != MQTTASYNC_SUCCESS) {
             pthread_mutex_lock(&c->mu);
+            c->sender_inflight--;
             c->stats.publish_failures++;
             pthread_mutex_unlock(&c->mu);
             log_debug("MQTT publish to %s refused: %s", m->topic, MQTTAsync_strerror(rc));
