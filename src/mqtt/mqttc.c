@@ -63,10 +63,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <MQTTAsync.h>
 
@@ -78,8 +75,15 @@
 #define BACKOFF_MAX_S 30u
 /* How long mqttc_destroy() lets an unstopped client drain. */
 #define DESTROY_STOP_TIMEOUT_MS 1000u
-/* Nice value of the sender thread (see sender_main()). */
-#define SENDER_NICE 10
+/* When the outbox holds more than SENDER_BACKLOG publications the sender is
+ * behind the core: it then pauses SENDER_BACKLOG_PAUSE_MS (at most once per
+ * SENDER_BACKLOG_EVERY_MS) so retained values coalesce and the CPU goes to
+ * the intake. A sender that keeps up never pauses, so light load keeps its
+ * low latency. (A nice 10 sender thread did the same under our own load but
+ * starved behind unrelated busy processes: p99 latency 100-200 ms.) */
+#define SENDER_BACKLOG 256
+#define SENDER_BACKLOG_PAUSE_MS 5
+#define SENDER_BACKLOG_EVERY_MS 20
 /* Publications handed to paho and not yet written (QoS 0) or acknowledged
  * (QoS 1). Beyond it the sender waits and the outbox coalesces: paho keeps a
  * heap copy and a command per publication, so the connect-time burst of a big
@@ -588,14 +592,12 @@ static void on_send_fail(void *ctx, MQTTAsync_failureData *r)
 static void *sender_main(void *arg)
 {
     struct mqttc *c = arg;
-    /* Lower priority (Linux: per thread): when the CPU is saturated the
-     * intake (paho's receive thread, the core, the store) goes first and
-     * retained publications coalesce in the outbox, so the mirror costs
-     * fewer sends exactly when the machine is short of CPU. Idle CPU makes
-     * this thread run at once, so light load keeps its low latency. */
-    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), SENDER_NICE) != 0)
-        log_debug("MQTT sender: cannot lower its priority");
+    int64_t next_pause_ms = 0;
     while (!c->sender_stop) {
+        if (outbox_depth(c->out) > SENDER_BACKLOG && util_mono_ms() >= next_pause_ms) {
+            sleep_ms(SENDER_BACKLOG_PAUSE_MS);
+            next_pause_ms = util_mono_ms() + SENDER_BACKLOG_EVERY_MS;
+        }
         pthread_mutex_lock(&c->mu);
         /* Bounded wait: a connection lost with publications in flight may
          * not report them all, so the count is reset on the next connect. */
