@@ -515,6 +515,8 @@ static void sq_close(struct state_store *base)
     for (int i = 0; i < R_COUNT; i++)
         sqlite3_finalize(s->r[i]);
     sqlite3_close(s->rdb);
+    if (s->rtok)
+        json_tokener_free(s->rtok);
     sqlite3_close(s->wdb);
     batch_free(&s->pending);
     smap_clear(&s->prune_counts);
