@@ -22,7 +22,8 @@
 #
 # Prints a table (figure beside its target) and writes bench/results.json.
 # Knobs (environment): E2E_N, E2E_K, E2E_LAT_RATE, E2E_LAT_S, E2E_IO_S,
-# E2E_BIG_K, E2E_KEEP=1 keeps the work folder.
+# E2E_BIG_K, E2E_KEEP=1 keeps the work folder; E2E_IO_SQL (experiments
+# only) runs one SQL statement on the io database before its load.
 
 E2E_BIN=""
 E2E_DIR=""
@@ -230,6 +231,11 @@ phase_io() {
     local cfg=$E2E_DIR/io.yaml db=$E2E_DIR/io/state.db
     gen_config "$cfg" io "$k" "$db"
     start_bridge io "$cfg" "io_dev$((k - 1))"
+    if [ -n "${E2E_IO_SQL:-}" ]; then
+        # Experiments only (e.g. "DROP INDEX idx_snapshots_device"): never in the default run.
+        echo "   io experiment: $E2E_IO_SQL" >&2
+        sqlite3 "$db" "$E2E_IO_SQL"
+    fi
     sync
     local wb0 wb1 c0 commits_before
     wb0=$(proc_io "$BPID" write_bytes)
