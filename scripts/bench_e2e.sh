@@ -312,6 +312,7 @@ print_results() {
     {
         echo
         echo "wb-mqtt-bridge e2e benchmark  $(date -u +%Y-%m-%dT%H:%M:%SZ)  nproc=$(nproc)  cpu=$cpu_model"
+        echo "load average at start: $E2E_LOAD0, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other processes share the CPUs)"
         printf '%-44s %-22s %-14s %s\n' "figure" "measured" "target" "met"
         printf '%-44s %-22s %-14s %s\n' "ceiling (bare subscriber, QoS 0)" "$R_CEIL_RATE msg/s" "-" "-"
         printf '%-44s %-22s %-14s %s\n' "bridge ingest to committed (QoS 0)" "$R_INGEST_RATE msg/s" "-" "-"
@@ -334,6 +335,7 @@ import json, subprocess, datetime
 r = {
   "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
   "nproc": $(nproc), "cpu_model": """$cpu_model""",
+  "loadavg_at_start": "$E2E_LOAD0", "loadavg_at_end": "$(cut -d' ' -f1-3 /proc/loadavg)",
   "git_commit": subprocess.run(["git","rev-parse","--short","HEAD"],capture_output=True,text=True).stdout.strip(),
   "load": {"messages": $E2E_N, "devices": $E2E_K, "qos": 0, "payloads": "even devices plain int, odd devices JSON {seq,t}"},
   "ceiling_msg_s": $R_CEIL_RATE, "ceiling_received": $R_CEIL_COUNT,
@@ -364,6 +366,7 @@ cmd_e2e() {
     E2E_LAT_S=${E2E_LAT_S:-10}
     E2E_IO_S=${E2E_IO_S:-20}
     E2E_BIG_K=${E2E_BIG_K:-10000}
+    E2E_LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
     ./scripts/deps.sh
     build wb-mqtt-bridge mqtt_load mqtt_sink commit_wait >/dev/null
     E2E_BUILD=$BUILD
