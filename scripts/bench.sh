@@ -2,6 +2,9 @@
 # bench.sh - benchmarks on a Release build in build-bench/.
 #
 #   ./scripts/bench.sh store [SETS] [DIR]   StateStore vs raw SQLite (bench/store_bench.c)
+#   ./scripts/bench.sh e2e                  broker -> bridge -> disk, against a bare
+#                                           subscriber (the ceiling); writes
+#                                           bench/results.json (see cmd_e2e)
 #
 # Each subcommand is one function below; add new ones (e.g. e2e) the same way.
 set -euo pipefail
@@ -20,8 +23,10 @@ cmd_store() {
     "$BUILD/bench/store_bench" "$@"
 }
 
+source scripts/bench_e2e.sh # cmd_e2e; we are in the repo root
+
 usage() {
-    echo "usage: $0 store [SETS] [DIR]" >&2
+    echo "usage: $0 store [SETS] [DIR] | e2e" >&2
     exit 2
 }
 
@@ -30,5 +35,6 @@ sub=$1
 shift
 case "$sub" in
 store) cmd_store "$@" ;;
+e2e) cmd_e2e "$@" ;;
 *) usage ;;
 esac

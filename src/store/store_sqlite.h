@@ -78,6 +78,9 @@ struct sqlite_store {
     sqlite3 *wdb, *rdb;
     sqlite3_stmt *w[W_COUNT], *r[R_COUNT];
     pthread_mutex_t wlock, rlock;
+    /* One JSON parser reused under rlock: json_tokener_parse() allocates and
+     * frees a tokener per call, ~9 % of a 10 000-device restore (callgrind). */
+    json_tokener *rtok;
 
     pthread_mutex_t lock; /* guards everything below */
     pthread_cond_t wake;  /* writer waits here */

@@ -55,6 +55,23 @@ static json_object *parse_text(const char *t)
     return t ? json_tokener_parse(t) : NULL;
 }
 
+/* Caller holds rlock: parses with the store's reusable tokener (NULL on a
+ * syntax error, trailing bytes included, as json_tokener_parse() would). */
+static json_object *parse_reusing(struct sqlite_store *s, const char *t)
+{
+    if (!t)
+        return NULL;
+    if (!s->rtok && !(s->rtok = json_tokener_new()))
+        return parse_text(t);
+    json_tokener_reset(s->rtok);
+    json_object *v = json_tokener_parse_ex(s->rtok, t, -1);
+    if (json_tokener_get_error(s->rtok) != json_tokener_success) {
+        json_object_put(v);
+        return NULL;
+    }
+    return v;
+}
+
 /* Caller holds lock. The newest pending or inflight entry for key, or NULL. */
 static const struct smap_entry *overlay_find(struct sqlite_store *s, const char *key)
 {
@@ -88,7 +105,7 @@ wb_status store_sqlite_get(struct state_store *base, const char *key, json_objec
     int rc = sqlite3_step(st);
     wb_status ret = WB_ERR_NOT_FOUND;
     if (rc == SQLITE_ROW) {
-        *out = parse_text((const char *)sqlite3_column_text(st, 0));
+        *out = parse_reusing(s, (const char *)sqlite3_column_text(st, 0));
         ret = *out ? WB_OK : WB_ERR_INVALID;
     } else if (rc != SQLITE_DONE) {
         ret = store_sqlite_status(rc);

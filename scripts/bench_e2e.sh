@@ -1,0 +1,384 @@
+# bench_e2e.sh - `scripts/bench.sh e2e`: the end-to-end benchmark (sourced by
+# bench.sh, which provides build() and runs from the repo root).
+#
+# One run, one fresh mosquitto (own config on a free loopback port,
+# max_queued_messages 0 so a slow subscriber loses nothing), five phases:
+#
+#   ceiling  bench/mqtt_sink counts E2E_N msgs of bench/mqtt_load (QoS 0,
+#            E2E_K devices, full speed): first publish -> last received.
+#   ingest   the same load into wb-mqtt-bridge (history on, commit 100 ms,
+#            wb_mirror on): first publish -> device_state_snapshots max(id)
+#            reaches E2E_N (bench/commit_wait); then SIGTERM and the
+#            `stats:` line; zero lost = applied == N and every device's
+#            stored value equals its last sequence number.
+#   latency  5 000 msg/s for ~10 s; mqtt_load -L times publish -> the
+#            bridge's mirror publication of the seq (p50/p99/max).
+#   io       1 000 msg/s on 100 devices for ~20 s: /proc/<pid>/io
+#            write_bytes delta per transition, commits/s from the stats
+#            line, fsync/fdatasync calls/s counted by strace -c.
+#   big      10 000 devices: state imported with `state import`, start-up
+#            restore time (log line) and wall time to `MQTT connected`,
+#            then one message per device and the peak RSS (VmHWM).
+#
+# Prints a table (figure beside its target) and writes bench/results.json.
+# Knobs (environment): E2E_N, E2E_K, E2E_LAT_RATE, E2E_LAT_S, E2E_IO_S,
+# E2E_BIG_K, E2E_KEEP=1 keeps the work folder; E2E_IO_SQL (experiments
+# only) runs one SQL statement on the io database before its load.
+
+E2E_BIN=""
+E2E_DIR=""
+E2E_PORT=""
+E2E_PIDS=()
+
+e2e_cleanup() {
+    local pid
+    for pid in "${E2E_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${E2E_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [ "${E2E_KEEP:-0}" = 1 ]; then echo "work files kept in $E2E_DIR" >&2; else rm -rf "$E2E_DIR"; fi
+}
+
+now_us() { echo $(($(date +%s%N) / 1000)); }
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# kv FILE KEY: the value of a key=value line.
+kv() { sed -n "s/^$2=//p" "$1" | tail -n 1; }
+
+# wait_until TIMEOUT_S COMMAND...: polls every 20 ms.
+wait_until() {
+    local deadline=$(($(date +%s) + $1))
+    shift
+    until "$@" >/dev/null 2>&1; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.02
+    done
+}
+
+e2e_broker() {
+    E2E_PORT=$(free_port)
+    cat >"$E2E_DIR/mosquitto.conf" <<CONF
+listener $E2E_PORT 127.0.0.1
+allow_anonymous true
+max_queued_messages 0
+persistence false
+CONF
+    mosquitto -c "$E2E_DIR/mosquitto.conf" >"$E2E_DIR/mosquitto.log" 2>&1 &
+    E2E_PIDS+=($!)
+    wait_until 20 mosquitto_pub -h 127.0.0.1 -p "$E2E_PORT" -t wbmb/ping -m x ||
+        { echo "mosquitto did not start" >&2; cat "$E2E_DIR/mosquitto.log" >&2; return 1; }
+}
+
+# gen_config FILE PREFIX K DB: K devices PREFIX_dev<i>; even ones take a plain
+# int on PREFIX/dev<i>/value (field value), odd ones a JSON object on
+# PREFIX/dev<i>/json (fields seq and t).
+gen_config() {
+    local file=$1 prefix=$2 k=$3 db=$4
+    python3 - "$file" "$prefix" "$k" "$db" "$E2E_PORT" <<'PY'
+import sys
+f, prefix, k, db, port = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+out = [f"""mqtt:
+  host: 127.0.0.1
+  port: {port}
+  client_id: wbmb-bench-{prefix}
+  keepalive_s: 30
+persistence:
+  db_path: {db}
+  commit_interval_ms: 100
+  history:
+    enabled: true
+    max_rows_per_device: 10000
+    max_age_days: 30
+http:
+  listen: ""
+log:
+  level: info
+bridge:
+  device_id: {prefix}_bridge
+devices:
+"""]
+for i in range(k):
+    if i % 2 == 0:
+        st = f"      - topic: {prefix}/dev{i}/value\n        field: value\n        type: int\n"
+    else:
+        st = f"      - topic: {prefix}/dev{i}/json\n        type: json\n"
+    out.append(f"  - id: {prefix}_dev{i}\n    name: dev{i}\n    type: bench\n    wb_mirror: true\n    state:\n{st}")
+open(f, "w").write("".join(out))
+PY
+}
+
+# start_bridge NAME CONFIG: starts the bridge, logs to NAME.log, sets BPID and
+# BSTART_US; waits until it is connected and subscribed (its last device's
+# retained meta is on the broker, published after the SUBSCRIBE).
+start_bridge() {
+    local name=$1 cfg=$2 last=$3
+    BSTART_US=$(now_us)
+    "$E2E_BIN" -c "$cfg" >"$E2E_DIR/$name.log" 2>&1 &
+    BPID=$!
+    E2E_PIDS+=("$BPID")
+    wait_until 60 grep -q "MQTT connected" "$E2E_DIR/$name.log" ||
+        { echo "bridge $name did not connect" >&2; tail "$E2E_DIR/$name.log" >&2; return 1; }
+    BCONN_US=$(now_us)
+    wait_until 60 mosquitto_sub -h 127.0.0.1 -p "$E2E_PORT" -t "/devices/$last/meta" -C 1 -W 1 --retained-only ||
+        { echo "bridge $name did not publish its devices" >&2; return 1; }
+}
+
+# stop_bridge NAME: SIGTERM, wait, leaves the stats line's fields in ST_*.
+stop_bridge() {
+    kill -TERM "$BPID"
+    local rc=0
+    wait "$BPID" || rc=$?
+    [ "$rc" = 0 ] || echo "bridge $1 exited with $rc" >&2
+    local line
+    line=$(grep -o 'stats: .*' "$E2E_DIR/$1.log" | tail -n 1)
+    for f in received applied unchanged rejected unknown dropped queue_full_waits commits rows_written; do
+        printf -v "ST_$f" '%s' "$(echo "$line" | grep -o "$f=[0-9]*" | cut -d= -f2)"
+    done
+}
+
+# check_values CONFIG PREFIX K N: prints how many devices do NOT hold their
+# last sequence number in the store.
+check_values() {
+    local cfg=$1 prefix=$2 k=$3 n=$4
+    "$E2E_BIN" -c "$cfg" state export | python3 -c '
+import json, sys
+prefix, k, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+st = json.load(sys.stdin)
+bad = 0
+for i in range(k):
+    last = n // k + (1 if i < n % k else 0)
+    v = st.get(f"device:{prefix}_dev{i}", {})
+    got = v.get("value" if i % 2 == 0 else "seq")
+    if last and got != last:
+        bad += 1
+print(bad)' "$prefix" "$k" "$n"
+}
+
+proc_io() { sed -n "s/^$2: //p" "/proc/$1/io"; }
+
+phase_ceiling() {
+    echo "== ceiling: bare subscriber, $E2E_N msgs, $E2E_K devices, QoS 0" >&2
+    "$E2E_BUILD/bench/mqtt_sink" -p "$E2E_PORT" -t 'ceil/#' -n "$E2E_N" -q 0 >"$E2E_DIR/sink.out" &
+    local spid=$!
+    E2E_PIDS+=("$spid")
+    wait_until 20 grep -q ready "$E2E_DIR/sink.out"
+    "$E2E_BUILD/bench/mqtt_load" -p "$E2E_PORT" -n "$E2E_N" -k "$E2E_K" -q 0 -P ceil >"$E2E_DIR/ceil_load.out"
+    wait "$spid" || true
+    local start last count
+    start=$(kv "$E2E_DIR/ceil_load.out" start_us)
+    last=$(kv "$E2E_DIR/sink.out" last_us)
+    count=$(kv "$E2E_DIR/sink.out" count)
+    R_CEIL_COUNT=$count
+    R_CEIL_RATE=$(python3 -c "print(round($count*1e6/($last-$start)))")
+    echo "   received $count, $R_CEIL_RATE msg/s" >&2
+}
+
+phase_ingest() {
+    echo "== ingest: bridge, $E2E_N msgs, $E2E_K devices, QoS 0, history on, commit 100 ms" >&2
+    local cfg=$E2E_DIR/ingest.yaml db=$E2E_DIR/ingest/state.db
+    gen_config "$cfg" bench "$E2E_K" "$db"
+    start_bridge ingest "$cfg" "bench_dev$((E2E_K - 1))"
+    "$E2E_BUILD/bench/commit_wait" "$db" "$E2E_N" 120 5 >"$E2E_DIR/commit.out" &
+    local cpid=$!
+    E2E_PIDS+=("$cpid")
+    local t_start cpu0 cpu1
+    cpu0=$(awk '{print $14+$15}' "/proc/$BPID/stat")
+    "$E2E_BUILD/bench/mqtt_load" -p "$E2E_PORT" -n "$E2E_N" -k "$E2E_K" -q 0 -P bench >"$E2E_DIR/ingest_load.out"
+    wait "$cpid" || echo "   commit_wait timed out" >&2
+    cpu1=$(awk '{print $14+$15}' "/proc/$BPID/stat")
+    t_start=$(kv "$E2E_DIR/ingest_load.out" start_us)
+    local done_us rows
+    done_us=$(kv "$E2E_DIR/commit.out" done_us)
+    rows=$(kv "$E2E_DIR/commit.out" rows)
+    R_INGEST_SECS=$(python3 -c "print(($done_us-$t_start)/1e6)")
+    R_INGEST_RATE=$(python3 -c "print(round($rows*1e6/($done_us-$t_start)))")
+    R_INGEST_CPU=$(python3 -c "print(round(($cpu1-$cpu0)/$(getconf CLK_TCK)/$R_INGEST_SECS*100))")
+    R_INGEST_ROWS=$rows
+    R_PUB_RATE=$(kv "$E2E_DIR/ingest_load.out" pub_rate)
+    stop_bridge ingest
+    R_INGEST_APPLIED=$ST_applied
+    R_INGEST_DROPPED=$ST_dropped
+    R_INGEST_REJECTED=$ST_rejected
+    R_INGEST_COMMITS=$ST_commits
+    R_INGEST_STATS=$(grep -o 'stats: .*' "$E2E_DIR/ingest.log" | tail -n 1)
+    R_INGEST_BADVAL=$(check_values "$cfg" bench "$E2E_K" "$E2E_N")
+    R_INGEST_LOST=$((E2E_N - ${ST_applied:-0}))
+    echo "   committed $rows in $R_INGEST_SECS s = $R_INGEST_RATE msg/s (bridge CPU $R_INGEST_CPU %)" >&2
+    echo "   $R_INGEST_STATS; devices with a wrong final value: $R_INGEST_BADVAL" >&2
+}
+
+phase_latency() {
+    local n=$((E2E_LAT_RATE * E2E_LAT_S))
+    echo "== latency: $E2E_LAT_RATE msg/s for $E2E_LAT_S s on $E2E_K devices" >&2
+    local cfg=$E2E_DIR/lat.yaml db=$E2E_DIR/lat/state.db
+    gen_config "$cfg" lat "$E2E_K" "$db"
+    start_bridge lat "$cfg" "lat_dev$((E2E_K - 1))"
+    "$E2E_BUILD/bench/mqtt_load" -p "$E2E_PORT" -n "$n" -k "$E2E_K" -q 0 -P lat -r "$E2E_LAT_RATE" -L \
+        >"$E2E_DIR/lat.out" || echo "   not every publication was seen" >&2
+    stop_bridge lat
+    R_LAT_P50=$(kv "$E2E_DIR/lat.out" lat_p50_us)
+    R_LAT_P99=$(kv "$E2E_DIR/lat.out" lat_p99_us)
+    R_LAT_MAX=$(kv "$E2E_DIR/lat.out" lat_max_us)
+    R_LAT_MISSING=$(kv "$E2E_DIR/lat.out" lat_missing)
+    R_LAT_N=$n
+    echo "   p50 $R_LAT_P50 us, p99 $R_LAT_P99 us, max $R_LAT_MAX us, missing $R_LAT_MISSING" >&2
+}
+
+phase_io() {
+    local rate=1000 k=100 n=$((1000 * E2E_IO_S))
+    echo "== io: $rate msg/s for $E2E_IO_S s on $k devices" >&2
+    local cfg=$E2E_DIR/io.yaml db=$E2E_DIR/io/state.db
+    gen_config "$cfg" io "$k" "$db"
+    start_bridge io "$cfg" "io_dev$((k - 1))"
+    if [ -n "${E2E_IO_SQL:-}" ]; then
+        # Experiments only (e.g. "DROP INDEX idx_snapshots_device"): never in the default run.
+        echo "   io experiment: $E2E_IO_SQL" >&2
+        sqlite3 "$db" "$E2E_IO_SQL"
+    fi
+    sync
+    local wb0 wb1 c0 commits_before
+    wb0=$(proc_io "$BPID" write_bytes)
+    c0=$(proc_io "$BPID" wchar)
+    local strace_pid=""
+    if command -v strace >/dev/null; then
+        strace -f -c -e trace=fsync,fdatasync -o "$E2E_DIR/strace.out" -p "$BPID" 2>/dev/null &
+        strace_pid=$!
+        sleep 0.3
+    fi
+    local t0 t1
+    t0=$(now_us)
+    "$E2E_BUILD/bench/mqtt_load" -p "$E2E_PORT" -n "$n" -k "$k" -q 0 -P io -r "$rate" >"$E2E_DIR/io_load.out"
+    "$E2E_BUILD/bench/commit_wait" "$db" "$n" 30 5 >/dev/null || echo "   io: not all committed" >&2
+    t1=$(now_us)
+    if [ -n "$strace_pid" ]; then
+        kill -INT "$strace_pid" 2>/dev/null || true
+        wait "$strace_pid" 2>/dev/null || true
+    fi
+    wb1=$(proc_io "$BPID" write_bytes)
+    local c1
+    c1=$(proc_io "$BPID" wchar)
+    stop_bridge io
+    local secs
+    secs=$(python3 -c "print(($t1-$t0)/1e6)")
+    R_IO_N=$n
+    R_IO_BYTES_PER_T=$(python3 -c "print(round(($wb1-$wb0)/$n,1))")
+    R_IO_WCHAR_PER_T=$(python3 -c "print(round(($c1-$c0)/$n,1))")
+    # The stats line counts every commit of the bridge's life, start-up included.
+    R_IO_COMMITS=$ST_commits
+    R_IO_COMMITS_PER_S=$(python3 -c "print(round($ST_commits/$secs,2))")
+    R_IO_FSYNCS=$(awk '$NF=="fsync"||$NF=="fdatasync"{s+=$4} END{print s+0}' "$E2E_DIR/strace.out" 2>/dev/null || echo 0)
+    R_IO_FSYNC_PER_S=$(python3 -c "print(round(${R_IO_FSYNCS:-0}/$secs,2))")
+    R_IO_SECS=$secs
+    echo "   write_bytes/transition $R_IO_BYTES_PER_T (wchar incl. MQTT $R_IO_WCHAR_PER_T), commits/s $R_IO_COMMITS_PER_S, fsync/s $R_IO_FSYNC_PER_S" >&2
+}
+
+phase_big() {
+    local k=$E2E_BIG_K
+    echo "== big: $k devices (restore, RSS)" >&2
+    local cfg=$E2E_DIR/big.yaml db=$E2E_DIR/big/state.db
+    gen_config "$cfg" big "$k" "$db"
+    python3 - "$E2E_DIR/big_state.json" "$k" <<'PY'
+import json, sys
+k = int(sys.argv[2])
+st = {}
+for i in range(k):
+    st[f"device:big_dev{i}"] = {"value": 0} if i % 2 == 0 else {"seq": 0, "t": 0}
+json.dump(st, open(sys.argv[1], "w"))
+PY
+    "$E2E_BIN" -c "$cfg" state import "$E2E_DIR/big_state.json" >/dev/null
+    start_bridge big "$cfg" "big_dev$((k - 1))"
+    R_BIG_CONNECT_MS=$(( (BCONN_US - BSTART_US) / 1000 ))
+    local line
+    line=$(grep -o 'restored [0-9]* of [0-9]* devices from .* in [0-9]* ms' "$E2E_DIR/big.log")
+    R_BIG_RESTORED=$(echo "$line" | awk '{print $2}')
+    R_BIG_RESTORE_MS=$(echo "$line" | awk '{print $(NF-1)}')
+    # Two transitions per device (seq 1 and 2 over the imported 0).
+    "$E2E_BUILD/bench/mqtt_load" -p "$E2E_PORT" -n $((2 * k)) -k "$k" -q 0 -P big >/dev/null
+    "$E2E_BUILD/bench/commit_wait" "$db" $((2 * k)) 60 20 >/dev/null || echo "   big: not all committed" >&2
+    R_BIG_HWM_KB=$(awk '/VmHWM/{print $2}' "/proc/$BPID/status")
+    R_BIG_RSS_KB=$(awk '/VmRSS/{print $2}' "/proc/$BPID/status")
+    stop_bridge big
+    echo "   restored $R_BIG_RESTORED in $R_BIG_RESTORE_MS ms, connected after $R_BIG_CONNECT_MS ms, VmHWM $R_BIG_HWM_KB kB" >&2
+}
+
+print_results() {
+    local ratio verdict
+    ratio=$(python3 -c "print(round($R_INGEST_RATE/$R_CEIL_RATE*100,1))")
+    R_RATIO=$ratio
+    yn() { python3 -c "print('yes' if $1 else 'NO')"; }
+    local cpu_model
+    cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+    {
+        echo
+        echo "wb-mqtt-bridge e2e benchmark  $(date -u +%Y-%m-%dT%H:%M:%SZ)  nproc=$(nproc)  cpu=$cpu_model"
+        echo "load average at start: $E2E_LOAD0, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other processes share the CPUs)"
+        printf '%-44s %-22s %-14s %s\n' "figure" "measured" "target" "met"
+        printf '%-44s %-22s %-14s %s\n' "ceiling (bare subscriber, QoS 0)" "$R_CEIL_RATE msg/s" "-" "-"
+        printf '%-44s %-22s %-14s %s\n' "bridge ingest to committed (QoS 0)" "$R_INGEST_RATE msg/s" "-" "-"
+        printf '%-44s %-22s %-14s %s\n' "bridge / ceiling" "$ratio %" ">= 90 %" "$(yn "$ratio >= 90")"
+        printf '%-44s %-22s %-14s %s\n' "messages lost (N - applied)" "$R_INGEST_LOST" "0" "$(yn "$R_INGEST_LOST == 0 and $R_INGEST_BADVAL == 0")"
+        printf '%-44s %-22s %-14s %s\n' "devices with a wrong final value" "$R_INGEST_BADVAL" "0" "$(yn "$R_INGEST_BADVAL == 0")"
+        printf '%-44s %-22s %-14s %s\n' "latency p50 @${E2E_LAT_RATE}/s" "${R_LAT_P50:-?} us" "-" "-"
+        printf '%-44s %-22s %-14s %s\n' "latency p99 @${E2E_LAT_RATE}/s" "${R_LAT_P99:-?} us" "<= 5000 us" "$(yn "${R_LAT_P99:-999999999} <= 5000")"
+        printf '%-44s %-22s %-14s %s\n' "latency max @${E2E_LAT_RATE}/s" "${R_LAT_MAX:-?} us" "-" "-"
+        printf '%-44s %-22s %-14s %s\n' "commits/s @1000/s (100 ms window)" "$R_IO_COMMITS_PER_S" "<= 10" "$(yn "$R_IO_COMMITS_PER_S <= 10.5")"
+        printf '%-44s %-22s %-14s %s\n' "fsync+fdatasync calls/s @1000/s" "$R_IO_FSYNC_PER_S" "<= 10" "$(yn "$R_IO_FSYNC_PER_S <= 10.5")"
+        printf '%-44s %-22s %-14s %s\n' "disk bytes written / transition @1000/s" "$R_IO_BYTES_PER_T" "<= 200" "$(yn "$R_IO_BYTES_PER_T <= 200")"
+        printf '%-44s %-22s %-14s %s\n' "restore of $E2E_BIG_K devices" "$R_BIG_RESTORE_MS ms" "<= 100 ms" "$(yn "$R_BIG_RESTORE_MS <= 100")"
+        printf '%-44s %-22s %-14s %s\n' "start -> MQTT connected, $E2E_BIG_K devices" "$R_BIG_CONNECT_MS ms" "-" "-"
+        printf '%-44s %-22s %-14s %s\n' "peak RSS (VmHWM), $E2E_BIG_K devices" "$R_BIG_HWM_KB kB" "<= 16384 kB" "$(yn "$R_BIG_HWM_KB <= 16384")"
+        echo "ingest: $R_INGEST_STATS"
+    } | tee "$E2E_DIR/table.txt"
+    python3 - <<PY
+import json, subprocess, datetime
+r = {
+  "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+  "nproc": $(nproc), "cpu_model": """$cpu_model""",
+  "loadavg_at_start": "$E2E_LOAD0", "loadavg_at_end": "$(cut -d' ' -f1-3 /proc/loadavg)",
+  "git_commit": subprocess.run(["git","rev-parse","--short","HEAD"],capture_output=True,text=True).stdout.strip(),
+  "load": {"messages": $E2E_N, "devices": $E2E_K, "qos": 0, "payloads": "even devices plain int, odd devices JSON {seq,t}"},
+  "ceiling_msg_s": $R_CEIL_RATE, "ceiling_received": $R_CEIL_COUNT,
+  "bridge_msg_s": $R_INGEST_RATE, "bridge_seconds": $R_INGEST_SECS, "bridge_cpu_percent": $R_INGEST_CPU,
+  "publisher_msg_s": ${R_PUB_RATE:-0},
+  "bridge_over_ceiling_percent": $ratio,
+  "committed_rows": $R_INGEST_ROWS, "applied": ${R_INGEST_APPLIED:-0}, "lost": $R_INGEST_LOST,
+  "dropped": ${R_INGEST_DROPPED:-0}, "rejected": ${R_INGEST_REJECTED:-0}, "wrong_final_values": $R_INGEST_BADVAL,
+  "ingest_commits": ${R_INGEST_COMMITS:-0}, "ingest_stats_line": """$R_INGEST_STATS""",
+  "latency": {"rate_msg_s": $E2E_LAT_RATE, "messages": $R_LAT_N, "p50_us": ${R_LAT_P50:-None}, "p99_us": ${R_LAT_P99:-None}, "max_us": ${R_LAT_MAX:-None}, "missing": ${R_LAT_MISSING:-None}},
+  "io": {"rate_msg_s": 1000, "devices": 100, "transitions": $R_IO_N, "seconds": $R_IO_SECS,
+         "disk_write_bytes_per_transition": $R_IO_BYTES_PER_T, "wchar_bytes_per_transition_incl_mqtt": $R_IO_WCHAR_PER_T,
+         "commits": $R_IO_COMMITS, "commits_per_s": $R_IO_COMMITS_PER_S, "fsync_calls": ${R_IO_FSYNCS:-0}, "fsync_per_s": $R_IO_FSYNC_PER_S},
+  "big": {"devices": $E2E_BIG_K, "restored": ${R_BIG_RESTORED:-0}, "restore_ms": ${R_BIG_RESTORE_MS:-None},
+          "start_to_mqtt_connected_ms": $R_BIG_CONNECT_MS, "vmhwm_kb": ${R_BIG_HWM_KB:-0}, "vmrss_kb": ${R_BIG_RSS_KB:-0}},
+  "targets": {"ratio_percent_min": 90, "lost": 0, "p99_us_max": 5000, "commits_per_s_max": 10,
+              "bytes_per_transition_max": 200, "restore_ms_max": 100, "vmhwm_kb_max": 16384},
+}
+json.dump(r, open("bench/results.json", "w"), indent=2)
+print("wrote bench/results.json")
+PY
+}
+
+cmd_e2e() {
+    E2E_N=${E2E_N:-200000}
+    E2E_K=${E2E_K:-1000}
+    E2E_LAT_RATE=${E2E_LAT_RATE:-5000}
+    E2E_LAT_S=${E2E_LAT_S:-10}
+    E2E_IO_S=${E2E_IO_S:-20}
+    E2E_BIG_K=${E2E_BIG_K:-10000}
+    E2E_LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+    ./scripts/deps.sh
+    build wb-mqtt-bridge mqtt_load mqtt_sink commit_wait >/dev/null
+    E2E_BUILD=$BUILD
+    E2E_BIN=$BUILD/wb-mqtt-bridge
+    # On the disk the bridge would use (not tmpfs), so write_bytes is real.
+    E2E_DIR=$(mktemp -d "$PWD/$BUILD/e2e.XXXXXX")
+    trap e2e_cleanup EXIT
+    e2e_broker
+    phase_ceiling
+    phase_ingest
+    phase_latency
+    phase_io
+    phase_big
+    print_results
+}

@@ -1,0 +1,270 @@
+/*
+ * outbox.c - the coalescing FIFO of publications (see outbox.h).
+ *
+ * One mutex guards a singly linked FIFO and a chained hash table of the
+ * retained entries by topic (power-of-two buckets, doubled when the load
+ * passes 1). Invariant: an entry is in the table iff it is retained and still
+ * in the FIFO; outbox_take() unlinks it from both.
+ */
+#include "mqtt/outbox.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct outbox {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC */
+    struct outbox_msg *head, *tail;
+    struct outbox_msg **buckets;
+    size_t nbuckets, nretained, depth;
+    size_t taken; /* taken and not yet done */
+    uint64_t coalesced;
+    bool woken;
+};
+
+static uint32_t fnv1a(const char *s)
+{
+    uint32_t h = 2166136261u;
+    while (*s)
+        h = (h ^ (uint8_t)*s++) * 16777619u;
+    return h;
+}
+
+struct outbox *outbox_create(void)
+{
+    struct outbox *o = calloc(1, sizeof(*o));
+    if (!o)
+        return NULL;
+    o->nbuckets = 256;
+    o->buckets = calloc(o->nbuckets, sizeof(*o->buckets));
+    if (!o->buckets) {
+        free(o);
+        return NULL;
+    }
+    pthread_mutex_init(&o->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&o->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return o;
+}
+
+static void outbox_msg_free(struct outbox_msg *m)
+{
+    if (!m)
+        return;
+    free(m->payload);
+    free(m);
+}
+
+size_t outbox_clear(struct outbox *o)
+{
+    pthread_mutex_lock(&o->mu);
+    struct outbox_msg *m = o->head;
+    size_t n = o->depth;
+    o->head = o->tail = NULL;
+    memset(o->buckets, 0, o->nbuckets * sizeof(*o->buckets));
+    o->nretained = o->depth = 0;
+    pthread_mutex_unlock(&o->mu);
+    while (m) {
+        struct outbox_msg *next = m->next;
+        outbox_msg_free(m);
+        m = next;
+    }
+    return n;
+}
+
+void outbox_destroy(struct outbox *o)
+{
+    if (!o)
+        return;
+    outbox_clear(o);
+    free(o->buckets);
+    pthread_cond_destroy(&o->cv);
+    pthread_mutex_destroy(&o->mu);
+    free(o);
+}
+
+static char *dup_payload(const void *payload, size_t len)
+{
+    char *p = malloc(len + 1);
+    if (p) {
+        if (len)
+            memcpy(p, payload, len);
+        p[len] = '\0';
+    }
+    return p;
+}
+
+/* Caller holds mu. A failed grow keeps the old table (longer chains). */
+static void grow(struct outbox *o)
+{
+    size_t n = o->nbuckets * 2;
+    struct outbox_msg **b = calloc(n, sizeof(*b));
+    if (!b)
+        return;
+    for (size_t i = 0; i < o->nbuckets; i++) {
+        struct outbox_msg *m = o->buckets[i];
+        while (m) {
+            struct outbox_msg *next = m->hnext;
+            m->hnext = b[m->hash & (n - 1)];
+            b[m->hash & (n - 1)] = m;
+            m = next;
+        }
+    }
+    free(o->buckets);
+    o->buckets = b;
+    o->nbuckets = n;
+}
+
+wb_status outbox_put(struct outbox *o, const char *topic, const void *payload, size_t len,
+                     int qos, bool retained)
+{
+    uint32_t h = retained ? fnv1a(topic) : 0;
+    char *p = dup_payload(payload, len);
+    if (!p)
+        return WB_ERR_NOMEM;
+    pthread_mutex_lock(&o->mu);
+    if (retained) {
+        for (struct outbox_msg *m = o->buckets[h & (o->nbuckets - 1)]; m; m = m->hnext) {
+            if (m->hash == h && strcmp(m->topic, topic) == 0) {
+                char *old = m->payload;
+                m->payload = p;
+                m->len = len;
+                if (qos > m->qos)
+                    m->qos = qos;
+                o->coalesced++;
+                pthread_mutex_unlock(&o->mu);
+                free(old);
+                return WB_OK;
+            }
+        }
+    }
+    pthread_mutex_unlock(&o->mu);
+
+    size_t tl = strlen(topic) + 1;
+    struct outbox_msg *m = malloc(sizeof(*m) + tl);
+    if (!m) {
+        free(p);
+        return WB_ERR_NOMEM;
+    }
+    memcpy(m->topic, topic, tl);
+    m->next = m->hnext = NULL;
+    m->hash = h;
+    m->qos = qos;
+    m->retained = retained;
+    m->len = len;
+    m->payload = p;
+
+    pthread_mutex_lock(&o->mu);
+    if (retained) {
+        /* Another producer may have queued the topic meanwhile. */
+        for (struct outbox_msg *x = o->buckets[h & (o->nbuckets - 1)]; x; x = x->hnext) {
+            if (x->hash == h && strcmp(x->topic, topic) == 0) {
+                m->payload = x->payload;
+                x->payload = p;
+                x->len = len;
+                o->coalesced++;
+                pthread_mutex_unlock(&o->mu);
+                outbox_msg_free(m);
+                return WB_OK;
+            }
+        }
+        if (o->nretained + 1 > o->nbuckets)
+            grow(o);
+        m->hnext = o->buckets[h & (o->nbuckets - 1)];
+        o->buckets[h & (o->nbuckets - 1)] = m;
+        o->nretained++;
+    }
+    if (o->tail)
+        o->tail->next = m;
+    else
+        o->head = m;
+    o->tail = m;
+    o->depth++;
+    pthread_cond_signal(&o->cv);
+    pthread_mutex_unlock(&o->mu);
+    return WB_OK;
+}
+
+struct outbox_msg *outbox_take(struct outbox *o, int timeout_ms)
+{
+    pthread_mutex_lock(&o->mu);
+    if (!o->head && timeout_ms > 0 && !o->woken) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += timeout_ms / 1000;
+        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        while (!o->head && !o->woken)
+            if (pthread_cond_timedwait(&o->cv, &o->mu, &ts) != 0)
+                break;
+    }
+    o->woken = false;
+    struct outbox_msg *m = o->head;
+    if (m) {
+        o->head = m->next;
+        if (!o->head)
+            o->tail = NULL;
+        o->depth--;
+        if (m->retained) {
+            struct outbox_msg **pp = &o->buckets[m->hash & (o->nbuckets - 1)];
+            while (*pp != m)
+                pp = &(*pp)->hnext;
+            *pp = m->hnext;
+            o->nretained--;
+        }
+        m->next = m->hnext = NULL;
+        o->taken++;
+    }
+    pthread_mutex_unlock(&o->mu);
+    return m;
+}
+
+void outbox_done(struct outbox *o, struct outbox_msg *m)
+{
+    if (!m)
+        return;
+    outbox_msg_free(m);
+    pthread_mutex_lock(&o->mu);
+    o->taken--;
+    pthread_mutex_unlock(&o->mu);
+}
+
+bool outbox_idle(struct outbox *o)
+{
+    pthread_mutex_lock(&o->mu);
+    bool idle = !o->head && o->taken == 0;
+    pthread_mutex_unlock(&o->mu);
+    return idle;
+}
+
+void outbox_wake(struct outbox *o)
+{
+    pthread_mutex_lock(&o->mu);
+    o->woken = true;
+    pthread_cond_broadcast(&o->cv);
+    pthread_mutex_unlock(&o->mu);
+}
+
+size_t outbox_depth(struct outbox *o)
+{
+    pthread_mutex_lock(&o->mu);
+    size_t n = o->depth;
+    pthread_mutex_unlock(&o->mu);
+    return n;
+}
+
+uint64_t outbox_coalesced(struct outbox *o)
+{
+    pthread_mutex_lock(&o->mu);
+    uint64_t n = o->coalesced;
+    pthread_mutex_unlock(&o->mu);
+    return n;
+}
