@@ -117,6 +117,13 @@ struct mqttc {
     bool sender_started;
     volatile bool sender_stop; /* written before outbox_wake(), read after take */
     int sender_inflight;       /* under mu; see SENDER_MAX_INFLIGHT */
+    /* A subscription change made while connected, applied by the sender
+     * thread (under mu): the caller (the core thread) must never call paho,
+     * whose lock paho's receive thread may hold while it waits for room in
+     * the core's queue. */
+    bool resub_pending;
+    char **resub_gone;
+    size_t resub_ngone;
 
     pthread_mutex_t mu;
     pthread_cond_t cv; /* CLOCK_MONOTONIC; any change of the fields below */
@@ -628,6 +635,36 @@ static void on_send_fail(void *ctx, MQTTAsync_failureData *r)
     sent_done(ctx);
 }
 
+/* Sender thread: a subscription change recorded by mqttc_set_subscriptions()
+ * while connected is applied here, outside mu. */
+static void apply_pending_resub(struct mqttc *c)
+{
+    pthread_mutex_lock(&c->mu);
+    if (!c->resub_pending) {
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    c->resub_pending = false;
+    char **gone = c->resub_gone;
+    size_t ngone = c->resub_ngone;
+    c->resub_gone = NULL;
+    c->resub_ngone = 0;
+    bool up = c->st == ST_CONNECTED && !c->stopping;
+    size_t n = c->nsubs;
+    int qos = c->sub_qos;
+    char **now = dup_strv((const char *const *)c->subs, n);
+    pthread_mutex_unlock(&c->mu);
+    if (up && ngone) {
+        int rc = MQTTAsync_unsubscribeMany(c->cli, (int)ngone, gone, NULL);
+        if (rc != MQTTASYNC_SUCCESS)
+            log_warn("MQTT unsubscribe failed: %s", MQTTAsync_strerror(rc));
+    }
+    if (up && (now || !n))
+        subscribe_all(c, now, n, qos);
+    free_strv(gone, ngone);
+    free_strv(now, now ? n : 0);
+}
+
 /* The only caller of MQTTAsync_send(): takes publications from the outbox. */
 static void *sender_main(void *arg)
 {
@@ -638,6 +675,7 @@ static void *sender_main(void *arg)
             sleep_ms(SENDER_BACKLOG_PAUSE_MS);
             next_pause_ms = util_mono_ms() + SENDER_BACKLOG_EVERY_MS;
         }
+        apply_pending_resub(c);
         pthread_mutex_lock(&c->mu);
         /* Bounded wait: a connection lost with publications in flight may
          * not report them all, so the count is reset on the next connect. */
@@ -717,28 +755,25 @@ wb_status mqttc_set_subscriptions(struct mqttc *c, const char *const *filters, s
         if (!filters[i] || !filters[i][0])
             return WB_ERR_INVALID;
     char **fresh = dup_strv(filters, n);
-    char **now = dup_strv(filters, n); /* for the immediate subscribe, outside mu */
-    char **gone = NULL;
-    size_t ngone = 0;
-    if (n && (!fresh || !now)) {
-        free_strv(fresh, fresh ? n : 0);
-        free_strv(now, now ? n : 0);
+    if (n && !fresh)
         return WB_ERR_NOMEM;
-    }
 
     pthread_mutex_lock(&c->mu);
     bool up = c->st == ST_CONNECTED && !c->stopping;
     if (up && c->nsubs) {
-        /* Filters dropped from the set are unsubscribed now; a reconnect
-         * (clean session) would forget them anyway. */
-        gone = calloc(c->nsubs, sizeof(*gone));
-        for (size_t i = 0; gone && i < c->nsubs; i++) {
-            bool kept = false;
-            for (size_t j = 0; j < n && !kept; j++)
-                kept = strcmp(c->subs[i], filters[j]) == 0;
-            if (!kept) {
-                gone[ngone++] = c->subs[i];
-                c->subs[i] = NULL; /* ownership moves to gone */
+        /* Filters dropped from the set are unsubscribed by the sender
+         * thread; a reconnect (clean session) would forget them anyway. */
+        char **gone = realloc(c->resub_gone, (c->resub_ngone + c->nsubs) * sizeof(*gone));
+        if (gone) {
+            c->resub_gone = gone;
+            for (size_t i = 0; i < c->nsubs; i++) {
+                bool kept = false;
+                for (size_t j = 0; j < n && !kept; j++)
+                    kept = strcmp(c->subs[i], filters[j]) == 0;
+                if (!kept) {
+                    c->resub_gone[c->resub_ngone++] = c->subs[i];
+                    c->subs[i] = NULL; /* ownership moves to resub_gone */
+                }
             }
         }
     }
@@ -746,18 +781,11 @@ wb_status mqttc_set_subscriptions(struct mqttc *c, const char *const *filters, s
     c->subs = fresh;
     c->nsubs = n;
     c->sub_qos = qos;
+    if (up)
+        c->resub_pending = true;
     pthread_mutex_unlock(&c->mu);
-
-    if (up) {
-        if (ngone) {
-            int rc = MQTTAsync_unsubscribeMany(c->cli, (int)ngone, gone, NULL);
-            if (rc != MQTTASYNC_SUCCESS)
-                log_warn("MQTT unsubscribe failed: %s", MQTTAsync_strerror(rc));
-        }
-        subscribe_all(c, now, n, qos);
-    }
-    free_strv(gone, ngone);
-    free_strv(now, n);
+    if (up)
+        outbox_wake(c->out);
     return WB_OK;
 }
 
@@ -910,6 +938,7 @@ void mqttc_destroy(struct mqttc *c)
         pthread_cond_wait(&c->cv, &c->mu);
     pthread_mutex_unlock(&c->mu);
 
+    free_strv(c->resub_gone, c->resub_ngone);
     free_strv(c->subs, c->nsubs);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
