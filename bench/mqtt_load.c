@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wbmb/util.h"
+
 struct opts {
     const char *host, *prefix;
     int port, qos;
@@ -111,6 +113,7 @@ static MQTTAsync connect_client(const struct opts *o, const char *id, MQTTAsync_
         MQTTAsync_destroy(&c);
         return NULL;
     }
+    util_tcp_nodelay_to_port(o->port); /* like the bridge: no Nagle stalls */
     return c;
 }
 

@@ -12,6 +12,7 @@
  */
 #include <MQTTAsync.h>
 #include <stdatomic.h>
+#include "wbmb/util.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mqtt_sink: cannot connect to %s\n", uri);
         return 1;
     }
+    util_tcp_nodelay_to_port(port); /* like the bridge: no Nagle stalls */
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     ro.onSuccess = on_ok;
     ro.onFailure = on_fail;

@@ -63,6 +63,7 @@ listener $E2E_PORT 127.0.0.1
 allow_anonymous true
 max_queued_messages 0
 persistence false
+set_tcp_nodelay true
 CONF
     mosquitto -c "$E2E_DIR/mosquitto.conf" >"$E2E_DIR/mosquitto.log" 2>&1 &
     E2E_PIDS+=($!)

@@ -26,6 +26,11 @@ wb_status util_mkdir_parents(const char *path);
  * Returns NULL on failure (errno set). */
 char *util_read_file(const char *path, size_t max_len, size_t *len_out, int strip);
 
+/* Sets TCP_NODELAY on every connected TCP socket of this process whose peer
+ * port is `port`. For clients whose library hides its socket (paho): a false
+ * match only gets NODELAY, which is harmless. Returns how many were set. */
+int util_tcp_nodelay_to_port(int port);
+
 /* Random RFC 4122 version-4 UUID, lower case, 37 bytes with the NUL. */
 void util_uuid(char out[37]);
 

@@ -3,7 +3,11 @@
  */
 #include "wbmb/util.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,4 +129,37 @@ void util_uuid(char out[37])
     uuid_t u;
     uuid_generate_random(u);
     uuid_unparse_lower(u, out);
+}
+
+int util_tcp_nodelay_to_port(int port)
+{
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir)
+        return 0;
+    int set = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end || fd < 0 || fd == dirfd(dir))
+            continue;
+        int type = 0;
+        socklen_t tl = sizeof(type);
+        struct sockaddr_storage peer;
+        socklen_t pl = sizeof(peer);
+        if (getsockopt((int)fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_STREAM ||
+            getpeername((int)fd, (struct sockaddr *)&peer, &pl) != 0)
+            continue;
+        int peer_port = peer.ss_family == AF_INET
+                            ? ntohs(((struct sockaddr_in *)&peer)->sin_port)
+                        : peer.ss_family == AF_INET6
+                            ? ntohs(((struct sockaddr_in6 *)&peer)->sin6_port)
+                            : -1;
+        int one = 1;
+        if (peer_port == port &&
+            setsockopt((int)fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
+            set++;
+    }
+    closedir(dir);
+    return set;
 }

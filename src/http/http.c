@@ -27,6 +27,7 @@
 #include <strings.h>
 
 #include "http/http_body.h"
+#include "http/http_guard.h"
 #include "http/http_page.h"
 #include "http/http_sse.h"
 #include "wbmb/log.h"
@@ -39,10 +40,15 @@
 #define LIMIT_DEFAULT 100
 #define LIMIT_MAX 1000
 
+/* Total time a connection may take to send a request's headers (see
+ * http_guard.h); a variable so tests can shorten it. */
+int http_header_deadline_ms = 10000;
+
 struct http_server {
     struct MHD_Daemon *mhd;
     struct http_backend be;
     struct http_sse *sse;
+    struct http_guard *guard;      /* header deadline against slow-loris clients */
     char *token;                   /* NULL = no auth */
     uint64_t requests, r4xx, r5xx; /* updated with __atomic builtins */
 };
@@ -275,11 +281,16 @@ static enum MHD_Result answer_metrics(struct http_server *h, struct MHD_Connecti
                  "wbmb_sse_dropped_total %llu\n"
                  "# HELP wbmb_sse_events_total Events broadcast to SSE clients.\n"
                  "# TYPE wbmb_sse_events_total counter\n"
-                 "wbmb_sse_events_total %llu\n",
+                 "wbmb_sse_events_total %llu\n"
+                 "# HELP wbmb_http_slow_clients_cut_total Connections cut for sending headers "
+                 "too slowly.\n"
+                 "# TYPE wbmb_http_slow_clients_cut_total counter\n"
+                 "wbmb_http_slow_clients_cut_total %llu\n",
                  core ? core : "", (unsigned long long)st.requests,
                  (unsigned long long)st.responses_4xx, (unsigned long long)st.responses_5xx,
                  (unsigned long long)st.sse_clients, (unsigned long long)st.sse_dropped,
-                 (unsigned long long)st.events_broadcast);
+                 (unsigned long long)st.events_broadcast,
+                 (unsigned long long)http_guard_dropped(h->guard));
     free(core);
     if (n < 0)
         return queue_answer(h, c, 500, NULL);
@@ -448,6 +459,7 @@ static enum MHD_Result begin(struct http_server *h, struct MHD_Connection *c, co
     size_t i;
 
     __atomic_fetch_add(&h->requests, 1, __ATOMIC_RELAXED);
+    http_guard_request_started(h->guard, c);
     is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     is_post = strcmp(method, "POST") == 0;
     for (i = 0; i < N_ROUTES; i++) {
@@ -519,9 +531,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return do_post(h, c, p);
 }
 
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct http_server *h = cls;
+    (void)socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci)
+            http_guard_opened(h->guard, c, ci->connect_fd);
+    } else {
+        http_guard_closed(h->guard, c);
+    }
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    struct http_server *h = cls;
+    http_guard_request_done(h->guard, c);
     struct post_ctx *p = *con_cls;
     if (p) {
         free(p->body);
@@ -605,7 +634,8 @@ struct http_server *http_start(const struct http_options *opts, const struct htt
         }
     }
     h->sse = http_sse_create();
-    if (!h->sse) {
+    h->guard = http_guard_create(http_header_deadline_ms, CONN_LIMIT + 8);
+    if (!h->sse || !h->guard) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -614,7 +644,8 @@ struct http_server *http_start(const struct http_options *opts, const struct htt
         NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
         MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, h, MHD_OPTION_END);
     if (!h->mhd) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not local?)", opts->listen);
@@ -623,6 +654,7 @@ struct http_server *http_start(const struct http_options *opts, const struct htt
     log_info("http: listening on %s (port %u)", opts->listen, (unsigned)http_port(h));
     return h;
 fail:
+    http_guard_destroy(h->guard);
     http_sse_destroy(h->sse);
     free(h->token);
     free(h);
@@ -637,6 +669,7 @@ void http_stop(struct http_server *h)
      * while MHD_stop_daemon joins it. */
     http_sse_stop(h->sse);
     MHD_stop_daemon(h->mhd);
+    http_guard_destroy(h->guard);
     http_sse_destroy(h->sse);
     free(h->token);
     free(h);

@@ -66,10 +66,6 @@
 #include <time.h>
 
 #include <MQTTAsync.h>
-#include <dirent.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 
 #include "mqtt/outbox.h"
 #include "wbmb/log.h"
@@ -248,41 +244,6 @@ static void subscribe_all(struct mqttc *c, char **subs, size_t n, int qos)
         log_warn("MQTT subscribe to %zu filter(s) failed: %s", n, MQTTAsync_strerror(rc));
 }
 
-/* paho never sets TCP_NODELAY, so two small publications in a row wait for
- * the broker's delayed ACK (Nagle): ~40 ms of latency on loopback. paho
- * does not hand out its socket, so find it: the connected TCP socket(s)
- * of this process whose peer port is the broker's. A false match (another
- * TCP peer on the same port number) only gets NODELAY, which is harmless. */
-static void set_nodelay(int port)
-{
-    DIR *dir = opendir("/proc/self/fd");
-    if (!dir)
-        return;
-    struct dirent *e;
-    while ((e = readdir(dir)) != NULL) {
-        char *end;
-        long fd = strtol(e->d_name, &end, 10);
-        if (*end || fd < 0 || fd == dirfd(dir))
-            continue;
-        int type = 0;
-        socklen_t tl = sizeof(type);
-        struct sockaddr_storage peer;
-        socklen_t pl = sizeof(peer);
-        if (getsockopt((int)fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_STREAM ||
-            getpeername((int)fd, (struct sockaddr *)&peer, &pl) != 0)
-            continue;
-        int peer_port = peer.ss_family == AF_INET
-                            ? ntohs(((struct sockaddr_in *)&peer)->sin_port)
-                        : peer.ss_family == AF_INET6
-                            ? ntohs(((struct sockaddr_in6 *)&peer)->sin6_port)
-                            : -1;
-        int one = 1;
-        if (peer_port == port)
-            setsockopt((int)fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
-    closedir(dir);
-}
-
 /* ---- paho callbacks (paho's thread) ----------------------------------- */
 
 static void on_connect_success(void *ctx, MQTTAsync_successData *resp)
@@ -313,7 +274,9 @@ static void on_connect_success(void *ctx, MQTTAsync_successData *resp)
     pthread_mutex_unlock(&c->mu);
 
     log_info("MQTT connected to %s:%d", c->host, c->port);
-    set_nodelay(c->port);
+    /* paho never sets TCP_NODELAY: two small publications in a row would
+     * wait for the broker's delayed ACK (Nagle), ~40 ms on loopback. */
+    util_tcp_nodelay_to_port(c->port);
     subscribe_all(c, subs, n, qos);
     free_strv(subs, n);
     if (c->on_connection)

@@ -123,22 +123,29 @@ for i in range(3):
     s = socket.create_connection(("127.0.0.1", port)); s.sendall(b"GET /health HTTP/1.1\r\n")
     loris.append(s)
 open(d + "/raw.started", "w").close()
-start = time.time(); closed_at = {}
+start = time.time(); closed_at = {}; loris_closed = {}
+def gone(s):
+    s.settimeout(0.01)
+    try:
+        return s.recv(1024) == b""
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
 while time.time() - start < 45:
     for i, s in enumerate(loris):
+        if i in loris_closed: continue
         try: s.sendall(b"X")
-        except OSError: pass
+        except OSError: loris_closed[i] = time.time() - start; continue
+        if gone(s): loris_closed[i] = time.time() - start
     for i, s in enumerate(silent):
-        if i in closed_at: continue
-        s.settimeout(0.01)
-        try:
-            if s.recv(1024) == b"": closed_at[i] = time.time() - start
-        except socket.timeout: pass
-        except OSError: closed_at[i] = time.time() - start
-    if len(closed_at) == len(silent): break
+        if i not in closed_at and gone(s): closed_at[i] = time.time() - start
+    if len(closed_at) == len(silent) and len(loris_closed) == len(loris): break
     time.sleep(1)
 with open(d + "/raw.result", "w") as f:
     f.write("%d %s\n" % (len(closed_at), " ".join("%.0f" % v for v in closed_at.values())))
+with open(d + "/loris.result", "w") as f:
+    f.write("%d %s\n" % (len(loris_closed), " ".join("%.0f" % v for v in loris_closed.values())))
 PY
 RAW_PID=$!
 T_PIDS+=("$RAW_PID")
@@ -150,8 +157,12 @@ for i in $(seq 10); do
 done
 check "other requests answered while 6 clients hang (10/10, got $ok_during)" test "$ok_during" -eq 10
 wait "$RAW_PID" || true
-check "silent clients closed after the server's 30 s timeout ($(cat "$T_DIR/raw.result" 2>/dev/null))" \
+check "silent clients closed by the 10 s header deadline ($(cat "$T_DIR/raw.result" 2>/dev/null))" \
     bash -c "[ \"\$(cut -d' ' -f1 '$T_DIR/raw.result')\" = 3 ]"
+check "slow-loris clients (a byte a second) cut too ($(cat "$T_DIR/loris.result" 2>/dev/null))" \
+    bash -c "[ \"\$(cut -d' ' -f1 '$T_DIR/loris.result')\" = 3 ]"
+check "cut connections counted in /metrics" bash -c \
+    "[ \$(curl -sf $BASE/metrics | sed -n 's/^wbmb_http_slow_clients_cut_total //p') -ge 6 ]"
 
 # ---- nothing changed, everything counted ---------------------------------------------
 check "state unchanged by every bad input" test "$(snap)" = "$before"
