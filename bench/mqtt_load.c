@@ -153,7 +153,8 @@ static int on_mirror(void *ctx, char *topic, int tlen, MQTTAsync_message *m)
     if (ok) {
         p += l->plen + 4;
         const char *slash = strchr(p, '/');
-        ok = slash && (strcmp(slash, "/controls/value") == 0 || strcmp(slash, "/controls/seq") == 0);
+        ok =
+            slash && (strcmp(slash, "/controls/value") == 0 || strcmp(slash, "/controls/seq") == 0);
         if (ok) {
             long dev = parse_long(p, (size_t)(slash - p), &ok);
             long seq = ok ? parse_long(m->payload, (size_t)m->payloadlen, &ok) : 0;
@@ -224,7 +225,8 @@ static int publish_all(MQTTAsync c, const struct opts *o, struct lat *l)
             l->sent_us[m] = sent;
         MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
         int rc;
-        while ((rc = MQTTAsync_send(c, topic, plen, payload, o->qos, 0, &ro)) != MQTTASYNC_SUCCESS) {
+        while ((rc = MQTTAsync_send(c, topic, plen, payload, o->qos, 0, &ro)) !=
+               MQTTASYNC_SUCCESS) {
             /* paho's command queue is full: let its thread drain it. */
             if (++retries > 1000000) {
                 fprintf(stderr, "mqtt_load: publish refused: %d\n", rc);
@@ -237,7 +239,8 @@ static int publish_all(MQTTAsync c, const struct opts *o, struct lat *l)
      * or acknowledged (QoS 1). */
     for (int i = 0; i < 60000; i++) {
         MQTTAsync_token *toks = NULL;
-        int busy = MQTTAsync_getPendingTokens(c, &toks) == MQTTASYNC_SUCCESS && toks && toks[0] != -1;
+        int busy =
+            MQTTAsync_getPendingTokens(c, &toks) == MQTTASYNC_SUCCESS && toks && toks[0] != -1;
         MQTTAsync_free(toks);
         if (!busy && !MQTTAsync_isConnected(c))
             break;
@@ -262,21 +265,40 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    struct opts o = {.host = "127.0.0.1", .prefix = "bench", .port = 1883, .n = 200000,
-                     .k = 1000, .wait_s = 10};
+    struct opts o = {
+        .host = "127.0.0.1", .prefix = "bench", .port = 1883, .n = 200000, .k = 1000, .wait_s = 10};
     int ch;
     while ((ch = getopt(argc, argv, "h:p:n:k:q:r:P:LW:")) != -1) {
         switch (ch) {
-        case 'h': o.host = optarg; break;
-        case 'p': o.port = atoi(optarg); break;
-        case 'n': o.n = atol(optarg); break;
-        case 'k': o.k = atol(optarg); break;
-        case 'q': o.qos = atoi(optarg); break;
-        case 'r': o.rate = atof(optarg); break;
-        case 'P': o.prefix = optarg; break;
-        case 'L': o.latency = 1; break;
-        case 'W': o.wait_s = atoi(optarg); break;
-        default: usage();
+        case 'h':
+            o.host = optarg;
+            break;
+        case 'p':
+            o.port = atoi(optarg);
+            break;
+        case 'n':
+            o.n = atol(optarg);
+            break;
+        case 'k':
+            o.k = atol(optarg);
+            break;
+        case 'q':
+            o.qos = atoi(optarg);
+            break;
+        case 'r':
+            o.rate = atof(optarg);
+            break;
+        case 'P':
+            o.prefix = optarg;
+            break;
+        case 'L':
+            o.latency = 1;
+            break;
+        case 'W':
+            o.wait_s = atoi(optarg);
+            break;
+        default:
+            usage();
         }
     }
     if (o.n <= 0 || o.k <= 0 || (o.qos != 0 && o.qos != 1))

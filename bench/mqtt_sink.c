@@ -71,12 +71,24 @@ int main(int argc, char **argv)
     long n = 200000;
     while ((ch = getopt(argc, argv, "h:p:t:n:q:W:")) != -1) {
         switch (ch) {
-        case 'h': host = optarg; break;
-        case 'p': port = atoi(optarg); break;
-        case 't': filter = optarg; break;
-        case 'n': n = atol(optarg); break;
-        case 'q': qos = atoi(optarg); break;
-        case 'W': idle_s = atoi(optarg); break;
+        case 'h':
+            host = optarg;
+            break;
+        case 'p':
+            port = atoi(optarg);
+            break;
+        case 't':
+            filter = optarg;
+            break;
+        case 'n':
+            n = atol(optarg);
+            break;
+        case 'q':
+            qos = atoi(optarg);
+            break;
+        case 'W':
+            idle_s = atoi(optarg);
+            break;
         default:
             fprintf(stderr, "usage: mqtt_sink [-h HOST] [-p PORT] [-t FILTER] [-n MSGS] "
                             "[-q QOS] [-W IDLE_S]\n");

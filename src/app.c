@@ -51,7 +51,6 @@
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
 
-
 static void on_signal(int sig)
 {
     if (sig == SIGHUP)
@@ -83,15 +82,14 @@ static void print_config_errors(const struct cfg_errors *errs, enum log_level lv
 }
 
 /* paho thread: hand the message to the core, never touch state here. */
-static void on_message(void *ud, const char *topic, const void *payload, size_t len,
-                       bool retained)
+static void on_message(void *ud, const char *topic, const void *payload, size_t len, bool retained)
 {
     struct app *a = ud;
     if (len > PAYLOAD_MAX_LEN) {
         /* Bounded before it is copied anywhere: a 1 MB payload is refused. */
         atomic_fetch_add(&a->oversize_rejected, 1);
-        log_warn("rejected message on '%s': payload of %zu bytes is over the %d byte limit",
-                 topic, len, PAYLOAD_MAX_LEN);
+        log_warn("rejected message on '%s': payload of %zu bytes is over the %d byte limit", topic,
+                 len, PAYLOAD_MAX_LEN);
         return;
     }
     if (queue_push(a->queue, QUEUE_MSG, topic, payload, len, retained) != WB_OK)
@@ -240,8 +238,8 @@ static void reload_config(struct app *a)
     log_info("SIGHUP: reloading %s", a->opts->config_path);
     if (cfg_load(a->opts->config_path, &ncfg, &errs) != WB_OK) {
         print_config_errors(&errs, LOG_LVL_ERROR, true);
-        log_error("reload rejected: %zu error(s) in %s; keeping the running configuration",
-                  errs.n, a->opts->config_path);
+        log_error("reload rejected: %zu error(s) in %s; keeping the running configuration", errs.n,
+                  a->opts->config_path);
         cfg_errors_free(&errs);
         return;
     }
@@ -457,8 +455,8 @@ static bool final_flush(struct state_store *store)
     int64_t deadline = util_mono_ms() + SHUTDOWN_FLUSH_RETRY_MS;
     wb_status st = store_flush(store);
     if (st != WB_OK)
-        log_error("final flush of the state store failed: %s; retrying for %d ms",
-                  wb_strerror(st), SHUTDOWN_FLUSH_RETRY_MS);
+        log_error("final flush of the state store failed: %s; retrying for %d ms", wb_strerror(st),
+                  SHUTDOWN_FLUSH_RETRY_MS);
     while (st != WB_OK && util_mono_ms() < deadline) {
         struct timespec pause = {0, SHUTDOWN_FLUSH_PAUSE_MS * 1000000L};
         nanosleep(&pause, NULL);
@@ -468,8 +466,8 @@ static bool final_flush(struct state_store *store)
         return true;
     struct store_status ss;
     store_get_status(store, &ss);
-    log_error("final flush of the state store failed: %s; %llu changes unwritten",
-              wb_strerror(st), (unsigned long long)ss.pending);
+    log_error("final flush of the state store failed: %s; %llu changes unwritten", wb_strerror(st),
+              (unsigned long long)ss.pending);
     return ss.pending == 0;
 }
 

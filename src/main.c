@@ -94,9 +94,8 @@ static int collect_pair(const char *key, json_object *value, void *ud)
 
 static int print_json(FILE *f, json_object *v)
 {
-    const char *s = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PRETTY |
-                                                          JSON_C_TO_STRING_SPACED |
-                                                          JSON_C_TO_STRING_NOSLASHESCAPE);
+    const char *s = json_object_to_json_string_ext(
+        v, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
     return fprintf(f, "%s\n", s) < 0 ? -1 : 0;
 }
 
@@ -181,8 +180,8 @@ static int state_command(const char *config_path, int argc, char **argv)
         store_list(s, "", collect_pair, all);
         FILE *f = argc == 2 ? fopen(argv[1], "w") : stdout;
         if (!f || print_json(f, all) != 0 || (f != stdout && fclose(f) != 0)) {
-            fprintf(stderr, "wb-mqtt-bridge: cannot write %s: %s\n",
-                    argc == 2 ? argv[1] : "stdout", strerror(errno));
+            fprintf(stderr, "wb-mqtt-bridge: cannot write %s: %s\n", argc == 2 ? argv[1] : "stdout",
+                    strerror(errno));
             rc = APP_EXIT_FAILURE;
         }
         json_object_put(all);
@@ -274,9 +273,9 @@ static int config_command(int argc, char **argv)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},   {"log-level", required_argument, NULL, 'l'},
-        {"check-config", no_argument, NULL, 'k'},   {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"log-level", required_argument, NULL, 'l'},
+        {"check-config", no_argument, NULL, 'k'}, {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     struct app_options opts = {.config_path = CFG_DEFAULT_PATH};
     bool check_only = false;
@@ -289,8 +288,9 @@ int main(int argc, char **argv)
             break;
         case 'l':
             if (log_level_parse(optarg, &opts.log_level) != 0) {
-                fprintf(stderr, "wb-mqtt-bridge: --log-level must be error, warning, info or "
-                                "debug, not '%s'\n",
+                fprintf(stderr,
+                        "wb-mqtt-bridge: --log-level must be error, warning, info or "
+                        "debug, not '%s'\n",
                         optarg);
                 return APP_EXIT_USAGE;
             }

@@ -20,8 +20,8 @@
 /* Checks in (an object, or NULL for none) against a->params: unknown names,
  * types, min/max, enum values, required; fills defaults. *out = new object
  * of the validated params. WB_ERR_INVALID/WB_ERR_RANGE with reason in err. */
-wb_status action_validate(const struct cfg_action *a, json_object *in, json_object **out,
-                          char *err, size_t errlen);
+wb_status action_validate(const struct cfg_action *a, json_object *in, json_object **out, char *err,
+                          size_t errlen);
 
 /* Params from an MQTT /on payload: a JSON object of params, or the single
  * param's value as plain text (typed by that param), or empty/"1" for an

@@ -45,19 +45,19 @@ struct cfg_field_map {
 
 /* One entry of devices[].state: a topic whose messages change the state. */
 struct cfg_state_binding {
-    char *topic;              /* may hold MQTT wildcards + and # */
-    enum cfg_value_type type; /* BOOL, INT, FLOAT, STRING or JSON */
-    char *field;              /* plain types: the state field set (required) */
+    char *topic;                  /* may hold MQTT wildcards + and # */
+    enum cfg_value_type type;     /* BOOL, INT, FLOAT, STRING or JSON */
+    char *field;                  /* plain types: the state field set (required) */
     struct cfg_field_map *fields; /* JSON: optional mapping; NULL = merge the whole object */
     size_t n_fields;
     struct cfg_mark mark;
 };
 
 struct cfg_availability {
-    char *topic;          /* NULL when only timeout_s is used */
-    char *online;         /* payload meaning online, default "online" */
-    char *offline;        /* payload meaning offline, default "offline" */
-    unsigned timeout_s;   /* > 0: offline when no state message for that long */
+    char *topic;        /* NULL when only timeout_s is used */
+    char *online;       /* payload meaning online, default "online" */
+    char *offline;      /* payload meaning offline, default "offline" */
+    unsigned timeout_s; /* > 0: offline when no state message for that long */
 };
 
 /* One entry of actions.<name>.params. */
@@ -65,7 +65,7 @@ struct cfg_param {
     char *name;
     enum cfg_value_type type; /* INT, FLOAT, BOOL, STRING or ENUM */
     bool has_min, has_max;
-    double min, max;          /* numbers: value bounds; strings: length bounds */
+    double min, max; /* numbers: value bounds; strings: length bounds */
     bool required;
     json_object *default_value; /* NULL when none */
     char **enum_values;         /* ENUM: allowed values */
@@ -75,17 +75,18 @@ struct cfg_param {
 struct cfg_action {
     char *name;
     char *topic;
-    char *payload;        /* template: "{param}" replaced by the param's value; default "1" */
+    char *payload; /* template: "{param}" replaced by the param's value; default "1" */
     struct cfg_param *params;
     size_t n_params;
-    json_object *set;     /* object field -> value; a string value may be a "{param}" template; NULL = none */
+    json_object
+        *set; /* object field -> value; a string value may be a "{param}" template; NULL = none */
     struct cfg_mark mark;
 };
 
 struct cfg_device {
-    char *id;      /* [a-z0-9_]+ */
-    char *name;    /* default: the id */
-    char *type;    /* free label, default "" */
+    char *id;       /* [a-z0-9_]+ */
+    char *name;     /* default: the id */
+    char *type;     /* free label, default "" */
     bool wb_mirror; /* default true */
     struct cfg_state_binding *state;
     size_t n_state;
@@ -109,8 +110,8 @@ struct cfg_condition {
 struct cfg_step {
     char *device;
     char *action;
-    json_object *params;         /* object, NULL when none */
-    struct cfg_condition *when;  /* NULL when none */
+    json_object *params;        /* object, NULL when none */
+    struct cfg_condition *when; /* NULL when none */
     unsigned delay_after_ms;
     struct cfg_mark mark;
 };
@@ -128,22 +129,22 @@ struct cfg_scenario {
 };
 
 struct cfg_mqtt {
-    char *host;            /* default "127.0.0.1" */
-    int port;              /* default 1883, 1..65535 */
-    char *client_id;       /* default "wb-mqtt-bridge" */
-    char *username;        /* NULL when none */
-    char *password_file;   /* NULL when none */
-    char *password;        /* secret: from password_file or WB_MQTT_BRIDGE_PASSWORD; NULL when none */
-    unsigned keepalive_s;  /* default 30 */
-    bool tls;              /* tls: given */
+    char *host;          /* default "127.0.0.1" */
+    int port;            /* default 1883, 1..65535 */
+    char *client_id;     /* default "wb-mqtt-bridge" */
+    char *username;      /* NULL when none */
+    char *password_file; /* NULL when none */
+    char *password;      /* secret: from password_file or WB_MQTT_BRIDGE_PASSWORD; NULL when none */
+    unsigned keepalive_s;                 /* default 30 */
+    bool tls;                             /* tls: given */
     char *ca_file, *cert_file, *key_file; /* NULL when not given */
 };
 
 struct cfg_persistence {
-    char *db_path;               /* default "data/state_store.db" */
-    unsigned commit_interval_ms; /* default 100, 0..60000 */
-    bool history_enabled;        /* default true */
-    unsigned history_max_rows;   /* per device, default 10000 */
+    char *db_path;                 /* default "data/state_store.db" */
+    unsigned commit_interval_ms;   /* default 100, 0..60000 */
+    bool history_enabled;          /* default true */
+    unsigned history_max_rows;     /* per device, default 10000 */
     unsigned history_max_age_days; /* default 30 */
 };
 
@@ -158,8 +159,8 @@ struct config {
     struct cfg_mqtt mqtt;
     struct cfg_persistence persistence;
     struct cfg_http http;
-    enum log_level log_level;  /* default info */
-    char *bridge_device_id;    /* default "wb-mqtt-bridge" */
+    enum log_level log_level; /* default info */
+    char *bridge_device_id;   /* default "wb-mqtt-bridge" */
     struct cfg_device *devices;
     size_t n_devices;
     struct cfg_scenario *scenarios;

@@ -39,12 +39,12 @@ struct devmgr_hooks {
 };
 
 struct devmgr_stats {
-    uint64_t received;    /* messages handed to devmgr_handle_message */
-    uint64_t applied;     /* messages that changed state (transitions) */
-    uint64_t unchanged;   /* valid messages that changed nothing */
-    uint64_t rejected;    /* malformed payloads */
-    uint64_t unknown;     /* topics no binding matches */
-    uint64_t own;         /* our own publications seen again, ignored */
+    uint64_t received;     /* messages handed to devmgr_handle_message */
+    uint64_t applied;      /* messages that changed state (transitions) */
+    uint64_t unchanged;    /* valid messages that changed nothing */
+    uint64_t rejected;     /* malformed payloads */
+    uint64_t unknown;      /* topics no binding matches */
+    uint64_t own;          /* our own publications seen again, ignored */
     uint64_t store_errors; /* store calls that failed */
 };
 

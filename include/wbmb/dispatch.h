@@ -33,7 +33,8 @@ struct dispatch_ctx {
 struct dispatch_result {
     char command_id[37];
     const char *status; /* "sent", "failed" or "rejected" */
-    wb_status st;       /* WB_OK, WB_ERR_NOT_FOUND (device/action), WB_ERR_INVALID/RANGE (params), WB_ERR_MQTT */
+    wb_status st;       /* WB_OK, WB_ERR_NOT_FOUND (device/action), WB_ERR_INVALID/RANGE (params),
+                           WB_ERR_MQTT */
     char error[256];    /* "" when sent */
 };
 
@@ -45,8 +46,8 @@ wb_status dispatch_action(struct dispatch_ctx *d, const char *device_id, const c
 /* The same for an MQTT /on payload: the params are parsed from the payload
  * (a JSON object, or the single param's value); a payload that does not
  * parse is rejected and logged like any invalid request. */
-wb_status dispatch_action_payload(struct dispatch_ctx *d, const char *device_id,
-                                  const char *action, const char *payload, size_t len,
-                                  const char *source, struct dispatch_result *out);
+wb_status dispatch_action_payload(struct dispatch_ctx *d, const char *device_id, const char *action,
+                                  const char *payload, size_t len, const char *source,
+                                  struct dispatch_result *out);
 
 #endif

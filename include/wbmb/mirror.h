@@ -4,7 +4,8 @@
  *   /devices/<id>/meta                     {"driver":"wb-mqtt-bridge","title":{"en":NAME}}
  *   /devices/<id>/meta/error               "offline" while the bridge is down, "" otherwise
  *   /devices/<id>/controls/<c>             the value: booleans 1/0, numbers, text
- *   /devices/<id>/controls/<c>/meta        {"type":"switch|value|text|pushbutton","readonly":true,"order":N,...}
+ *   /devices/<id>/controls/<c>/meta
+ * {"type":"switch|value|text|pushbutton","readonly":true,"order":N,...}
  *
  * Everything here is retained except pushes through mirror_publish_raw()
  * with retained = false. The publisher is a function pointer so the device
@@ -22,8 +23,8 @@
 #define MIRROR_TOPIC_MAX 512
 #define MIRROR_FIELD_MAX 128 /* longest state field name that is mirrored */
 
-typedef wb_status (*mirror_publish_fn)(void *ud, const char *topic, const char *payload,
-                                       size_t len, int qos, bool retained);
+typedef wb_status (*mirror_publish_fn)(void *ud, const char *topic, const char *payload, size_t len,
+                                       int qos, bool retained);
 
 struct mirror_publisher {
     mirror_publish_fn fn; /* NULL = publish nothing */

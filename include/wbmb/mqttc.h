@@ -22,15 +22,15 @@
 struct mqttc;
 
 struct mqttc_options {
-    const char *host;      /* "127.0.0.1" */
-    int port;              /* 1883 */
+    const char *host; /* "127.0.0.1" */
+    int port;         /* 1883 */
     const char *client_id;
-    const char *username;  /* NULL = none */
-    const char *password;  /* NULL = none; never logged */
+    const char *username; /* NULL = none */
+    const char *password; /* NULL = none; never logged */
     unsigned keepalive_s;
     bool tls;
     const char *ca_file, *cert_file, *key_file; /* NULL = not used */
-    const char *will_topic;   /* NULL = no Last Will */
+    const char *will_topic;                     /* NULL = no Last Will */
     const char *will_payload;
     bool will_retained;
     int will_qos;
@@ -46,18 +46,17 @@ typedef void (*mqttc_connection_cb)(void *ud, bool connected);
 
 struct mqttc_stats {
     bool connected;
-    uint64_t connects;      /* successful connects, the first included */
-    uint64_t disconnects;   /* connection losses */
-    uint64_t published;     /* publish requests accepted */
+    uint64_t connects;    /* successful connects, the first included */
+    uint64_t disconnects; /* connection losses */
+    uint64_t published;   /* publish requests accepted */
     uint64_t publish_failures;
-    uint64_t received;      /* messages delivered to the message callback */
+    uint64_t received; /* messages delivered to the message callback */
 };
 
 /* Creates a client (does not connect). Returns NULL on failure with a
  * reason in err. Strings in opts are copied. */
 struct mqttc *mqttc_create(const struct mqttc_options *opts, mqttc_message_cb on_message,
-                           mqttc_connection_cb on_connection, void *ud, char *err,
-                           size_t errlen);
+                           mqttc_connection_cb on_connection, void *ud, char *err, size_t errlen);
 
 /* Starts connecting in the background and returns at once; keeps
  * reconnecting for ever until mqttc_stop(). */

@@ -55,8 +55,8 @@ struct queue *queue_create(size_t capacity);
 void queue_destroy(struct queue *q);
 
 /* Copies the message in; blocks while full. WB_ERR_BUSY once closed. */
-wb_status queue_push(struct queue *q, enum queue_kind kind, const char *topic,
-                     const void *payload, size_t len, bool retained);
+wb_status queue_push(struct queue *q, enum queue_kind kind, const char *topic, const void *payload,
+                     size_t len, bool retained);
 
 /* Waits up to timeout_ms (0 = do not wait) for an item. Returns true and
  * fills *out, or false when none came. Releases the previous item. */

@@ -37,27 +37,27 @@
 
 /* Where the store lives and how it commits; copied at open. */
 struct store_config {
-    const char *backend;         /* "sqlite" (default when NULL) or "memory" */
-    const char *db_path;         /* SQLite file; parent folders are created */
-    unsigned commit_interval_ms; /* group commit window, 0 = synchronous */
-    bool history_enabled;        /* device_state_snapshots kept */
-    unsigned history_max_rows;   /* per device, 0 = unlimited */
+    const char *backend;           /* "sqlite" (default when NULL) or "memory" */
+    const char *db_path;           /* SQLite file; parent folders are created */
+    unsigned commit_interval_ms;   /* group commit window, 0 = synchronous */
+    bool history_enabled;          /* device_state_snapshots kept */
+    unsigned history_max_rows;     /* per device, 0 = unlimited */
     unsigned history_max_age_days; /* 0 = unlimited */
 };
 
 /* Health and counters, for /health and /metrics. */
 struct store_status {
-    bool ok;                    /* false while the last commit attempt failed */
-    wb_status last_error;       /* WB_OK when ok */
-    char last_error_text[256];  /* detail of the last error, "" when none */
-    uint64_t commits;           /* transactions committed */
-    uint64_t commit_failures;   /* commit attempts that failed */
-    uint64_t rows_written;      /* state rows written (after coalescing) */
-    uint64_t sets;              /* set() calls accepted */
-    uint64_t pending;           /* changes queued and not yet committed */
-    uint64_t committed_seq;     /* sequence number of the last committed set() */
-    uint64_t commit_latency_us_sum;  /* sum of commit durations */
-    uint64_t commit_latency_us_max;  /* longest commit */
+    bool ok;                        /* false while the last commit attempt failed */
+    wb_status last_error;           /* WB_OK when ok */
+    char last_error_text[256];      /* detail of the last error, "" when none */
+    uint64_t commits;               /* transactions committed */
+    uint64_t commit_failures;       /* commit attempts that failed */
+    uint64_t rows_written;          /* state rows written (after coalescing) */
+    uint64_t sets;                  /* set() calls accepted */
+    uint64_t pending;               /* changes queued and not yet committed */
+    uint64_t committed_seq;         /* sequence number of the last committed set() */
+    uint64_t commit_latency_us_sum; /* sum of commit durations */
+    uint64_t commit_latency_us_max; /* longest commit */
 };
 
 /* One row of the devices table. */
@@ -72,7 +72,7 @@ struct store_device_row {
 
 /* One row of command_logs; upserted by command_id. */
 struct store_command_row {
-    const char *command_id;   /* UUID */
+    const char *command_id; /* UUID */
     const char *device_id;
     const char *action;
     const char *params;       /* JSON text or NULL */
@@ -109,8 +109,8 @@ struct store_ops {
                                 const char *ts);
     wb_status (*history_query)(struct state_store *s, const char *device_id, int limit,
                                json_object **out);
-    wb_status (*connection_append)(struct state_store *s, const char *device_id,
-                                   const char *event, const char *ts);
+    wb_status (*connection_append)(struct state_store *s, const char *device_id, const char *event,
+                                   const char *ts);
     wb_status (*connection_query)(struct state_store *s, const char *device_id, int limit,
                                   json_object **out);
     wb_status (*device_upsert)(struct state_store *s, const struct store_device_row *row);
@@ -150,8 +150,8 @@ wb_status store_history_append(struct state_store *s, const char *device_id, jso
 wb_status store_history_query(struct state_store *s, const char *device_id, int limit,
                               json_object **out);
 /* Appends a device_connection_logs row; event: online | offline | timeout. */
-wb_status store_connection_append(struct state_store *s, const char *device_id,
-                                  const char *event, const char *ts);
+wb_status store_connection_append(struct state_store *s, const char *device_id, const char *event,
+                                  const char *ts);
 /* *out = new JSON array [{"ts","event"}], newest first. */
 wb_status store_connection_query(struct state_store *s, const char *device_id, int limit,
                                  json_object **out);

@@ -115,7 +115,7 @@ char *util_read_file(const char *path, size_t max_len, size_t *len_out, int stri
     if (len_out)
         *len_out = len;
     return buf;
-fail: {
+fail : {
     int e = errno;
     free(buf);
     close(fd);
@@ -150,8 +150,7 @@ int util_tcp_nodelay_to_port(int port)
         if (getsockopt((int)fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_STREAM ||
             getpeername((int)fd, (struct sockaddr *)&peer, &pl) != 0)
             continue;
-        int peer_port = peer.ss_family == AF_INET
-                            ? ntohs(((struct sockaddr_in *)&peer)->sin_port)
+        int peer_port = peer.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&peer)->sin_port)
                         : peer.ss_family == AF_INET6
                             ? ntohs(((struct sockaddr_in6 *)&peer)->sin6_port)
                             : -1;

@@ -92,7 +92,8 @@ static json_object *device_summary(struct app *a, size_t i)
     json_object_object_add(o, "id", json_object_new_string(d->id));
     json_object_object_add(o, "name", json_object_new_string(d->name));
     json_object_object_add(o, "type", json_object_new_string(d->type ? d->type : ""));
-    json_object_object_add(o, "online", json_object_new_boolean(devmgr_device_online(a->devmgr, i)));
+    json_object_object_add(o, "online",
+                           json_object_new_boolean(devmgr_device_online(a->devmgr, i)));
     json_object_object_add(o, "state", copy(devmgr_device_state(a->devmgr, i)));
     return o;
 }
@@ -358,10 +359,10 @@ static void call_metrics(struct app *a, struct core_call *c)
     }
     t[0] = '\0';
 #define COUNTER(name, help, value)                                                                 \
-    metric(&t, &len, &cap, "# HELP " name " " help "\n# TYPE " name " counter\n" name " %llu\n",  \
+    metric(&t, &len, &cap, "# HELP " name " " help "\n# TYPE " name " counter\n" name " %llu\n",   \
            (unsigned long long)(value))
 #define GAUGE(name, help, value)                                                                   \
-    metric(&t, &len, &cap, "# HELP " name " " help "\n# TYPE " name " gauge\n" name " %llu\n",    \
+    metric(&t, &len, &cap, "# HELP " name " " help "\n# TYPE " name " gauge\n" name " %llu\n",     \
            (unsigned long long)(value))
     metric(&t, &len, &cap,
            "# HELP wbmb_messages_total MQTT messages by outcome.\n"
@@ -417,8 +418,7 @@ static void call_metrics(struct app *a, struct core_call *c)
 
 /* ---- the backend (HTTP threads) ---------------------------------------- */
 
-static int run_call(void *ud, core_call_fn fn, const char *id, json_object *req,
-                    json_object **body)
+static int run_call(void *ud, core_call_fn fn, const char *id, json_object *req, json_object **body)
 {
     struct core_call c = {.fn = fn, .id = id, .request = req};
     int code = core_call_run(ud, &c);

@@ -88,8 +88,8 @@ static size_t used_slots(const struct queue *q)
     return q->count + (q->holding ? 1 : 0);
 }
 
-wb_status queue_push(struct queue *q, enum queue_kind kind, const char *topic,
-                     const void *payload, size_t len, bool retained)
+wb_status queue_push(struct queue *q, enum queue_kind kind, const char *topic, const void *payload,
+                     size_t len, bool retained)
 {
     size_t tlen = topic ? strlen(topic) : 0;
     size_t need = tlen + len + 2;

@@ -739,8 +739,7 @@ bool action_condition_holds(const struct cfg_condition *c, json_object *state)
     return c->op == CFG_COND_EQ ? eq : !eq;
 }
 
-wb_status action_template_check(const struct cfg_action *a, const char *t, char *err,
-                                size_t errlen)
+wb_status action_template_check(const struct cfg_action *a, const char *t, char *err, size_t errlen)
 {
     /* Render once with a stand-in value of each param's type; a string
      * stand-in with a quote and a backslash proves escaping inside JSON. */

@@ -71,7 +71,7 @@ struct devmgr {
     struct route *routes;
     size_t n_routes;
     struct ttree *tree;
-    json_object *by_id;  /* id -> index (int), a json-c hash table */
+    json_object *by_id;   /* id -> index (int), a json-c hash table */
     json_object *own_ids; /* ids whose /devices/<id>/ topics are ours */
     char **subs;
     size_t n_subs;
@@ -660,8 +660,8 @@ void devmgr_publish_all(struct devmgr *m)
             const struct cfg_action *act = &d->cfg->actions[a];
             if (!mirror_field_name_ok(act->name))
                 continue;
-            mirror_control_meta(&m->pub, d->cfg->id, act->name, "pushbutton", false,
-                                1000 + (int)a, NULL);
+            mirror_control_meta(&m->pub, d->cfg->id, act->name, "pushbutton", false, 1000 + (int)a,
+                                NULL);
         }
     }
 }

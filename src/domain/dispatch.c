@@ -47,8 +47,8 @@ static void mark_control_error(struct dispatch_ctx *d, const struct cfg_device *
 }
 
 static wb_status dispatch(struct dispatch_ctx *d, const char *device_id, const char *action,
-                          json_object *params, const char *raw, size_t raw_len,
-                          const char *source, struct dispatch_result *out)
+                          json_object *params, const char *raw, size_t raw_len, const char *source,
+                          struct dispatch_result *out)
 {
     char created[UTIL_TS_LEN], completed[UTIL_TS_LEN];
     json_object *valid = NULL, *changes = NULL, *parsed = NULL;
@@ -66,8 +66,8 @@ static wb_status dispatch(struct dispatch_ctx *d, const char *device_id, const c
         goto log;
     }
     if (!(a = cfg_find_action(dev, action))) {
-        set_error(out, WB_ERR_NOT_FOUND, "rejected", "device '%s' has no action '%.64s'",
-                  device_id, action);
+        set_error(out, WB_ERR_NOT_FOUND, "rejected", "device '%s' has no action '%.64s'", device_id,
+                  action);
         goto log;
     }
     if (raw) {
@@ -104,7 +104,7 @@ log:
     if (out->st == WB_OK || out->st == WB_ERR_INVALID)
         mark_control_error(d, dev, a ? a->name : action, out->st == WB_ERR_INVALID);
     util_iso8601_now(completed);
-    const char *ptext = valid ? json_object_to_json_string_ext(valid, JSON_C_TO_STRING_PLAIN)
+    const char *ptext = valid    ? json_object_to_json_string_ext(valid, JSON_C_TO_STRING_PLAIN)
                         : params ? json_object_to_json_string_ext(params, JSON_C_TO_STRING_PLAIN)
                                  : NULL;
     struct store_command_row row = {
@@ -138,9 +138,9 @@ wb_status dispatch_action(struct dispatch_ctx *d, const char *device_id, const c
     return dispatch(d, device_id, action, params, NULL, 0, source, out);
 }
 
-wb_status dispatch_action_payload(struct dispatch_ctx *d, const char *device_id,
-                                  const char *action, const char *payload, size_t len,
-                                  const char *source, struct dispatch_result *out)
+wb_status dispatch_action_payload(struct dispatch_ctx *d, const char *device_id, const char *action,
+                                  const char *payload, size_t len, const char *source,
+                                  struct dispatch_result *out)
 {
     return dispatch(d, device_id, action, NULL, payload ? payload : "", len, source, out);
 }

@@ -42,8 +42,8 @@ struct scenmgr {
     json_object *last;
 
     bool running;
-    bool shutting_down;                 /* the running plan is a shutdown() */
-    const struct cfg_scenario *target;  /* the scenario switched to, or shut down */
+    bool shutting_down;                /* the running plan is a shutdown() */
+    const struct cfg_scenario *target; /* the scenario switched to, or shut down */
     struct plan_step *plan;
     size_t n_plan, idx;
     int64_t next_at;
@@ -81,8 +81,7 @@ static const struct cfg_scenario *active_scenario(const struct scenmgr *s)
 
 static void persist(struct scenmgr *s)
 {
-    if (store_set(s->store, LAST_KEY, s->last) != WB_OK ||
-        store_flush(s->store) != WB_OK)
+    if (store_set(s->store, LAST_KEY, s->last) != WB_OK || store_flush(s->store) != WB_OK)
         log_warn("scenario: %s is kept in memory; the store will retry writing it", LAST_KEY);
     if (s->hooks.on_change)
         s->hooks.on_change(s->hooks.ud, s->last);
@@ -168,12 +167,11 @@ static void finish(struct scenmgr *s)
         log_info("scenario %s shut down%s%s", id ? id : "(none)", failed ? ": " : "", error);
     } else {
         set_last(s, id, failed ? "failed" : "active", failed ? error : NULL, false);
-        log_info("scenario %s %s%s%s", id, failed ? "failed" : "active", failed ? ": " : "",
-                 error);
+        log_info("scenario %s %s%s%s", id, failed ? "failed" : "active", failed ? ": " : "", error);
     }
     persist(s);
-    json_object *r = make_result(failed == 0, s->shutting_down ? NULL : id, s->shared,
-                                 s->failed_steps, NULL);
+    json_object *r =
+        make_result(failed == 0, s->shutting_down ? NULL : id, s->shared, s->failed_steps, NULL);
     scenmgr_done_cb cb = s->cb;
     void *ud = s->cb_ud;
     end_plan(s);
@@ -190,10 +188,10 @@ static void run(struct scenmgr *s, int64_t now)
             return;
         const struct plan_step *ps = &s->plan[s->idx++];
         const struct cfg_step *st = ps->step;
-        if (st->when && !action_condition_holds(st->when, devmgr_state_of(s->d->devmgr,
-                                                                          st->device))) {
-            log_info("scenario %s: %s step %s/%s skipped: its condition is false",
-                     s->target->id, ps->phase, st->device, st->action);
+        if (st->when &&
+            !action_condition_holds(st->when, devmgr_state_of(s->d->devmgr, st->device))) {
+            log_info("scenario %s: %s step %s/%s skipped: its condition is false", s->target->id,
+                     ps->phase, st->device, st->action);
             continue;
         }
         struct dispatch_result res;
@@ -216,8 +214,8 @@ static void run(struct scenmgr *s, int64_t now)
         finish(s);
 }
 
-static void add_steps(struct scenmgr *s, const struct cfg_step *steps, size_t n,
-                      const char *phase, const struct cfg_scenario *skip_devices_of)
+static void add_steps(struct scenmgr *s, const struct cfg_step *steps, size_t n, const char *phase,
+                      const struct cfg_scenario *skip_devices_of)
 {
     for (size_t i = 0; i < n; i++) {
         if (skip_devices_of &&
@@ -272,8 +270,8 @@ void scenmgr_restore(struct scenmgr *s)
     const char *id = last_str(s, "scenario_id");
     if (status && strcmp(status, "switching") == 0) {
         char err[200];
-        snprintf(err, sizeof(err), "the switch to '%s' was interrupted: the bridge stopped during it",
-                 id ? id : "?");
+        snprintf(err, sizeof(err),
+                 "the switch to '%s' was interrupted: the bridge stopped during it", id ? id : "?");
         json_object_object_add(s->last, "status", json_object_new_string("failed"));
         json_object_object_add(s->last, "error", json_object_new_string(err));
         log_warn("scenario: %s", err);
@@ -316,8 +314,7 @@ static wb_status start_plan(struct scenmgr *s, const struct cfg_scenario *target
         if (outgoing) {
             for (size_t i = 0; i < outgoing->n_devices; i++)
                 if (in_list(target->devices, target->n_devices, outgoing->devices[i]))
-                    json_object_array_add(s->shared,
-                                          json_object_new_string(outgoing->devices[i]));
+                    json_object_array_add(s->shared, json_object_new_string(outgoing->devices[i]));
             add_steps(s, outgoing->shutdown, outgoing->n_shutdown, "shutdown", target);
         }
         add_steps(s, target->startup, target->n_startup, "startup", NULL);

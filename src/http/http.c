@@ -423,7 +423,7 @@ static enum MHD_Result do_post(struct http_server *h, struct MHD_Connection *c, 
     const struct http_backend *be = &h->be;
     json_object *req = NULL, *body = NULL;
     const char *msg = NULL;
-    enum http_body_kind kind = p->route->id == R_DEVICE_ACTION   ? HTTP_BODY_ACTION
+    enum http_body_kind kind = p->route->id == R_DEVICE_ACTION ? HTTP_BODY_ACTION
                                : p->route->id == R_SCEN_SWITCH ? HTTP_BODY_SWITCH
                                                                : HTTP_BODY_SHUTDOWN;
     int status = http_body_parse(kind, p->body, p->len, &req, &msg);
@@ -645,8 +645,8 @@ struct http_server *http_start(const struct http_options *opts, const struct htt
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-        h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
-        MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, h, MHD_OPTION_END);
+        h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, h,
+        MHD_OPTION_END);
     if (!h->mhd) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not local?)", opts->listen);
         goto fail;

@@ -88,8 +88,7 @@ int http_body_parse(enum http_body_kind kind, const char *body, size_t len, json
             return refuse(req, out, msg, 400, "\"params\" must be an object");
         break;
     case HTTP_BODY_SWITCH:
-        if (!json_object_object_get_ex(req, "id", &v) ||
-            !json_object_is_type(v, json_type_string))
+        if (!json_object_object_get_ex(req, "id", &v) || !json_object_is_type(v, json_type_string))
             return refuse(req, out, msg, 400, "\"id\" must be a string");
         if (!id_ok(json_object_get_string(v), (size_t)json_object_get_string_len(v)))
             return refuse(req, out, msg, 404, "unknown scenario");

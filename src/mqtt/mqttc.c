@@ -658,8 +658,8 @@ static void *sender_main(void *arg)
         pthread_mutex_lock(&c->mu);
         c->sender_inflight++;
         pthread_mutex_unlock(&c->mu);
-        int rc = MQTTAsync_send(c->cli, m->topic, (int)m->len, m->payload, m->qos, m->retained,
-                                &ro);
+        int rc =
+            MQTTAsync_send(c->cli, m->topic, (int)m->len, m->payload, m->qos, m->retained, &ro);
         if (rc != MQTTASYNC_SUCCESS) {
             pthread_mutex_lock(&c->mu);
             c->sender_inflight--;

@@ -120,8 +120,8 @@ static void grow(struct outbox *o)
     o->nbuckets = n;
 }
 
-wb_status outbox_put(struct outbox *o, const char *topic, const void *payload, size_t len,
-                     int qos, bool retained)
+wb_status outbox_put(struct outbox *o, const char *topic, const void *payload, size_t len, int qos,
+                     bool retained)
 {
     uint32_t h = retained ? fnv1a(topic) : 0;
     char *p = dup_payload(payload, len);

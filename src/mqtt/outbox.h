@@ -45,8 +45,8 @@ struct outbox *outbox_create(void);
 void outbox_destroy(struct outbox *o);
 
 /* Copies topic and payload; WB_ERR_NOMEM when out of memory. Never blocks. */
-wb_status outbox_put(struct outbox *o, const char *topic, const void *payload, size_t len,
-                     int qos, bool retained);
+wb_status outbox_put(struct outbox *o, const char *topic, const void *payload, size_t len, int qos,
+                     bool retained);
 /* The oldest publication, removed; waits up to timeout_ms for one. NULL when
  * none came or outbox_wake() was called. Hand it back with outbox_done(). */
 struct outbox_msg *outbox_take(struct outbox *o, int timeout_ms);

@@ -66,8 +66,8 @@ wb_status store_history_query(struct state_store *s, const char *device_id, int 
     return s->ops->history_query(s, device_id, limit, out);
 }
 
-wb_status store_connection_append(struct state_store *s, const char *device_id,
-                                  const char *event, const char *ts)
+wb_status store_connection_append(struct state_store *s, const char *device_id, const char *event,
+                                  const char *ts)
 {
     return s->ops->connection_append(s, device_id, event, ts);
 }

@@ -18,7 +18,6 @@
  */
 #include "store/store_sqlite.h"
 
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

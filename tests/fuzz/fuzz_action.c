@@ -17,18 +17,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char *modes[] = {"auto", "cool", "heat", "\"q\"", "{x}"};
 static struct cfg_param p_json[] = {
-    {.name = "level", .type = CFG_T_INT, .has_min = true, .min = 0, .has_max = true, .max = 100,
+    {.name = "level",
+     .type = CFG_T_INT,
+     .has_min = true,
+     .min = 0,
+     .has_max = true,
+     .max = 100,
      .required = true},
-    {.name = "temp", .type = CFG_T_FLOAT, .has_min = true, .min = -50.5, .has_max = true,
+    {.name = "temp",
+     .type = CFG_T_FLOAT,
+     .has_min = true,
+     .min = -50.5,
+     .has_max = true,
      .max = 50.5},
     {.name = "on", .type = CFG_T_BOOL},
     {.name = "who", .type = CFG_T_STRING, .has_max = true, .max = 32},
     {.name = "mode", .type = CFG_T_ENUM, .enum_values = modes, .n_enum_values = 5},
 };
 static struct cfg_param p_text[] = {{.name = "text", .type = CFG_T_STRING}};
-static struct cfg_param p_mode[] = {
-    {.name = "mode", .type = CFG_T_ENUM, .enum_values = modes, .n_enum_values = 5,
-     .required = true}};
+static struct cfg_param p_mode[] = {{.name = "mode",
+                                     .type = CFG_T_ENUM,
+                                     .enum_values = modes,
+                                     .n_enum_values = 5,
+                                     .required = true}};
 static struct cfg_param p_float[] = {{.name = "f", .type = CFG_T_FLOAT}};
 
 static struct cfg_action actions[] = {
@@ -38,10 +49,16 @@ static struct cfg_action actions[] = {
                 "\"m\": \"{mode}\", \"raw\": \"{{x}}\"}",
      .params = p_json,
      .n_params = 5},
-    {.name = "plain", .topic = "cmd/plain", .payload = "say {{{text}}}", .params = p_text,
+    {.name = "plain",
+     .topic = "cmd/plain",
+     .payload = "say {{{text}}}",
+     .params = p_text,
      .n_params = 1},
     {.name = "mode", .topic = "cmd/mode", .payload = "{mode}", .params = p_mode, .n_params = 1},
-    {.name = "float", .topic = "cmd/f", .payload = "{\"f\": {f}}", .params = p_float,
+    {.name = "float",
+     .topic = "cmd/f",
+     .payload = "{\"f\": {f}}",
+     .params = p_float,
      .n_params = 1},
     {.name = "none", .topic = "cmd/none", .payload = "1"},
 };
@@ -54,8 +71,8 @@ static void init_once(void)
         return;
     done = 1;
     p_json[3].default_value = json_object_new_string("bridge");
-    actions[0].set = json_tokener_parse(
-        "{\"level\": \"{level}\", \"label\": \"{who} at {level}\", \"fixed\": 1, \"m\": \"{mode}\"}");
+    actions[0].set = json_tokener_parse("{\"level\": \"{level}\", \"label\": \"{who} at {level}\", "
+                                        "\"fixed\": 1, \"m\": \"{mode}\"}");
     actions[1].set = json_tokener_parse("{\"text\": \"{text}\", \"lit\": \"{{}}\"}");
     actions[3].set = json_tokener_parse("{\"f\": \"{f}\"}");
     for (size_t i = 0; i < N_ACTIONS; i++) {

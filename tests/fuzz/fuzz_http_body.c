@@ -19,8 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size < 1)
         return 0;
-    st = http_body_parse((enum http_body_kind)(data[0] % 3), (const char *)data + 1, size - 1,
-                         &req, &msg);
+    st = http_body_parse((enum http_body_kind)(data[0] % 3), (const char *)data + 1, size - 1, &req,
+                         &msg);
     if (st == 0) {
         if (msg || (!req && data[0] % 3 != HTTP_BODY_SHUTDOWN))
             abort();

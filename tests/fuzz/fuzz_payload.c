@@ -14,10 +14,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct cfg_field_map fmap[] = {
-    {.field = "power", .path = "power"},
-    {.field = "energy", .path = "meter.energy"},
-    {.field = "deep", .path = "a.b.c.d.e.f"},
-    {.field = "odd", .path = "a..b"},
+    {.field = "power", .path = "power"},      {.field = "energy", .path = "meter.energy"},
+    {.field = "deep", .path = "a.b.c.d.e.f"}, {.field = "odd", .path = "a..b"},
     {.field = "state", .path = "state"},
 };
 static const struct cfg_state_binding mapped = {
@@ -26,8 +24,7 @@ static const struct cfg_state_binding merged = {.topic = "z2m/plug", .type = CFG
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const enum cfg_value_type types[] = {CFG_T_BOOL, CFG_T_INT, CFG_T_FLOAT,
-                                                CFG_T_STRING};
+    static const enum cfg_value_type types[] = {CFG_T_BOOL, CFG_T_INT, CFG_T_FLOAT, CFG_T_STRING};
     const char *buf = (const char *)data;
     char err[256];
     json_object *v;

@@ -692,7 +692,8 @@ static void test_own_mirror_topic(void **state)
     struct cfg_errors errs = {0};
     assert_int_equal(cfg_parse("own.yaml", text, strlen(text), &cfg, &errs), WB_ERR_CONFIG);
     assert_int_equal(errs.n, 1); /* wildcards and wb_mirror: false are fine */
-    assert_non_null(strstr(errs.lines[0], "own.yaml:4:9: state topic '/devices/tv/controls/volume'"));
+    assert_non_null(
+        strstr(errs.lines[0], "own.yaml:4:9: state topic '/devices/tv/controls/volume'"));
     assert_non_null(strstr(errs.lines[0], "wb_mirror: false"));
     cfg_errors_free(&errs);
 }
@@ -701,15 +702,24 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_own_mirror_topic),
-        cmocka_unit_test(test_example),          cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_values_and_tls),   cmocka_unit_test(test_syntax_error),
-        cmocka_unit_test(test_unknown_keys),     cmocka_unit_test(test_wrong_types),
-        cmocka_unit_test(test_out_of_range),     cmocka_unit_test(test_duplicate_device),
-        cmocka_unit_test(test_bad_refs),         cmocka_unit_test(test_bad_when_in_file),
-        cmocka_unit_test(test_bad_templates),    cmocka_unit_test(test_wrong_shapes),
-        cmocka_unit_test(test_truncated_inputs), cmocka_unit_test(test_secrets),
-        cmocka_unit_test(test_missing_file),     cmocka_unit_test(test_condition_good),
-        cmocka_unit_test(test_condition_bad),    cmocka_unit_test(test_all_fixtures_no_leaks),
+        cmocka_unit_test(test_example),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_values_and_tls),
+        cmocka_unit_test(test_syntax_error),
+        cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_out_of_range),
+        cmocka_unit_test(test_duplicate_device),
+        cmocka_unit_test(test_bad_refs),
+        cmocka_unit_test(test_bad_when_in_file),
+        cmocka_unit_test(test_bad_templates),
+        cmocka_unit_test(test_wrong_shapes),
+        cmocka_unit_test(test_truncated_inputs),
+        cmocka_unit_test(test_secrets),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_condition_good),
+        cmocka_unit_test(test_condition_bad),
+        cmocka_unit_test(test_all_fixtures_no_leaks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

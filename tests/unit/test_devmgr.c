@@ -152,8 +152,12 @@ static void test_subscriptions(void **state)
     struct fixture *f = *state;
     size_t n;
     const char *const *subs = devmgr_subscriptions(f->dm, &n);
-    const char *want[] = {"relay/K1", "vol/+", "z2m/plug", "z2m/plug/availability",
-                          "/devices/+/controls/temp", "/devices/br/controls/scenario/on",
+    const char *want[] = {"relay/K1",
+                          "vol/+",
+                          "z2m/plug",
+                          "z2m/plug/availability",
+                          "/devices/+/controls/temp",
+                          "/devices/br/controls/scenario/on",
                           "/devices/tv/controls/power_on/on"};
     assert_int_equal(n, sizeof(want) / sizeof(want[0]));
     for (size_t i = 0; i < n; i++) {
@@ -323,9 +327,8 @@ static void test_restore_and_reload(void **state)
     msg(f, "z2m/plug", "{\"power\": 6, \"meter\": {\"energy\": 9}}");
     struct devmgr *next = make(f, f->dm);
     assert_int_equal(devmgr_restore(next), 0);
-    assert_int_equal(json_object_get_int(json_object_object_get(devmgr_state_of(next, "plug"),
-                                                                "w")),
-                     6);
+    assert_int_equal(
+        json_object_get_int(json_object_object_get(devmgr_state_of(next, "plug"), "w")), 6);
     devmgr_destroy(f->dm);
     f->dm = next;
     devmgr_publish_offline(f->dm);

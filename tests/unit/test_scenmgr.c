@@ -18,39 +18,38 @@
 #include "wbmb/state_store.h"
 #include "wbmb/util.h"
 
-static const char *yaml =
-    "bridge: {device_id: br}\n"
-    "devices:\n"
-    "  - id: tv\n"
-    "    actions:\n"
-    "      on: {topic: cmd/tv, payload: '1', set: {power: true}}\n"
-    "      off: {topic: cmd/tv, payload: '0', set: {power: false}}\n"
-    "  - id: amp\n"
-    "    actions:\n"
-    "      on: {topic: cmd/amp, payload: '1', set: {power: true}}\n"
-    "      off: {topic: cmd/amp, payload: '0', set: {power: false}}\n"
-    "      vol:\n"
-    "        topic: cmd/amp/vol\n"
-    "        payload: '{v}'\n"
-    "        params: {v: {type: int, min: 0, max: 10, required: true}}\n"
-    "        set: {vol: '{v}'}\n"
-    "scenarios:\n"
-    "  - id: a\n"
-    "    devices: [tv, amp]\n"
-    "    startup:\n"
-    "      - {device: tv, action: 'on'}\n"
-    "      - {device: amp, action: 'on', delay_after_ms: 50}\n"
-    "      - {device: amp, action: vol, params: {v: 3}}\n"
-    "    shutdown:\n"
-    "      - {device: tv, action: 'off'}\n"
-    "      - {device: amp, action: 'off'}\n"
-    "  - id: b\n"
-    "    devices: [amp]\n"
-    "    startup:\n"
-    "      - {device: amp, action: 'on', when: 'power != true'}\n"
-    "      - {device: amp, action: vol, params: {v: 5}}\n"
-    "    shutdown:\n"
-    "      - {device: amp, action: 'off'}\n";
+static const char *yaml = "bridge: {device_id: br}\n"
+                          "devices:\n"
+                          "  - id: tv\n"
+                          "    actions:\n"
+                          "      on: {topic: cmd/tv, payload: '1', set: {power: true}}\n"
+                          "      off: {topic: cmd/tv, payload: '0', set: {power: false}}\n"
+                          "  - id: amp\n"
+                          "    actions:\n"
+                          "      on: {topic: cmd/amp, payload: '1', set: {power: true}}\n"
+                          "      off: {topic: cmd/amp, payload: '0', set: {power: false}}\n"
+                          "      vol:\n"
+                          "        topic: cmd/amp/vol\n"
+                          "        payload: '{v}'\n"
+                          "        params: {v: {type: int, min: 0, max: 10, required: true}}\n"
+                          "        set: {vol: '{v}'}\n"
+                          "scenarios:\n"
+                          "  - id: a\n"
+                          "    devices: [tv, amp]\n"
+                          "    startup:\n"
+                          "      - {device: tv, action: 'on'}\n"
+                          "      - {device: amp, action: 'on', delay_after_ms: 50}\n"
+                          "      - {device: amp, action: vol, params: {v: 3}}\n"
+                          "    shutdown:\n"
+                          "      - {device: tv, action: 'off'}\n"
+                          "      - {device: amp, action: 'off'}\n"
+                          "  - id: b\n"
+                          "    devices: [amp]\n"
+                          "    startup:\n"
+                          "      - {device: amp, action: 'on', when: 'power != true'}\n"
+                          "      - {device: amp, action: vol, params: {v: 5}}\n"
+                          "    shutdown:\n"
+                          "      - {device: amp, action: 'off'}\n";
 
 struct fixture {
     struct config *cfg;
@@ -147,9 +146,8 @@ static void test_dispatch(void **state)
     assert_int_equal(dispatch_action(&f->d, "amp", "vol", p, "http", &r), WB_OK);
     assert_string_equal(r.status, "sent");
     assert_string_equal(f->log, "cmd/amp/vol=7;");
-    assert_int_equal(json_object_get_int(json_object_object_get(devmgr_state_of(f->dm, "amp"),
-                                                                "vol")),
-                     7);
+    assert_int_equal(
+        json_object_get_int(json_object_object_get(devmgr_state_of(f->dm, "amp"), "vol")), 7);
     json_object_put(p);
     p = json_tokener_parse("{\"v\": 70}");
     assert_int_equal(dispatch_action(&f->d, "amp", "vol", p, "http", &r), WB_ERR_INVALID);
@@ -250,7 +248,7 @@ static void test_restore_interrupted(void **state)
     assert_string_equal(last_field(f, "status"), "failed");
     assert_non_null(strstr(last_field(f, "error"), "interrupted"));
     assert_string_equal(f->log, ""); /* restoring sends nothing */
-    scenmgr_destroy(old);             /* ends the old switch: its callback fails */
+    scenmgr_destroy(old);            /* ends the old switch: its callback fails */
     assert_false(f->last_success);
 }
 
