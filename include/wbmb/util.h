@@ -31,6 +31,11 @@ char *util_read_file(const char *path, size_t max_len, size_t *len_out, int stri
  * match only gets NODELAY, which is harmless. Returns how many were set. */
 int util_tcp_nodelay_to_port(int port);
 
+/* vsnprintf into a caller's error buffer; does nothing when err is NULL or
+ * errlen is 0 (callers may not want the detail). */
+void util_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Random RFC 4122 version-4 UUID, lower case, 37 bytes with the NUL. */
 void util_uuid(char out[37]);
 

@@ -46,22 +46,10 @@
 #include <string.h>
 
 #include "wbmb/payload.h"
+#include "wbmb/util.h"
 
 /* 2^63 as a double: the first value past the int64 range. */
 #define TWO_POW_63 9223372036854775808.0
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Shortest text that reads back as the same double: whole numbers below
  * 1e17 without exponent ("100", not "1e+02"), others "%.*g" ("21.5"). */
@@ -129,12 +117,12 @@ static wb_status check_bounds(const struct cfg_param *p, double d, const char *s
     char lim[32];
     if (p->has_min && d < p->min) {
         fmt_double(p->min, lim, sizeof(lim));
-        set_err(err, errlen, "param '%s': %s is below the minimum %s", p->name, shown, lim);
+        util_errf(err, errlen, "param '%s': %s is below the minimum %s", p->name, shown, lim);
         return WB_ERR_RANGE;
     }
     if (p->has_max && d > p->max) {
         fmt_double(p->max, lim, sizeof(lim));
-        set_err(err, errlen, "param '%s': %s is above the maximum %s", p->name, shown, lim);
+        util_errf(err, errlen, "param '%s': %s is above the maximum %s", p->name, shown, lim);
         return WB_ERR_RANGE;
     }
     return WB_OK;
@@ -147,8 +135,8 @@ static wb_status check_int(const struct cfg_param *p, json_object *v, json_objec
     int64_t i;
     if (json_object_is_type(v, json_type_int)) {
         if (int_above_int64(v)) {
-            set_err(err, errlen, "param '%s': %" PRIu64 " is out of the 64-bit integer range",
-                    p->name, json_object_get_uint64(v));
+            util_errf(err, errlen, "param '%s': %" PRIu64 " is out of the 64-bit integer range",
+                      p->name, json_object_get_uint64(v));
             return WB_ERR_RANGE;
         }
         i = json_object_get_int64(v);
@@ -156,17 +144,17 @@ static wb_status check_int(const struct cfg_param *p, json_object *v, json_objec
         double d = json_object_get_double(v);
         fmt_double(d, shown, sizeof(shown));
         if (!isfinite(d) || d < -TWO_POW_63 || d >= TWO_POW_63) {
-            set_err(err, errlen, "param '%s': %s is out of the 64-bit integer range", p->name,
-                    shown);
+            util_errf(err, errlen, "param '%s': %s is out of the 64-bit integer range", p->name,
+                      shown);
             return WB_ERR_RANGE;
         }
         if (d != floor(d)) {
-            set_err(err, errlen, "param '%s': expected an integer, got %s", p->name, shown);
+            util_errf(err, errlen, "param '%s': expected an integer, got %s", p->name, shown);
             return WB_ERR_INVALID;
         }
         i = (int64_t)d; /* exact: integral and in range */
     } else {
-        set_err(err, errlen, "param '%s': expected an integer, got %s", p->name, type_name(v));
+        util_errf(err, errlen, "param '%s': expected an integer, got %s", p->name, type_name(v));
         return WB_ERR_INVALID;
     }
     snprintf(shown, sizeof(shown), "%" PRId64, i);
@@ -187,11 +175,11 @@ static wb_status check_float(const struct cfg_param *p, json_object *v, json_obj
     else if (json_object_is_type(v, json_type_double))
         d = json_object_get_double(v);
     else {
-        set_err(err, errlen, "param '%s': expected a number, got %s", p->name, type_name(v));
+        util_errf(err, errlen, "param '%s': expected a number, got %s", p->name, type_name(v));
         return WB_ERR_INVALID;
     }
     if (!isfinite(d)) {
-        set_err(err, errlen, "param '%s': number out of range", p->name);
+        util_errf(err, errlen, "param '%s': number out of range", p->name);
         return WB_ERR_RANGE;
     }
     char shown[32];
@@ -207,30 +195,30 @@ static wb_status check_string(const struct cfg_param *p, json_object *v, json_ob
                               char *err, size_t errlen)
 {
     if (!json_object_is_type(v, json_type_string)) {
-        set_err(err, errlen, "param '%s': expected a string, got %s", p->name, type_name(v));
+        util_errf(err, errlen, "param '%s': expected a string, got %s", p->name, type_name(v));
         return WB_ERR_INVALID;
     }
     const char *s = json_object_get_string(v);
     size_t len = (size_t)json_object_get_string_len(v);
     if (!payload_utf8_valid(s, len)) {
-        set_err(err, errlen, "param '%s': string is not valid UTF-8", p->name);
+        util_errf(err, errlen, "param '%s': string is not valid UTF-8", p->name);
         return WB_ERR_INVALID;
     }
     if (p->type == CFG_T_ENUM) {
         for (size_t i = 0; i < p->n_enum_values; i++)
             if (strlen(p->enum_values[i]) == len && memcmp(p->enum_values[i], s, len) == 0)
                 goto ok;
-        set_err(err, errlen, "param '%s': '%.40s' is not one of the allowed values", p->name, s);
+        util_errf(err, errlen, "param '%s': '%.40s' is not one of the allowed values", p->name, s);
         return WB_ERR_INVALID;
     }
     /* String bounds count characters (code points), not bytes. */
     size_t chars = utf8_chars(s, len);
     if (p->has_min && (double)chars < p->min) {
-        set_err(err, errlen, "param '%s': string shorter than %.0f characters", p->name, p->min);
+        util_errf(err, errlen, "param '%s': string shorter than %.0f characters", p->name, p->min);
         return WB_ERR_RANGE;
     }
     if (p->has_max && (double)chars > p->max) {
-        set_err(err, errlen, "param '%s': string longer than %.0f characters", p->name, p->max);
+        util_errf(err, errlen, "param '%s': string longer than %.0f characters", p->name, p->max);
         return WB_ERR_RANGE;
     }
 ok:
@@ -249,7 +237,7 @@ static wb_status check_param(const struct cfg_param *p, json_object *v, json_obj
         return check_float(p, v, out, err, errlen);
     case CFG_T_BOOL:
         if (!json_object_is_type(v, json_type_boolean)) {
-            set_err(err, errlen, "param '%s': expected a boolean, got %s", p->name, type_name(v));
+            util_errf(err, errlen, "param '%s': expected a boolean, got %s", p->name, type_name(v));
             return WB_ERR_INVALID;
         }
         *out = json_object_new_boolean(json_object_get_boolean(v));
@@ -260,7 +248,7 @@ static wb_status check_param(const struct cfg_param *p, json_object *v, json_obj
     case CFG_T_JSON:
         break;
     }
-    set_err(err, errlen, "param '%s': unsupported type", p->name);
+    util_errf(err, errlen, "param '%s': unsupported type", p->name);
     return WB_ERR_INVALID;
 }
 
@@ -269,7 +257,7 @@ wb_status action_validate(const struct cfg_action *a, json_object *in, json_obje
 {
     *out = NULL;
     if (in && !json_object_is_type(in, json_type_object)) {
-        set_err(err, errlen, "params must be a JSON object, got %s", type_name(in));
+        util_errf(err, errlen, "params must be a JSON object, got %s", type_name(in));
         return WB_ERR_INVALID;
     }
     if (in) {
@@ -277,7 +265,7 @@ wb_status action_validate(const struct cfg_action *a, json_object *in, json_obje
         {
             (void)val;
             if (!find_param(a, key, strlen(key))) {
-                set_err(err, errlen, "action '%s' has no param '%.64s'", a->name, key);
+                util_errf(err, errlen, "action '%s' has no param '%.64s'", a->name, key);
                 return WB_ERR_INVALID;
             }
         }
@@ -292,7 +280,7 @@ wb_status action_validate(const struct cfg_action *a, json_object *in, json_obje
         if (!in || !json_object_object_get_ex(in, p->name, &v)) {
             if (!p->default_value) {
                 if (p->required) {
-                    set_err(err, errlen, "param '%s' is required", p->name);
+                    util_errf(err, errlen, "param '%s' is required", p->name);
                     st = WB_ERR_INVALID;
                     goto fail;
                 }
@@ -322,7 +310,7 @@ wb_status action_params_from_payload(const struct cfg_action *a, const char *buf
 {
     *out = NULL;
     if (len > PAYLOAD_MAX_LEN) {
-        set_err(err, errlen, "payload too long (%zu bytes, at most %d)", len, PAYLOAD_MAX_LEN);
+        util_errf(err, errlen, "payload too long (%zu bytes, at most %d)", len, PAYLOAD_MAX_LEN);
         return WB_ERR_INVALID;
     }
     size_t i = 0;
@@ -339,16 +327,16 @@ wb_status action_params_from_payload(const struct cfg_action *a, const char *buf
     }
     if (a->n_params > 1) {
         if (looks_json)
-            set_err(err, errlen, "action '%s': %s", a->name, jerr);
+            util_errf(err, errlen, "action '%s': %s", a->name, jerr);
         else
-            set_err(err, errlen, "action '%s' takes %zu params: send a JSON object", a->name,
-                    a->n_params);
+            util_errf(err, errlen, "action '%s' takes %zu params: send a JSON object", a->name,
+                      a->n_params);
         return WB_ERR_INVALID;
     }
     const struct cfg_param *p = &a->params[0];
     bool textual = p->type == CFG_T_STRING || p->type == CFG_T_ENUM;
     if (looks_json && !textual) {
-        set_err(err, errlen, "action '%s': %s", a->name, jerr);
+        util_errf(err, errlen, "action '%s': %s", a->name, jerr);
         return WB_ERR_INVALID;
     }
     json_object *v = NULL;
@@ -356,7 +344,7 @@ wb_status action_params_from_payload(const struct cfg_action *a, const char *buf
     wb_status st =
         payload_parse_scalar(textual ? CFG_T_STRING : p->type, buf, len, &v, perr, sizeof(perr));
     if (st != WB_OK) {
-        set_err(err, errlen, "param '%s': %s", p->name, perr);
+        util_errf(err, errlen, "param '%s': %s", p->name, perr);
         return st;
     }
     json_object *obj = json_object_new_object();
@@ -505,14 +493,14 @@ static wb_status substitute(const struct cfg_action *a, json_object *params, con
 {
     const struct cfg_param *p = find_param(a, name, n);
     if (!p) {
-        set_err(err, errlen, "action '%s': unknown placeholder '{%.*s}'", a->name,
-                (int)(n > 64 ? 64 : n), name);
+        util_errf(err, errlen, "action '%s': unknown placeholder '{%.*s}'", a->name,
+                  (int)(n > 64 ? 64 : n), name);
         return WB_ERR_INVALID;
     }
     json_object *v = NULL;
     if (!params || !json_object_object_get_ex(params, p->name, &v)) {
-        set_err(err, errlen, "action '%s': param '%s' has no value for '{%s}'", a->name, p->name,
-                p->name);
+        util_errf(err, errlen, "action '%s': param '%s' has no value for '{%s}'", a->name, p->name,
+                  p->name);
         return WB_ERR_INVALID;
     }
     ob_put_value(o, v, ctx);
@@ -545,18 +533,18 @@ static wb_status render(const struct cfg_action *a, const char *t, json_object *
                 continue;
             }
             if (braces_strict) {
-                set_err(err, errlen,
-                        "action '%s': stray '{' at offset %zu of the template "
-                        "(write '{{' for a literal brace)",
-                        a->name, i);
+                util_errf(err, errlen,
+                          "action '%s': stray '{' at offset %zu of the template "
+                          "(write '{{' for a literal brace)",
+                          a->name, i);
                 return WB_ERR_INVALID;
             }
         } else if (c == '}' && braces_strict) {
             if (t[i + 1] != '}') {
-                set_err(err, errlen,
-                        "action '%s': stray '}' at offset %zu of the template "
-                        "(write '}}' for a literal brace)",
-                        a->name, i);
+                util_errf(err, errlen,
+                          "action '%s': stray '}' at offset %zu of the template "
+                          "(write '}}' for a literal brace)",
+                          a->name, i);
                 return WB_ERR_INVALID;
             }
             ob_put(o, "}", 1);
@@ -575,8 +563,8 @@ static wb_status render(const struct cfg_action *a, const char *t, json_object *
     if (o->nomem)
         return WB_ERR_NOMEM;
     if (o->over) {
-        set_err(err, errlen, "action '%s': rendered payload exceeds %d bytes", a->name,
-                PAYLOAD_MAX_LEN);
+        util_errf(err, errlen, "action '%s': rendered payload exceeds %d bytes", a->name,
+                  PAYLOAD_MAX_LEN);
         return WB_ERR_RANGE;
     }
     ob_put(o, "", 0); /* an empty template still yields a string */
@@ -597,8 +585,9 @@ wb_status action_render_payload(const struct cfg_action *a, json_object *params,
         json_object *check = NULL;
         char jerr[160];
         if (payload_parse_object(o.s, o.len, &check, jerr, sizeof(jerr)) != WB_OK) {
-            set_err(err, errlen, "action '%s': payload template does not render to valid JSON: %s",
-                    a->name, jerr);
+            util_errf(err, errlen,
+                      "action '%s': payload template does not render to valid JSON: %s", a->name,
+                      jerr);
             st = WB_ERR_INVALID;
             goto fail;
         }
@@ -626,7 +615,7 @@ wb_status action_render_set(const struct cfg_action *a, json_object *params, jso
     if (!a->set)
         return WB_OK;
     if (!json_object_is_type(a->set, json_type_object)) {
-        set_err(err, errlen, "action '%s': set is not an object", a->name);
+        util_errf(err, errlen, "action '%s': set is not an object", a->name);
         return WB_ERR_INVALID;
     }
     json_object *res = json_object_new_object();
@@ -642,8 +631,8 @@ wb_status action_render_set(const struct cfg_action *a, json_object *params, jso
             if (n > 2 && s[0] == '{' && placeholder_len(s) == n - 2) {
                 const struct cfg_param *p = find_param(a, s + 1, n - 2);
                 if (!p) {
-                    set_err(err, errlen, "action '%s': set '%s': unknown placeholder '%s'", a->name,
-                            key, s);
+                    util_errf(err, errlen, "action '%s': set '%s': unknown placeholder '%s'",
+                              a->name, key, s);
                     st = WB_ERR_INVALID;
                     goto fail;
                 }

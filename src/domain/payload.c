@@ -19,6 +19,7 @@
  * characters and invalid UTF-8 replaced by '?', so they are safe to log.
  */
 #include "wbmb/payload.h"
+#include "wbmb/util.h"
 
 #include <errno.h>
 #include <math.h>
@@ -30,19 +31,6 @@
 #include <strings.h>
 
 #define QUOTE_MAX 40
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Length of the valid UTF-8 sequence at s[0..len), 0 when invalid. */
 static size_t utf8_seq(const unsigned char *s, size_t len)
@@ -137,15 +125,15 @@ static bool word_eq(const char *b, size_t n, const char *word)
 static wb_status check_common(const char *buf, size_t len, char *err, size_t errlen)
 {
     if (!buf && len) {
-        set_err(err, errlen, "no payload buffer");
+        util_errf(err, errlen, "no payload buffer");
         return WB_ERR_INVALID;
     }
     if (len > PAYLOAD_MAX_LEN) {
-        set_err(err, errlen, "payload too long (%zu bytes, at most %d)", len, PAYLOAD_MAX_LEN);
+        util_errf(err, errlen, "payload too long (%zu bytes, at most %d)", len, PAYLOAD_MAX_LEN);
         return WB_ERR_INVALID;
     }
     if (len && memchr(buf, '\0', len)) {
-        set_err(err, errlen, "payload contains a NUL byte");
+        util_errf(err, errlen, "payload contains a NUL byte");
         return WB_ERR_INVALID;
     }
     return WB_OK;
@@ -161,7 +149,7 @@ static wb_status parse_bool(const char *b, size_t n, json_object **out, char *er
     if (v < 0) {
         char q[QUOTE_MAX + 8];
         quote(b, n, q, sizeof(q));
-        set_err(err, errlen, "expected a boolean (1/0, true/false, on/off), got '%s'", q);
+        util_errf(err, errlen, "expected a boolean (1/0, true/false, on/off), got '%s'", q);
         return WB_ERR_INVALID;
     }
     *out = json_object_new_boolean(v);
@@ -204,9 +192,9 @@ static wb_status parse_int(const char *b, size_t n, json_object **out, char *err
     if (st != WB_OK) {
         quote(b, n, q, sizeof(q));
         if (st == WB_ERR_RANGE)
-            set_err(err, errlen, "integer out of range (64-bit): '%s'", q);
+            util_errf(err, errlen, "integer out of range (64-bit): '%s'", q);
         else
-            set_err(err, errlen, "expected an integer, got '%s'", q);
+            util_errf(err, errlen, "expected an integer, got '%s'", q);
         return st;
     }
     *out = json_object_new_int64(v);
@@ -244,7 +232,7 @@ static wb_status parse_float(const char *b, size_t n, json_object **out, char *e
         goto invalid;
     if (!isfinite(d)) {
         quote(b, n, q, sizeof(q));
-        set_err(err, errlen, "number out of range: '%s'", q);
+        util_errf(err, errlen, "number out of range: '%s'", q);
         return WB_ERR_RANGE;
     }
     /* Underflow (1e-400) yields the nearest representable value: accepted. */
@@ -252,7 +240,7 @@ static wb_status parse_float(const char *b, size_t n, json_object **out, char *e
     return *out ? WB_OK : WB_ERR_NOMEM;
 invalid:
     quote(b, n, q, sizeof(q));
-    set_err(err, errlen, "expected a number, got '%s'", q);
+    util_errf(err, errlen, "expected a number, got '%s'", q);
     return WB_ERR_INVALID;
 }
 
@@ -278,11 +266,12 @@ wb_status payload_parse_scalar(enum cfg_value_type type, const char *buf, size_t
     case CFG_T_STRING:
     case CFG_T_ENUM: /* an enum value arrives as plain text; its set is checked later */
         if (n > PAYLOAD_MAX_STRING) {
-            set_err(err, errlen, "string too long (%zu bytes, at most %d)", n, PAYLOAD_MAX_STRING);
+            util_errf(err, errlen, "string too long (%zu bytes, at most %d)", n,
+                      PAYLOAD_MAX_STRING);
             return WB_ERR_INVALID;
         }
         if (!payload_utf8_valid(b, n)) {
-            set_err(err, errlen, "payload is not valid UTF-8");
+            util_errf(err, errlen, "payload is not valid UTF-8");
             return WB_ERR_INVALID;
         }
         *out = json_object_new_string_len(b, (int)n);
@@ -290,7 +279,7 @@ wb_status payload_parse_scalar(enum cfg_value_type type, const char *buf, size_t
     case CFG_T_JSON:
         break;
     }
-    set_err(err, errlen, "not a scalar type");
+    util_errf(err, errlen, "not a scalar type");
     return WB_ERR_INVALID;
 }
 
@@ -388,14 +377,14 @@ static wb_status json_prescan(const char *b, size_t n, char *err, size_t errlen)
         if (c == '"') {
             for (i++; i < n && b[i] != '"'; i++) {
                 if ((unsigned char)b[i] < 0x20) {
-                    set_err(err, errlen, "control character inside a JSON string at byte %zu", i);
+                    util_errf(err, errlen, "control character inside a JSON string at byte %zu", i);
                     return WB_ERR_INVALID;
                 }
                 if (b[i] == '\\')
                     i++;
             }
         } else if (c == '\'') {
-            set_err(err, errlen, "single quotes are not JSON (byte %zu)", i);
+            util_errf(err, errlen, "single quotes are not JSON (byte %zu)", i);
             return WB_ERR_INVALID;
         } else if (c == '-' || (c >= '0' && c <= '9')) {
             size_t j = i;
@@ -404,8 +393,8 @@ static wb_status json_prescan(const char *b, size_t n, char *err, size_t errlen)
                 j++;
             wb_status st = check_number(b + i, j - i);
             if (st != WB_OK) {
-                set_err(err, errlen, "%s JSON number at byte %zu",
-                        st == WB_ERR_RANGE ? "out of range" : "malformed", i);
+                util_errf(err, errlen, "%s JSON number at byte %zu",
+                          st == WB_ERR_RANGE ? "out of range" : "malformed", i);
                 return st;
             }
             i = j - 1;
@@ -422,14 +411,14 @@ wb_status payload_parse_object(const char *buf, size_t len, json_object **out, c
     if (st != WB_OK)
         return st;
     if (!payload_utf8_valid(buf, len)) {
-        set_err(err, errlen, "payload is not valid UTF-8");
+        util_errf(err, errlen, "payload is not valid UTF-8");
         return WB_ERR_INVALID;
     }
     const char *b = buf ? buf : "";
     size_t n = len;
     trim(&b, &n);
     if (n == 0 || b[0] != '{') {
-        set_err(err, errlen, "expected a JSON object");
+        util_errf(err, errlen, "expected a JSON object");
         return WB_ERR_INVALID;
     }
     st = json_prescan(b, n, err, errlen);
@@ -449,29 +438,30 @@ wb_status payload_parse_object(const char *buf, size_t len, json_object **out, c
     size_t end = json_tokener_get_parse_end(tok);
     if (!v) {
         if (jerr == json_tokener_continue)
-            set_err(err, errlen, "truncated JSON");
+            util_errf(err, errlen, "truncated JSON");
         else
-            set_err(err, errlen, "invalid JSON at byte %zu: %s", end,
-                    json_tokener_error_desc(jerr));
+            util_errf(err, errlen, "invalid JSON at byte %zu: %s", end,
+                      json_tokener_error_desc(jerr));
         return WB_ERR_INVALID;
     }
     /* Strict mode stops after the value; whatever follows must be blank
      * (the trim above already removed trailing white space). */
     if (end != n) {
         json_object_put(v);
-        set_err(err, errlen, "trailing garbage after the JSON object at byte %zu", end);
+        util_errf(err, errlen, "trailing garbage after the JSON object at byte %zu", end);
         return WB_ERR_INVALID;
     }
     if (!json_object_is_type(v, json_type_object)) {
         json_object_put(v);
-        set_err(err, errlen, "expected a JSON object");
+        util_errf(err, errlen, "expected a JSON object");
         return WB_ERR_INVALID;
     }
     st = check_finite(v);
     if (st != WB_OK) {
         json_object_put(v);
-        set_err(err, errlen,
-                st == WB_ERR_RANGE ? "JSON number out of range" : "NaN and Infinity are not JSON");
+        util_errf(err, errlen,
+                  st == WB_ERR_RANGE ? "JSON number out of range"
+                                     : "NaN and Infinity are not JSON");
         return st;
     }
     *out = v;
