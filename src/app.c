@@ -101,8 +101,6 @@ static void on_connection(void *ud, bool connected)
     struct app *a = ud;
     /* /health: 503 once the broker has been away for more than 30 s. */
     atomic_store(&a->disconnected_since_ms, connected ? 0 : util_mono_ms());
-    if (connected)
-        atomic_fetch_add(&a->reconnects, 1);
     if (queue_push(a->queue, connected ? QUEUE_CONN_UP : QUEUE_CONN_DOWN, "", "", 0, false) !=
         WB_OK)
         atomic_fetch_add(&a->dropped, 1);
@@ -517,7 +515,6 @@ int app_run(const struct app_options *opts)
     atomic_init(&a.oversize_rejected, 0);
     atomic_init(&a.dropped, 0);
     atomic_init(&a.disconnected_since_ms, util_mono_ms());
-    atomic_init(&a.reconnects, 0);
     install_signals();
     int rc = start(&a);
     if (rc == APP_EXIT_OK) {

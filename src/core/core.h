@@ -44,7 +44,6 @@ struct app {
     atomic_uint_fast64_t oversize_rejected;
     atomic_uint_fast64_t dropped;
     atomic_int_fast64_t disconnected_since_ms; /* 0 while connected */
-    atomic_uint_fast64_t reconnects;
 };
 
 struct core_call;
