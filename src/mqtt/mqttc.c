@@ -471,6 +471,22 @@ static void *reconnect_main(void *arg)
 
 /* ---- public API ------------------------------------------------------- */
 
+/* The copied options; the password is wiped before it is freed. */
+static void free_options(struct mqttc *c)
+{
+    if (c->password)
+        explicit_bzero(c->password, strlen(c->password));
+    free(c->host);
+    free(c->client_id);
+    free(c->username);
+    free(c->password);
+    free(c->ca_file);
+    free(c->cert_file);
+    free(c->key_file);
+    free(c->will_topic);
+    free(c->will_payload);
+}
+
 struct mqttc *mqttc_create(const struct mqttc_options *opts, mqttc_message_cb on_message,
                            mqttc_connection_cb on_connection, void *ud, char *err, size_t errlen)
 {
@@ -563,15 +579,7 @@ fail:
         pthread_cond_destroy(&c->cv);
     if (mu_ok)
         pthread_mutex_destroy(&c->mu);
-    free(c->host);
-    free(c->client_id);
-    free(c->username);
-    free(c->password);
-    free(c->ca_file);
-    free(c->cert_file);
-    free(c->key_file);
-    free(c->will_topic);
-    free(c->will_payload);
+    free_options(c);
     free(c);
     return NULL;
 }
@@ -905,15 +913,7 @@ void mqttc_destroy(struct mqttc *c)
     free_strv(c->subs, c->nsubs);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
-    free(c->host);
-    free(c->client_id);
-    free(c->username);
-    free(c->password);
-    free(c->ca_file);
-    free(c->cert_file);
-    free(c->key_file);
-    free(c->will_topic);
-    free(c->will_payload);
+    free_options(c);
     outbox_destroy(c->out);
     free(c);
 }
