@@ -35,11 +35,15 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "store/store_map.h"
+
+#define WRITER_NICE 5
 #include "wbmb/log.h"
 #include "wbmb/util.h"
 
@@ -298,6 +302,10 @@ static void wait_until(struct sqlite_store *s, int64_t due_ms)
 static void *writer_main(void *arg)
 {
     struct sqlite_store *s = arg;
+    /* Commits are batch work: on a 2-core controller they should yield to
+     * the message path (a commit can wait a few ms, a message should not).
+     * Linux applies a nice value per thread. */
+    setpriority(PRIO_PROCESS, (id_t)gettid(), WRITER_NICE);
     pthread_mutex_lock(&s->lock);
     while (!s->stop) {
         bool have = s->pending.kv.count || s->pending.nops;
