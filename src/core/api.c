@@ -477,26 +477,31 @@ static int query_result(wb_status st, json_object *rows, json_object **body)
     return 200;
 }
 
-static int be_history(void *ud, const char *id, int limit, json_object **body)
+/* A per-device history query: 404 for an unknown device (asked of the
+ * core), then the store's query on this thread (the store is thread-safe). */
+typedef wb_status (*device_query_fn)(struct state_store *s, const char *device_id, int limit,
+                                     json_object **out);
+
+static int device_query(void *ud, device_query_fn query, const char *id, int limit,
+                        json_object **body)
 {
     struct app *a = ud;
     int code = run_call(ud, call_device_exists, id, NULL, body);
     if (code != 200)
         return code;
     json_object *rows = NULL;
-    wb_status st = store_history_query(a->store, id, limit, &rows);
+    wb_status st = query(a->store, id, limit, &rows);
     return query_result(st, rows, body);
+}
+
+static int be_history(void *ud, const char *id, int limit, json_object **body)
+{
+    return device_query(ud, store_history_query, id, limit, body);
 }
 
 static int be_connections(void *ud, const char *id, int limit, json_object **body)
 {
-    struct app *a = ud;
-    int code = run_call(ud, call_device_exists, id, NULL, body);
-    if (code != 200)
-        return code;
-    json_object *rows = NULL;
-    wb_status st = store_connection_query(a->store, id, limit, &rows);
-    return query_result(st, rows, body);
+    return device_query(ud, store_connection_query, id, limit, body);
 }
 
 static int be_commands(void *ud, const char *status, const char *device_id, int limit,
