@@ -22,7 +22,8 @@
 #
 # Prints a table (figure beside its target) and writes bench/results.json.
 # Knobs (environment): E2E_N, E2E_K, E2E_LAT_RATE, E2E_LAT_S, E2E_IO_S,
-# E2E_BIG_K, E2E_KEEP=1 keeps the work folder; E2E_IO_SQL (experiments
+# E2E_BIG_K, E2E_KEEP=1 keeps the work folder; E2E_ONLY="io big" runs only
+# those phases (no table, no results.json); E2E_IO_SQL (experiments
 # only) runs one SQL statement on the io database before its load.
 
 E2E_BIN=""
@@ -376,6 +377,12 @@ cmd_e2e() {
     E2E_DIR=$(mktemp -d "$PWD/$BUILD/e2e.XXXXXX")
     trap e2e_cleanup EXIT
     e2e_broker
+    if [ -n "${E2E_ONLY:-}" ]; then
+        # Experiments: E2E_ONLY="io big" runs just those phases, no table.
+        local ph
+        for ph in $E2E_ONLY; do "phase_$ph"; done
+        return
+    fi
     phase_ceiling
     phase_ingest
     phase_latency
