@@ -440,7 +440,10 @@ static void loop(struct app *a)
         }
         /* Scenario delays are timers: a step waits, messages keep flowing. */
         int64_t next_scen = scenmgr_tick(a->scenmgr, now);
+        int64_t next_mirror = devmgr_flush_mirror(a->devmgr, now);
         next_tick = next_scen < next_dev_tick ? next_scen : next_dev_tick;
+        if (next_mirror < next_tick)
+            next_tick = next_mirror;
     }
 }
 
@@ -488,6 +491,7 @@ static bool shutdown_app(struct app *a)
     http_stop(a->http);
     a->http = NULL;
     if (a->devmgr && a->mqtt && a->connected) {
+        devmgr_flush_mirror(a->devmgr, INT64_MAX); /* values held back by the interval */
         devmgr_publish_offline(a->devmgr);
         mirror_device_error(&a->pub, a->cfg->bridge_device_id, "offline");
     }

@@ -161,6 +161,9 @@ struct config {
     struct cfg_http http;
     enum log_level log_level; /* default info */
     char *bridge_device_id;   /* default "wb-mqtt-bridge" */
+    /* A mirrored control's value is published at most once per interval;
+     * the latest value always goes out (default 100, 0 = every change). */
+    unsigned mirror_min_interval_ms;
     struct cfg_device *devices;
     size_t n_devices;
     struct cfg_scenario *scenarios;

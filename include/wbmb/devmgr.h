@@ -84,6 +84,11 @@ void devmgr_expect_echo(struct devmgr *m, const char *topic, const char *payload
  * tick, or INT64_MAX when none. */
 int64_t devmgr_tick(struct devmgr *m, int64_t now_ms);
 
+/* Publishes the latest value of every mirrored control held back by
+ * bridge.mirror_min_interval_ms whose interval is over; returns when the
+ * next one is due (INT64_MAX: none). Cheap when nothing waits. */
+int64_t devmgr_flush_mirror(struct devmgr *m, int64_t now_ms);
+
 /* Republishes every mirrored device (meta, control metas, values) and clears
  * their error marker: after every (re)connect. */
 void devmgr_publish_all(struct devmgr *m);

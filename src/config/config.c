@@ -98,7 +98,7 @@ static const struct cfgw_enum log_levels[] = {
     {"info", LOG_LVL_INFO},   {"debug", LOG_LVL_DEBUG},     {NULL, 0},
 };
 
-/* log and bridge hold one field each, stored straight in struct config. */
+/* log and bridge hold their few fields straight in struct config. */
 static const struct cfgw_field log_fields[] = {
     {.key = "level",
      .type = W_ENUM,
@@ -114,6 +114,12 @@ static const struct cfgw_field bridge_fields[] = {
      .type = W_STR,
      .off = offsetof(struct config, bridge_device_id),
      .def_str = "wb-mqtt-bridge"},
+    {.key = "mirror_min_interval_ms",
+     .type = W_UINT,
+     .off = offsetof(struct config, mirror_min_interval_ms),
+     .def_int = 100,
+     .min = 0,
+     .max = 60000},
     {NULL},
 };
 

@@ -51,14 +51,24 @@ struct dev {
     const struct cfg_device *cfg;
     json_object *state;     /* every field */
     json_object *persisted; /* without transient fields; == state when it has none */
-    json_object *meta_sent; /* fields whose control meta is published; NULL = none yet */
-    int next_order;
-    bool tracked; /* has an availability section */
-    bool known;   /* availability seen at least once */
+    struct ctl *ctls;       /* controls whose meta is published, in order */
+    uint16_t n_ctls, cap_ctls;
+    bool mirror_dirty; /* in devmgr.dirty: a control waits for its interval */
+    bool tracked;      /* has an availability section */
+    bool known;        /* availability seen at least once */
     bool online;
     bool carried; /* state carried over from a previous manager */
     int64_t last_msg_ms;
     char connected_at[UTIL_TS_LEN];
+};
+
+/* One mirrored control (a state field): its meta is on the broker; its value
+ * was last published at last_pub_ms; dirty = a newer value waits until
+ * last_pub_ms + bridge.mirror_min_interval_ms (devmgr_flush_mirror). */
+struct ctl {
+    char *name;
+    int64_t last_pub_ms;
+    bool dirty;
 };
 
 struct devmgr {
@@ -76,6 +86,8 @@ struct devmgr {
     char **subs;
     size_t n_subs;
     struct devmgr_stats stats;
+    uint32_t *dirty; /* indices of devices with mirror_dirty set */
+    size_t n_dirty;
     char key[256]; /* "device:<id>" scratch */
     /* Our own command publications that will come back to us as input
      * (an action whose topic is one of our /on topics): ignored once. */
@@ -86,6 +98,48 @@ struct devmgr {
     } echo[ECHO_SLOTS];
     size_t echo_next;
 };
+
+/* Forgets every control of d: their metas are published again (after a
+ * reconnect). Throttled values are not lost: the caller republishes every
+ * field of the state. */
+static void drop_ctls(struct dev *d)
+{
+    for (uint16_t i = 0; i < d->n_ctls; i++)
+        free(d->ctls[i].name);
+    free(d->ctls);
+    d->ctls = NULL;
+    d->n_ctls = d->cap_ctls = 0;
+}
+
+/* A device has a handful of fields: a linear look-up is the fast one. */
+static struct ctl *find_ctl(struct dev *d, const char *name)
+{
+    for (uint16_t i = 0; i < d->n_ctls; i++)
+        if (strcmp(d->ctls[i].name, name) == 0)
+            return &d->ctls[i];
+    return NULL;
+}
+
+static struct ctl *add_ctl(struct dev *d, const char *name)
+{
+    if (d->n_ctls == UINT16_MAX)
+        return NULL;
+    if (d->n_ctls == d->cap_ctls) {
+        uint16_t ncap =
+            d->cap_ctls ? (uint16_t)(d->cap_ctls * 2 > UINT16_MAX ? UINT16_MAX : d->cap_ctls * 2)
+                        : 2;
+        struct ctl *n = realloc(d->ctls, ncap * sizeof(*n));
+        if (!n)
+            return NULL;
+        d->ctls = n;
+        d->cap_ctls = ncap;
+    }
+    char *dup = strdup(name);
+    if (!dup)
+        return NULL;
+    d->ctls[d->n_ctls] = (struct ctl){.name = dup};
+    return &d->ctls[d->n_ctls++];
+}
 
 static bool is_transient(const struct cfg_device *d, const char *field)
 {
@@ -149,10 +203,11 @@ struct devmgr *devmgr_create(const struct config *cfg, struct state_store *store
         n_routes += cfg->devices[i].n_state + (cfg->devices[i].availability ? 1 : 0);
     m->devs = calloc(m->n_devs ? m->n_devs : 1, sizeof(*m->devs));
     m->routes = calloc(n_routes ? n_routes : 1, sizeof(*m->routes));
+    m->dirty = calloc(m->n_devs ? m->n_devs : 1, sizeof(*m->dirty));
     m->tree = ttree_create();
     m->by_id = json_object_new_object();
     m->own_ids = json_object_new_object();
-    if (!m->devs || !m->routes || !m->tree || !m->by_id || !m->own_ids)
+    if (!m->devs || !m->routes || !m->dirty || !m->tree || !m->by_id || !m->own_ids)
         goto nomem;
     json_object_object_add(m->own_ids, cfg->bridge_device_id, NULL);
 
@@ -230,7 +285,7 @@ void devmgr_destroy(struct devmgr *m)
     for (size_t i = 0; m->devs && i < m->n_devs; i++) {
         json_object_put(m->devs[i].state);
         json_object_put(m->devs[i].persisted);
-        json_object_put(m->devs[i].meta_sent);
+        drop_ctls(&m->devs[i]);
     }
     for (size_t i = 0; i < ECHO_SLOTS; i++) {
         free(m->echo[i].topic);
@@ -240,6 +295,7 @@ void devmgr_destroy(struct devmgr *m)
         free(m->subs[i]);
     free(m->subs);
     free(m->devs);
+    free(m->dirty);
     free(m->routes);
     ttree_destroy(m->tree);
     json_object_put(m->by_id);
@@ -307,18 +363,70 @@ const char *const *devmgr_subscriptions(struct devmgr *m, size_t *n)
     return (const char *const *)m->subs;
 }
 
+/* Publishes field's value on d's mirror (and the control's meta the first
+ * time). A control published less than mirror_min_interval_ms ago is only
+ * marked dirty: devmgr_flush_mirror() publishes its latest value when the
+ * interval is over, so a fast-changing control costs the broker at most one
+ * publication per interval and the last value is never lost. */
 static void publish_field(struct devmgr *m, struct dev *d, const char *field, json_object *v)
 {
     if (!d->cfg->wb_mirror || !mirror_field_name_ok(field))
         return;
-    if (!d->meta_sent || !json_object_object_get_ex(d->meta_sent, field, NULL)) {
+    struct ctl *c = find_ctl(d, field);
+    if (!c) {
+        c = add_ctl(d, field);
         mirror_control_meta(&m->pub, d->cfg->id, field, mirror_control_type(v), true,
-                            ++d->next_order, NULL);
-        if (!d->meta_sent)
-            d->meta_sent = json_object_new_object();
-        json_object_object_add(d->meta_sent, field, NULL);
+                            c ? d->n_ctls : d->n_ctls + 1, NULL);
+    }
+    unsigned interval = m->cfg->mirror_min_interval_ms;
+    if (c && interval) {
+        int64_t now = util_mono_ms();
+        if (c->last_pub_ms && now - c->last_pub_ms < (int64_t)interval) {
+            c->dirty = true;
+            if (!d->mirror_dirty) {
+                d->mirror_dirty = true;
+                m->dirty[m->n_dirty++] = (uint32_t)(d - m->devs);
+            }
+            return;
+        }
+        c->last_pub_ms = now;
+        c->dirty = false;
     }
     mirror_control_value(&m->pub, d->cfg->id, field, v);
+}
+
+int64_t devmgr_flush_mirror(struct devmgr *m, int64_t now_ms)
+{
+    int64_t next = INT64_MAX, interval = m->cfg->mirror_min_interval_ms;
+    for (size_t i = 0; i < m->n_dirty;) {
+        struct dev *d = &m->devs[m->dirty[i]];
+        bool waiting = false;
+        for (uint16_t k = 0; k < d->n_ctls; k++) {
+            struct ctl *c = &d->ctls[k];
+            if (!c->dirty)
+                continue;
+            int64_t due = c->last_pub_ms + interval;
+            if (now_ms < due) {
+                waiting = true;
+                if (due < next)
+                    next = due;
+                continue;
+            }
+            c->dirty = false;
+            json_object *v;
+            if (json_object_object_get_ex(d->state, c->name, &v)) {
+                c->last_pub_ms = now_ms;
+                mirror_control_value(&m->pub, d->cfg->id, c->name, v);
+            }
+        }
+        if (waiting) {
+            i++;
+        } else {
+            d->mirror_dirty = false;
+            m->dirty[i] = m->dirty[--m->n_dirty];
+        }
+    }
+    return next;
 }
 
 static void persist_device(struct devmgr *m, struct dev *d)
@@ -642,15 +750,15 @@ int64_t devmgr_tick(struct devmgr *m, int64_t now_ms)
 
 void devmgr_publish_all(struct devmgr *m)
 {
+    m->n_dirty = 0; /* every value goes out now: nothing waits */
     for (size_t i = 0; i < m->n_devs; i++) {
         struct dev *d = &m->devs[i];
         if (!d->cfg->wb_mirror)
             continue;
         mirror_device_meta(&m->pub, d->cfg->id, d->cfg->name);
         mirror_device_error(&m->pub, d->cfg->id, "");
-        json_object_put(d->meta_sent);
-        d->meta_sent = NULL;
-        d->next_order = 0;
+        drop_ctls(d);
+        d->mirror_dirty = false;
         json_object_object_foreach(d->state, k, v)
         {
             publish_field(m, d, k, v);

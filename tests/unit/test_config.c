@@ -202,6 +202,7 @@ static void check_defaults(const struct config *cfg)
     assert_null(cfg->http.token);
     assert_int_equal(cfg->log_level, LOG_LVL_INFO);
     assert_string_equal(cfg->bridge_device_id, "wb-mqtt-bridge");
+    assert_int_equal(cfg->mirror_min_interval_ms, 100);
     assert_int_equal(cfg->n_devices, 0);
     assert_int_equal(cfg->n_scenarios, 0);
 }
@@ -233,10 +234,12 @@ static void test_values_and_tls(void **state)
     const char *text = "mqtt: {port: 8883, tls: {ca_file: /etc/ca.pem}, username: u}\n"
                        "persistence: {commit_interval_ms: 0, history: {enabled: false}}\n"
                        "http: {listen: \"\"}\n"
-                       "log: {level: debug}\n";
+                       "log: {level: debug}\n"
+                       "bridge: {mirror_min_interval_ms: 0}\n";
     struct config *cfg = NULL;
     struct cfg_errors errs = {0};
     assert_int_equal(parse_text(text, &cfg, &errs), WB_OK);
+    assert_int_equal(cfg->mirror_min_interval_ms, 0);
     assert_int_equal(cfg->mqtt.port, 8883);
     assert_true(cfg->mqtt.tls);
     assert_string_equal(cfg->mqtt.ca_file, "/etc/ca.pem");
@@ -338,6 +341,11 @@ static void test_out_of_range(void **state)
     cfg_errors_free(&errs);
     assert_int_equal(parse_text("http: {listen: localhost}\n", &cfg, &errs), WB_ERR_CONFIG);
     assert_true(has_substr(&errs, "t.yaml:1:16: listen must be \"host:port\""));
+    cfg_errors_free(&errs);
+    assert_int_equal(parse_text("bridge: {mirror_min_interval_ms: 60001}\n", &cfg, &errs),
+                     WB_ERR_CONFIG);
+    EXPECT(errs,
+           "1:34: mirror_min_interval_ms must be an integer between 0 and 60000, got '60001'");
     cfg_errors_free(&errs);
     assert_int_equal(parse_text("persistence: {commit_interval_ms: 60000}\n", &cfg, &errs), WB_OK);
     assert_int_equal(cfg->persistence.commit_interval_ms, 60000);

@@ -15,9 +15,10 @@
 #include "wbmb/config.h"
 #include "wbmb/devmgr.h"
 #include "wbmb/state_store.h"
+#include "wbmb/util.h"
 
 static const char *yaml =
-    "bridge: {device_id: br}\n"
+    "bridge: {device_id: br, mirror_min_interval_ms: 0}\n"
     "persistence: {history: {enabled: true}}\n"
     "devices:\n"
     "  - id: tv\n"
@@ -245,6 +246,41 @@ static void test_json_transient(void **state)
     assert_string_equal(published(f, "/devices/plug/controls/w"), "13");
 }
 
+/* bridge.mirror_min_interval_ms: the first change goes out at once, faster
+ * ones are held and coalesced, the flush publishes the latest value; the
+ * store gets every transition regardless. */
+static void test_mirror_throttle(void **state)
+{
+    struct fixture *f = *state;
+    f->cfg->mirror_min_interval_ms = 60000; /* no machine is that slow */
+    msg(f, "vol/a", "10");
+    assert_string_equal(published(f, "/devices/tv/controls/volume"), "10");
+    size_t n = f->n_pubs;
+    msg(f, "vol/a", "11");
+    msg(f, "vol/a", "12");
+    assert_int_equal(f->n_pubs, n); /* held */
+    json_object *v = stored(f, "device:tv");
+    assert_int_equal(json_object_get_int(json_object_object_get(v, "volume")), 12);
+    json_object_put(v);
+    /* Not due yet: nothing goes out, the due time is returned. */
+    int64_t now = util_mono_ms();
+    int64_t due = devmgr_flush_mirror(f->dm, now);
+    assert_true(due > now && due != INT64_MAX);
+    assert_int_equal(f->n_pubs, n);
+    /* Due: one publication, of the latest value; then nothing waits. */
+    assert_int_equal(devmgr_flush_mirror(f->dm, due), INT64_MAX);
+    assert_int_equal(f->n_pubs, n + 1);
+    assert_string_equal(published(f, "/devices/tv/controls/volume"), "12");
+    assert_int_equal(devmgr_flush_mirror(f->dm, due + 120000), INT64_MAX);
+    assert_int_equal(f->n_pubs, n + 1);
+    /* A reconnect republishes the held value too and clears the wait. */
+    msg(f, "vol/a", "13");
+    assert_int_equal(f->n_pubs, n + 1);
+    devmgr_publish_all(f->dm);
+    assert_string_equal(published(f, "/devices/tv/controls/volume"), "13");
+    assert_int_equal(devmgr_flush_mirror(f->dm, due + 240000), INT64_MAX);
+}
+
 static void test_own_and_commands(void **state)
 {
     struct fixture *f = *state;
@@ -356,6 +392,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transition_persisted_and_mirrored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rejections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_transient, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mirror_throttle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_own_and_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_availability, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_and_reload, setup, teardown),
