@@ -88,7 +88,8 @@ struct devmgr {
     struct devmgr_stats stats;
     uint32_t *dirty; /* indices of devices with mirror_dirty set */
     size_t n_dirty;
-    char key[256]; /* "device:<id>" scratch */
+    int64_t next_scan_ms; /* devmgr_flush_mirror does nothing before this */
+    char key[256];        /* "device:<id>" scratch */
     /* Our own command publications that will come back to us as input
      * (an action whose topic is one of our /on topics): ignored once. */
     struct {
@@ -204,6 +205,7 @@ struct devmgr *devmgr_create(const struct config *cfg, struct state_store *store
     m->devs = calloc(m->n_devs ? m->n_devs : 1, sizeof(*m->devs));
     m->routes = calloc(n_routes ? n_routes : 1, sizeof(*m->routes));
     m->dirty = calloc(m->n_devs ? m->n_devs : 1, sizeof(*m->dirty));
+    m->next_scan_ms = INT64_MAX;
     m->tree = ttree_create();
     m->by_id = json_object_new_object();
     m->own_ids = json_object_new_object();
@@ -383,6 +385,8 @@ static void publish_field(struct devmgr *m, struct dev *d, const char *field, js
         int64_t now = util_mono_ms();
         if (c->last_pub_ms && now - c->last_pub_ms < (int64_t)interval) {
             c->dirty = true;
+            if (c->last_pub_ms + (int64_t)interval < m->next_scan_ms)
+                m->next_scan_ms = c->last_pub_ms + (int64_t)interval;
             if (!d->mirror_dirty) {
                 d->mirror_dirty = true;
                 m->dirty[m->n_dirty++] = (uint32_t)(d - m->devs);
@@ -397,6 +401,8 @@ static void publish_field(struct devmgr *m, struct dev *d, const char *field, js
 
 int64_t devmgr_flush_mirror(struct devmgr *m, int64_t now_ms)
 {
+    if (now_ms < m->next_scan_ms)
+        return m->next_scan_ms;
     int64_t next = INT64_MAX, interval = m->cfg->mirror_min_interval_ms;
     for (size_t i = 0; i < m->n_dirty;) {
         struct dev *d = &m->devs[m->dirty[i]];
@@ -426,6 +432,13 @@ int64_t devmgr_flush_mirror(struct devmgr *m, int64_t now_ms)
             m->dirty[i] = m->dirty[--m->n_dirty];
         }
     }
+    /* One scan per interval/8 at most: with a thousand controls waiting,
+     * each due at its own millisecond, scanning on every due time would
+     * cost a pass over the list per message. A held value goes out at most
+     * interval/8 late. */
+    if (next != INT64_MAX && next < now_ms + (interval / 8 > 0 ? interval / 8 : 1))
+        next = now_ms + (interval / 8 > 0 ? interval / 8 : 1);
+    m->next_scan_ms = next;
     return next;
 }
 
@@ -751,6 +764,7 @@ int64_t devmgr_tick(struct devmgr *m, int64_t now_ms)
 void devmgr_publish_all(struct devmgr *m)
 {
     m->n_dirty = 0; /* every value goes out now: nothing waits */
+    m->next_scan_ms = INT64_MAX;
     for (size_t i = 0; i < m->n_devs; i++) {
         struct dev *d = &m->devs[i];
         if (!d->cfg->wb_mirror)
