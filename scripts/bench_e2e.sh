@@ -22,7 +22,8 @@
 #
 # Prints a table (figure beside its target) and writes bench/results.json.
 # Knobs (environment): E2E_N, E2E_K, E2E_LAT_RATE, E2E_LAT_S, E2E_IO_S,
-# E2E_BIG_K, E2E_KEEP=1 keeps the work folder; E2E_ONLY="io big" runs only
+# E2E_BIG_K, E2E_MIRROR_MS (bridge.mirror_min_interval_ms, default 100),
+# E2E_KEEP=1 keeps the work folder; E2E_ONLY="io big" runs only
 # those phases (no table, no results.json); E2E_IO_SQL (experiments
 # only) runs one SQL statement on the io database before its load.
 
@@ -77,9 +78,10 @@ CONF
 # PREFIX/dev<i>/json (fields seq and t).
 gen_config() {
     local file=$1 prefix=$2 k=$3 db=$4
-    python3 - "$file" "$prefix" "$k" "$db" "$E2E_PORT" <<'PY'
+    python3 - "$file" "$prefix" "$k" "$db" "$E2E_PORT" "${E2E_MIRROR_MS:-100}" <<'PY'
 import sys
 f, prefix, k, db, port = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+mirror_ms = int(sys.argv[6])
 out = [f"""mqtt:
   host: 127.0.0.1
   port: {port}
@@ -98,6 +100,7 @@ log:
   level: info
 bridge:
   device_id: {prefix}_bridge
+  mirror_min_interval_ms: {mirror_ms}
 devices:
 """]
 for i in range(k):
