@@ -5,7 +5,8 @@
  * Threads and data flow:
  *
  *   paho thread --on_message--> [bounded queue] --> core thread (this loop)
- *                                                     |-> devmgr (owns all state)
+ *        |                                            |-> devmgr (owns all state)
+ *        '-- queue empty: applied in place under core_mu (see core.h)
  *                                                     |-> store (group commit,
  *                                                     |          its own writer thread)
  *                                                     '-> mqttc_publish (mirror)
@@ -20,6 +21,7 @@
 #include "wbmb/app.h"
 #include "core/core.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -91,6 +93,28 @@ static void on_message(void *ud, const char *topic, const void *payload, size_t 
         log_warn("rejected message on '%s': payload of %zu bytes is over the %d byte limit", topic,
                  len, PAYLOAD_MAX_LEN);
         return;
+    }
+    /* Applied right here on paho's thread when nothing waits in the queue
+     * (so nothing can be overtaken): no copy into the queue, no wake-up of
+     * the core thread, no context switch per message. Queued otherwise,
+     * behind what is already there. */
+    if (queue_empty(a->queue)) {
+        pthread_mutex_lock(&a->core_mu);
+        if (a->apply_in_place && queue_empty(a->queue)) {
+            memcpy(a->msg_buf, payload, len);
+            a->msg_buf[len] = '\0';
+            int64_t now = util_mono_ms();
+            devmgr_handle_message(a->devmgr, topic, a->msg_buf, len, retained, now);
+            /* Held mirror values that are due go out from here; wake the
+             * loop when a timer now falls before its planned wake-up. */
+            if (devmgr_flush_mirror(a->devmgr, now) < a->core_wake_ms || a->timers_changed) {
+                a->timers_changed = false;
+                queue_kick(a->queue);
+            }
+            pthread_mutex_unlock(&a->core_mu);
+            return;
+        }
+        pthread_mutex_unlock(&a->core_mu);
     }
     if (queue_push(a->queue, QUEUE_MSG, topic, payload, len, retained) != WB_OK)
         atomic_fetch_add(&a->dropped, 1);
@@ -176,6 +200,7 @@ static void on_control_command(void *ud, const char *device_id, const char *cont
                                const char *payload, size_t len, bool retained)
 {
     struct app *a = ud;
+    a->timers_changed = true; /* a scenario or an action may wait on a timer */
     if (retained) {
         /* A retained command would re-run at every reconnect: never act on it. */
         log_debug("ignoring retained command on %s/%s", device_id, control);
@@ -419,18 +444,25 @@ static void loop(struct app *a)
      * goes out on time for any WatchdogSec of 200 ms or more. */
     struct sdnotify_watchdog wd;
     sdnotify_watchdog_init(&wd);
+    pthread_mutex_lock(&a->core_mu);
+    a->apply_in_place = a->msg_buf != NULL;
+    pthread_mutex_unlock(&a->core_mu);
     while (!stop_requested) {
         sdnotify_watchdog_kick(&wd, util_mono_ms());
         if (reload_requested) {
             reload_requested = 0;
+            pthread_mutex_lock(&a->core_mu);
             reload(a);
+            pthread_mutex_unlock(&a->core_mu);
         }
         int64_t now = util_mono_ms();
         int wait = QUEUE_POLL_MS;
         if (next_tick - now < wait)
             wait = next_tick <= now ? 0 : (int)(next_tick - now);
-        /* Apply a burst of messages before looking at timers again. */
-        for (int i = 0; i < 1024 && queue_pop(a->queue, &it, i == 0 ? wait : 0); i++)
+        queue_wait(a->queue, wait);
+        pthread_mutex_lock(&a->core_mu);
+        /* Apply a burst of queued items before looking at timers again. */
+        for (int i = 0; i < 1024 && queue_pop(a->queue, &it, 0); i++)
             handle_item(a, &it);
         now = util_mono_ms();
         if (now >= next_dev_tick) {
@@ -444,7 +476,13 @@ static void loop(struct app *a)
         next_tick = next_scen < next_dev_tick ? next_scen : next_dev_tick;
         if (next_mirror < next_tick)
             next_tick = next_mirror;
+        a->core_wake_ms = next_tick < now + QUEUE_POLL_MS ? next_tick : now + QUEUE_POLL_MS;
+        a->timers_changed = false;
+        pthread_mutex_unlock(&a->core_mu);
     }
+    pthread_mutex_lock(&a->core_mu);
+    a->apply_in_place = false;
+    pthread_mutex_unlock(&a->core_mu);
 }
 
 /* The final flush, retried for SHUTDOWN_FLUSH_RETRY_MS while the store
@@ -514,6 +552,8 @@ int app_run(const struct app_options *opts)
 {
     struct app a;
     memset(&a, 0, sizeof(a));
+    pthread_mutex_init(&a.core_mu, NULL);
+    a.msg_buf = malloc(PAYLOAD_MAX_LEN + 1); /* NULL: every message is queued */
     a.opts = opts;
     a.started_mono_ms = util_mono_ms();
     atomic_init(&a.oversize_rejected, 0);
@@ -535,5 +575,7 @@ int app_run(const struct app_options *opts)
     } else if (rc == APP_EXIT_OK) {
         log_info("stopped cleanly");
     }
+    free(a.msg_buf);
+    pthread_mutex_destroy(&a.core_mu);
     return rc;
 }

@@ -62,6 +62,13 @@ wb_status queue_push(struct queue *q, enum queue_kind kind, const char *topic, c
  * fills *out, or false when none came. Releases the previous item. */
 bool queue_pop(struct queue *q, struct queue_item *out, int timeout_ms);
 
+/* Waits up to timeout_ms for an item without taking it; true when one is
+ * queued. queue_empty() says whether nothing is queued right now. */
+bool queue_wait(struct queue *q, int timeout_ms);
+/* Ends the current (or next) queue_wait() early without queueing anything. */
+void queue_kick(struct queue *q);
+bool queue_empty(struct queue *q);
+
 /* Refuses further pushes and wakes blocked producers; items already queued
  * can still be popped. */
 void queue_close(struct queue *q);

@@ -2,10 +2,13 @@
  * core.h - the daemon's core context, shared by app.c (start-up, the loop,
  * shutdown) and api.c (the HTTP backend). Internal to src/.
  *
- * Everything in struct app is owned by the core thread except the fields
- * marked otherwise. Other threads reach the core only through core_call_run():
- * the call travels through the same queue as MQTT messages, runs on the core
- * thread, and the caller sleeps until core_call_done() is called for it.
+ * Everything in struct app belongs to "the core" except the fields marked
+ * otherwise: whoever holds core_mu. That is the core thread (the loop in
+ * app.c), or paho's receive thread applying a message in place when nothing
+ * is queued ahead of it (app.c on_message). Other threads reach the core only
+ * through core_call_run(): the call travels through the same queue as MQTT
+ * messages, runs on the core thread, and the caller sleeps until
+ * core_call_done() is called for it.
  */
 #ifndef WBMB_CORE_H
 #define WBMB_CORE_H
@@ -28,6 +31,15 @@
 #include "wbmb/state_store.h"
 
 struct app {
+    /* Taken around every queue pop and the work it leads to, and by paho's
+     * thread for a message applied in place. Invariant: with core_mu held
+     * and the queue empty, everything pushed so far has been handled, so a
+     * message applied in place never overtakes an earlier one. */
+    pthread_mutex_t core_mu;
+    bool apply_in_place;  /* under core_mu: the loop runs (not at start-up or shutdown) */
+    char *msg_buf;        /* under core_mu: NUL-terminated copy of an in-place payload */
+    int64_t core_wake_ms; /* under core_mu: when the sleeping loop looks at its timers */
+    bool timers_changed;  /* under core_mu: a command may have started a timer */
     const struct app_options *opts;
     struct config *cfg;
     struct state_store *store; /* thread-safe */

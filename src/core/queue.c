@@ -37,6 +37,7 @@ struct queue {
     size_t count; /* queued items */
     bool holding; /* the consumer holds the slot before head */
     bool closed;
+    bool kicked; /* queue_kick(): the next wait returns at once */
     struct queue_stats stats;
 };
 
@@ -146,6 +147,53 @@ wb_status queue_push(struct queue *q, enum queue_kind kind, const char *topic, c
     return WB_OK;
 }
 
+/* Caller holds mu: waits up to timeout_ms while nothing is queued. */
+static void wait_locked(struct queue *q, int timeout_ms)
+{
+    if (q->count != 0 || timeout_ms <= 0 || q->kicked) {
+        q->kicked = false;
+        return;
+    }
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    while (q->count == 0 && !q->closed && !q->kicked) {
+        if (pthread_cond_timedwait(&q->not_empty, &q->mu, &dl) == ETIMEDOUT)
+            break;
+    }
+    q->kicked = false;
+}
+
+void queue_kick(struct queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->kicked = true;
+    pthread_cond_signal(&q->not_empty);
+    pthread_mutex_unlock(&q->mu);
+}
+
+bool queue_wait(struct queue *q, int timeout_ms)
+{
+    pthread_mutex_lock(&q->mu);
+    wait_locked(q, timeout_ms);
+    bool have = q->count != 0;
+    pthread_mutex_unlock(&q->mu);
+    return have;
+}
+
+bool queue_empty(struct queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    bool empty = q->count == 0;
+    pthread_mutex_unlock(&q->mu);
+    return empty;
+}
+
 bool queue_pop(struct queue *q, struct queue_item *out, int timeout_ms)
 {
     pthread_mutex_lock(&q->mu);
@@ -153,20 +201,7 @@ bool queue_pop(struct queue *q, struct queue_item *out, int timeout_ms)
         q->holding = false;
         pthread_cond_signal(&q->not_full);
     }
-    if (q->count == 0 && timeout_ms > 0) {
-        struct timespec dl;
-        clock_gettime(CLOCK_MONOTONIC, &dl);
-        dl.tv_sec += timeout_ms / 1000;
-        dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
-        }
-        while (q->count == 0) {
-            if (pthread_cond_timedwait(&q->not_empty, &q->mu, &dl) == ETIMEDOUT)
-                break;
-        }
-    }
+    wait_locked(q, timeout_ms);
     if (q->count == 0) {
         pthread_mutex_unlock(&q->mu);
         return false;

@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -403,6 +404,35 @@ static wb_status json_prescan(const char *b, size_t n, char *err, size_t errlen)
     return WB_OK;
 }
 
+/* One tokener per thread, reset per message: a new one per message
+ * (allocation of its depth stack and buffer) was ~12 % of the parse.
+ * Messages are parsed on the core thread and on paho's receive thread (see
+ * core.h); a thread's tokener is freed when the thread ends. */
+static pthread_key_t tok_key;
+static pthread_once_t tok_once = PTHREAD_ONCE_INIT;
+
+static void tok_free(void *t)
+{
+    json_tokener_free(t);
+}
+
+static void tok_key_init(void)
+{
+    (void)pthread_key_create(&tok_key, tok_free);
+}
+
+static json_tokener *thread_tokener(void)
+{
+    pthread_once(&tok_once, tok_key_init);
+    json_tokener *tok = pthread_getspecific(tok_key);
+    if (!tok && (tok = json_tokener_new_ex(PAYLOAD_MAX_DEPTH)) &&
+        pthread_setspecific(tok_key, tok) != 0) {
+        json_tokener_free(tok);
+        tok = NULL;
+    }
+    return tok;
+}
+
 wb_status payload_parse_object(const char *buf, size_t len, json_object **out, char *err,
                                size_t errlen)
 {
@@ -424,10 +454,8 @@ wb_status payload_parse_object(const char *buf, size_t len, json_object **out, c
     st = json_prescan(b, n, err, errlen);
     if (st != WB_OK)
         return st;
-    /* One tokener per thread, reset per message: a new one per message
-     * (allocation of its depth stack and buffer) was ~12 % of the parse. */
-    static __thread json_tokener *tok;
-    if (!tok && !(tok = json_tokener_new_ex(PAYLOAD_MAX_DEPTH)))
+    json_tokener *tok = thread_tokener();
+    if (!tok)
         return WB_ERR_NOMEM;
     json_tokener_reset(tok);
     /* Trailing characters are allowed here only so that the check below can
