@@ -222,6 +222,7 @@ static struct devmgr *build_devmgr(struct app *a, struct config *cfg, struct dev
     char err[256];
     struct devmgr_hooks hooks = {
         .on_state = api_on_state,
+        .wants_state = api_wants_state,
         .on_connection = api_on_connection,
         .on_control_command = on_control_command,
         .ud = a,

@@ -31,6 +31,9 @@ struct devmgr;
  * borrowed for the call). Any member may be NULL. */
 struct devmgr_hooks {
     void (*on_state)(void *ud, const char *device_id, json_object *changed, json_object *state);
+    /* Optional: false when on_state would ignore the call (nobody listens);
+     * the changed set is then not built. NULL = always call on_state. */
+    bool (*wants_state)(void *ud);
     void (*on_connection)(void *ud, const char *device_id, bool online, const char *event);
     /* A message on /devices/<mirrored id>/controls/<control>/on. */
     void (*on_control_command)(void *ud, const char *device_id, const char *control,

@@ -584,6 +584,11 @@ static bool has_listeners(struct app *a)
     return hs.sse_clients > 0;
 }
 
+bool api_wants_state(void *ud)
+{
+    return has_listeners(ud);
+}
+
 void api_on_state(void *ud, const char *device_id, json_object *changed, json_object *state)
 {
     struct app *a = ud;

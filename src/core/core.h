@@ -90,6 +90,7 @@ json_object *api_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)
 void api_backend(struct app *a, struct http_backend *be);
 /* Core-thread hooks: live events for SSE clients. */
 void api_on_state(void *ud, const char *device_id, json_object *changed, json_object *state);
+bool api_wants_state(void *ud); /* an SSE client listens */
 void api_on_connection(void *ud, const char *device_id, bool online, const char *event);
 void api_on_scenario(struct app *a, json_object *scenario_last);
 

@@ -452,6 +452,13 @@ static void persist_device(struct devmgr *m, struct dev *d)
         m->stats.store_errors++;
 }
 
+/* Whether an observer wants the changed set of a transition (SSE clients):
+ * without one no JSON is built for it on the hot path. */
+static bool wants_changes(const struct devmgr *m)
+{
+    return m->hooks.on_state && (!m->hooks.wants_state || m->hooks.wants_state(m->hooks.ud));
+}
+
 /* The hot path of plain payloads: one field, no intermediate objects unless
  * an observer wants the changed set. Takes ownership of v. */
 static void apply_one(struct devmgr *m, struct dev *d, const char *field, json_object *v)
@@ -470,7 +477,7 @@ static void apply_one(struct devmgr *m, struct dev *d, const char *field, json_o
     if (!transient)
         persist_device(m, d);
     publish_field(m, d, field, v);
-    if (m->hooks.on_state) {
+    if (wants_changes(m)) {
         json_object *changed = json_object_new_object();
         json_object_object_add(changed, field, json_object_get(v));
         m->hooks.on_state(m->hooks.ud, d->cfg->id, changed, d->state);
@@ -478,19 +485,33 @@ static void apply_one(struct devmgr *m, struct dev *d, const char *field, json_o
     }
 }
 
-/* Merges changes into d; one transition when anything changed. */
+/* Merges changes into d; one transition when anything changed. The changed
+ * fields are remembered as (key, value) pairs borrowed from `changes`, not
+ * in a new JSON object, unless an observer wants one. */
 static bool apply_changes(struct devmgr *m, struct dev *d, json_object *changes)
 {
-    json_object *changed = NULL;
+    struct {
+        const char *k;
+        json_object *v;
+    } local[16], *chg = local, *big = NULL;
+    size_t n = 0, cap = sizeof(local) / sizeof(local[0]);
     bool persist = false;
     json_object_object_foreach(changes, k, v)
     {
         json_object *old;
         if (json_object_object_get_ex(d->state, k, &old) && json_object_equal(old, v))
             continue;
-        if (!changed)
-            changed = json_object_new_object();
-        json_object_object_add(changed, k, json_object_get(v));
+        if (n == cap) {
+            void *grown = realloc(big, 2 * cap * sizeof(*chg));
+            if (!grown)
+                break; /* out of memory: the rest of the message is not applied */
+            if (!big)
+                memcpy(grown, local, sizeof(local));
+            chg = big = grown;
+            cap *= 2;
+        }
+        chg[n].k = k;
+        chg[n++].v = v;
         json_object_object_add(d->state, k, json_object_get(v));
         if (!is_transient(d->cfg, k)) {
             if (d->persisted != d->state)
@@ -498,20 +519,24 @@ static bool apply_changes(struct devmgr *m, struct dev *d, json_object *changes)
             persist = true;
         }
     }
-    if (!changed) {
+    if (!n) {
         m->stats.unchanged++;
+        free(big);
         return false;
     }
     m->stats.applied++;
     if (persist)
         persist_device(m, d);
-    json_object_object_foreach(changed, ck, cv)
-    {
-        publish_field(m, d, ck, cv);
-    }
-    if (m->hooks.on_state)
+    for (size_t i = 0; i < n; i++)
+        publish_field(m, d, chg[i].k, chg[i].v);
+    if (wants_changes(m)) {
+        json_object *changed = json_object_new_object();
+        for (size_t i = 0; i < n; i++)
+            json_object_object_add(changed, chg[i].k, json_object_get(chg[i].v));
         m->hooks.on_state(m->hooks.ud, d->cfg->id, changed, d->state);
-    json_object_put(changed);
+        json_object_put(changed);
+    }
+    free(big);
     return true;
 }
 

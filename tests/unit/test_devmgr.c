@@ -52,6 +52,8 @@ struct fixture {
     struct pubrec pubs[256];
     size_t n_pubs;
     int states, connections, commands;
+    bool nobody_listens; /* wants_state answers false */
+    char last_changed[256];
     char last_command[128];
 };
 
@@ -80,7 +82,15 @@ static const char *published(struct fixture *f, const char *topic)
 static void on_state(void *ud, const char *id, json_object *changed, json_object *state)
 {
     (void)id, (void)changed, (void)state;
-    ((struct fixture *)ud)->states++;
+    struct fixture *f = ud;
+    f->states++;
+    snprintf(f->last_changed, sizeof(f->last_changed), "%s",
+             json_object_to_json_string_ext(changed, JSON_C_TO_STRING_PLAIN));
+}
+
+static bool wants_state(void *ud)
+{
+    return !((struct fixture *)ud)->nobody_listens;
 }
 
 static void on_conn(void *ud, const char *id, bool online, const char *event)
@@ -101,7 +111,11 @@ static void on_cmd(void *ud, const char *id, const char *control, const char *pa
 static struct devmgr *make(struct fixture *f, struct devmgr *previous)
 {
     struct mirror_publisher pub = {record, f};
-    struct devmgr_hooks hooks = {on_state, on_conn, on_cmd, f};
+    struct devmgr_hooks hooks = {.on_state = on_state,
+                                 .wants_state = wants_state,
+                                 .on_connection = on_conn,
+                                 .on_control_command = on_cmd,
+                                 .ud = f};
     char err[128];
     struct devmgr *m = devmgr_create(f->cfg, f->store, &pub, &hooks, previous, err, sizeof(err));
     assert_non_null(m);
@@ -244,6 +258,28 @@ static void test_json_transient(void **state)
     store_get_status(f->store, &after);
     assert_int_equal(after.sets, before.sets);
     assert_string_equal(published(f, "/devices/plug/controls/w"), "13");
+}
+
+/* The changed set reaches on_state only while somebody listens; the
+ * transition itself (store, mirror) does not depend on it. */
+static void test_changed_set(void **state)
+{
+    struct fixture *f = *state;
+    msg(f, "z2m/plug", "{\"power\": 5, \"meter\": {\"energy\": 7}}");
+    assert_int_equal(f->states, 1);
+    assert_string_equal(f->last_changed, "{\"w\":5,\"e\":7}");
+    msg(f, "z2m/plug", "{\"power\": 6, \"meter\": {\"energy\": 7}}");
+    assert_int_equal(f->states, 2);
+    assert_string_equal(f->last_changed, "{\"w\":6}");
+    f->nobody_listens = true;
+    msg(f, "z2m/plug", "{\"power\": 8, \"meter\": {\"energy\": 9}}");
+    msg(f, "vol/a", "3");
+    assert_int_equal(f->states, 2);
+    assert_string_equal(published(f, "/devices/plug/controls/e"), "9");
+    assert_string_equal(published(f, "/devices/tv/controls/volume"), "3");
+    json_object *v = stored(f, "device:plug");
+    assert_int_equal(json_object_get_int(json_object_object_get(v, "e")), 9);
+    json_object_put(v);
 }
 
 /* bridge.mirror_min_interval_ms: the first change goes out at once, faster
@@ -393,6 +429,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rejections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_transient, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mirror_throttle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_changed_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_own_and_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_availability, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_and_reload, setup, teardown),
