@@ -168,6 +168,6 @@ extern const struct store_ops store_sqlite_ops;
 extern const struct store_ops store_memory_ops;
 
 /* The schema version this binary writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 #endif

@@ -55,7 +55,6 @@ static const char *const wsql[W_COUNT] = {
                  " ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
                  " updated_at = excluded.updated_at",
     [W_DELETE] = "DELETE FROM state_store WHERE key = ?1",
-    [W_HIST] = "INSERT INTO device_state_snapshots(device_id, state, ts) VALUES(?1, ?2, ?3)",
     [W_CONN] = "INSERT INTO device_connection_logs(device_id, event, ts) VALUES(?1, ?2, ?3)",
     [W_DEVICE] = "INSERT INTO devices(device_id, device_type, name, last_seen, connected_at,"
                  " is_online) VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(device_id) DO UPDATE"
@@ -71,11 +70,6 @@ static const char *const wsql[W_COUNT] = {
               " action = COALESCE(excluded.action, action),"
               " params = COALESCE(excluded.params, params),"
               " source = COALESCE(excluded.source, source)",
-    /* Stock SQLite has no DELETE ... LIMIT: find the newest id to drop. */
-    [W_PRUNE_ROWS] = "DELETE FROM device_state_snapshots WHERE device_id = ?1 AND id <= ("
-                     "SELECT id FROM device_state_snapshots WHERE device_id = ?1"
-                     " ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-    [W_PRUNE_AGE] = "DELETE FROM device_state_snapshots WHERE ts < ?1",
 };
 
 /* ---- pending batches ------------------------------------------------- */
@@ -142,8 +136,7 @@ static wb_status enqueue_op(struct sqlite_store *s, struct op *o)
 
 /* ---- the writer thread ----------------------------------------------- */
 
-/* Steps a statement to completion and resets it; keeps the error text. */
-static int run(struct sqlite_store *s, sqlite3_stmt *st)
+int store_sqlite_run(struct sqlite_store *s, sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE || rc == SQLITE_ROW)
@@ -163,56 +156,15 @@ static void bind_texts(sqlite3_stmt *st, const char *const *f, int n)
 
 static int write_op(struct sqlite_store *s, const struct op *o)
 {
-    static const int stmt[] = {
-        [OP_HIST] = W_HIST, [OP_CONN] = W_CONN, [OP_DEVICE] = W_DEVICE, [OP_CMD] = W_CMD};
-    static const int nf[] = {[OP_HIST] = 3, [OP_CONN] = 3, [OP_DEVICE] = 5, [OP_CMD] = 9};
+    if (o->kind == OP_HIST)
+        return store_sqlite_hist_append(s, o);
+    static const int stmt[] = {[OP_CONN] = W_CONN, [OP_DEVICE] = W_DEVICE, [OP_CMD] = W_CMD};
+    static const int nf[] = {[OP_CONN] = 3, [OP_DEVICE] = 5, [OP_CMD] = 9};
     sqlite3_stmt *st = s->w[stmt[o->kind]];
     bind_texts(st, o->f, nf[o->kind]);
     if (o->kind == OP_DEVICE)
         sqlite3_bind_int(st, 6, o->flag);
-    if (o->kind == OP_HIST) {
-        /* Count appends per device so retention runs in batches. */
-        struct smap_entry *e = smap_find(&s->prune_counts, o->f[0]);
-        if (e)
-            e->num++;
-        else
-            smap_put(&s->prune_counts, o->f[0], NULL, 1, NULL);
-    }
-    return run(s, st);
-}
-
-/* History retention, inside the commit's transaction: a device is pruned to
- * history_max_rows after max(100, max_rows / 10) appends, every device with
- * appends and the age limit every 60 s. Deleting in batches keeps the per-set
- * cost flat instead of one DELETE per append. */
-static int prune(struct sqlite_store *s)
-{
-    if (!s->cfg.history_enabled)
-        return SQLITE_OK;
-    unsigned max = s->cfg.history_max_rows;
-    unsigned threshold = max / 10 < 100 ? 100 : max / 10;
-    int64_t now = util_mono_ms();
-    bool periodic = s->last_prune_ms == 0 || now - s->last_prune_ms >= 60000;
-    int rc = SQLITE_OK;
-    for (size_t i = 0; max && i < s->prune_counts.cap && rc == SQLITE_OK; i++) {
-        struct smap_entry *e = &s->prune_counts.slots[i];
-        if (!e->key || e->num == 0 || (!periodic && e->num < threshold))
-            continue;
-        sqlite3_bind_text(s->w[W_PRUNE_ROWS], 1, e->key, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s->w[W_PRUNE_ROWS], 2, max);
-        rc = run(s, s->w[W_PRUNE_ROWS]);
-        e->num = 0;
-    }
-    if (periodic && rc == SQLITE_OK && s->cfg.history_max_age_days) {
-        char cutoff[UTIL_TS_LEN];
-        util_iso8601_from_ms(util_wall_ms() - (int64_t)s->cfg.history_max_age_days * 86400000,
-                             cutoff);
-        sqlite3_bind_text(s->w[W_PRUNE_AGE], 1, cutoff, -1, SQLITE_STATIC);
-        rc = run(s, s->w[W_PRUNE_AGE]);
-    }
-    if (periodic)
-        s->last_prune_ms = now;
-    return rc;
+    return store_sqlite_run(s, st);
 }
 
 static int entry_cmp(const void *a, const void *b)
@@ -241,7 +193,7 @@ static int commit_batch(struct sqlite_store *s, const struct batch *b)
         }
     if (order)
         qsort(order, n, sizeof(*order), entry_cmp);
-    int rc = run(s, s->w[W_BEGIN]);
+    int rc = store_sqlite_run(s, s->w[W_BEGIN]);
     for (size_t i = 0, j = 0; rc == SQLITE_OK && i < n; j++) {
         const struct smap_entry *e = order ? order[i] : &b->kv.slots[j];
         if (!e->key)
@@ -253,14 +205,14 @@ static int commit_batch(struct sqlite_store *s, const struct batch *b)
             sqlite3_bind_text(st, 2, e->text, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 3, ts, -1, SQLITE_STATIC);
         }
-        rc = run(s, st);
+        rc = store_sqlite_run(s, st);
     }
     for (const struct op *o = b->head; rc == SQLITE_OK && o; o = o->next)
         rc = write_op(s, o);
     if (rc == SQLITE_OK)
-        rc = prune(s);
+        rc = store_sqlite_hist_prune(s);
     if (rc == SQLITE_OK)
-        rc = run(s, s->w[W_COMMIT]);
+        rc = store_sqlite_run(s, s->w[W_COMMIT]);
     if (rc != SQLITE_OK && !sqlite3_get_autocommit(s->wdb)) {
         /* Not through run(): the commit's error text must survive. */
         sqlite3_step(s->w[W_ROLLBACK]);
@@ -336,6 +288,7 @@ static void *writer_main(void *arg)
                 (uint64_t)((z.tv_sec - a.tv_sec) * 1000000 + (z.tv_nsec - a.tv_nsec) / 1000);
 
             pthread_mutex_lock(&s->lock);
+            store_sqlite_hist_end(s, rc == SQLITE_OK);
             s->has_inflight = false;
             result = store_sqlite_status(rc);
             if (rc == SQLITE_OK) {
@@ -538,6 +491,7 @@ static void sq_close(struct state_store *base)
             log_error("store: closing %s with %zu changes not written (%s): they are lost",
                       s->db_path, left, wb_strerror(st));
     }
+    store_sqlite_hist_close(s); /* uses s->w[] */
     for (int i = 0; i < W_COUNT; i++)
         sqlite3_finalize(s->w[i]);
     for (int i = 0; i < R_COUNT; i++)
@@ -547,7 +501,6 @@ static void sq_close(struct state_store *base)
         json_tokener_free(s->rtok);
     sqlite3_close(s->wdb);
     batch_free(&s->pending);
-    smap_clear(&s->prune_counts);
     pthread_cond_destroy(&s->wake);
     pthread_cond_destroy(&s->done);
     pthread_mutex_destroy(&s->lock);
@@ -565,7 +518,8 @@ static wb_status prepare_all(struct sqlite_store *s, char *err, size_t errlen)
                      sqlite3_errmsg(s->wdb));
             return WB_ERR_DB;
         }
-    return store_sqlite_prepare_reads(s, err, errlen);
+    wb_status st = store_sqlite_hist_prepare(s, err, errlen);
+    return st == WB_OK ? store_sqlite_prepare_reads(s, err, errlen) : st;
 }
 
 static wb_status sq_open(struct state_store **out, const struct store_config *cfg, char *err,
@@ -618,6 +572,8 @@ static wb_status sq_open(struct state_store **out, const struct store_config *cf
     sqlite3_busy_timeout(s->rdb, 5000);
     sqlite3_exec(s->rdb, "PRAGMA query_only=1", NULL, NULL, NULL);
     st = prepare_all(s, err, errlen);
+    if (st == WB_OK)
+        st = store_sqlite_hist_load(s, err, errlen);
     if (st != WB_OK)
         goto fail;
     if (pthread_create(&s->thread, NULL, writer_main, s) != 0) {

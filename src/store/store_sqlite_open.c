@@ -49,13 +49,30 @@ static const char schema_v1[] =
     " is_online INTEGER NOT NULL DEFAULT 0, last_seen TEXT, connected_at TEXT);";
 
 /* Schema upgrades, in order: each moves a file from version `from` to
- * from + 1. Empty while STORE_SCHEMA_VERSION is 1; a version 2 would add e.g.
- * {1, "ALTER TABLE devices ADD COLUMN room TEXT"}. The NULL row ends it. */
+ * from + 1. A new file gets schema_v1 and then every step, so new and
+ * migrated files have the same schema. The NULL row ends it.
+ *
+ * 1 -> 2: the history without per-device B-tree indexes (see
+ * store_sqlite_history.c). Every row gets prev_id, the id of its device's
+ * previous row, computed from idx_snapshots_device before that index goes;
+ * idx_snapshots_ts goes too (age retention deletes an id range);
+ * device_state_heads gets every device's newest row id and row count. */
 struct migration {
     int from;
     const char *sql;
 };
-static const struct migration migrations[] = {{0, NULL}};
+static const struct migration migrations[] = {
+    {1, "ALTER TABLE device_state_snapshots ADD COLUMN prev_id INTEGER;"
+        "UPDATE device_state_snapshots SET prev_id = (SELECT max(p.id)"
+        " FROM device_state_snapshots p WHERE p.device_id = device_state_snapshots.device_id"
+        " AND p.id < device_state_snapshots.id);"
+        "DROP INDEX IF EXISTS idx_snapshots_device;"
+        "DROP INDEX IF EXISTS idx_snapshots_ts;"
+        "CREATE TABLE device_state_heads("
+        " device_id TEXT PRIMARY KEY, head_id INTEGER NOT NULL, rows INTEGER NOT NULL);"
+        "INSERT INTO device_state_heads(device_id, head_id, rows)"
+        " SELECT device_id, max(id), count(*) FROM device_state_snapshots GROUP BY device_id;"},
+    {0, NULL}};
 
 wb_status store_sqlite_status(int rc)
 {
