@@ -321,23 +321,25 @@ wb_status store_sqlite_hist_load(struct sqlite_store *s, char *err, size_t errle
     sqlite3_reset(st);
     /* Rows appended after the last save: the highest saved head was the
      * newest row of the table then, and ids only grow. */
-    st = s->h[H_HEADS_SCAN];
-    sqlite3_bind_int64(st, 1, seen);
     size_t followed = 0;
-    while (rc == SQLITE_DONE && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        long idx = dev_index(s, (const char *)sqlite3_column_text(st, 1), true);
-        if (idx < 0) {
-            rc = SQLITE_NOMEM;
-            break;
+    if (rc == SQLITE_DONE) {
+        st = s->h[H_HEADS_SCAN];
+        sqlite3_bind_int64(st, 1, seen);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            long idx = dev_index(s, (const char *)sqlite3_column_text(st, 1), true);
+            if (idx < 0) {
+                rc = SQLITE_NOMEM;
+                break;
+            }
+            struct hist_dev *d = &s->hist_devs[idx];
+            d->head = d->c_head = sqlite3_column_int64(st, 0);
+            d->rows = ++d->c_rows;
+            d->dirty = true;
+            followed++;
         }
-        struct hist_dev *d = &s->hist_devs[idx];
-        d->head = d->c_head = sqlite3_column_int64(st, 0);
-        d->rows = ++d->c_rows;
-        d->dirty = true;
-        followed++;
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
     }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
     if (rc != SQLITE_DONE) {
         snprintf(err, errlen, "%s: loading the history heads: %s", s->db_path,
                  rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(s->wdb));
