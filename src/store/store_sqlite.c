@@ -51,9 +51,9 @@ static const char *const wsql[W_COUNT] = {
     [W_BEGIN] = "BEGIN IMMEDIATE",
     [W_COMMIT] = "COMMIT",
     [W_ROLLBACK] = "ROLLBACK",
-    [W_UPSERT] = "INSERT INTO state_store(key, value, updated_at) VALUES(?1, ?2, ?3)"
+    [W_UPSERT] = "INSERT INTO state_store(key, value, updated_ms) VALUES(?1, ?2, ?3)"
                  " ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
-                 " updated_at = excluded.updated_at",
+                 " updated_ms = excluded.updated_ms",
     [W_DELETE] = "DELETE FROM state_store WHERE key = ?1",
     [W_CONN] = "INSERT INTO device_connection_logs(device_id, event, ts) VALUES(?1, ?2, ?3)",
     [W_DEVICE] = "INSERT INTO devices(device_id, device_type, name, last_seen, connected_at,"
@@ -177,8 +177,7 @@ static int entry_cmp(const void *a, const void *b)
  * already did) and leaves the batch untouched for the caller to requeue. */
 static int commit_batch(struct sqlite_store *s, const struct batch *b)
 {
-    char ts[UTIL_TS_LEN];
-    util_iso8601_now(ts);
+    int64_t now_ms = util_wall_ms(); /* updated_at, one for the whole commit */
     pthread_mutex_lock(&s->wlock);
     /* Key order instead of hash order: B-tree inserts then walk the pages
      * sequentially (about 2x faster for big batches). Without memory for
@@ -203,7 +202,7 @@ static int commit_batch(struct sqlite_store *s, const struct batch *b)
         sqlite3_bind_text(st, 1, e->key, -1, SQLITE_STATIC);
         if (e->text) {
             sqlite3_bind_text(st, 2, e->text, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, ts, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, now_ms);
         }
         rc = store_sqlite_run(s, st);
     }
@@ -380,24 +379,29 @@ static wb_status sq_del(struct state_store *base, const char *key)
     return put_kv(S(base), key, NULL, false);
 }
 
-/* util_iso8601_now() for the hot path: gmtime_r + snprintf cost ~3 700
- * instructions, a quarter of a transition's work on the core thread
- * (callgrind). The "YYYY-MM-DDTHH:MM:SS." part is cached per second (per
- * thread: no lock) and only the milliseconds are written by hand. */
-static void ts_now(char out[UTIL_TS_LEN])
+/* The Unix time in ms of an ISO-8601 UTC timestamp as util_iso8601_*()
+ * write it ("2026-11-23T04:28:53.695Z"; the fraction may be missing or
+ * shorter). Returns false for anything else. */
+static bool ts_parse_ms(const char *ts, int64_t *out)
 {
-    static __thread int64_t cached_sec = -1;
-    static __thread char cached[UTIL_TS_LEN];
-    int64_t ms = util_wall_ms();
-    if (ms / 1000 != cached_sec) {
-        util_iso8601_from_ms(ms - ms % 1000, cached);
-        cached_sec = ms / 1000;
-    }
-    memcpy(out, cached, UTIL_TS_LEN);
-    int r = (int)(ms % 1000);
-    out[20] = (char)('0' + r / 100);
-    out[21] = (char)('0' + r / 10 % 10);
-    out[22] = (char)('0' + r % 10);
+    struct tm tm = {0};
+    int n = 0;
+    if (sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &n) != 6 ||
+        n != 19)
+        return false;
+    const char *p = ts + n;
+    int64_t ms = 0, scale = 100;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+            ms += scale * (*p - '0');
+    if (p[0] != 'Z' || p[1] != '\0' || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 ||
+        tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+        return false;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *out = (int64_t)timegm(&tm) * 1000 + ms;
+    return true;
 }
 
 static wb_status sq_history_append(struct state_store *base, const char *device_id,
@@ -408,14 +412,14 @@ static wb_status sq_history_append(struct state_store *base, const char *device_
         return WB_OK;
     if (!device_id || !state)
         return WB_ERR_INVALID;
-    char now[UTIL_TS_LEN];
-    if (!ts) {
-        ts_now(now);
-        ts = now;
-    }
-    const char *f[] = {device_id, json_object_to_json_string_ext(state, JSON_C_TO_STRING_PLAIN),
-                       ts};
-    return enqueue_op(s, op_new(OP_HIST, 0, f, 3));
+    int64_t ms = util_wall_ms();
+    if (ts && !ts_parse_ms(ts, &ms))
+        return WB_ERR_INVALID;
+    const char *f[] = {device_id, json_object_to_json_string_ext(state, JSON_C_TO_STRING_PLAIN)};
+    struct op *o = op_new(OP_HIST, 0, f, 2);
+    if (o)
+        o->ms = ms;
+    return enqueue_op(s, o);
 }
 
 static wb_status sq_connection_append(struct state_store *base, const char *device_id,

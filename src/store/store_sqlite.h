@@ -45,7 +45,8 @@ enum op_kind { OP_HIST, OP_CONN, OP_DEVICE, OP_CMD };
 struct op {
     struct op *next;
     enum op_kind kind;
-    int flag; /* devices.is_online */
+    int flag;   /* devices.is_online */
+    int64_t ms; /* device_state_snapshots.ts_ms */
     const char *f[OP_FIELDS];
 };
 

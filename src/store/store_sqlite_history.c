@@ -52,7 +52,7 @@
 #define HEADS_SAVE_MS 60000
 
 static const char *const hsql[H_COUNT] = {
-    [H_APPEND] = "INSERT INTO device_state_snapshots(device_id, state, ts, prev_id)"
+    [H_APPEND] = "INSERT INTO device_state_snapshots(device_id, state, ts_ms, prev_id)"
                  " VALUES(?1, ?2, ?3, ?4)",
     /* c walks the chain of device ?2 from its head ?1, numbering the rows
      * newest first; rows past the newest ?3 go. */
@@ -67,7 +67,7 @@ static const char *const hsql[H_COUNT] = {
                      " (SELECT id FROM c WHERE n > ?3)",
     /* The first row young enough to keep, scanning from the oldest; at most
      * the newest row of the table, which is always kept. */
-    [H_AGE_CUT] = "SELECT coalesce((SELECT id FROM device_state_snapshots WHERE ts >= ?1"
+    [H_AGE_CUT] = "SELECT coalesce((SELECT id FROM device_state_snapshots WHERE ts_ms >= ?1"
                   " ORDER BY id LIMIT 1), (SELECT max(id) FROM device_state_snapshots), 0)",
     [H_AGE_COUNT] = "SELECT device_id, count(*) FROM device_state_snapshots WHERE id < ?1"
                     " GROUP BY device_id",
@@ -177,8 +177,9 @@ int store_sqlite_hist_append(struct sqlite_store *s, const struct op *o)
         return SQLITE_NOMEM;
     struct hist_dev *d = &s->hist_devs[idx];
     sqlite3_stmt *st = s->h[H_APPEND];
-    for (int i = 0; i < 3; i++)
-        sqlite3_bind_text(st, i + 1, o->f[i], -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, o->f[0], -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, o->f[1], -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, o->ms);
     if (d->head)
         sqlite3_bind_int64(st, 4, d->head);
     int rc = store_sqlite_run(s, st);
@@ -210,10 +211,8 @@ static int prune_device(struct sqlite_store *s, size_t idx, int64_t max)
  * age limit, keeping the row counts. */
 static int prune_age(struct sqlite_store *s)
 {
-    char cutoff[UTIL_TS_LEN];
-    util_iso8601_from_ms(util_wall_ms() - (int64_t)s->cfg.history_max_age_days * 86400000, cutoff);
     sqlite3_stmt *st = s->h[H_AGE_CUT];
-    sqlite3_bind_text(st, 1, cutoff, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 1, util_wall_ms() - (int64_t)s->cfg.history_max_age_days * 86400000);
     int64_t cut = 0;
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {

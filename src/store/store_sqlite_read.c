@@ -29,16 +29,16 @@ static const char *const rsql[R_COUNT] = {
     [R_LIST_RANGE] = "SELECT key, value FROM state_store WHERE key >= ?1 AND key < ?2"
                      " ORDER BY key",
     /* The chain of device ?2 from its head ?1 (store_sqlite_history.c);
-     * m counts the rows at or after the age cutoff ?3 and stops the walk
+     * m counts the rows at or after the age cutoff ?3 (ms) and stops the walk
      * at the limit ?4. */
-    [R_HIST] = "WITH RECURSIVE c(id, prev, ts, state, m) AS ("
-               " SELECT id, prev_id, ts, state, ts >= ?3 FROM device_state_snapshots"
+    [R_HIST] = "WITH RECURSIVE c(id, prev, ms, ts, state, m) AS ("
+               " SELECT id, prev_id, ts_ms, ts, state, ts_ms >= ?3 FROM device_state_snapshots"
                " WHERE id = ?1 AND device_id = ?2"
                " UNION ALL"
-               " SELECT s.id, s.prev_id, s.ts, s.state, c.m + (s.ts >= ?3) FROM c"
+               " SELECT s.id, s.prev_id, s.ts_ms, s.ts, s.state, c.m + (s.ts_ms >= ?3) FROM c"
                " JOIN device_state_snapshots s ON s.id = c.prev"
                " WHERE s.id < c.id AND s.device_id = ?2 AND c.m < ?4)"
-               " SELECT ts, state FROM c WHERE ts >= ?3 ORDER BY id DESC",
+               " SELECT ts, state FROM c WHERE ms >= ?3 ORDER BY id DESC",
     [R_CONN] = "SELECT ts, event FROM device_connection_logs WHERE device_id = ?1"
                " ORDER BY id DESC LIMIT ?2",
     [R_CMD] = "SELECT command_id, device_id, action, params, source, status, error, created_at,"
@@ -292,10 +292,9 @@ wb_status store_sqlite_history_query(struct state_store *base, const char *devic
     int64_t lim = limit > 0 ? limit : INT64_MAX;
     if (s->cfg.history_max_rows && lim > s->cfg.history_max_rows)
         lim = s->cfg.history_max_rows;
-    char cutoff[UTIL_TS_LEN] = "";
+    int64_t cutoff = INT64_MIN;
     if (s->cfg.history_max_age_days)
-        util_iso8601_from_ms(util_wall_ms() - (int64_t)s->cfg.history_max_age_days * 86400000,
-                             cutoff);
+        cutoff = util_wall_ms() - (int64_t)s->cfg.history_max_age_days * 86400000;
     static const char *const names[] = {"ts", "state"};
     static const bool parse[] = {false, true};
     pthread_mutex_lock(&s->lock);
@@ -305,7 +304,7 @@ wb_status store_sqlite_history_query(struct state_store *base, const char *devic
     sqlite3_stmt *st = s->r[R_HIST];
     sqlite3_bind_int64(st, 1, head);
     sqlite3_bind_text(st, 2, device_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, cutoff, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, cutoff);
     sqlite3_bind_int64(st, 4, lim);
     wb_status ret = query_rows(s, st, names, parse, 2, out);
     pthread_mutex_unlock(&s->rlock);

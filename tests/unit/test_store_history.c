@@ -93,6 +93,16 @@ static void raw_exec(sqlite3 *db, const char *sql)
     assert_int_equal(rc, SQLITE_OK);
 }
 
+static void raw_text(sqlite3 *db, const char *sql, char *out, size_t outlen)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    out[0] = '\0';
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+        snprintf(out, outlen, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+}
+
 static long raw_long(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *st = NULL;
@@ -379,6 +389,48 @@ static void t_row_retention(void **state)
     sqlite3_close(db);
 }
 
+/* ts and updated_at are generated from integer ms columns: they read back
+ * exactly as written, and a ts that is not ISO-8601 UTC is refused. */
+static void t_timestamps(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.history_max_age_days = 0; /* the timestamps below are old */
+    assert_int_equal(fx_open(f), 0);
+    const char *in[] = {"2026-02-28T23:59:59.999Z", "2024-02-29T00:00:00.5Z",
+                        "2026-11-23T04:28:53Z"};
+    const char *want[] = {"2026-02-28T23:59:59.999Z", "2024-02-29T00:00:00.500Z",
+                          "2026-11-23T04:28:53.000Z"};
+    for (int i = 0; i < 3; i++)
+        append(f->s, "t", i, in[i]);
+    json_object *o = json_object_new_object();
+    assert_int_equal(store_history_append(f->s, "t", o, "yesterday"), WB_ERR_INVALID);
+    assert_int_equal(store_history_append(f->s, "t", o, "2026-11-23 04:28:53Z"), WB_ERR_INVALID);
+    assert_int_equal(store_history_append(f->s, "t", o, "2026-13-01T00:00:00.000Z"),
+                     WB_ERR_INVALID);
+    assert_int_equal(store_set(f->s, "k", o), WB_OK);
+    json_object_put(o);
+    json_object *out = NULL;
+    assert_int_equal(store_history_query(f->s, "t", 0, &out), WB_OK);
+    assert_int_equal(json_object_array_length(out), 3);
+    for (int i = 0; i < 3; i++) {
+        json_object *row = json_object_array_get_idx(out, (size_t)(2 - i)), *ts;
+        assert_true(json_object_object_get_ex(row, "ts", &ts));
+        assert_string_equal(json_object_get_string(ts), want[i]);
+    }
+    json_object_put(out);
+    sqlite3 *db = raw_open(f->path);
+    char text[64];
+    raw_text(db, "SELECT ts FROM device_state_snapshots ORDER BY id LIMIT 1", text, sizeof(text));
+    assert_string_equal(text, want[0]);
+    raw_text(db, "SELECT updated_at FROM state_store WHERE key='k'", text, sizeof(text));
+    int64_t ms = raw_long(db, "SELECT updated_ms FROM state_store WHERE key='k'");
+    char expect[UTIL_TS_LEN];
+    util_iso8601_from_ms(ms, expect);
+    assert_string_equal(text, expect);
+    assert_true(ms > util_wall_ms() - 60000);
+    sqlite3_close(db);
+}
+
 /* ---- migration ------------------------------------------------------------ */
 
 /* A version 1 file (as the previous release wrote it) opens as version 2
@@ -411,7 +463,7 @@ static void t_migrate_v1(void **state)
             " VALUES('tv', 'online', '2026-11-01T00:00:00.000Z');"
             "PRAGMA user_version=1;");
     /* 30 rows of tv, 15 of amp, interleaved, recent timestamps. */
-    char sql[256], ts[UTIL_TS_LEN];
+    char sql[256], ts[UTIL_TS_LEN], last_tv_ts[UTIL_TS_LEN] = "";
     int64_t now = util_wall_ms();
     for (int i = 0; i < 30; i++) {
         util_iso8601_from_ms(now - 60000 + i * 1000, ts);
@@ -420,6 +472,7 @@ static void t_migrate_v1(void **state)
                  " VALUES('tv', '{\"n\":%d}', '%s')",
                  i, ts);
         raw_exec(db, sql);
+        memcpy(last_tv_ts, ts, sizeof(ts));
         if (i % 2) {
             snprintf(sql, sizeof(sql),
                      "INSERT INTO device_state_snapshots(device_id, state, ts)"
@@ -449,6 +502,12 @@ static void t_migrate_v1(void **state)
     db = raw_open(f->path);
     assert_int_equal(raw_long(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
     assert_int_equal(raw_long(db, "SELECT count(*) FROM device_state_snapshots"), 46);
+    char text[64];
+    raw_text(db, "SELECT updated_at FROM state_store WHERE key='device:tv'", text, sizeof(text));
+    assert_string_equal(text, "2026-11-01T00:00:00.000Z");
+    raw_text(db, "SELECT ts FROM device_state_snapshots WHERE device_id='tv' ORDER BY id DESC",
+             text, sizeof(text));
+    assert_string_equal(text, last_tv_ts);
     assert_int_equal(raw_long(db, "SELECT count(*) FROM device_connection_logs"), 1);
     assert_int_equal(raw_long(db, "SELECT count(*) FROM devices"), 1);
     assert_int_equal(raw_long(db, "SELECT count(*) FROM sqlite_master WHERE name IN"
@@ -500,6 +559,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_failed_commit_keeps_chains, setup, teardown),
         cmocka_unit_test_setup_teardown(t_age_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(t_row_retention, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_timestamps, setup, teardown),
         cmocka_unit_test_setup_teardown(t_migrate_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(t_migrate_v1_failure_keeps_file, setup, teardown),
     };
