@@ -12,14 +12,17 @@
  * Pending changes live under `lock` in one batch: a hash map key -> latest
  * JSON text (NULL = delete tombstone), so N sets of one key inside a window
  * cost one row write, plus a FIFO of appended rows (history, connection log,
- * devices, commands). Every set() gets the next sequence number.
+ * devices, commands). Every set() gets the next sequence number. History
+ * rows are chained per device instead of indexed (store_sqlite_history.c),
+ * and state_store.updated_at is generated from updated_ms: a commit of a
+ * hundred transitions writes about 20 KiB (WAL and checkpoint together).
  *
  *   set/del/append --(lock)--> pending --(writer_main: swap)--> inflight
  *                                 ^                                |
  *                                 |                                | commit_batch():
  *                                 |  failed: requeue() under the   | BEGIN IMMEDIATE,
  *                                 +- newer pending values, back    | upserts in key order,
- *                                    off 50 ms .. 1 s, status !ok  | appends, prune(), COMMIT
+ *                                    off 50 ms .. 1 s, status !ok  | appends, retention, COMMIT
  *                                                                  |
  *   flush(): flush_req++, wake,    ok: committed_seq = max_seq, <--+
  *   wait until flush_done >= req       status ok, inflight freed
