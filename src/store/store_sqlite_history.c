@@ -31,11 +31,13 @@
  * are corrected by the next prune of the device.
  *
  * Retention, inside the writer's commits: a device is pruned to
- * history_max_rows when it reaches max_rows + max(100, max_rows / 10) rows,
- * and every device above max_rows at the first commit after open (one chain
- * walk each). Every 60 s the oldest rows of the table up to the first one
- * younger than history_max_age_days are deleted in one id range (ts grows
- * with id; a clock that went back only delays this).
+ * history_max_rows (one walk of its chain) when it has max_rows +
+ * max(100, max_rows / 10) rows, checked after its appends and, for every
+ * device, at the first commit after open. So a device keeps at most that
+ * many rows; queries apply max_rows exactly. Every 60 s the oldest rows of
+ * the table up to the first one younger than history_max_age_days are
+ * deleted in one id range (ts grows with id; a clock that went back only
+ * delays this).
  *
  * Rows are small for the same reason: ts is a generated column computed
  * from ts_ms (an integer, 6 bytes instead of 24 bytes of text), and prev_id
@@ -284,8 +286,9 @@ int store_sqlite_hist_prune(struct sqlite_store *s)
     bool periodic = first || now - s->last_prune_ms >= HEADS_SAVE_MS;
     int rc = SQLITE_OK;
     if (max && first) {
+        /* Also the devices without appends, e.g. after max_rows went down. */
         for (size_t i = 0; i < s->n_hist && rc == SQLITE_OK; i++)
-            if (s->hist_devs[i].rows > max)
+            if (s->hist_devs[i].rows >= max + threshold)
                 rc = prune_device(s, i, max);
     } else if (max) {
         /* touch() may append to hist_touched: index it, don't hold a pointer. */

@@ -376,17 +376,27 @@ static void t_row_retention(void **state)
     sqlite3_close(db);
     assert_same_history(f, "busy", 0, 20);
     assert_same_history(f, "quiet", 0, 4);
-    /* A smaller max_rows at the next start: the first commit applies it. */
+    /* A smaller max_rows at the next start: queries apply it at once, the
+     * first commit prunes the devices at or above 2 + 100 rows, with or
+     * without appends. */
+    for (int i = 120; i < 202; i++) /* 102 rows, below 20 + 100 */
+        append(f->s, "busy", i, NULL);
     store_close(f->s);
     f->s = NULL;
-    f->cfg.history_max_rows = 5;
+    f->cfg.history_max_rows = 2;
     assert_int_equal(fx_open(f), 0);
+    int ns[8];
+    assert_int_equal(query_ns(f->s, "busy", 0, ns, 8), 2);
+    assert_int_equal(ns[0], 201);
+    assert_int_equal(query_ns(f->s, "quiet", 0, ns, 8), 2);
     append(f->s, "other", 0, NULL);
     assert_int_equal(store_flush(f->s), WB_OK);
-    assert_same_history(f, "busy", 0, 5);
     db = raw_open(f->path);
-    assert_int_equal(raw_long(db, busy), 5);
+    assert_int_equal(raw_long(db, busy), 2);
+    assert_int_equal(
+        raw_long(db, "SELECT count(*) FROM device_state_snapshots WHERE device_id='quiet'"), 4);
     sqlite3_close(db);
+    assert_same_history(f, "busy", 0, 2);
 }
 
 /* ts and updated_at are generated from integer ms columns: they read back
