@@ -143,7 +143,8 @@ wb_status store_list(struct state_store *s, const char *prefix, store_list_cb cb
 wb_status store_flush(struct state_store *s);
 
 /* Appends a device_state_snapshots row (ignored when history is disabled);
- * ts NULL = now. */
+ * ts NULL = now, else ISO-8601 UTC as util_iso8601_*() write it (the SQLite
+ * backend returns WB_ERR_INVALID for anything else). */
 wb_status store_history_append(struct state_store *s, const char *device_id, json_object *state,
                                const char *ts);
 /* *out = new JSON array [{"ts","state"}], newest first, at most limit rows. */
@@ -168,6 +169,6 @@ extern const struct store_ops store_sqlite_ops;
 extern const struct store_ops store_memory_ops;
 
 /* The schema version this binary writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 #endif

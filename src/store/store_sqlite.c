@@ -12,14 +12,17 @@
  * Pending changes live under `lock` in one batch: a hash map key -> latest
  * JSON text (NULL = delete tombstone), so N sets of one key inside a window
  * cost one row write, plus a FIFO of appended rows (history, connection log,
- * devices, commands). Every set() gets the next sequence number.
+ * devices, commands). Every set() gets the next sequence number. History
+ * rows are chained per device instead of indexed (store_sqlite_history.c),
+ * and state_store.updated_at is generated from updated_ms: a commit of a
+ * hundred transitions writes about 20 KiB (WAL and checkpoint together).
  *
  *   set/del/append --(lock)--> pending --(writer_main: swap)--> inflight
  *                                 ^                                |
  *                                 |                                | commit_batch():
  *                                 |  failed: requeue() under the   | BEGIN IMMEDIATE,
  *                                 +- newer pending values, back    | upserts in key order,
- *                                    off 50 ms .. 1 s, status !ok  | appends, prune(), COMMIT
+ *                                    off 50 ms .. 1 s, status !ok  | appends, retention, COMMIT
  *                                                                  |
  *   flush(): flush_req++, wake,    ok: committed_seq = max_seq, <--+
  *   wait until flush_done >= req       status ok, inflight freed
@@ -51,11 +54,10 @@ static const char *const wsql[W_COUNT] = {
     [W_BEGIN] = "BEGIN IMMEDIATE",
     [W_COMMIT] = "COMMIT",
     [W_ROLLBACK] = "ROLLBACK",
-    [W_UPSERT] = "INSERT INTO state_store(key, value, updated_at) VALUES(?1, ?2, ?3)"
+    [W_UPSERT] = "INSERT INTO state_store(key, value, updated_ms) VALUES(?1, ?2, ?3)"
                  " ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
-                 " updated_at = excluded.updated_at",
+                 " updated_ms = excluded.updated_ms",
     [W_DELETE] = "DELETE FROM state_store WHERE key = ?1",
-    [W_HIST] = "INSERT INTO device_state_snapshots(device_id, state, ts) VALUES(?1, ?2, ?3)",
     [W_CONN] = "INSERT INTO device_connection_logs(device_id, event, ts) VALUES(?1, ?2, ?3)",
     [W_DEVICE] = "INSERT INTO devices(device_id, device_type, name, last_seen, connected_at,"
                  " is_online) VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(device_id) DO UPDATE"
@@ -71,11 +73,6 @@ static const char *const wsql[W_COUNT] = {
               " action = COALESCE(excluded.action, action),"
               " params = COALESCE(excluded.params, params),"
               " source = COALESCE(excluded.source, source)",
-    /* Stock SQLite has no DELETE ... LIMIT: find the newest id to drop. */
-    [W_PRUNE_ROWS] = "DELETE FROM device_state_snapshots WHERE device_id = ?1 AND id <= ("
-                     "SELECT id FROM device_state_snapshots WHERE device_id = ?1"
-                     " ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-    [W_PRUNE_AGE] = "DELETE FROM device_state_snapshots WHERE ts < ?1",
 };
 
 /* ---- pending batches ------------------------------------------------- */
@@ -142,8 +139,7 @@ static wb_status enqueue_op(struct sqlite_store *s, struct op *o)
 
 /* ---- the writer thread ----------------------------------------------- */
 
-/* Steps a statement to completion and resets it; keeps the error text. */
-static int run(struct sqlite_store *s, sqlite3_stmt *st)
+int store_sqlite_run(struct sqlite_store *s, sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
     if (rc == SQLITE_DONE || rc == SQLITE_ROW)
@@ -163,56 +159,15 @@ static void bind_texts(sqlite3_stmt *st, const char *const *f, int n)
 
 static int write_op(struct sqlite_store *s, const struct op *o)
 {
-    static const int stmt[] = {
-        [OP_HIST] = W_HIST, [OP_CONN] = W_CONN, [OP_DEVICE] = W_DEVICE, [OP_CMD] = W_CMD};
-    static const int nf[] = {[OP_HIST] = 3, [OP_CONN] = 3, [OP_DEVICE] = 5, [OP_CMD] = 9};
+    if (o->kind == OP_HIST)
+        return store_sqlite_hist_append(s, o);
+    static const int stmt[] = {[OP_CONN] = W_CONN, [OP_DEVICE] = W_DEVICE, [OP_CMD] = W_CMD};
+    static const int nf[] = {[OP_CONN] = 3, [OP_DEVICE] = 5, [OP_CMD] = 9};
     sqlite3_stmt *st = s->w[stmt[o->kind]];
     bind_texts(st, o->f, nf[o->kind]);
     if (o->kind == OP_DEVICE)
         sqlite3_bind_int(st, 6, o->flag);
-    if (o->kind == OP_HIST) {
-        /* Count appends per device so retention runs in batches. */
-        struct smap_entry *e = smap_find(&s->prune_counts, o->f[0]);
-        if (e)
-            e->num++;
-        else
-            smap_put(&s->prune_counts, o->f[0], NULL, 1, NULL);
-    }
-    return run(s, st);
-}
-
-/* History retention, inside the commit's transaction: a device is pruned to
- * history_max_rows after max(100, max_rows / 10) appends, every device with
- * appends and the age limit every 60 s. Deleting in batches keeps the per-set
- * cost flat instead of one DELETE per append. */
-static int prune(struct sqlite_store *s)
-{
-    if (!s->cfg.history_enabled)
-        return SQLITE_OK;
-    unsigned max = s->cfg.history_max_rows;
-    unsigned threshold = max / 10 < 100 ? 100 : max / 10;
-    int64_t now = util_mono_ms();
-    bool periodic = s->last_prune_ms == 0 || now - s->last_prune_ms >= 60000;
-    int rc = SQLITE_OK;
-    for (size_t i = 0; max && i < s->prune_counts.cap && rc == SQLITE_OK; i++) {
-        struct smap_entry *e = &s->prune_counts.slots[i];
-        if (!e->key || e->num == 0 || (!periodic && e->num < threshold))
-            continue;
-        sqlite3_bind_text(s->w[W_PRUNE_ROWS], 1, e->key, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s->w[W_PRUNE_ROWS], 2, max);
-        rc = run(s, s->w[W_PRUNE_ROWS]);
-        e->num = 0;
-    }
-    if (periodic && rc == SQLITE_OK && s->cfg.history_max_age_days) {
-        char cutoff[UTIL_TS_LEN];
-        util_iso8601_from_ms(util_wall_ms() - (int64_t)s->cfg.history_max_age_days * 86400000,
-                             cutoff);
-        sqlite3_bind_text(s->w[W_PRUNE_AGE], 1, cutoff, -1, SQLITE_STATIC);
-        rc = run(s, s->w[W_PRUNE_AGE]);
-    }
-    if (periodic)
-        s->last_prune_ms = now;
-    return rc;
+    return store_sqlite_run(s, st);
 }
 
 static int entry_cmp(const void *a, const void *b)
@@ -225,8 +180,7 @@ static int entry_cmp(const void *a, const void *b)
  * already did) and leaves the batch untouched for the caller to requeue. */
 static int commit_batch(struct sqlite_store *s, const struct batch *b)
 {
-    char ts[UTIL_TS_LEN];
-    util_iso8601_now(ts);
+    int64_t now_ms = util_wall_ms(); /* updated_at, one for the whole commit */
     pthread_mutex_lock(&s->wlock);
     /* Key order instead of hash order: B-tree inserts then walk the pages
      * sequentially (about 2x faster for big batches). Without memory for
@@ -241,7 +195,7 @@ static int commit_batch(struct sqlite_store *s, const struct batch *b)
         }
     if (order)
         qsort(order, n, sizeof(*order), entry_cmp);
-    int rc = run(s, s->w[W_BEGIN]);
+    int rc = store_sqlite_run(s, s->w[W_BEGIN]);
     for (size_t i = 0, j = 0; rc == SQLITE_OK && i < n; j++) {
         const struct smap_entry *e = order ? order[i] : &b->kv.slots[j];
         if (!e->key)
@@ -251,16 +205,16 @@ static int commit_batch(struct sqlite_store *s, const struct batch *b)
         sqlite3_bind_text(st, 1, e->key, -1, SQLITE_STATIC);
         if (e->text) {
             sqlite3_bind_text(st, 2, e->text, -1, SQLITE_STATIC);
-            sqlite3_bind_text(st, 3, ts, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 3, now_ms);
         }
-        rc = run(s, st);
+        rc = store_sqlite_run(s, st);
     }
     for (const struct op *o = b->head; rc == SQLITE_OK && o; o = o->next)
         rc = write_op(s, o);
     if (rc == SQLITE_OK)
-        rc = prune(s);
+        rc = store_sqlite_hist_prune(s);
     if (rc == SQLITE_OK)
-        rc = run(s, s->w[W_COMMIT]);
+        rc = store_sqlite_run(s, s->w[W_COMMIT]);
     if (rc != SQLITE_OK && !sqlite3_get_autocommit(s->wdb)) {
         /* Not through run(): the commit's error text must survive. */
         sqlite3_step(s->w[W_ROLLBACK]);
@@ -336,6 +290,7 @@ static void *writer_main(void *arg)
                 (uint64_t)((z.tv_sec - a.tv_sec) * 1000000 + (z.tv_nsec - a.tv_nsec) / 1000);
 
             pthread_mutex_lock(&s->lock);
+            store_sqlite_hist_end(s, rc == SQLITE_OK);
             s->has_inflight = false;
             result = store_sqlite_status(rc);
             if (rc == SQLITE_OK) {
@@ -427,24 +382,29 @@ static wb_status sq_del(struct state_store *base, const char *key)
     return put_kv(S(base), key, NULL, false);
 }
 
-/* util_iso8601_now() for the hot path: gmtime_r + snprintf cost ~3 700
- * instructions, a quarter of a transition's work on the core thread
- * (callgrind). The "YYYY-MM-DDTHH:MM:SS." part is cached per second (per
- * thread: no lock) and only the milliseconds are written by hand. */
-static void ts_now(char out[UTIL_TS_LEN])
+/* The Unix time in ms of an ISO-8601 UTC timestamp as util_iso8601_*()
+ * write it ("2026-11-23T04:28:53.695Z"; the fraction may be missing or
+ * shorter). Returns false for anything else. */
+static bool ts_parse_ms(const char *ts, int64_t *out)
 {
-    static __thread int64_t cached_sec = -1;
-    static __thread char cached[UTIL_TS_LEN];
-    int64_t ms = util_wall_ms();
-    if (ms / 1000 != cached_sec) {
-        util_iso8601_from_ms(ms - ms % 1000, cached);
-        cached_sec = ms / 1000;
-    }
-    memcpy(out, cached, UTIL_TS_LEN);
-    int r = (int)(ms % 1000);
-    out[20] = (char)('0' + r / 100);
-    out[21] = (char)('0' + r / 10 % 10);
-    out[22] = (char)('0' + r % 10);
+    struct tm tm = {0};
+    int n = 0;
+    if (sscanf(ts, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &n) != 6 ||
+        n != 19)
+        return false;
+    const char *p = ts + n;
+    int64_t ms = 0, scale = 100;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+            ms += scale * (*p - '0');
+    if (p[0] != 'Z' || p[1] != '\0' || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 ||
+        tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+        return false;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *out = (int64_t)timegm(&tm) * 1000 + ms;
+    return true;
 }
 
 static wb_status sq_history_append(struct state_store *base, const char *device_id,
@@ -455,14 +415,14 @@ static wb_status sq_history_append(struct state_store *base, const char *device_
         return WB_OK;
     if (!device_id || !state)
         return WB_ERR_INVALID;
-    char now[UTIL_TS_LEN];
-    if (!ts) {
-        ts_now(now);
-        ts = now;
-    }
-    const char *f[] = {device_id, json_object_to_json_string_ext(state, JSON_C_TO_STRING_PLAIN),
-                       ts};
-    return enqueue_op(s, op_new(OP_HIST, 0, f, 3));
+    int64_t ms = util_wall_ms();
+    if (ts && !ts_parse_ms(ts, &ms))
+        return WB_ERR_INVALID;
+    const char *f[] = {device_id, json_object_to_json_string_ext(state, JSON_C_TO_STRING_PLAIN)};
+    struct op *o = op_new(OP_HIST, 0, f, 2);
+    if (o)
+        o->ms = ms;
+    return enqueue_op(s, o);
 }
 
 static wb_status sq_connection_append(struct state_store *base, const char *device_id,
@@ -538,6 +498,7 @@ static void sq_close(struct state_store *base)
             log_error("store: closing %s with %zu changes not written (%s): they are lost",
                       s->db_path, left, wb_strerror(st));
     }
+    store_sqlite_hist_close(s); /* uses s->w[] */
     for (int i = 0; i < W_COUNT; i++)
         sqlite3_finalize(s->w[i]);
     for (int i = 0; i < R_COUNT; i++)
@@ -547,7 +508,6 @@ static void sq_close(struct state_store *base)
         json_tokener_free(s->rtok);
     sqlite3_close(s->wdb);
     batch_free(&s->pending);
-    smap_clear(&s->prune_counts);
     pthread_cond_destroy(&s->wake);
     pthread_cond_destroy(&s->done);
     pthread_mutex_destroy(&s->lock);
@@ -565,7 +525,8 @@ static wb_status prepare_all(struct sqlite_store *s, char *err, size_t errlen)
                      sqlite3_errmsg(s->wdb));
             return WB_ERR_DB;
         }
-    return store_sqlite_prepare_reads(s, err, errlen);
+    wb_status st = store_sqlite_hist_prepare(s, err, errlen);
+    return st == WB_OK ? store_sqlite_prepare_reads(s, err, errlen) : st;
 }
 
 static wb_status sq_open(struct state_store **out, const struct store_config *cfg, char *err,
@@ -618,6 +579,8 @@ static wb_status sq_open(struct state_store **out, const struct store_config *cf
     sqlite3_busy_timeout(s->rdb, 5000);
     sqlite3_exec(s->rdb, "PRAGMA query_only=1", NULL, NULL, NULL);
     st = prepare_all(s, err, errlen);
+    if (st == WB_OK)
+        st = store_sqlite_hist_load(s, err, errlen);
     if (st != WB_OK)
         goto fail;
     if (pthread_create(&s->thread, NULL, writer_main, s) != 0) {

@@ -5,7 +5,8 @@
  * store_sqlite.c owns the handle, the pending changes and the writer thread;
  * store_sqlite_read.c the reads (get/list overlaying pending changes, and the
  * history/connection/command queries); store_sqlite_open.c opening a file:
- * folders, corrupt-file recovery, WAL, schema creation and migrations.
+ * folders, corrupt-file recovery, WAL, schema creation and migrations;
+ * store_sqlite_history.c the per-device history chains (heads, pruning).
  */
 #ifndef WBMB_STORE_SQLITE_H
 #define WBMB_STORE_SQLITE_H
@@ -44,7 +45,8 @@ enum op_kind { OP_HIST, OP_CONN, OP_DEVICE, OP_CMD };
 struct op {
     struct op *next;
     enum op_kind kind;
-    int flag; /* devices.is_online */
+    int flag;   /* devices.is_online */
+    int64_t ms; /* device_state_snapshots.ts_ms */
     const char *f[OP_FIELDS];
 };
 
@@ -55,19 +57,18 @@ struct batch {
     uint64_t max_seq;
 };
 
+enum { W_BEGIN, W_COMMIT, W_ROLLBACK, W_UPSERT, W_DELETE, W_CONN, W_DEVICE, W_CMD, W_COUNT };
+/* The history chains' statements (store_sqlite_history.c), on wdb. */
 enum {
-    W_BEGIN,
-    W_COMMIT,
-    W_ROLLBACK,
-    W_UPSERT,
-    W_DELETE,
-    W_HIST,
-    W_CONN,
-    W_DEVICE,
-    W_CMD,
-    W_PRUNE_ROWS,
-    W_PRUNE_AGE,
-    W_COUNT
+    H_APPEND,
+    H_PRUNE_ROWS,
+    H_AGE_CUT,
+    H_AGE_COUNT,
+    H_PRUNE_AGE,
+    H_HEAD_PUT,
+    H_HEADS_LOAD,
+    H_HEADS_SCAN,
+    H_COUNT
 };
 enum { R_GET, R_LIST_FROM, R_LIST_RANGE, R_HIST, R_CONN, R_CMD, R_COUNT };
 
@@ -76,7 +77,7 @@ struct sqlite_store {
     struct store_config cfg;
     char *db_path;
     sqlite3 *wdb, *rdb;
-    sqlite3_stmt *w[W_COUNT], *r[R_COUNT];
+    sqlite3_stmt *w[W_COUNT], *h[H_COUNT], *r[R_COUNT];
     pthread_mutex_t wlock, rlock;
     /* One JSON parser reused under rlock: json_tokener_parse() allocates and
      * frees a tokener per call, ~9 % of a 10 000-device restore (callgrind). */
@@ -98,13 +99,59 @@ struct sqlite_store {
     struct store_status st;
     pthread_t thread;
 
+    /* History chains (store_sqlite_history.c). hist_index (device_id ->
+     * index in hist_devs) and the hist_devs array change only in the writer
+     * thread, and only under `lock`; c_head is written under `lock` too, so
+     * readers look a device's committed head up under `lock`. The rest of
+     * struct hist_dev is the writer's alone. */
+    struct smap hist_index;
+    struct hist_dev *hist_devs;
+    size_t n_hist, cap_hist;
+    size_t *hist_touched; /* devices changed by the transaction being written */
+    size_t n_touched, cap_touched;
+    bool heads_saved; /* the transaction being written saves the heads */
+
     /* Writer-thread only. */
-    struct smap prune_counts; /* device_id -> history appends since its last prune */
     int64_t last_prune_ms;
     char werr[256];
 };
 
 #define S(x) ((struct sqlite_store *)(x))
+
+/* One device's history chain: device_state_snapshots rows linked newest to
+ * oldest through prev_id (see store_sqlite_history.c). */
+struct hist_dev {
+    const char *id; /* the device id (the key of its hist_index entry) */
+    int64_t head;   /* newest row id, the transaction being written included */
+    int64_t rows;   /* rows of the device in the table; never below the truth */
+    int64_t c_head; /* head as of the last COMMIT (read by readers under lock) */
+    int64_t c_rows; /* rows as of the last COMMIT */
+    bool in_tx;     /* listed in hist_touched */
+    bool dirty;     /* differs from its device_state_heads row */
+};
+
+/* store_sqlite_history.c, all on the writer's connection. Return SQLite
+ * result codes (error text in s->werr) unless said otherwise. */
+/* Prepares s->h[]; WB_OK or WB_ERR_DB with err. */
+wb_status store_sqlite_hist_prepare(struct sqlite_store *s, char *err, size_t errlen);
+/* At open, before the writer thread starts: loads device_state_heads and
+ * follows the rows appended after it was saved. WB_ERR_* with err set. */
+wb_status store_sqlite_hist_load(struct sqlite_store *s, char *err, size_t errlen);
+/* Inside a commit: appends one history row (o->f: device_id, state, ts). */
+int store_sqlite_hist_append(struct sqlite_store *s, const struct op *o);
+/* Inside a commit, after the appends: retention and, every 60 s, the heads. */
+int store_sqlite_hist_prune(struct sqlite_store *s);
+/* After a commit, caller holds lock: publishes the new heads (ok) or rolls
+ * the in-memory chains back to the last COMMIT (!ok). */
+void store_sqlite_hist_end(struct sqlite_store *s, bool ok);
+/* At close, after the writer thread ended: saves the changed heads,
+ * finalizes s->h[] and frees the chains. */
+void store_sqlite_hist_close(struct sqlite_store *s);
+/* Steps a writer statement to completion and resets it, keeping the error
+ * text in s->werr (store_sqlite.c). */
+int store_sqlite_run(struct sqlite_store *s, sqlite3_stmt *st);
+/* Caller holds lock: the committed head row id of device_id, 0 when none. */
+int64_t store_sqlite_hist_head(struct sqlite_store *s, const char *device_id);
 
 /* store_sqlite_read.c: prepares s->r[] on s->rdb; WB_OK or WB_ERR_DB with err. */
 wb_status store_sqlite_prepare_reads(struct sqlite_store *s, char *err, size_t errlen);

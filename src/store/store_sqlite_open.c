@@ -49,13 +49,52 @@ static const char schema_v1[] =
     " is_online INTEGER NOT NULL DEFAULT 0, last_seen TEXT, connected_at TEXT);";
 
 /* Schema upgrades, in order: each moves a file from version `from` to
- * from + 1. Empty while STORE_SCHEMA_VERSION is 1; a version 2 would add e.g.
- * {1, "ALTER TABLE devices ADD COLUMN room TEXT"}. The NULL row ends it. */
+ * from + 1. A new file gets schema_v1 and then every step, so new and
+ * migrated files have the same schema. The NULL row ends it.
+ *
+ * 1 -> 2: fewer bytes written per commit (see store_sqlite_history.c).
+ * device_state_snapshots is rebuilt: prev_id links every row to its
+ * device's previous row, so idx_snapshots_device and idx_snapshots_ts go;
+ * its ts and state_store's updated_at become generated columns computed
+ * from the stored ts_ms / updated_ms (ms since the Unix epoch, UTC), which
+ * take 6 bytes a row instead of 24 and read back the same ISO-8601 text;
+ * device_state_heads gets every device's newest row id and row count.
+ * A ts that is no date becomes 0 (1970-01-01T00:00:00.000Z). */
 struct migration {
     int from;
     const char *sql;
 };
-static const struct migration migrations[] = {{0, NULL}};
+/* The strftime() formats sit inside SQL string literals; nothing here is a
+ * printf format (scripts/lint-sql.sh looks at literals that start a
+ * statement). */
+static const struct migration migrations[] = {
+    {1, "CREATE TABLE device_state_snapshots_v2("
+        " id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, state TEXT NOT NULL,"
+        " ts TEXT NOT NULL GENERATED ALWAYS AS"
+        " (strftime('%Y-%m-%dT%H:%M:%fZ', ts_ms / 1000.0, 'unixepoch')) VIRTUAL,"
+        " ts_ms INTEGER NOT NULL, prev_id INTEGER);"
+        "INSERT INTO device_state_snapshots_v2(id, device_id, state, ts_ms, prev_id)"
+        " SELECT id, device_id, state,"
+        " coalesce(CAST(strftime('%s', ts) AS INTEGER) * 1000"
+        " + CAST(substr(strftime('%f', ts), 4) AS INTEGER), 0),"
+        " lag(id) OVER (PARTITION BY device_id ORDER BY id) FROM device_state_snapshots;"
+        "DROP TABLE device_state_snapshots;"
+        "ALTER TABLE device_state_snapshots_v2 RENAME TO device_state_snapshots;"
+        "CREATE TABLE state_store_v2(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
+        " updated_at TEXT NOT NULL GENERATED ALWAYS AS"
+        " (strftime('%Y-%m-%dT%H:%M:%fZ', updated_ms / 1000.0, 'unixepoch')) VIRTUAL,"
+        " updated_ms INTEGER NOT NULL);"
+        "INSERT INTO state_store_v2(key, value, updated_ms)"
+        " SELECT key, value,"
+        " coalesce(CAST(strftime('%s', updated_at) AS INTEGER) * 1000"
+        " + CAST(substr(strftime('%f', updated_at), 4) AS INTEGER), 0) FROM state_store;"
+        "DROP TABLE state_store;"
+        "ALTER TABLE state_store_v2 RENAME TO state_store;"
+        "CREATE TABLE device_state_heads("
+        " device_id TEXT PRIMARY KEY, head_id INTEGER NOT NULL, rows INTEGER NOT NULL);"
+        "INSERT INTO device_state_heads(device_id, head_id, rows)"
+        " SELECT device_id, max(id), count(*) FROM device_state_snapshots GROUP BY device_id;"},
+    {0, NULL}};
 
 wb_status store_sqlite_status(int rc)
 {

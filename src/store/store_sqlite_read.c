@@ -15,6 +15,7 @@
  */
 #include "store/store_sqlite.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +28,17 @@ static const char *const rsql[R_COUNT] = {
     [R_LIST_FROM] = "SELECT key, value FROM state_store WHERE key >= ?1 ORDER BY key",
     [R_LIST_RANGE] = "SELECT key, value FROM state_store WHERE key >= ?1 AND key < ?2"
                      " ORDER BY key",
-    [R_HIST] = "SELECT ts, state FROM device_state_snapshots WHERE device_id = ?1 AND ts >= ?2"
-               " ORDER BY id DESC LIMIT ?3",
+    /* The chain of device ?2 from its head ?1 (store_sqlite_history.c);
+     * m counts the rows at or after the age cutoff ?3 (ms) and stops the walk
+     * at the limit ?4. */
+    [R_HIST] = "WITH RECURSIVE c(id, prev, ms, ts, state, m) AS ("
+               " SELECT id, prev_id, ts_ms, ts, state, ts_ms >= ?3 FROM device_state_snapshots"
+               " WHERE id = ?1 AND device_id = ?2"
+               " UNION ALL"
+               " SELECT s.id, s.prev_id, s.ts_ms, s.ts, s.state, c.m + (s.ts_ms >= ?3) FROM c"
+               " JOIN device_state_snapshots s ON s.id = c.prev"
+               " WHERE s.id < c.id AND s.device_id = ?2 AND c.m < ?4)"
+               " SELECT ts, state FROM c WHERE ms >= ?3 ORDER BY id DESC",
     [R_CONN] = "SELECT ts, event FROM device_connection_logs WHERE device_id = ?1"
                " ORDER BY id DESC LIMIT ?2",
     [R_CMD] = "SELECT command_id, device_id, action, params, source, status, error, created_at,"
@@ -279,20 +289,23 @@ wb_status store_sqlite_history_query(struct state_store *base, const char *devic
         return WB_ERR_INVALID;
     store_flush(base); /* a failed flush still leaves committed rows to read */
     /* Retention runs in batches; the query applies the limits exactly. */
-    int64_t lim = limit > 0 ? limit : -1;
-    if (s->cfg.history_max_rows && (lim < 0 || lim > s->cfg.history_max_rows))
+    int64_t lim = limit > 0 ? limit : INT64_MAX;
+    if (s->cfg.history_max_rows && lim > s->cfg.history_max_rows)
         lim = s->cfg.history_max_rows;
-    char cutoff[UTIL_TS_LEN] = "";
+    int64_t cutoff = INT64_MIN;
     if (s->cfg.history_max_age_days)
-        util_iso8601_from_ms(util_wall_ms() - (int64_t)s->cfg.history_max_age_days * 86400000,
-                             cutoff);
+        cutoff = util_wall_ms() - (int64_t)s->cfg.history_max_age_days * 86400000;
     static const char *const names[] = {"ts", "state"};
     static const bool parse[] = {false, true};
+    pthread_mutex_lock(&s->lock);
+    int64_t head = store_sqlite_hist_head(s, device_id);
+    pthread_mutex_unlock(&s->lock);
     pthread_mutex_lock(&s->rlock);
     sqlite3_stmt *st = s->r[R_HIST];
-    sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, cutoff, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, lim);
+    sqlite3_bind_int64(st, 1, head);
+    sqlite3_bind_text(st, 2, device_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, cutoff);
+    sqlite3_bind_int64(st, 4, lim);
     wb_status ret = query_rows(s, st, names, parse, 2, out);
     pthread_mutex_unlock(&s->rlock);
     return ret;

@@ -1,0 +1,382 @@
+/*
+ * store_sqlite_history.c - the per-device history chains of the SQLite
+ * backend: appending device_state_snapshots rows, following them per
+ * device, and retention.
+ *
+ * Why chains and no per-device index: a group commit appends rows of many
+ * devices, and an index on (device_id, id) gets one entry per device in a
+ * different leaf page, so every commit rewrote about one index page per
+ * device touched (in the WAL, and again at checkpoint). Instead each row
+ * carries prev_id, the id of the same device's previous row, and the store
+ * keeps every device's newest row id (its head) in memory. A commit then
+ * only appends rows at the end of the table. Reading a device's history is
+ * a walk head -> prev_id -> ..., one rowid lookup per row returned.
+ *
+ * Invariants:
+ *   - ids only grow: rows are appended with the next rowid, and retention
+ *     never deletes the newest row of the table, so an id is never reused;
+ *   - along a chain ids strictly decrease and the device_id stays the same;
+ *     the walks check both, so a broken or hand-edited chain only ends a
+ *     walk early, it never loops or crosses into another device;
+ *   - retention deletes a device's oldest rows (by count) or the oldest
+ *     rows of the table (by age), so what remains of a chain is always its
+ *     newest part.
+ *
+ * The heads are saved in device_state_heads (head id and row count per
+ * device) every 60 s and at close, in the same transaction as the rows they
+ * describe; at open the rows appended after the last save (id above the
+ * highest saved head) are followed to bring the heads up to date, so a
+ * kill -9 costs a short forward scan, never a wrong chain. Row counts only
+ * decide when to prune; they may run high (never low) after a kill -9 and
+ * are corrected by the next prune of the device.
+ *
+ * Retention, inside the writer's commits: a device is pruned to
+ * history_max_rows (one walk of its chain) when it has max_rows +
+ * max(100, max_rows / 10) rows, checked after its appends and, for every
+ * device, at the first commit after open. So a device keeps at most that
+ * many rows; queries apply max_rows exactly. Every 60 s the oldest rows of
+ * the table up to the first one younger than history_max_age_days are
+ * deleted in one id range (ts grows with id; a clock that went back only
+ * delays this).
+ *
+ * Rows are small for the same reason: ts is a generated column computed
+ * from ts_ms (an integer, 6 bytes instead of 24 bytes of text), and prev_id
+ * is a small integer; a row of a typical device is about 50 bytes.
+ *
+ * All of it runs in the writer thread, except store_sqlite_hist_head(),
+ * which readers call under s->lock.
+ */
+#include "store/store_sqlite.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wbmb/log.h"
+#include "wbmb/util.h"
+
+#define HEADS_SAVE_MS 60000
+
+static const char *const hsql[H_COUNT] = {
+    [H_APPEND] = "INSERT INTO device_state_snapshots(device_id, state, ts_ms, prev_id)"
+                 " VALUES(?1, ?2, ?3, ?4)",
+    /* c walks the chain of device ?2 from its head ?1, numbering the rows
+     * newest first; rows past the newest ?3 go. */
+    [H_PRUNE_ROWS] = "WITH RECURSIVE c(id, prev, n) AS ("
+                     " SELECT id, prev_id, 1 FROM device_state_snapshots"
+                     " WHERE id = ?1 AND device_id = ?2"
+                     " UNION ALL"
+                     " SELECT s.id, s.prev_id, c.n + 1 FROM c"
+                     " JOIN device_state_snapshots s ON s.id = c.prev"
+                     " WHERE s.id < c.id AND s.device_id = ?2)"
+                     " DELETE FROM device_state_snapshots WHERE id IN"
+                     " (SELECT id FROM c WHERE n > ?3)",
+    /* The first row young enough to keep, scanning from the oldest; at most
+     * the newest row of the table, which is always kept. */
+    [H_AGE_CUT] = "SELECT coalesce((SELECT id FROM device_state_snapshots WHERE ts_ms >= ?1"
+                  " ORDER BY id LIMIT 1), (SELECT max(id) FROM device_state_snapshots), 0)",
+    [H_AGE_COUNT] = "SELECT device_id, count(*) FROM device_state_snapshots WHERE id < ?1"
+                    " GROUP BY device_id",
+    [H_PRUNE_AGE] = "DELETE FROM device_state_snapshots WHERE id < ?1",
+    [H_HEAD_PUT] = "INSERT INTO device_state_heads(device_id, head_id, rows) VALUES(?1, ?2, ?3)"
+                   " ON CONFLICT(device_id) DO UPDATE SET head_id = excluded.head_id,"
+                   " rows = excluded.rows",
+    [H_HEADS_LOAD] = "SELECT device_id, head_id, rows FROM device_state_heads",
+    [H_HEADS_SCAN] = "SELECT id, device_id FROM device_state_snapshots WHERE id > ?1 ORDER BY id",
+};
+
+wb_status store_sqlite_hist_prepare(struct sqlite_store *s, char *err, size_t errlen)
+{
+    for (int i = 0; i < H_COUNT; i++)
+        if (sqlite3_prepare_v3(s->wdb, hsql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->h[i], NULL)) {
+            snprintf(err, errlen, "%s: preparing statements: %s", s->db_path,
+                     sqlite3_errmsg(s->wdb));
+            return WB_ERR_DB;
+        }
+    return WB_OK;
+}
+
+/* ---- the in-memory chains ---------------------------------------------- */
+
+/* The index of device_id's chain, created (under lock) when missing and
+ * create is set. Returns -1 when absent or out of memory. */
+static long dev_index(struct sqlite_store *s, const char *device_id, bool create)
+{
+    const struct smap_entry *e = smap_find(&s->hist_index, device_id);
+    if (e)
+        return (long)e->num;
+    if (!create)
+        return -1;
+    long idx = -1;
+    pthread_mutex_lock(&s->lock);
+    if (s->n_hist == s->cap_hist) {
+        size_t ncap = s->cap_hist ? s->cap_hist * 2 : 64;
+        struct hist_dev *nd = realloc(s->hist_devs, ncap * sizeof(*nd));
+        if (!nd)
+            goto out;
+        s->hist_devs = nd;
+        s->cap_hist = ncap;
+    }
+    if (smap_put(&s->hist_index, device_id, NULL, s->n_hist, NULL) != WB_OK)
+        goto out;
+    idx = (long)s->n_hist++;
+    /* The map owns the key; its address survives the map growing. */
+    s->hist_devs[idx] = (struct hist_dev){.id = smap_find(&s->hist_index, device_id)->key};
+out:
+    pthread_mutex_unlock(&s->lock);
+    return idx;
+}
+
+/* Lists a chain as changed by the transaction being written, so that
+ * store_sqlite_hist_end() can publish or undo it. */
+static int touch(struct sqlite_store *s, size_t idx)
+{
+    struct hist_dev *d = &s->hist_devs[idx];
+    if (!d->in_tx) {
+        if (s->n_touched == s->cap_touched) {
+            size_t ncap = s->cap_touched ? s->cap_touched * 2 : 64;
+            size_t *nt = realloc(s->hist_touched, ncap * sizeof(*nt));
+            if (!nt)
+                return SQLITE_NOMEM;
+            s->hist_touched = nt;
+            s->cap_touched = ncap;
+        }
+        s->hist_touched[s->n_touched++] = idx;
+        d->in_tx = true;
+    }
+    d->dirty = true;
+    return SQLITE_OK;
+}
+
+int64_t store_sqlite_hist_head(struct sqlite_store *s, const char *device_id)
+{
+    const struct smap_entry *e = smap_find(&s->hist_index, device_id);
+    return e ? s->hist_devs[e->num].c_head : 0;
+}
+
+void store_sqlite_hist_end(struct sqlite_store *s, bool ok)
+{
+    for (size_t i = 0; i < s->n_touched; i++) {
+        struct hist_dev *d = &s->hist_devs[s->hist_touched[i]];
+        if (ok) {
+            d->c_head = d->head;
+            d->c_rows = d->rows;
+        } else {
+            d->head = d->c_head;
+            d->rows = d->c_rows;
+        }
+        d->in_tx = false;
+    }
+    s->n_touched = 0;
+    if (ok && s->heads_saved)
+        for (size_t i = 0; i < s->n_hist; i++)
+            s->hist_devs[i].dirty = false;
+    s->heads_saved = false;
+}
+
+/* ---- writes inside a commit -------------------------------------------- */
+
+int store_sqlite_hist_append(struct sqlite_store *s, const struct op *o)
+{
+    long idx = dev_index(s, o->f[0], true);
+    if (idx < 0 || touch(s, (size_t)idx) != SQLITE_OK)
+        return SQLITE_NOMEM;
+    struct hist_dev *d = &s->hist_devs[idx];
+    sqlite3_stmt *st = s->h[H_APPEND];
+    sqlite3_bind_text(st, 1, o->f[0], -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, o->f[1], -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, o->ms);
+    if (d->head)
+        sqlite3_bind_int64(st, 4, d->head);
+    int rc = store_sqlite_run(s, st);
+    if (rc == SQLITE_OK) {
+        d->head = sqlite3_last_insert_rowid(s->wdb);
+        d->rows++;
+    }
+    return rc;
+}
+
+/* Keeps the newest max rows of one device. */
+static int prune_device(struct sqlite_store *s, size_t idx, int64_t max)
+{
+    int rc = touch(s, idx);
+    if (rc != SQLITE_OK)
+        return rc;
+    struct hist_dev *d = &s->hist_devs[idx];
+    sqlite3_stmt *st = s->h[H_PRUNE_ROWS];
+    sqlite3_bind_int64(st, 1, d->head);
+    sqlite3_bind_text(st, 2, d->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, max);
+    rc = store_sqlite_run(s, st);
+    if (rc == SQLITE_OK && (sqlite3_changes(s->wdb) > 0 || d->rows > max))
+        d->rows = max; /* exact when rows went; else an upper bound */
+    return rc;
+}
+
+/* Deletes the oldest rows of the table up to the first one newer than the
+ * age limit, keeping the row counts. */
+static int prune_age(struct sqlite_store *s)
+{
+    sqlite3_stmt *st = s->h[H_AGE_CUT];
+    sqlite3_bind_int64(st, 1, util_wall_ms() - (int64_t)s->cfg.history_max_age_days * 86400000);
+    int64_t cut = 0;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        cut = sqlite3_column_int64(st, 0);
+        rc = SQLITE_OK;
+    }
+    if (rc != SQLITE_OK)
+        snprintf(s->werr, sizeof(s->werr), "%s", sqlite3_errmsg(s->wdb));
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_OK || cut <= 0)
+        return rc;
+    st = s->h[H_AGE_COUNT];
+    sqlite3_bind_int64(st, 1, cut);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = SQLITE_OK;
+        long idx = dev_index(s, (const char *)sqlite3_column_text(st, 0), false);
+        if (idx < 0)
+            continue; /* rows no chain knows: nothing to count */
+        rc = touch(s, (size_t)idx);
+        struct hist_dev *d = &s->hist_devs[idx];
+        d->rows -= sqlite3_column_int64(st, 1);
+        if (d->rows < 0)
+            d->rows = 0;
+    }
+    if (rc == SQLITE_DONE)
+        rc = SQLITE_OK;
+    if (rc != SQLITE_OK)
+        snprintf(s->werr, sizeof(s->werr), "%s", sqlite3_errmsg(s->wdb));
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(s->h[H_PRUNE_AGE], 1, cut);
+    return store_sqlite_run(s, s->h[H_PRUNE_AGE]);
+}
+
+/* Writes the changed heads to device_state_heads. */
+static int save_heads(struct sqlite_store *s)
+{
+    int rc = SQLITE_OK;
+    for (size_t i = 0; i < s->n_hist && rc == SQLITE_OK; i++) {
+        const struct hist_dev *d = &s->hist_devs[i];
+        if (!d->dirty)
+            continue;
+        sqlite3_stmt *st = s->h[H_HEAD_PUT];
+        sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, d->head);
+        sqlite3_bind_int64(st, 3, d->rows);
+        rc = store_sqlite_run(s, st);
+    }
+    if (rc == SQLITE_OK)
+        s->heads_saved = true;
+    return rc;
+}
+
+int store_sqlite_hist_prune(struct sqlite_store *s)
+{
+    if (!s->cfg.history_enabled)
+        return SQLITE_OK;
+    int64_t max = s->cfg.history_max_rows;
+    int64_t threshold = max / 10 < 100 ? 100 : max / 10;
+    int64_t now = util_mono_ms();
+    bool first = s->last_prune_ms == 0;
+    bool periodic = first || now - s->last_prune_ms >= HEADS_SAVE_MS;
+    int rc = SQLITE_OK;
+    if (max && first) {
+        /* Also the devices without appends, e.g. after max_rows went down. */
+        for (size_t i = 0; i < s->n_hist && rc == SQLITE_OK; i++)
+            if (s->hist_devs[i].rows >= max + threshold)
+                rc = prune_device(s, i, max);
+    } else if (max) {
+        /* touch() may append to hist_touched: index it, don't hold a pointer. */
+        for (size_t i = 0; i < s->n_touched && rc == SQLITE_OK; i++)
+            if (s->hist_devs[s->hist_touched[i]].rows >= max + threshold)
+                rc = prune_device(s, s->hist_touched[i], max);
+    }
+    if (periodic && rc == SQLITE_OK && s->cfg.history_max_age_days)
+        rc = prune_age(s);
+    if (periodic && rc == SQLITE_OK)
+        rc = save_heads(s);
+    if (periodic)
+        s->last_prune_ms = now;
+    return rc;
+}
+
+/* ---- open and close ------------------------------------------------------- */
+
+wb_status store_sqlite_hist_load(struct sqlite_store *s, char *err, size_t errlen)
+{
+    int64_t seen = 0;
+    int rc;
+    sqlite3_stmt *st = s->h[H_HEADS_LOAD];
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        long idx = dev_index(s, (const char *)sqlite3_column_text(st, 0), true);
+        if (idx < 0) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        struct hist_dev *d = &s->hist_devs[idx];
+        d->head = d->c_head = sqlite3_column_int64(st, 1);
+        d->rows = d->c_rows = sqlite3_column_int64(st, 2);
+        if (d->head > seen)
+            seen = d->head;
+    }
+    sqlite3_reset(st);
+    /* Rows appended after the last save: the highest saved head was the
+     * newest row of the table then, and ids only grow. */
+    size_t followed = 0;
+    if (rc == SQLITE_DONE) {
+        st = s->h[H_HEADS_SCAN];
+        sqlite3_bind_int64(st, 1, seen);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            long idx = dev_index(s, (const char *)sqlite3_column_text(st, 1), true);
+            if (idx < 0) {
+                rc = SQLITE_NOMEM;
+                break;
+            }
+            struct hist_dev *d = &s->hist_devs[idx];
+            d->head = d->c_head = sqlite3_column_int64(st, 0);
+            d->rows = ++d->c_rows;
+            d->dirty = true;
+            followed++;
+        }
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    if (rc != SQLITE_DONE) {
+        snprintf(err, errlen, "%s: loading the history heads: %s", s->db_path,
+                 rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(s->wdb));
+        return store_sqlite_status(rc);
+    }
+    if (followed)
+        log_info("store: %zu history rows after the saved heads followed", followed);
+    return WB_OK;
+}
+
+void store_sqlite_hist_close(struct sqlite_store *s)
+{
+    bool dirty = false;
+    for (size_t i = 0; i < s->n_hist; i++)
+        dirty = dirty || s->hist_devs[i].dirty;
+    if (dirty && s->wdb && s->h[H_HEAD_PUT]) {
+        int rc = store_sqlite_run(s, s->w[W_BEGIN]);
+        if (rc == SQLITE_OK)
+            rc = save_heads(s);
+        if (rc == SQLITE_OK)
+            rc = store_sqlite_run(s, s->w[W_COMMIT]);
+        if (rc != SQLITE_OK) {
+            if (!sqlite3_get_autocommit(s->wdb))
+                store_sqlite_run(s, s->w[W_ROLLBACK]);
+            /* Nothing is lost: the next open follows the rows instead. */
+            log_warn("store: saving the history heads at close: %s", s->werr);
+        }
+    }
+    for (int i = 0; i < H_COUNT; i++)
+        sqlite3_finalize(s->h[i]);
+    smap_clear(&s->hist_index);
+    free(s->hist_devs);
+    free(s->hist_touched);
+}
