@@ -51,7 +51,10 @@ struct dev {
     const struct cfg_device *cfg;
     json_object *state;     /* every field */
     json_object *persisted; /* without transient fields; == state when it has none */
-    json_object *meta_sent; /* fields whose control meta is published; NULL = none yet */
+    /* Control metas published since the last devmgr_publish_all(): those of
+     * the first meta_count fields of `state` in insertion order (json-c keeps
+     * it, and fields are never removed), so no per-device set is needed. */
+    size_t meta_count;
     int next_order;
     bool tracked; /* has an availability section */
     bool known;   /* availability seen at least once */
@@ -230,7 +233,6 @@ void devmgr_destroy(struct devmgr *m)
     for (size_t i = 0; m->devs && i < m->n_devs; i++) {
         json_object_put(m->devs[i].state);
         json_object_put(m->devs[i].persisted);
-        json_object_put(m->devs[i].meta_sent);
     }
     for (size_t i = 0; i < ECHO_SLOTS; i++) {
         free(m->echo[i].topic);
@@ -307,18 +309,28 @@ const char *const *devmgr_subscriptions(struct devmgr *m, size_t *n)
     return (const char *const *)m->subs;
 }
 
+/* Publishes the control meta of every field of d's state that has none yet
+ * (the ones past meta_count, in insertion order), then field's value. A new
+ * field is always in the state before it is published, so this costs one
+ * length comparison per message and a walk only when fields were added. */
 static void publish_field(struct devmgr *m, struct dev *d, const char *field, json_object *v)
 {
-    if (!d->cfg->wb_mirror || !mirror_field_name_ok(field))
+    if (!d->cfg->wb_mirror)
         return;
-    if (!d->meta_sent || !json_object_object_get_ex(d->meta_sent, field, NULL)) {
-        mirror_control_meta(&m->pub, d->cfg->id, field, mirror_control_type(v), true,
-                            ++d->next_order, NULL);
-        if (!d->meta_sent)
-            d->meta_sent = json_object_new_object();
-        json_object_object_add(d->meta_sent, field, NULL);
+    size_t n = (size_t)json_object_object_length(d->state);
+    if (d->meta_count < n) {
+        size_t i = 0;
+        json_object_object_foreach(d->state, k, kv)
+        {
+            if (i++ < d->meta_count || !mirror_field_name_ok(k))
+                continue;
+            mirror_control_meta(&m->pub, d->cfg->id, k, mirror_control_type(kv), true,
+                                ++d->next_order, NULL);
+        }
+        d->meta_count = n;
     }
-    mirror_control_value(&m->pub, d->cfg->id, field, v);
+    if (mirror_field_name_ok(field))
+        mirror_control_value(&m->pub, d->cfg->id, field, v);
 }
 
 static void persist_device(struct devmgr *m, struct dev *d)
@@ -648,8 +660,7 @@ void devmgr_publish_all(struct devmgr *m)
             continue;
         mirror_device_meta(&m->pub, d->cfg->id, d->cfg->name);
         mirror_device_error(&m->pub, d->cfg->id, "");
-        json_object_put(d->meta_sent);
-        d->meta_sent = NULL;
+        d->meta_count = 0;
         d->next_order = 0;
         json_object_object_foreach(d->state, k, v)
         {
