@@ -24,6 +24,7 @@
  */
 #include "wbmb/devmgr.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -652,29 +653,49 @@ int64_t devmgr_tick(struct devmgr *m, int64_t now_ms)
     return next;
 }
 
-void devmgr_publish_all(struct devmgr *m)
+/* Every retained topic of one mirrored device, from its current state. */
+static void publish_device(struct devmgr *m, struct dev *d)
 {
-    for (size_t i = 0; i < m->n_devs; i++) {
-        struct dev *d = &m->devs[i];
+    mirror_device_meta(&m->pub, d->cfg->id, d->cfg->name);
+    mirror_device_error(&m->pub, d->cfg->id, "");
+    d->meta_count = 0;
+    d->next_order = 0;
+    json_object_object_foreach(d->state, k, v)
+    {
+        publish_field(m, d, k, v);
+    }
+    /* One pushbutton per action: writing its /on runs the action. */
+    for (size_t a = 0; a < d->cfg->n_actions; a++) {
+        const struct cfg_action *act = &d->cfg->actions[a];
+        if (!mirror_field_name_ok(act->name))
+            continue;
+        mirror_control_meta(&m->pub, d->cfg->id, act->name, "pushbutton", false, 1000 + (int)a,
+                            NULL);
+    }
+}
+
+bool devmgr_publish_some(struct devmgr *m, size_t *next, size_t max_devices)
+{
+    size_t done = 0;
+    /* Unmirrored devices are skipped even past the budget, so a round whose
+     * last mirrored device was just published reports itself complete. */
+    for (; *next < m->n_devs; (*next)++) {
+        struct dev *d = &m->devs[*next];
         if (!d->cfg->wb_mirror)
             continue;
-        mirror_device_meta(&m->pub, d->cfg->id, d->cfg->name);
-        mirror_device_error(&m->pub, d->cfg->id, "");
-        d->meta_count = 0;
-        d->next_order = 0;
-        json_object_object_foreach(d->state, k, v)
-        {
-            publish_field(m, d, k, v);
-        }
-        /* One pushbutton per action: writing its /on runs the action. */
-        for (size_t a = 0; a < d->cfg->n_actions; a++) {
-            const struct cfg_action *act = &d->cfg->actions[a];
-            if (!mirror_field_name_ok(act->name))
-                continue;
-            mirror_control_meta(&m->pub, d->cfg->id, act->name, "pushbutton", false, 1000 + (int)a,
-                                NULL);
-        }
+        if (done == max_devices)
+            break;
+        publish_device(m, d);
+        done++;
     }
+    return *next >= m->n_devs;
+}
+
+void devmgr_publish_all(struct devmgr *m)
+{
+    size_t next = 0;
+    while (!devmgr_publish_some(m, &next, SIZE_MAX))
+        ;
 }
 
 void devmgr_publish_offline(struct devmgr *m)

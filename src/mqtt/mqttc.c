@@ -785,6 +785,11 @@ wb_status mqttc_publish(struct mqttc *c, const char *topic, const void *payload,
     return st == WB_OK ? WB_OK : WB_ERR_MQTT;
 }
 
+size_t mqttc_backlog(struct mqttc *c)
+{
+    return c ? outbox_depth(c->out) : 0;
+}
+
 bool mqttc_is_connected(struct mqttc *c)
 {
     if (!c)
