@@ -75,8 +75,10 @@ struct devmgr {
     struct route *routes;
     size_t n_routes;
     struct ttree *tree;
-    json_object *by_id;   /* id -> index (int), a json-c hash table */
-    json_object *own_ids; /* ids whose /devices/<id>/ topics are ours */
+    /* id -> device index: open addressing over the config's own id strings
+     * (no copies; a json-c table cost ~250 bytes per device). */
+    uint32_t *ix;
+    size_t ix_mask;
     char **subs;
     size_t n_subs;
     struct devmgr_stats stats;
@@ -99,12 +101,51 @@ static bool is_transient(const struct cfg_device *d, const char *field)
     return false;
 }
 
+#define IX_EMPTY UINT32_MAX
+
+static uint32_t id_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    while (*s)
+        h = (h ^ (uint8_t)*s++) * 16777619u;
+    return h;
+}
+
+/* The table of device indexes, at most half full. false when out of memory. */
+static bool index_build(struct devmgr *m)
+{
+    size_t cap = 16;
+    while (cap < 2 * m->n_devs)
+        cap *= 2;
+    if (!(m->ix = malloc(cap * sizeof(*m->ix))))
+        return false;
+    m->ix_mask = cap - 1;
+    for (size_t i = 0; i <= m->ix_mask; i++)
+        m->ix[i] = IX_EMPTY;
+    for (size_t i = 0; i < m->n_devs; i++) {
+        size_t h = id_hash(m->devs[i].cfg->id) & m->ix_mask;
+        while (m->ix[h] != IX_EMPTY)
+            h = (h + 1) & m->ix_mask;
+        m->ix[h] = (uint32_t)i;
+    }
+    return true;
+}
+
 static struct dev *find_dev(const struct devmgr *m, const char *id)
 {
-    json_object *ix;
-    if (!json_object_object_get_ex(m->by_id, id, &ix))
-        return NULL;
-    return &m->devs[json_object_get_int(ix)];
+    for (size_t h = id_hash(id) & m->ix_mask; m->ix[h] != IX_EMPTY; h = (h + 1) & m->ix_mask)
+        if (strcmp(m->devs[m->ix[h]].cfg->id, id) == 0)
+            return &m->devs[m->ix[h]];
+    return NULL;
+}
+
+/* Ids whose /devices/<id>/ topics are ours: the bridge and mirrored devices. */
+static bool is_own_id(const struct devmgr *m, const char *id)
+{
+    if (strcmp(id, m->cfg->bridge_device_id) == 0)
+        return true;
+    const struct dev *d = find_dev(m, id);
+    return d && d->cfg->wb_mirror;
 }
 
 static bool add_sub(struct devmgr *m, const char *filter)
@@ -154,11 +195,12 @@ struct devmgr *devmgr_create(const struct config *cfg, struct state_store *store
     m->devs = calloc(m->n_devs ? m->n_devs : 1, sizeof(*m->devs));
     m->routes = calloc(n_routes ? n_routes : 1, sizeof(*m->routes));
     m->tree = ttree_create();
-    m->by_id = json_object_new_object();
-    m->own_ids = json_object_new_object();
-    if (!m->devs || !m->routes || !m->tree || !m->by_id || !m->own_ids)
+    if (!m->devs || !m->routes || !m->tree || cfg->n_devices >= IX_EMPTY)
         goto nomem;
-    json_object_object_add(m->own_ids, cfg->bridge_device_id, NULL);
+    for (size_t i = 0; i < cfg->n_devices; i++)
+        m->devs[i].cfg = &cfg->devices[i];
+    if (!index_build(m))
+        goto nomem;
 
     for (size_t i = 0; i < cfg->n_devices; i++) {
         const struct cfg_device *c = &cfg->devices[i];
@@ -166,9 +208,6 @@ struct devmgr *devmgr_create(const struct config *cfg, struct state_store *store
         d->cfg = c;
         d->tracked = c->availability != NULL;
         d->online = !d->tracked;
-        json_object_object_add(m->by_id, c->id, json_object_new_int((int)i));
-        if (c->wb_mirror)
-            json_object_object_add(m->own_ids, c->id, NULL);
         struct dev *old = previous ? find_dev(previous, c->id) : NULL;
         if (old) {
             /* SIGHUP: keep the live state; drop fields that became transient. */
@@ -245,8 +284,7 @@ void devmgr_destroy(struct devmgr *m)
     free(m->devs);
     free(m->routes);
     ttree_destroy(m->tree);
-    json_object_put(m->by_id);
-    json_object_put(m->own_ids);
+    free(m->ix);
     free(m);
 }
 
@@ -535,8 +573,7 @@ static bool is_own_command_topic(const struct devmgr *m, const char *topic)
     memcpy(id, topic + 9, n);
     id[n] = '\0';
     size_t tl = strlen(topic);
-    return tl > 3 && strcmp(topic + tl - 3, "/on") == 0 &&
-           json_object_object_get_ex(m->own_ids, id, NULL);
+    return tl > 3 && strcmp(topic + tl - 3, "/on") == 0 && is_own_id(m, id);
 }
 
 void devmgr_expect_echo(struct devmgr *m, const char *topic, const char *payload, size_t len)
@@ -581,7 +618,7 @@ static bool handle_own(struct devmgr *m, const char *topic, const char *payload,
     char idbuf[128];
     memcpy(idbuf, id, (size_t)(slash - id));
     idbuf[slash - id] = '\0';
-    if (!json_object_object_get_ex(m->own_ids, idbuf, NULL))
+    if (!is_own_id(m, idbuf))
         return false;
     const char *rest = slash + 1;
     if (strncmp(rest, "controls/", 9) == 0) {
