@@ -114,15 +114,16 @@ static int run_raw(const char *dir, const char *tag, int history, long sets, lon
         return -1;
     sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
     sqlite3_prepare_v2(db,
-                       "INSERT INTO state_store(key, value, updated_at) VALUES(?1, ?2, ?3)"
+                       "INSERT INTO state_store(key, value, updated_ms) VALUES(?1, ?2, ?3)"
                        " ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
-                       " updated_at = excluded.updated_at",
+                       " updated_ms = excluded.updated_ms",
                        -1, &up, NULL);
     sqlite3_prepare_v2(db,
-                       "INSERT INTO device_state_snapshots(device_id, state, ts)"
+                       "INSERT INTO device_state_snapshots(device_id, state, ts_ms)"
                        " VALUES(?1, ?2, ?3)",
                        -1, &hist, NULL);
-    const char *ts = "2026-11-23T03:37:49.123Z";
+    /* Schema 2 stores times as integer ms (ts and updated_at are generated). */
+    const sqlite3_int64 ts = 1795405069123LL; /* 2026-11-23T03:37:49.123Z */
     json_object *o = payload_new();
     double t0 = now_s();
     unsigned long long commits = 0;
@@ -133,14 +134,14 @@ static int run_raw(const char *dir, const char *tag, int history, long sets, lon
         const char *text = json_object_to_json_string_ext(payload(o, i), JSON_C_TO_STRING_PLAIN);
         sqlite3_bind_text(up, 1, key, -1, SQLITE_STATIC);
         sqlite3_bind_text(up, 2, text, -1, SQLITE_STATIC);
-        sqlite3_bind_text(up, 3, ts, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(up, 3, ts);
         if (sqlite3_step(up) != SQLITE_DONE)
             return -1;
         sqlite3_reset(up);
         if (history) {
             sqlite3_bind_text(hist, 1, key + 7, -1, SQLITE_STATIC);
             sqlite3_bind_text(hist, 2, text, -1, SQLITE_STATIC);
-            sqlite3_bind_text(hist, 3, ts, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(hist, 3, ts);
             if (sqlite3_step(hist) != SQLITE_DONE)
                 return -1;
             sqlite3_reset(hist);

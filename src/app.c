@@ -17,10 +17,19 @@
  * was already queued -> offline markers -> flush the store -> disconnect ->
  * destroy. Signal handlers only set flags; the loop acts on them within one
  * poll period (QUEUE_POLL_MS).
+ *
+ * Republish after a connect (CONTRACT §5): the bridge device at once, then
+ * every mirrored device in steps (republish_pump), a round from device 0 on
+ * each connect and each reload; a lost connection ends the round:
+ *
+ *   idle --QUEUE_CONN_UP / reload while connected--> republishing
+ *   republishing --republish_pump(): last device queued--> idle
+ *   republishing --QUEUE_CONN_DOWN--> idle
  */
 #include "wbmb/app.h"
 #include "core/core.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -42,6 +51,7 @@
 #include "wbmb/util.h"
 
 #define QUEUE_CAPACITY 8192
+#define APP_MALLOC_ARENAS 2
 #define QUEUE_POLL_MS 100
 #define SHUTDOWN_PUBLISH_WAIT_MS 2000
 /* How long SIGTERM keeps retrying the final flush when the store fails (disk
@@ -49,6 +59,14 @@
  * contract. */
 #define SHUTDOWN_FLUSH_RETRY_MS 2000
 #define SHUTDOWN_FLUSH_PAUSE_MS 100
+/* The republish after a connect runs in steps of REPUBLISH_STEP_DEVICES
+ * while fewer than REPUBLISH_BACKLOG publications wait for the sender
+ * thread, and the loop looks again every REPUBLISH_POLL_MS until the round is
+ * complete. Queued all at once, 10 000 devices (~50 000 publications, each a
+ * heap copy in the outbox) made the bridge's peak memory. */
+#define REPUBLISH_BACKLOG 1024
+#define REPUBLISH_STEP_DEVICES 16
+#define REPUBLISH_POLL_MS 1
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
@@ -238,6 +256,27 @@ static bool same_str(const char *x, const char *y)
     return (!x && !y) || (x && y && strcmp(x, y) == 0);
 }
 
+/* Queues the next devices of the republish round while the sender thread's
+ * backlog is short; ends the round after the last one. */
+static void republish_pump(struct app *a)
+{
+    while (a->republishing && a->connected && mqttc_backlog(a->mqtt) < REPUBLISH_BACKLOG) {
+        if (devmgr_publish_some(a->devmgr, &a->republish_next, REPUBLISH_STEP_DEVICES)) {
+            a->republishing = false;
+            log_debug("republished %zu devices", devmgr_count(a->devmgr));
+        }
+    }
+}
+
+/* A new round from the first device (a round in progress starts over: after
+ * a reload its device indexes belong to the old manager). */
+static void republish_start(struct app *a)
+{
+    a->republishing = true;
+    a->republish_next = 0;
+    republish_pump(a);
+}
+
 static void reload_config(struct app *a);
 
 /* SIGHUP: parse into a fresh config, validate all of it, then swap it in.
@@ -296,7 +335,7 @@ static void reload_config(struct app *a)
     const char *const *subs = devmgr_subscriptions(nm, &n);
     mqttc_set_subscriptions(a->mqtt, subs, n, 1);
     if (a->connected)
-        devmgr_publish_all(nm);
+        republish_start(a);
     log_info("reload done: %zu devices, %zu scenarios", ncfg->n_devices, ncfg->n_scenarios);
 }
 
@@ -311,10 +350,11 @@ static void handle_item(struct app *a, const struct queue_item *it)
         a->connected = true;
         /* Clears the Last Will, then every retained topic from current state. */
         publish_bridge_device(a);
-        devmgr_publish_all(a->devmgr);
+        republish_start(a);
         break;
     case QUEUE_CONN_DOWN:
         a->connected = false;
+        a->republishing = false;
         break;
     case QUEUE_CALL: {
         struct core_call *call;
@@ -460,6 +500,8 @@ static void loop(struct app *a)
         int wait = QUEUE_POLL_MS;
         if (next_tick - now < wait)
             wait = next_tick <= now ? 0 : (int)(next_tick - now);
+        if (a->republishing && wait > REPUBLISH_POLL_MS)
+            wait = REPUBLISH_POLL_MS;
         queue_wait(a->queue, wait);
         pthread_mutex_lock(&a->core_mu);
         /* Apply a burst of queued items before looking at timers again. */
@@ -471,6 +513,7 @@ static void loop(struct app *a)
             if (next_dev_tick > now + 1000)
                 next_dev_tick = now + 1000;
         }
+        republish_pump(a);
         /* Scenario delays are timers: a step waits, messages keep flowing. */
         int64_t next_scen = scenmgr_tick(a->scenmgr, now);
         int64_t next_mirror = devmgr_flush_mirror(a->devmgr, now);
@@ -551,6 +594,12 @@ static bool shutdown_app(struct app *a)
 
 int app_run(const struct app_options *opts)
 {
+    /* glibc gives each new thread that contends its own malloc arena (up to
+     * 8 per core); paho's threads, the sender and the store writer then each
+     * keep a heap of freed small chunks after the connect burst. Two arenas
+     * (the main thread's and one shared) measured 5-7 MB less peak RSS with
+     * 10 000 devices; tcache keeps the common small allocations lock-free. */
+    mallopt(M_ARENA_MAX, APP_MALLOC_ARENAS);
     struct app a;
     memset(&a, 0, sizeof(a));
     pthread_mutex_init(&a.core_mu, NULL);

@@ -95,6 +95,10 @@ int64_t devmgr_flush_mirror(struct devmgr *m, int64_t now_ms);
 /* Republishes every mirrored device (meta, control metas, values) and clears
  * their error marker: after every (re)connect. */
 void devmgr_publish_all(struct devmgr *m);
+/* The same in steps, so a big config is not queued all at once: republishes
+ * the next max_devices mirrored devices from index *next (0 starts a round)
+ * and advances *next. Returns true when the round is complete. */
+bool devmgr_publish_some(struct devmgr *m, size_t *next, size_t max_devices);
 /* Marks every mirrored device offline (meta/error = "offline"): at shutdown. */
 void devmgr_publish_offline(struct devmgr *m);
 

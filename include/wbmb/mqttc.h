@@ -70,6 +70,11 @@ wb_status mqttc_set_subscriptions(struct mqttc *c, const char *const *filters, s
 wb_status mqttc_publish(struct mqttc *c, const char *topic, const void *payload, size_t len,
                         int qos, bool retained);
 
+/* Publications queued by mqttc_publish() and not yet handed to paho (0 for
+ * NULL). A producer of many publications (the republish after a connect)
+ * keeps this bounded instead of queueing everything at once. */
+size_t mqttc_backlog(struct mqttc *c);
+
 bool mqttc_is_connected(struct mqttc *c);
 void mqttc_get_stats(struct mqttc *c, struct mqttc_stats *out);
 

@@ -51,6 +51,8 @@ struct app {
     struct mirror_publisher pub;
     struct http_server *http; /* thread-safe */
     bool connected;
+    bool republishing;     /* a republish round is in progress (app.c) */
+    size_t republish_next; /* its next device index */
     int64_t started_mono_ms;
     /* Written on paho's thread, read anywhere. */
     atomic_uint_fast64_t oversize_rejected;

@@ -24,6 +24,7 @@
  */
 #include "wbmb/devmgr.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@
 
 #define MAX_ROUTES_PER_MSG 64
 #define ECHO_SLOTS 32
+#define MIRROR_THROTTLED 64 /* controls per device under the interval; later ones: every change */
 #define ECHO_TTL_MS 10000
 
 enum route_kind { ROUTE_STATE, ROUTE_AVAILABILITY };
@@ -51,24 +53,26 @@ struct dev {
     const struct cfg_device *cfg;
     json_object *state;     /* every field */
     json_object *persisted; /* without transient fields; == state when it has none */
-    struct ctl *ctls;       /* controls whose meta is published, in order */
-    uint16_t n_ctls, cap_ctls;
-    bool mirror_dirty; /* in devmgr.dirty: a control waits for its interval */
+    /* Control metas published since the last devmgr_publish_all(): those of
+     * the first meta_count fields of `state` in insertion order (json-c keeps
+     * it, and fields are never removed), so no per-device set is needed. */
+    size_t meta_count;
+    int next_order;
+    /* bridge.mirror_min_interval_ms, per control (field in insertion order,
+     * the first MIRROR_THROTTLED of them): when its value was last published
+     * (monotonic ms, wrapping 32 bits, compared as a signed difference; 0 =
+     * never) and whether a newer
+     * value waits for the interval (held bit i). */
+    uint32_t *pub_ms;
+    uint16_t n_pub;
+    uint64_t held;
+    bool mirror_dirty; /* in devmgr.dirty */
     bool tracked;      /* has an availability section */
     bool known;        /* availability seen at least once */
     bool online;
     bool carried; /* state carried over from a previous manager */
     int64_t last_msg_ms;
     char connected_at[UTIL_TS_LEN];
-};
-
-/* One mirrored control (a state field): its meta is on the broker; its value
- * was last published at last_pub_ms; dirty = a newer value waits until
- * last_pub_ms + bridge.mirror_min_interval_ms (devmgr_flush_mirror). */
-struct ctl {
-    char *name;
-    int64_t last_pub_ms;
-    bool dirty;
 };
 
 struct devmgr {
@@ -81,8 +85,10 @@ struct devmgr {
     struct route *routes;
     size_t n_routes;
     struct ttree *tree;
-    json_object *by_id;   /* id -> index (int), a json-c hash table */
-    json_object *own_ids; /* ids whose /devices/<id>/ topics are ours */
+    /* id -> device index: open addressing over the config's own id strings
+     * (no copies; a json-c table cost ~250 bytes per device). */
+    uint32_t *ix;
+    size_t ix_mask;
     char **subs;
     size_t n_subs;
     struct devmgr_stats stats;
@@ -100,48 +106,6 @@ struct devmgr {
     size_t echo_next;
 };
 
-/* Forgets every control of d: their metas are published again (after a
- * reconnect). Throttled values are not lost: the caller republishes every
- * field of the state. */
-static void drop_ctls(struct dev *d)
-{
-    for (uint16_t i = 0; i < d->n_ctls; i++)
-        free(d->ctls[i].name);
-    free(d->ctls);
-    d->ctls = NULL;
-    d->n_ctls = d->cap_ctls = 0;
-}
-
-/* A device has a handful of fields: a linear look-up is the fast one. */
-static struct ctl *find_ctl(struct dev *d, const char *name)
-{
-    for (uint16_t i = 0; i < d->n_ctls; i++)
-        if (strcmp(d->ctls[i].name, name) == 0)
-            return &d->ctls[i];
-    return NULL;
-}
-
-static struct ctl *add_ctl(struct dev *d, const char *name)
-{
-    if (d->n_ctls == UINT16_MAX)
-        return NULL;
-    if (d->n_ctls == d->cap_ctls) {
-        uint16_t ncap =
-            d->cap_ctls ? (uint16_t)(d->cap_ctls * 2 > UINT16_MAX ? UINT16_MAX : d->cap_ctls * 2)
-                        : 2;
-        struct ctl *n = realloc(d->ctls, ncap * sizeof(*n));
-        if (!n)
-            return NULL;
-        d->ctls = n;
-        d->cap_ctls = ncap;
-    }
-    char *dup = strdup(name);
-    if (!dup)
-        return NULL;
-    d->ctls[d->n_ctls] = (struct ctl){.name = dup};
-    return &d->ctls[d->n_ctls++];
-}
-
 static bool is_transient(const struct cfg_device *d, const char *field)
 {
     for (size_t i = 0; i < d->n_transient; i++)
@@ -150,12 +114,51 @@ static bool is_transient(const struct cfg_device *d, const char *field)
     return false;
 }
 
+#define IX_EMPTY UINT32_MAX
+
+static uint32_t id_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    while (*s)
+        h = (h ^ (uint8_t)*s++) * 16777619u;
+    return h;
+}
+
+/* The table of device indexes, at most half full. false when out of memory. */
+static bool index_build(struct devmgr *m)
+{
+    size_t cap = 16;
+    while (cap < 2 * m->n_devs)
+        cap *= 2;
+    if (!(m->ix = malloc(cap * sizeof(*m->ix))))
+        return false;
+    m->ix_mask = cap - 1;
+    for (size_t i = 0; i <= m->ix_mask; i++)
+        m->ix[i] = IX_EMPTY;
+    for (size_t i = 0; i < m->n_devs; i++) {
+        size_t h = id_hash(m->devs[i].cfg->id) & m->ix_mask;
+        while (m->ix[h] != IX_EMPTY)
+            h = (h + 1) & m->ix_mask;
+        m->ix[h] = (uint32_t)i;
+    }
+    return true;
+}
+
 static struct dev *find_dev(const struct devmgr *m, const char *id)
 {
-    json_object *ix;
-    if (!json_object_object_get_ex(m->by_id, id, &ix))
-        return NULL;
-    return &m->devs[json_object_get_int(ix)];
+    for (size_t h = id_hash(id) & m->ix_mask; m->ix[h] != IX_EMPTY; h = (h + 1) & m->ix_mask)
+        if (strcmp(m->devs[m->ix[h]].cfg->id, id) == 0)
+            return &m->devs[m->ix[h]];
+    return NULL;
+}
+
+/* Ids whose /devices/<id>/ topics are ours: the bridge and mirrored devices. */
+static bool is_own_id(const struct devmgr *m, const char *id)
+{
+    if (strcmp(id, m->cfg->bridge_device_id) == 0)
+        return true;
+    const struct dev *d = find_dev(m, id);
+    return d && d->cfg->wb_mirror;
 }
 
 static bool add_sub(struct devmgr *m, const char *filter)
@@ -207,11 +210,12 @@ struct devmgr *devmgr_create(const struct config *cfg, struct state_store *store
     m->dirty = calloc(m->n_devs ? m->n_devs : 1, sizeof(*m->dirty));
     m->next_scan_ms = INT64_MAX;
     m->tree = ttree_create();
-    m->by_id = json_object_new_object();
-    m->own_ids = json_object_new_object();
-    if (!m->devs || !m->routes || !m->dirty || !m->tree || !m->by_id || !m->own_ids)
+    if (!m->devs || !m->routes || !m->dirty || !m->tree || cfg->n_devices >= IX_EMPTY)
         goto nomem;
-    json_object_object_add(m->own_ids, cfg->bridge_device_id, NULL);
+    for (size_t i = 0; i < cfg->n_devices; i++)
+        m->devs[i].cfg = &cfg->devices[i];
+    if (!index_build(m))
+        goto nomem;
 
     for (size_t i = 0; i < cfg->n_devices; i++) {
         const struct cfg_device *c = &cfg->devices[i];
@@ -219,9 +223,6 @@ struct devmgr *devmgr_create(const struct config *cfg, struct state_store *store
         d->cfg = c;
         d->tracked = c->availability != NULL;
         d->online = !d->tracked;
-        json_object_object_add(m->by_id, c->id, json_object_new_int((int)i));
-        if (c->wb_mirror)
-            json_object_object_add(m->own_ids, c->id, NULL);
         struct dev *old = previous ? find_dev(previous, c->id) : NULL;
         if (old) {
             /* SIGHUP: keep the live state; drop fields that became transient. */
@@ -287,7 +288,7 @@ void devmgr_destroy(struct devmgr *m)
     for (size_t i = 0; m->devs && i < m->n_devs; i++) {
         json_object_put(m->devs[i].state);
         json_object_put(m->devs[i].persisted);
-        drop_ctls(&m->devs[i]);
+        free(m->devs[i].pub_ms);
     }
     for (size_t i = 0; i < ECHO_SLOTS; i++) {
         free(m->echo[i].topic);
@@ -297,11 +298,10 @@ void devmgr_destroy(struct devmgr *m)
         free(m->subs[i]);
     free(m->subs);
     free(m->devs);
-    free(m->dirty);
     free(m->routes);
+    free(m->dirty);
     ttree_destroy(m->tree);
-    json_object_put(m->by_id);
-    json_object_put(m->own_ids);
+    free(m->ix);
     free(m);
 }
 
@@ -365,38 +365,93 @@ const char *const *devmgr_subscriptions(struct devmgr *m, size_t *n)
     return (const char *const *)m->subs;
 }
 
-/* Publishes field's value on d's mirror (and the control's meta the first
- * time). A control published less than mirror_min_interval_ms ago is only
- * marked dirty: devmgr_flush_mirror() publishes its latest value when the
- * interval is over, so a fast-changing control costs the broker at most one
- * publication per interval and the last value is never lost. */
+static bool throttle(struct devmgr *m, struct dev *d, const char *field);
+
+/* Publishes the control meta of every field of d's state that has none yet
+ * (the ones past meta_count, in insertion order), then field's value. A new
+ * field is always in the state before it is published, so this costs one
+ * length comparison per message and a walk only when fields were added. */
 static void publish_field(struct devmgr *m, struct dev *d, const char *field, json_object *v)
 {
-    if (!d->cfg->wb_mirror || !mirror_field_name_ok(field))
+    if (!d->cfg->wb_mirror)
         return;
-    struct ctl *c = find_ctl(d, field);
-    if (!c) {
-        c = add_ctl(d, field);
-        mirror_control_meta(&m->pub, d->cfg->id, field, mirror_control_type(v), true,
-                            c ? d->n_ctls : d->n_ctls + 1, NULL);
-    }
-    unsigned interval = m->cfg->mirror_min_interval_ms;
-    if (c && interval) {
-        int64_t now = util_mono_ms();
-        if (c->last_pub_ms && now - c->last_pub_ms < (int64_t)interval) {
-            c->dirty = true;
-            if (c->last_pub_ms + (int64_t)interval < m->next_scan_ms)
-                m->next_scan_ms = c->last_pub_ms + (int64_t)interval;
-            if (!d->mirror_dirty) {
-                d->mirror_dirty = true;
-                m->dirty[m->n_dirty++] = (uint32_t)(d - m->devs);
-            }
-            return;
+    size_t n = (size_t)json_object_object_length(d->state);
+    if (d->meta_count < n) {
+        size_t i = 0;
+        json_object_object_foreach(d->state, k, kv)
+        {
+            if (i++ < d->meta_count || !mirror_field_name_ok(k))
+                continue;
+            mirror_control_meta(&m->pub, d->cfg->id, k, mirror_control_type(kv), true,
+                                ++d->next_order, NULL);
         }
-        c->last_pub_ms = now;
-        c->dirty = false;
+        d->meta_count = n;
     }
-    mirror_control_value(&m->pub, d->cfg->id, field, v);
+    if (!mirror_field_name_ok(field))
+        return;
+    if (!throttle(m, d, field))
+        mirror_control_value(&m->pub, d->cfg->id, field, v);
+}
+
+/* The devmgr's clock for pub_ms: milliseconds, wrapping, never 0. */
+static uint32_t clock32(int64_t now_ms)
+{
+    uint32_t t = (uint32_t)now_ms;
+    return t ? t : 1;
+}
+
+/* bridge.mirror_min_interval_ms: true when field's value must wait (it is
+ * then marked held and d queued for devmgr_flush_mirror()); false when it
+ * goes out now (its time is recorded). A fast-changing control costs the
+ * broker at most one publication per interval; its last value is never
+ * lost. */
+static bool throttle(struct devmgr *m, struct dev *d, const char *field)
+{
+    unsigned interval = m->cfg->mirror_min_interval_ms;
+    if (!interval)
+        return false;
+    size_t i = 0;
+    bool found = false;
+    json_object_object_foreach(d->state, k, kv)
+    {
+        (void)kv;
+        if (strcmp(k, field) == 0) {
+            found = true;
+            break;
+        }
+        if (++i == MIRROR_THROTTLED)
+            break;
+    }
+    if (!found)
+        return false;
+    if (i >= d->n_pub) {
+        size_t nn = i + 1 < 4 ? 4 : 2 * (i + 1);
+        if (nn > MIRROR_THROTTLED)
+            nn = MIRROR_THROTTLED;
+        uint32_t *g = realloc(d->pub_ms, nn * sizeof(*g));
+        if (!g)
+            return false;
+        memset(g + d->n_pub, 0, (nn - d->n_pub) * sizeof(*g));
+        d->pub_ms = g;
+        d->n_pub = (uint16_t)nn;
+    }
+    int64_t now = util_mono_ms();
+    uint32_t t = clock32(now);
+    int32_t age = (int32_t)(t - d->pub_ms[i]); /* < 0 only after ~25 days: held once */
+    if (d->pub_ms[i] && age < (int32_t)interval) {
+        d->held |= (uint64_t)1 << i;
+        int64_t due = now + (int64_t)interval - (age > 0 ? age : 0);
+        if (due < m->next_scan_ms)
+            m->next_scan_ms = due;
+        if (!d->mirror_dirty) {
+            d->mirror_dirty = true;
+            m->dirty[m->n_dirty++] = (uint32_t)(d - m->devs);
+        }
+        return true;
+    }
+    d->pub_ms[i] = t;
+    d->held &= ~((uint64_t)1 << i);
+    return false;
 }
 
 int64_t devmgr_flush_mirror(struct devmgr *m, int64_t now_ms)
@@ -404,32 +459,35 @@ int64_t devmgr_flush_mirror(struct devmgr *m, int64_t now_ms)
     if (now_ms < m->next_scan_ms)
         return m->next_scan_ms;
     int64_t next = INT64_MAX, interval = m->cfg->mirror_min_interval_ms;
-    for (size_t i = 0; i < m->n_dirty;) {
-        struct dev *d = &m->devs[m->dirty[i]];
-        bool waiting = false;
-        for (uint16_t k = 0; k < d->n_ctls; k++) {
-            struct ctl *c = &d->ctls[k];
-            if (!c->dirty)
-                continue;
-            int64_t due = c->last_pub_ms + interval;
-            if (now_ms < due) {
-                waiting = true;
-                if (due < next)
-                    next = due;
-                continue;
+    uint32_t t = clock32(now_ms);
+    bool final = now_ms == INT64_MAX; /* shutdown: everything goes out */
+    for (size_t j = 0; j < m->n_dirty;) {
+        struct dev *d = &m->devs[m->dirty[j]];
+        size_t i = 0;
+        json_object_object_foreach(d->state, k, v)
+        {
+            if (i >= d->n_pub || i >= MIRROR_THROTTLED)
+                break;
+            uint64_t bit = (uint64_t)1 << i;
+            if (d->held & bit) {
+                int32_t age = (int32_t)(t - d->pub_ms[i]);
+                if (!final && age < (int32_t)interval) {
+                    int64_t due = now_ms + (int64_t)interval - (age > 0 ? age : 0);
+                    if (due < next)
+                        next = due;
+                } else {
+                    d->held &= ~bit;
+                    d->pub_ms[i] = t;
+                    mirror_control_value(&m->pub, d->cfg->id, k, v);
+                }
             }
-            c->dirty = false;
-            json_object *v;
-            if (json_object_object_get_ex(d->state, c->name, &v)) {
-                c->last_pub_ms = now_ms;
-                mirror_control_value(&m->pub, d->cfg->id, c->name, v);
-            }
-        }
-        if (waiting) {
             i++;
+        }
+        if (d->held) {
+            j++;
         } else {
             d->mirror_dirty = false;
-            m->dirty[i] = m->dirty[--m->n_dirty];
+            m->dirty[j] = m->dirty[--m->n_dirty];
         }
     }
     /* One scan per interval/8 at most: with a thousand controls waiting,
@@ -668,8 +726,7 @@ static bool is_own_command_topic(const struct devmgr *m, const char *topic)
     memcpy(id, topic + 9, n);
     id[n] = '\0';
     size_t tl = strlen(topic);
-    return tl > 3 && strcmp(topic + tl - 3, "/on") == 0 &&
-           json_object_object_get_ex(m->own_ids, id, NULL);
+    return tl > 3 && strcmp(topic + tl - 3, "/on") == 0 && is_own_id(m, id);
 }
 
 void devmgr_expect_echo(struct devmgr *m, const char *topic, const char *payload, size_t len)
@@ -714,7 +771,7 @@ static bool handle_own(struct devmgr *m, const char *topic, const char *payload,
     char idbuf[128];
     memcpy(idbuf, id, (size_t)(slash - id));
     idbuf[slash - id] = '\0';
-    if (!json_object_object_get_ex(m->own_ids, idbuf, NULL))
+    if (!is_own_id(m, idbuf))
         return false;
     const char *rest = slash + 1;
     if (strncmp(rest, "controls/", 9) == 0) {
@@ -786,31 +843,52 @@ int64_t devmgr_tick(struct devmgr *m, int64_t now_ms)
     return next;
 }
 
-void devmgr_publish_all(struct devmgr *m)
+/* Every retained topic of one mirrored device, from its current state. */
+static void publish_device(struct devmgr *m, struct dev *d)
 {
-    m->n_dirty = 0; /* every value goes out now: nothing waits */
-    m->next_scan_ms = INT64_MAX;
-    for (size_t i = 0; i < m->n_devs; i++) {
-        struct dev *d = &m->devs[i];
+    mirror_device_meta(&m->pub, d->cfg->id, d->cfg->name);
+    mirror_device_error(&m->pub, d->cfg->id, "");
+    d->meta_count = 0;
+    d->next_order = 0;
+    d->held = 0; /* every value goes out now */
+    if (d->pub_ms)
+        memset(d->pub_ms, 0, d->n_pub * sizeof(*d->pub_ms));
+    json_object_object_foreach(d->state, k, v)
+    {
+        publish_field(m, d, k, v);
+    }
+    /* One pushbutton per action: writing its /on runs the action. */
+    for (size_t a = 0; a < d->cfg->n_actions; a++) {
+        const struct cfg_action *act = &d->cfg->actions[a];
+        if (!mirror_field_name_ok(act->name))
+            continue;
+        mirror_control_meta(&m->pub, d->cfg->id, act->name, "pushbutton", false, 1000 + (int)a,
+                            NULL);
+    }
+}
+
+bool devmgr_publish_some(struct devmgr *m, size_t *next, size_t max_devices)
+{
+    size_t done = 0;
+    /* Unmirrored devices are skipped even past the budget, so a round whose
+     * last mirrored device was just published reports itself complete. */
+    for (; *next < m->n_devs; (*next)++) {
+        struct dev *d = &m->devs[*next];
         if (!d->cfg->wb_mirror)
             continue;
-        mirror_device_meta(&m->pub, d->cfg->id, d->cfg->name);
-        mirror_device_error(&m->pub, d->cfg->id, "");
-        drop_ctls(d);
-        d->mirror_dirty = false;
-        json_object_object_foreach(d->state, k, v)
-        {
-            publish_field(m, d, k, v);
-        }
-        /* One pushbutton per action: writing its /on runs the action. */
-        for (size_t a = 0; a < d->cfg->n_actions; a++) {
-            const struct cfg_action *act = &d->cfg->actions[a];
-            if (!mirror_field_name_ok(act->name))
-                continue;
-            mirror_control_meta(&m->pub, d->cfg->id, act->name, "pushbutton", false, 1000 + (int)a,
-                                NULL);
-        }
+        if (done == max_devices)
+            break;
+        publish_device(m, d);
+        done++;
     }
+    return *next >= m->n_devs;
+}
+
+void devmgr_publish_all(struct devmgr *m)
+{
+    size_t next = 0;
+    while (!devmgr_publish_some(m, &next, SIZE_MAX))
+        ;
 }
 
 void devmgr_publish_offline(struct devmgr *m)

@@ -558,6 +558,12 @@ struct mqttc *mqttc_create(const struct mqttc_options *opts, mqttc_message_cb on
         snprintf(err, errlen, "MQTT host name too long");
         goto fail;
     }
+    /* OpenSSL 1.1+ initialises itself when a TLS context is first made;
+     * paho's own explicit start-up (all algorithms, all error strings) only
+     * costs memory, ~3 MB of libcrypto pages even without TLS. */
+    MQTTAsync_init_options io = MQTTAsync_init_options_initializer;
+    io.do_openssl_init = 0;
+    MQTTAsync_global_init(&io);
     int rc = MQTTAsync_create(&c->cli, uri, c->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
     if (rc != MQTTASYNC_SUCCESS) {
         c->cli = NULL;
@@ -783,6 +789,11 @@ wb_status mqttc_publish(struct mqttc *c, const char *topic, const void *payload,
         c->stats.publish_failures++;
     pthread_mutex_unlock(&c->mu);
     return st == WB_OK ? WB_OK : WB_ERR_MQTT;
+}
+
+size_t mqttc_backlog(struct mqttc *c)
+{
+    return c ? outbox_depth(c->out) : 0;
 }
 
 bool mqttc_is_connected(struct mqttc *c)

@@ -578,6 +578,9 @@ static wb_status sq_open(struct state_store **out, const struct store_config *cf
     }
     sqlite3_busy_timeout(s->rdb, 5000);
     sqlite3_exec(s->rdb, "PRAGMA query_only=1", NULL, NULL, NULL);
+    /* Memory: the reader serves restore scans and HTTP queries (pages also
+     * in the OS cache); SQLite's default page cache is 2 MB per connection. */
+    sqlite3_exec(s->rdb, "PRAGMA cache_size=-256", NULL, NULL, NULL);
     st = prepare_all(s, err, errlen);
     if (st == WB_OK)
         st = store_sqlite_hist_load(s, err, errlen);

@@ -303,18 +303,28 @@ static void test_mirror_throttle(void **state)
     int64_t due = devmgr_flush_mirror(f->dm, now);
     assert_true(due > now && due != INT64_MAX);
     assert_int_equal(f->n_pubs, n);
-    /* Due: one publication, of the latest value; then nothing waits. */
+    /* A reconnect republishes the held value at once; nothing waits then. */
+    devmgr_publish_all(f->dm);
+    assert_string_equal(published(f, "/devices/tv/controls/volume"), "12");
+    n = f->n_pubs;
+    assert_int_equal(devmgr_flush_mirror(f->dm, due), INT64_MAX);
+    assert_int_equal(f->n_pubs, n);
+    /* Held again right after that publication; when due, exactly one
+     * publication, of the latest value. */
+    msg(f, "vol/a", "13");
+    msg(f, "vol/a", "14");
+    assert_int_equal(f->n_pubs, n);
+    now = util_mono_ms();
+    due = devmgr_flush_mirror(f->dm, now);
+    assert_true(due > now && due != INT64_MAX);
     assert_int_equal(devmgr_flush_mirror(f->dm, due), INT64_MAX);
     assert_int_equal(f->n_pubs, n + 1);
-    assert_string_equal(published(f, "/devices/tv/controls/volume"), "12");
-    assert_int_equal(devmgr_flush_mirror(f->dm, due + 120000), INT64_MAX);
+    assert_string_equal(published(f, "/devices/tv/controls/volume"), "14");
+    /* Shutdown (INT64_MAX) sends what is held whatever the time. */
+    msg(f, "vol/a", "15");
     assert_int_equal(f->n_pubs, n + 1);
-    /* A reconnect republishes the held value too and clears the wait. */
-    msg(f, "vol/a", "13");
-    assert_int_equal(f->n_pubs, n + 1);
-    devmgr_publish_all(f->dm);
-    assert_string_equal(published(f, "/devices/tv/controls/volume"), "13");
-    assert_int_equal(devmgr_flush_mirror(f->dm, due + 240000), INT64_MAX);
+    assert_int_equal(devmgr_flush_mirror(f->dm, INT64_MAX), INT64_MAX);
+    assert_string_equal(published(f, "/devices/tv/controls/volume"), "15");
 }
 
 static void test_own_and_commands(void **state)
@@ -421,6 +431,81 @@ static void test_apply(void **state)
     json_object_put(v);
 }
 
+/* How many publications went to topic since the records were cleared. */
+static int count_pubs(struct fixture *f, const char *topic)
+{
+    int n = 0;
+    for (size_t i = 0; i < f->n_pubs; i++)
+        n += strcmp(f->pubs[i].topic, topic) == 0;
+    return n;
+}
+
+/* A control meta goes out once per field and connection round: for a new
+ * field when it first appears, for every field again after publish_all. */
+static void test_control_metas_once(void **state)
+{
+    struct fixture *f = *state;
+    msg(f, "z2m/plug", "{\"power\": 5}");
+    msg(f, "z2m/plug", "{\"power\": 6}");
+    assert_int_equal(count_pubs(f, "/devices/plug/controls/w/meta"), 1);
+    assert_int_equal(count_pubs(f, "/devices/plug/controls/w"), 2);
+    /* A second field appears later: its meta only, with the next order. */
+    msg(f, "z2m/plug", "{\"power\": 6, \"meter\": {\"energy\": 1}}");
+    assert_int_equal(count_pubs(f, "/devices/plug/controls/w/meta"), 1);
+    assert_int_equal(count_pubs(f, "/devices/plug/controls/e/meta"), 1);
+    assert_non_null(strstr(published(f, "/devices/plug/controls/e/meta"), "\"order\":2"));
+    /* Two new fields in one message: both metas, then both values. */
+    msg(f, "relay/K1", "1");
+    msg(f, "vol/x", "7");
+    assert_non_null(strstr(published(f, "/devices/tv/controls/power/meta"), "\"order\":1"));
+    assert_non_null(strstr(published(f, "/devices/tv/controls/volume/meta"), "\"order\":2"));
+    /* After a republish every meta is sent once more, values too. */
+    f->n_pubs = 0;
+    devmgr_publish_all(f->dm);
+    assert_int_equal(count_pubs(f, "/devices/plug/controls/w/meta"), 1);
+    assert_int_equal(count_pubs(f, "/devices/plug/controls/e/meta"), 1);
+    assert_int_equal(count_pubs(f, "/devices/tv/controls/volume/meta"), 1);
+    assert_string_equal(published(f, "/devices/tv/controls/volume"), "7");
+    msg(f, "vol/x", "8");
+    assert_int_equal(count_pubs(f, "/devices/tv/controls/volume/meta"), 1);
+    /* No mirror, no metas. */
+    msg(f, "/devices/a/controls/temp", "1.5");
+    assert_int_equal(count_pubs(f, "/devices/sensor/controls/t/meta"), 0);
+}
+
+/* devmgr_publish_some() covers every mirrored device in steps, exactly what
+ * devmgr_publish_all() publishes, and a finished round says so. */
+static void test_publish_in_steps(void **state)
+{
+    struct fixture *f = *state;
+    msg(f, "relay/K1", "1");
+    msg(f, "z2m/plug", "{\"power\": 5}");
+    f->n_pubs = 0;
+    devmgr_publish_all(f->dm);
+    size_t all = f->n_pubs;
+    struct pubrec ref[256];
+    memcpy(ref, f->pubs, all * sizeof(ref[0]));
+
+    f->n_pubs = 0;
+    size_t next = 0;
+    assert_false(devmgr_publish_some(f->dm, &next, 1)); /* tv */
+    size_t after_tv = f->n_pubs;
+    assert_non_null(published(f, "/devices/tv/meta"));
+    assert_null(published(f, "/devices/plug/meta"));
+    /* plug, then the unmirrored sensor is skipped: the round is complete. */
+    assert_true(devmgr_publish_some(f->dm, &next, 1));
+    assert_true(f->n_pubs > after_tv);
+    assert_int_equal(f->n_pubs, all);
+    for (size_t i = 0; i < all; i++) {
+        assert_string_equal(f->pubs[i].topic, ref[i].topic);
+        assert_string_equal(f->pubs[i].payload, ref[i].payload);
+    }
+    assert_true(devmgr_publish_some(f->dm, &next, 1)); /* nothing left */
+    assert_int_equal(f->n_pubs, all);
+    next = 0;
+    assert_true(devmgr_publish_some(f->dm, &next, 0) == false && next == 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -434,6 +519,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_availability, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_and_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_control_metas_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_publish_in_steps, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
