@@ -109,6 +109,10 @@ struct store_ops {
                                 const char *ts);
     wb_status (*history_query)(struct state_store *s, const char *device_id, int limit,
                                json_object **out);
+    /* Optional: set(key, state) plus history_append(device_id, state, now)
+     * with one serialisation of state. NULL: the wrapper calls both. */
+    wb_status (*transition)(struct state_store *s, const char *key, const char *device_id,
+                            json_object *state);
     wb_status (*connection_append)(struct state_store *s, const char *device_id, const char *event,
                                    const char *ts);
     wb_status (*connection_query)(struct state_store *s, const char *device_id, int limit,
@@ -147,6 +151,11 @@ wb_status store_flush(struct state_store *s);
  * backend returns WB_ERR_INVALID for anything else). */
 wb_status store_history_append(struct state_store *s, const char *device_id, json_object *state,
                                const char *ts);
+/* One device transition: store_set(key, state) and, when history is on,
+ * store_history_append(device_id, state, now). The hot path: backends that
+ * can serialise state once do. Returns the first failure. */
+wb_status store_transition(struct state_store *s, const char *key, const char *device_id,
+                           json_object *state, bool history);
 /* *out = new JSON array [{"ts","state"}], newest first, at most limit rows. */
 wb_status store_history_query(struct state_store *s, const char *device_id, int limit,
                               json_object **out);

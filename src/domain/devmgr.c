@@ -503,10 +503,8 @@ int64_t devmgr_flush_mirror(struct devmgr *m, int64_t now_ms)
 static void persist_device(struct devmgr *m, struct dev *d)
 {
     snprintf(m->key, sizeof(m->key), "device:%s", d->cfg->id);
-    if (store_set(m->store, m->key, d->persisted) != WB_OK)
-        m->stats.store_errors++;
-    if (m->cfg->persistence.history_enabled &&
-        store_history_append(m->store, d->cfg->id, d->persisted, NULL) != WB_OK)
+    if (store_transition(m->store, m->key, d->cfg->id, d->persisted,
+                         m->cfg->persistence.history_enabled) != WB_OK)
         m->stats.store_errors++;
 }
 

@@ -60,6 +60,20 @@ wb_status store_history_append(struct state_store *s, const char *device_id, jso
     return s->ops->history_append(s, device_id, state, ts);
 }
 
+wb_status store_transition(struct state_store *s, const char *key, const char *device_id,
+                           json_object *state, bool history)
+{
+    if (history && s->ops->transition)
+        return s->ops->transition(s, key, device_id, state);
+    wb_status st = s->ops->set(s, key, state);
+    if (history) {
+        wb_status h = s->ops->history_append(s, device_id, state, NULL);
+        if (st == WB_OK)
+            st = h;
+    }
+    return st;
+}
+
 wb_status store_history_query(struct state_store *s, const char *device_id, int limit,
                               json_object **out)
 {

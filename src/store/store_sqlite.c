@@ -425,6 +425,31 @@ static wb_status sq_history_append(struct state_store *base, const char *device_
     return enqueue_op(s, o);
 }
 
+/* set + history_append with one serialisation (store_transition). */
+static wb_status sq_transition(struct state_store *base, const char *key, const char *device_id,
+                               json_object *state)
+{
+    struct sqlite_store *s = S(base);
+    if (!key || !device_id || !state)
+        return WB_ERR_INVALID;
+    const char *json = json_object_to_json_string_ext(state, JSON_C_TO_STRING_PLAIN);
+    char *text = json ? strdup(json) : NULL;
+    if (!text)
+        return WB_ERR_NOMEM;
+    struct op *o = NULL;
+    if (s->cfg.history_enabled) {
+        const char *f[] = {device_id, text};
+        if (!(o = op_new(OP_HIST, 0, f, 2))) {
+            free(text);
+            return WB_ERR_NOMEM;
+        }
+        o->ms = util_wall_ms();
+    }
+    wb_status st = put_kv(s, key, text, true); /* takes text */
+    wb_status h = o ? enqueue_op(s, o) : WB_OK;
+    return st != WB_OK ? st : h;
+}
+
 static wb_status sq_connection_append(struct state_store *base, const char *device_id,
                                       const char *event, const char *ts)
 {
@@ -609,6 +634,7 @@ const struct store_ops store_sqlite_ops = {
     .list = store_sqlite_list,
     .flush = sq_flush,
     .history_append = sq_history_append,
+    .transition = sq_transition,
     .history_query = store_sqlite_history_query,
     .connection_append = sq_connection_append,
     .connection_query = store_sqlite_connection_query,

@@ -327,6 +327,37 @@ static void t_history(void **state)
     json_object_put(out);
 }
 
+/* store_transition: the value and one history row, through the backend's
+ * one-serialisation op (SQLite) or the fallback (memory); history off
+ * writes only the value. Every backend, same results. */
+static void t_transition(void **state)
+{
+    struct fx *f = *state;
+    json_object *out = NULL, *got = NULL;
+    for (int i = 1; i <= 3; i++) {
+        char text[64];
+        snprintf(text, sizeof(text), "{\"n\":%d,\"s\":\"x\"}", i);
+        json_object *o = obj(text);
+        assert_int_equal(store_transition(f->s, "device:tv", "tv", o, true), WB_OK);
+        json_object_put(o);
+    }
+    json_object *o = obj("{\"n\":4}");
+    assert_int_equal(store_transition(f->s, "device:tv", "tv", o, false), WB_OK);
+    json_object_put(o);
+    assert_int_equal(store_flush(f->s), WB_OK);
+    assert_int_equal(store_get(f->s, "device:tv", &got), WB_OK);
+    assert_string_equal(json_object_to_json_string_ext(got, JSON_C_TO_STRING_PLAIN), "{\"n\":4}");
+    json_object_put(got);
+    assert_int_equal(store_history_query(f->s, "tv", 10, &out), WB_OK);
+    assert_int_equal(json_object_array_length(out), 3);
+    json_object *st;
+    assert_true(json_object_object_get_ex(json_object_array_get_idx(out, 0), "state", &st));
+    assert_string_equal(json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN),
+                        "{\"n\":3,\"s\":\"x\"}");
+    json_object_put(out);
+    assert_int_equal(store_transition(f->s, NULL, "tv", NULL, true), WB_ERR_INVALID);
+}
+
 static void t_connection_log(void **state)
 {
     struct fx *f = *state;
@@ -920,6 +951,7 @@ static void t_readonly_open(void **state)
         cmocka_unit_test_setup_teardown(t_list_prefix, setup, teardown),                           \
         cmocka_unit_test_setup_teardown(t_flush_status, setup, teardown),                          \
         cmocka_unit_test_setup_teardown(t_history, setup, teardown),                               \
+        cmocka_unit_test_setup_teardown(t_transition, setup, teardown),                            \
         cmocka_unit_test_setup_teardown(t_connection_log, setup, teardown),                        \
         cmocka_unit_test_setup_teardown(t_commands, setup, teardown),                              \
         cmocka_unit_test_setup_teardown(t_threads, setup, teardown)
