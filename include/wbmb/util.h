@@ -39,4 +39,8 @@ void util_errf(char *err, size_t errlen, const char *fmt, ...)
 /* Random RFC 4122 version-4 UUID, lower case, 37 bytes with the NUL. */
 void util_uuid(char out[37]);
 
+/* FNV-1a of a NUL-terminated string: the hash of every string-keyed table
+ * (store map, outbox, device index); short keys hash in a few ns. */
+uint32_t util_hash_str(const char *s);
+
 #endif

@@ -61,8 +61,7 @@ struct dev {
     /* bridge.mirror_min_interval_ms, per control (field in insertion order,
      * the first MIRROR_THROTTLED of them): when its value was last published
      * (monotonic ms, wrapping 32 bits, compared as a signed difference; 0 =
-     * never) and whether a newer
-     * value waits for the interval (held bit i). */
+     * never) and whether a newer value waits for the interval (held bit i). */
     uint32_t *pub_ms;
     uint16_t n_pub;
     uint64_t held;
@@ -116,14 +115,6 @@ static bool is_transient(const struct cfg_device *d, const char *field)
 
 #define IX_EMPTY UINT32_MAX
 
-static uint32_t id_hash(const char *s)
-{
-    uint32_t h = 2166136261u;
-    while (*s)
-        h = (h ^ (uint8_t)*s++) * 16777619u;
-    return h;
-}
-
 /* The table of device indexes, at most half full. false when out of memory. */
 static bool index_build(struct devmgr *m)
 {
@@ -136,7 +127,7 @@ static bool index_build(struct devmgr *m)
     for (size_t i = 0; i <= m->ix_mask; i++)
         m->ix[i] = IX_EMPTY;
     for (size_t i = 0; i < m->n_devs; i++) {
-        size_t h = id_hash(m->devs[i].cfg->id) & m->ix_mask;
+        size_t h = util_hash_str(m->devs[i].cfg->id) & m->ix_mask;
         while (m->ix[h] != IX_EMPTY)
             h = (h + 1) & m->ix_mask;
         m->ix[h] = (uint32_t)i;
@@ -146,7 +137,7 @@ static bool index_build(struct devmgr *m)
 
 static struct dev *find_dev(const struct devmgr *m, const char *id)
 {
-    for (size_t h = id_hash(id) & m->ix_mask; m->ix[h] != IX_EMPTY; h = (h + 1) & m->ix_mask)
+    for (size_t h = util_hash_str(id) & m->ix_mask; m->ix[h] != IX_EMPTY; h = (h + 1) & m->ix_mask)
         if (strcmp(m->devs[m->ix[h]].cfg->id, id) == 0)
             return &m->devs[m->ix[h]];
     return NULL;
@@ -466,7 +457,7 @@ int64_t devmgr_flush_mirror(struct devmgr *m, int64_t now_ms)
         size_t i = 0;
         json_object_object_foreach(d->state, k, v)
         {
-            if (i >= d->n_pub || i >= MIRROR_THROTTLED)
+            if (i >= d->n_pub) /* n_pub <= MIRROR_THROTTLED */
                 break;
             uint64_t bit = (uint64_t)1 << i;
             if (d->held & bit) {
@@ -494,8 +485,11 @@ int64_t devmgr_flush_mirror(struct devmgr *m, int64_t now_ms)
      * each due at its own millisecond, scanning on every due time would
      * cost a pass over the list per message. A held value goes out at most
      * interval/8 late. */
-    if (next != INT64_MAX && next < now_ms + (interval / 8 > 0 ? interval / 8 : 1))
-        next = now_ms + (interval / 8 > 0 ? interval / 8 : 1);
+    if (next != INT64_MAX) { /* not at shutdown: now_ms + a step cannot overflow */
+        int64_t soonest = now_ms + (interval / 8 > 0 ? interval / 8 : 1);
+        if (next < soonest)
+            next = soonest;
+    }
     m->next_scan_ms = next;
     return next;
 }

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "wbmb/util.h"
+
 struct outbox {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* CLOCK_MONOTONIC */
@@ -23,14 +25,6 @@ struct outbox {
     uint64_t coalesced;
     bool woken;
 };
-
-static uint32_t fnv1a(const char *s)
-{
-    uint32_t h = 2166136261u;
-    while (*s)
-        h = (h ^ (uint8_t)*s++) * 16777619u;
-    return h;
-}
 
 struct outbox *outbox_create(void)
 {
@@ -123,7 +117,7 @@ static void grow(struct outbox *o)
 wb_status outbox_put(struct outbox *o, const char *topic, const void *payload, size_t len, int qos,
                      bool retained)
 {
-    uint32_t h = retained ? fnv1a(topic) : 0;
+    uint32_t h = retained ? util_hash_str(topic) : 0;
     char *p = dup_payload(payload, len);
     if (!p)
         return WB_ERR_NOMEM;

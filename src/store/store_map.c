@@ -10,16 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint32_t hash_str(const char *s)
-{
-    /* FNV-1a: short keys like "device:living_room_tv" hash in a few ns. */
-    uint32_t h = 2166136261u;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 16777619u;
-    }
-    return h;
-}
+#include "wbmb/util.h"
 
 void smap_clear(struct smap *m)
 {
@@ -47,7 +38,7 @@ struct smap_entry *smap_find(const struct smap *m, const char *key)
 {
     if (m->count == 0)
         return NULL;
-    struct smap_entry *e = probe(m->slots, m->cap, key, hash_str(key));
+    struct smap_entry *e = probe(m->slots, m->cap, key, util_hash_str(key));
     return e->key ? e : NULL;
 }
 
@@ -72,7 +63,7 @@ wb_status smap_put(struct smap *m, const char *key, char *text, uint64_t num, in
         free(text);
         return WB_ERR_NOMEM;
     }
-    uint32_t h = hash_str(key);
+    uint32_t h = util_hash_str(key);
     struct smap_entry *e = probe(m->slots, m->cap, key, h);
     if (created)
         *created = e->key == NULL;
