@@ -121,11 +121,9 @@ static void mark_pending(struct sqlite_store *s)
     }
 }
 
-static wb_status enqueue_op(struct sqlite_store *s, struct op *o)
+/* Caller holds lock. */
+static void append_op_locked(struct sqlite_store *s, struct op *o)
 {
-    if (!o)
-        return WB_ERR_NOMEM;
-    pthread_mutex_lock(&s->lock);
     if (s->pending.head)
         s->pending.tail->next = o;
     else
@@ -133,6 +131,14 @@ static wb_status enqueue_op(struct sqlite_store *s, struct op *o)
     s->pending.tail = o;
     s->pending.nops++;
     mark_pending(s);
+}
+
+static wb_status enqueue_op(struct sqlite_store *s, struct op *o)
+{
+    if (!o)
+        return WB_ERR_NOMEM;
+    pthread_mutex_lock(&s->lock);
+    append_op_locked(s, o);
     pthread_mutex_unlock(&s->lock);
     return s->cfg.commit_interval_ms == 0 ? s->base.ops->flush(&s->base) : WB_OK;
 }
@@ -349,15 +355,22 @@ static wb_status sq_flush(struct state_store *base)
     return st;
 }
 
-static wb_status put_kv(struct sqlite_store *s, const char *key, char *text, bool is_set)
+/* Caller holds lock; takes text (freed on failure). */
+static wb_status put_kv_locked(struct sqlite_store *s, const char *key, char *text, bool is_set)
 {
-    pthread_mutex_lock(&s->lock);
     uint64_t seq = is_set ? ++s->next_seq : 0;
     wb_status st = smap_put(&s->pending.kv, key, text, seq, NULL);
     if (st == WB_OK && is_set)
         s->st.sets++;
     if (st == WB_OK)
         mark_pending(s);
+    return st;
+}
+
+static wb_status put_kv(struct sqlite_store *s, const char *key, char *text, bool is_set)
+{
+    pthread_mutex_lock(&s->lock);
+    wb_status st = put_kv_locked(s, key, text, is_set);
     pthread_mutex_unlock(&s->lock);
     if (st == WB_OK && s->cfg.commit_interval_ms == 0)
         st = sq_flush(&s->base);
@@ -425,7 +438,8 @@ static wb_status sq_history_append(struct state_store *base, const char *device_
     return enqueue_op(s, o);
 }
 
-/* set + history_append with one serialisation (store_transition). */
+/* set + history_append with one serialisation, queued together under one
+ * lock, so with commit_interval_ms 0 one commit carries both (store_transition). */
 static wb_status sq_transition(struct state_store *base, const char *key, const char *device_id,
                                json_object *state)
 {
@@ -445,9 +459,16 @@ static wb_status sq_transition(struct state_store *base, const char *key, const 
         }
         o->ms = util_wall_ms();
     }
-    wb_status st = put_kv(s, key, text, true); /* takes text */
-    wb_status h = o ? enqueue_op(s, o) : WB_OK;
-    return st != WB_OK ? st : h;
+    pthread_mutex_lock(&s->lock);
+    wb_status st = put_kv_locked(s, key, text, true); /* takes text */
+    if (st == WB_OK && o)
+        append_op_locked(s, o);
+    else
+        free(o);
+    pthread_mutex_unlock(&s->lock);
+    if (st == WB_OK && s->cfg.commit_interval_ms == 0)
+        st = sq_flush(&s->base);
+    return st;
 }
 
 static wb_status sq_connection_append(struct state_store *base, const char *device_id,

@@ -607,6 +607,15 @@ static void t_sync_mode(void **state)
     store_get_status(f->s, &st);
     assert_int_equal(st.commits, 5);
     assert_int_equal(st.pending, 0);
+    /* A transition is one commit holding the value and its history row. */
+    json_object *o = obj("{\"i\":9}");
+    assert_int_equal(store_transition(f->s, "device:tv", "tv", o, true), WB_OK);
+    json_object_put(o);
+    store_get_status(f->s, &st);
+    assert_int_equal(st.commits, 6);
+    char buf[64];
+    raw_text(db, "SELECT state FROM device_state_snapshots WHERE device_id='tv'", buf, sizeof(buf));
+    assert_string_equal(buf, "{\"i\":9}");
     sqlite3_close(db);
 }
 
