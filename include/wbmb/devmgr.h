@@ -105,9 +105,12 @@ void devmgr_publish_offline(struct devmgr *m);
 /* Read access for the core thread (HTTP snapshots are built from these). */
 size_t devmgr_count(const struct devmgr *m);
 const struct cfg_device *devmgr_device_cfg(const struct devmgr *m, size_t i);
-/* Borrowed state object of device i / of id (NULL when unknown). */
-json_object *devmgr_device_state(const struct devmgr *m, size_t i);
-json_object *devmgr_state_of(const struct devmgr *m, const char *device_id);
+/* The state of device i / of id as a new object the caller puts (NULL
+ * when unknown); its values are shared with the device manager, so it is
+ * read on the core thread only (or deep-copied). */
+json_object *devmgr_device_state_new(const struct devmgr *m, size_t i);
+json_object *devmgr_state_new(const struct devmgr *m, const char *device_id);
+bool devmgr_has_device(const struct devmgr *m, const char *device_id);
 bool devmgr_device_online(const struct devmgr *m, size_t i);
 
 void devmgr_get_stats(const struct devmgr *m, struct devmgr_stats *out);

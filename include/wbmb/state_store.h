@@ -109,10 +109,11 @@ struct store_ops {
                                 const char *ts);
     wb_status (*history_query)(struct state_store *s, const char *device_id, int limit,
                                json_object **out);
-    /* Optional: set(key, state) plus history_append(device_id, state, now)
-     * with one serialisation of state. NULL: the wrapper calls both. */
+    /* Optional: set(key, json) plus, when history is on, history_append
+     * (device_id, json, now) from the state's JSON text, not parsed. NULL:
+     * the wrapper parses json and calls both. */
     wb_status (*transition)(struct state_store *s, const char *key, const char *device_id,
-                            json_object *state);
+                            const char *json, bool history);
     wb_status (*connection_append)(struct state_store *s, const char *device_id, const char *event,
                                    const char *ts);
     wb_status (*connection_query)(struct state_store *s, const char *device_id, int limit,
@@ -152,10 +153,13 @@ wb_status store_flush(struct state_store *s);
 wb_status store_history_append(struct state_store *s, const char *device_id, json_object *state,
                                const char *ts);
 /* One device transition: store_set(key, state) and, when history is on,
- * store_history_append(device_id, state, now). The hot path: backends that
- * can serialise state once do. Returns the first failure. */
+ * store_history_append(device_id, state, now), with the state given as JSON
+ * object text (the device manager writes it without building a json-c
+ * object). The hot path: backends store the text as it is, so json must be
+ * the text of a JSON object (the fallback path parses it and returns
+ * WB_ERR_INVALID otherwise). Returns the first failure. */
 wb_status store_transition(struct state_store *s, const char *key, const char *device_id,
-                           json_object *state, bool history);
+                           const char *json, bool history);
 /* *out = new JSON array [{"ts","state"}], newest first, at most limit rows. */
 wb_status store_history_query(struct state_store *s, const char *device_id, int limit,
                               json_object **out);

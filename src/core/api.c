@@ -94,7 +94,9 @@ static json_object *device_summary(struct app *a, size_t i)
     json_object_object_add(o, "type", json_object_new_string(d->type ? d->type : ""));
     json_object_object_add(o, "online",
                            json_object_new_boolean(devmgr_device_online(a->devmgr, i)));
-    json_object_object_add(o, "state", copy(devmgr_device_state(a->devmgr, i)));
+    json_object *st = devmgr_device_state_new(a->devmgr, i);
+    json_object_object_add(o, "state", copy(st));
+    json_object_put(st);
     return o;
 }
 
@@ -172,16 +174,17 @@ static void call_device(struct app *a, struct core_call *c)
 
 static void call_device_state(struct app *a, struct core_call *c)
 {
-    json_object *st = devmgr_state_of(a->devmgr, c->id);
+    json_object *st = devmgr_state_new(a->devmgr, c->id);
     if (!st)
         core_call_done(c, 404, api_error("unknown device '%s'", c->id));
     else
         core_call_done(c, 200, copy(st));
+    json_object_put(st);
 }
 
 static void call_device_exists(struct app *a, struct core_call *c)
 {
-    if (!devmgr_state_of(a->devmgr, c->id))
+    if (!devmgr_has_device(a->devmgr, c->id))
         core_call_done(c, 404, api_error("unknown device '%s'", c->id));
     else
         core_call_done(c, 200, NULL);
@@ -190,7 +193,7 @@ static void call_device_exists(struct app *a, struct core_call *c)
 static void call_action(struct app *a, struct core_call *c)
 {
     json_object *jaction = NULL, *params = NULL;
-    if (!devmgr_state_of(a->devmgr, c->id)) {
+    if (!devmgr_has_device(a->devmgr, c->id)) {
         core_call_done(c, 404, api_error("unknown device '%s'", c->id));
         return;
     }
@@ -216,7 +219,9 @@ static void call_action(struct app *a, struct core_call *c)
     json_object *o = json_object_new_object();
     json_object_object_add(o, "command_id", json_object_new_string(r.command_id));
     json_object_object_add(o, "status", json_object_new_string(r.status));
-    json_object_object_add(o, "state", copy(devmgr_state_of(a->devmgr, c->id)));
+    json_object *st = devmgr_state_new(a->devmgr, c->id);
+    json_object_object_add(o, "state", copy(st));
+    json_object_put(st);
     core_call_done(c, 200, o);
 }
 

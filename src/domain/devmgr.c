@@ -1,10 +1,13 @@
 /*
  * devmgr.c - the device manager (see devmgr.h).
  *
- * Each device keeps two JSON objects: `state`, every field (served and
- * mirrored), and `persisted`, the same without transient fields (what the
- * store holds under "device:<id>"). Both are updated in place on every
- * transition, so a message costs no copy of the whole state.
+ * Each device keeps its state as a small array of fields in insertion order
+ * (name, json-c value, transient flag), not as a json-c object: an object
+ * costs a 16-slot hash table (~750 bytes) even for one field, 7 MB with
+ * 10 000 devices. What the store holds under "device:<id>" (the fields
+ * without the transient ones) is written as JSON text straight from the
+ * array into a reusable buffer, so a transition allocates nothing but the
+ * new value. Readers get a new json-c object (devmgr_state_new()).
  *
  * Routing: one topic tree maps each configured state or availability topic
  * to a `route` (device + binding). Our own Wiren Board publications
@@ -24,6 +27,7 @@
  */
 #include "wbmb/devmgr.h"
 
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,14 +53,20 @@ struct route {
     const struct cfg_state_binding *binding; /* ROUTE_STATE */
 };
 
+/* One state field. Fields are never removed, so an index stays valid. */
+struct field {
+    char *name;
+    json_object *v; /* owned reference, never NULL */
+    bool transient; /* never persisted (cfg transient list) */
+};
+
 struct dev {
     const struct cfg_device *cfg;
-    json_object *state;     /* every field */
-    json_object *persisted; /* without transient fields; == state when it has none */
+    struct field *f; /* in insertion order */
+    uint16_t n_f, cap_f;
     /* Control metas published since the last devmgr_publish_all(): those of
-     * the first meta_count fields of `state` in insertion order (json-c keeps
-     * it, and fields are never removed), so no per-device set is needed. */
-    size_t meta_count;
+     * the first meta_count fields, so no per-device set is needed. */
+    uint16_t meta_count;
     int next_order;
     /* bridge.mirror_min_interval_ms, per control (field in insertion order,
      * the first MIRROR_THROTTLED of them): when its value was last published
@@ -95,6 +105,8 @@ struct devmgr {
     size_t n_dirty;
     int64_t next_scan_ms; /* devmgr_flush_mirror does nothing before this */
     char key[256];        /* "device:<id>" scratch */
+    char *json;           /* persisted-state text scratch (grows, reused) */
+    size_t json_cap;
     /* Our own command publications that will come back to us as input
      * (an action whose topic is one of our /on topics): ignored once. */
     struct {
@@ -111,6 +123,203 @@ static bool is_transient(const struct cfg_device *d, const char *field)
         if (strcmp(d->transient[i], field) == 0)
             return true;
     return false;
+}
+
+/* Fields a device may hold: a JSON payload cannot grow a state without
+ * bound (the rest of such a message is refused). */
+#define DEV_MAX_FIELDS 1024
+
+static int field_find(const struct dev *d, const char *name)
+{
+    for (int i = 0; i < d->n_f; i++)
+        if (strcmp(d->f[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* Sets name to v (taking the reference) in place or as a new last field.
+ * Returns the field's index, or -1 (v released) when out of memory or full. */
+static int field_set(struct dev *d, const char *name, json_object *v)
+{
+    int i = field_find(d, name);
+    if (i >= 0) {
+        json_object_put(d->f[i].v);
+        d->f[i].v = v;
+        return i;
+    }
+    if (d->n_f == d->cap_f) {
+        size_t nc = d->cap_f ? 2u * d->cap_f : 2u;
+        struct field *g = d->n_f < DEV_MAX_FIELDS ? realloc(d->f, nc * sizeof(*g)) : NULL;
+        if (!g) {
+            json_object_put(v);
+            return -1;
+        }
+        d->f = g;
+        d->cap_f = (uint16_t)nc;
+    }
+    char *n = strdup(name);
+    if (!n) {
+        json_object_put(v);
+        return -1;
+    }
+    d->f[d->n_f] = (struct field){n, v, is_transient(d->cfg, name)};
+    return d->n_f++;
+}
+
+static void fields_free(struct dev *d)
+{
+    for (size_t i = 0; i < d->n_f; i++) {
+        free(d->f[i].name);
+        json_object_put(d->f[i].v);
+    }
+    free(d->f);
+    d->f = NULL;
+    d->n_f = d->cap_f = 0;
+}
+
+/* The state as a new json-c object; values are shared references. */
+static json_object *state_object(const struct dev *d)
+{
+    json_object *o = json_object_new_object();
+    for (size_t i = 0; o && i < d->n_f; i++)
+        json_object_object_add(o, d->f[i].name, json_object_get(d->f[i].v));
+    return o;
+}
+
+/* ---- persisted state as JSON text ---------------------------------------- */
+
+struct jbuf {
+    char *p;
+    size_t n, cap;
+    bool oom;
+};
+
+static void jb_put(struct jbuf *b, const char *s, size_t len)
+{
+    if (b->oom)
+        return;
+    if (b->n + len + 1 > b->cap) {
+        size_t nc = b->cap ? b->cap : 256;
+        while (nc < b->n + len + 1)
+            nc *= 2;
+        char *g = realloc(b->p, nc);
+        if (!g) {
+            b->oom = true;
+            return;
+        }
+        b->p = g;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->n, s, len);
+    b->n += len;
+    b->p[b->n] = '\0';
+}
+
+/* A JSON string as json-c writes it (JSON_C_TO_STRING_PLAIN): the same
+ * escapes, '/' included, so stored text does not depend on the path. */
+static void jb_string(struct jbuf *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t start = 0;
+    jb_put(b, "\"", 1);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc = NULL;
+        char u[7];
+        switch (c) {
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '/':
+            esc = "\\/";
+            break;
+        default:
+            if (c < ' ') {
+                memcpy(u, "\\u00", 4);
+                u[4] = hex[c >> 4];
+                u[5] = hex[c & 0xf];
+                u[6] = '\0';
+                esc = u;
+            }
+        }
+        if (!esc)
+            continue;
+        jb_put(b, s + start, i - start);
+        jb_put(b, esc, strlen(esc));
+        start = i + 1;
+    }
+    jb_put(b, s + start, len - start);
+    jb_put(b, "\"", 1);
+}
+
+static void jb_value(struct jbuf *b, json_object *v)
+{
+    char num[24];
+    switch (json_object_get_type(v)) {
+    case json_type_int: {
+        int n = snprintf(num, sizeof(num), "%" PRId64, json_object_get_int64(v));
+        jb_put(b, num, (size_t)n);
+        break;
+    }
+    case json_type_boolean:
+        if (json_object_get_boolean(v))
+            jb_put(b, "true", 4);
+        else
+            jb_put(b, "false", 5);
+        break;
+    case json_type_string:
+        jb_string(b, json_object_get_string(v), (size_t)json_object_get_string_len(v));
+        break;
+    case json_type_null:
+        jb_put(b, "null", 4);
+        break;
+    default: { /* double (json-c keeps the text it was parsed from), object, array */
+        size_t len = 0;
+        const char *t = json_object_to_json_string_length(v, JSON_C_TO_STRING_PLAIN, &len);
+        jb_put(b, t, len);
+    }
+    }
+}
+
+/* The persisted state of d as JSON text in m's scratch buffer (valid until
+ * the next call); NULL when out of memory. */
+static const char *persisted_json(struct devmgr *m, const struct dev *d)
+{
+    struct jbuf b = {m->json, 0, m->json_cap, false};
+    bool first = true;
+    jb_put(&b, "{", 1);
+    for (size_t i = 0; i < d->n_f; i++) {
+        if (d->f[i].transient)
+            continue;
+        if (!first)
+            jb_put(&b, ",", 1);
+        first = false;
+        jb_string(&b, d->f[i].name, strlen(d->f[i].name));
+        jb_put(&b, ":", 1);
+        jb_value(&b, d->f[i].v);
+    }
+    jb_put(&b, "}", 1);
+    m->json = b.p;
+    m->json_cap = b.cap;
+    return b.oom ? NULL : b.p;
 }
 
 #define IX_EMPTY UINT32_MAX
@@ -216,28 +425,23 @@ struct devmgr *devmgr_create(const struct config *cfg, struct state_store *store
         d->online = !d->tracked;
         struct dev *old = previous ? find_dev(previous, c->id) : NULL;
         if (old) {
-            /* SIGHUP: keep the live state; drop fields that became transient. */
-            d->state = json_object_get(old->state);
-            if (c->n_transient) {
-                d->persisted = json_object_new_object();
-                json_object_object_foreach(d->state, k, v)
-                {
-                    if (!is_transient(c, k))
-                        json_object_object_add(d->persisted, k, json_object_get(v));
-                }
-            } else {
-                d->persisted = json_object_get(d->state);
+            /* SIGHUP: keep the live state; fields that became transient
+             * are no longer persisted. */
+            if (old->n_f && !(d->f = malloc(old->n_f * sizeof(*d->f))))
+                goto nomem;
+            d->cap_f = old->n_f;
+            for (size_t f = 0; f < old->n_f; f++) {
+                char *n = strdup(old->f[f].name);
+                if (!n)
+                    goto nomem;
+                d->f[d->n_f++] =
+                    (struct field){n, json_object_get(old->f[f].v), is_transient(c, n)};
             }
             d->known = old->known;
             d->online = d->tracked ? old->online : true;
             d->last_msg_ms = old->last_msg_ms;
             memcpy(d->connected_at, old->connected_at, sizeof(d->connected_at));
             d->carried = true;
-        } else {
-            d->state = json_object_new_object();
-            /* Without transient fields the persisted state is the state:
-             * one object, not two (memory with many devices). */
-            d->persisted = c->n_transient ? json_object_new_object() : json_object_get(d->state);
         }
         for (size_t b = 0; b < c->n_state; b++)
             if (!add_route(m, c->state[b].topic, ROUTE_STATE, d, &c->state[b]))
@@ -277,10 +481,10 @@ void devmgr_destroy(struct devmgr *m)
     if (!m)
         return;
     for (size_t i = 0; m->devs && i < m->n_devs; i++) {
-        json_object_put(m->devs[i].state);
-        json_object_put(m->devs[i].persisted);
+        fields_free(&m->devs[i]);
         free(m->devs[i].pub_ms);
     }
+    free(m->json);
     for (size_t i = 0; i < ECHO_SLOTS; i++) {
         free(m->echo[i].topic);
         free(m->echo[i].payload);
@@ -327,11 +531,11 @@ static int restore_one(const char *key, json_object *v, void *ud)
     }
     json_object_object_foreach(v, k, val)
     {
-        if (is_transient(d->cfg, k))
-            continue;
-        json_object_object_add(d->state, k, json_object_get(val));
-        if (d->persisted != d->state)
-            json_object_object_add(d->persisted, k, json_object_get(val));
+        if (!is_transient(d->cfg, k) && field_set(d, k, json_object_get(val)) < 0) {
+            log_warn("store: %s: field '%s' not restored (out of memory or too many fields)", key,
+                     k);
+            break;
+        }
     }
     rc->restored++;
     return 0;
@@ -356,32 +560,27 @@ const char *const *devmgr_subscriptions(struct devmgr *m, size_t *n)
     return (const char *const *)m->subs;
 }
 
-static bool throttle(struct devmgr *m, struct dev *d, const char *field);
+static bool throttle(struct devmgr *m, struct dev *d, size_t i);
 
 /* Publishes the control meta of every field of d's state that has none yet
  * (the ones past meta_count, in insertion order), then field's value. A new
  * field is always in the state before it is published, so this costs one
  * length comparison per message and a walk only when fields were added. */
-static void publish_field(struct devmgr *m, struct dev *d, const char *field, json_object *v)
+static void publish_field(struct devmgr *m, struct dev *d, size_t fi)
 {
     if (!d->cfg->wb_mirror)
         return;
-    size_t n = (size_t)json_object_object_length(d->state);
-    if (d->meta_count < n) {
-        size_t i = 0;
-        json_object_object_foreach(d->state, k, kv)
-        {
-            if (i++ < d->meta_count || !mirror_field_name_ok(k))
-                continue;
-            mirror_control_meta(&m->pub, d->cfg->id, k, mirror_control_type(kv), true,
+    for (; d->meta_count < d->n_f; d->meta_count++) {
+        const struct field *f = &d->f[d->meta_count];
+        if (mirror_field_name_ok(f->name))
+            mirror_control_meta(&m->pub, d->cfg->id, f->name, mirror_control_type(f->v), true,
                                 ++d->next_order, NULL);
-        }
-        d->meta_count = n;
     }
-    if (!mirror_field_name_ok(field))
+    const struct field *f = &d->f[fi];
+    if (!mirror_field_name_ok(f->name))
         return;
-    if (!throttle(m, d, field))
-        mirror_control_value(&m->pub, d->cfg->id, field, v);
+    if (!throttle(m, d, fi))
+        mirror_control_value(&m->pub, d->cfg->id, f->name, f->v);
 }
 
 /* The devmgr's clock for pub_ms: milliseconds, wrapping, never 0. */
@@ -396,24 +595,10 @@ static uint32_t clock32(int64_t now_ms)
  * goes out now (its time is recorded). A fast-changing control costs the
  * broker at most one publication per interval; its last value is never
  * lost. */
-static bool throttle(struct devmgr *m, struct dev *d, const char *field)
+static bool throttle(struct devmgr *m, struct dev *d, size_t i)
 {
     unsigned interval = m->cfg->mirror_min_interval_ms;
-    if (!interval)
-        return false;
-    size_t i = 0;
-    bool found = false;
-    json_object_object_foreach(d->state, k, kv)
-    {
-        (void)kv;
-        if (strcmp(k, field) == 0) {
-            found = true;
-            break;
-        }
-        if (++i == MIRROR_THROTTLED)
-            break;
-    }
-    if (!found)
+    if (!interval || i >= MIRROR_THROTTLED)
         return false;
     if (i >= d->n_pub) {
         size_t nn = i + 1 < 4 ? 4 : 2 * (i + 1);
@@ -454,25 +639,20 @@ int64_t devmgr_flush_mirror(struct devmgr *m, int64_t now_ms)
     bool final = now_ms == INT64_MAX; /* shutdown: everything goes out */
     for (size_t j = 0; j < m->n_dirty;) {
         struct dev *d = &m->devs[m->dirty[j]];
-        size_t i = 0;
-        json_object_object_foreach(d->state, k, v)
-        {
-            if (i >= d->n_pub) /* n_pub <= MIRROR_THROTTLED */
-                break;
+        for (size_t i = 0; i < d->n_pub && i < d->n_f; i++) { /* n_pub <= MIRROR_THROTTLED */
             uint64_t bit = (uint64_t)1 << i;
-            if (d->held & bit) {
-                int32_t age = (int32_t)(t - d->pub_ms[i]);
-                if (!final && age < (int32_t)interval) {
-                    int64_t due = now_ms + (int64_t)interval - (age > 0 ? age : 0);
-                    if (due < next)
-                        next = due;
-                } else {
-                    d->held &= ~bit;
-                    d->pub_ms[i] = t;
-                    mirror_control_value(&m->pub, d->cfg->id, k, v);
-                }
+            if (!(d->held & bit))
+                continue;
+            int32_t age = (int32_t)(t - d->pub_ms[i]);
+            if (!final && age < (int32_t)interval) {
+                int64_t due = now_ms + (int64_t)interval - (age > 0 ? age : 0);
+                if (due < next)
+                    next = due;
+            } else {
+                d->held &= ~bit;
+                d->pub_ms[i] = t;
+                mirror_control_value(&m->pub, d->cfg->id, d->f[i].name, d->f[i].v);
             }
-            i++;
         }
         if (d->held) {
             j++;
@@ -497,8 +677,9 @@ int64_t devmgr_flush_mirror(struct devmgr *m, int64_t now_ms)
 static void persist_device(struct devmgr *m, struct dev *d)
 {
     snprintf(m->key, sizeof(m->key), "device:%s", d->cfg->id);
-    if (store_transition(m->store, m->key, d->cfg->id, d->persisted,
-                         m->cfg->persistence.history_enabled) != WB_OK)
+    const char *json = persisted_json(m, d);
+    if (!json || store_transition(m->store, m->key, d->cfg->id, json,
+                                  m->cfg->persistence.history_enabled) != WB_OK)
         m->stats.store_errors++;
 }
 
@@ -509,50 +690,57 @@ static bool wants_changes(const struct devmgr *m)
     return m->hooks.on_state && (!m->hooks.wants_state || m->hooks.wants_state(m->hooks.ud));
 }
 
+static void notify(struct devmgr *m, struct dev *d, const int *ix, size_t n)
+{
+    json_object *changed = json_object_new_object();
+    for (size_t i = 0; changed && i < n; i++)
+        json_object_object_add(changed, d->f[ix[i]].name, json_object_get(d->f[ix[i]].v));
+    json_object *state = state_object(d);
+    if (changed && state)
+        m->hooks.on_state(m->hooks.ud, d->cfg->id, changed, state);
+    json_object_put(changed);
+    json_object_put(state);
+}
+
 /* The hot path of plain payloads: one field, no intermediate objects unless
  * an observer wants the changed set. Takes ownership of v. */
 static void apply_one(struct devmgr *m, struct dev *d, const char *field, json_object *v)
 {
-    json_object *old;
-    if (json_object_object_get_ex(d->state, field, &old) && json_object_equal(old, v)) {
+    int i = field_find(d, field);
+    if (i >= 0 && json_object_equal(d->f[i].v, v)) {
         m->stats.unchanged++;
         json_object_put(v);
         return;
     }
-    json_object_object_add(d->state, field, v);
-    bool transient = is_transient(d->cfg, field);
-    if (!transient && d->persisted != d->state)
-        json_object_object_add(d->persisted, field, json_object_get(v));
-    m->stats.applied++;
-    if (!transient)
-        persist_device(m, d);
-    publish_field(m, d, field, v);
-    if (wants_changes(m)) {
-        json_object *changed = json_object_new_object();
-        json_object_object_add(changed, field, json_object_get(v));
-        m->hooks.on_state(m->hooks.ud, d->cfg->id, changed, d->state);
-        json_object_put(changed);
+    if ((i = field_set(d, field, v)) < 0) {
+        m->stats.rejected++;
+        log_warn("device %s: field '%s' not applied: out of memory or %d fields", d->cfg->id, field,
+                 DEV_MAX_FIELDS);
+        return;
     }
+    m->stats.applied++;
+    if (!d->f[i].transient)
+        persist_device(m, d);
+    publish_field(m, d, (size_t)i);
+    if (wants_changes(m))
+        notify(m, d, &i, 1);
 }
 
 /* Merges changes into d; one transition when anything changed. The changed
- * fields are remembered as (key, value) pairs borrowed from `changes`, not
- * in a new JSON object, unless an observer wants one. */
+ * fields are remembered by index, not in a new JSON object, unless an
+ * observer wants one. */
 static bool apply_changes(struct devmgr *m, struct dev *d, json_object *changes)
 {
-    struct {
-        const char *k;
-        json_object *v;
-    } local[16], *chg = local, *big = NULL;
+    int local[16], *chg = local, *big = NULL;
     size_t n = 0, cap = sizeof(local) / sizeof(local[0]);
     bool persist = false;
     json_object_object_foreach(changes, k, v)
     {
-        json_object *old;
-        if (json_object_object_get_ex(d->state, k, &old) && json_object_equal(old, v))
+        int i = field_find(d, k);
+        if (i >= 0 && json_object_equal(d->f[i].v, v))
             continue;
         if (n == cap) {
-            void *grown = realloc(big, 2 * cap * sizeof(*chg));
+            int *grown = realloc(big, 2 * cap * sizeof(*chg));
             if (!grown)
                 break; /* out of memory: the rest of the message is not applied */
             if (!big)
@@ -560,14 +748,15 @@ static bool apply_changes(struct devmgr *m, struct dev *d, json_object *changes)
             chg = big = grown;
             cap *= 2;
         }
-        chg[n].k = k;
-        chg[n++].v = v;
-        json_object_object_add(d->state, k, json_object_get(v));
-        if (!is_transient(d->cfg, k)) {
-            if (d->persisted != d->state)
-                json_object_object_add(d->persisted, k, json_object_get(v));
-            persist = true;
+        if ((i = field_set(d, k, json_object_get(v))) < 0) {
+            log_warn("device %s: field '%s' and the rest of the message not applied: out of "
+                     "memory or %d fields",
+                     d->cfg->id, k, DEV_MAX_FIELDS);
+            break;
         }
+        chg[n++] = i;
+        if (!d->f[i].transient)
+            persist = true;
     }
     if (!n) {
         m->stats.unchanged++;
@@ -578,14 +767,9 @@ static bool apply_changes(struct devmgr *m, struct dev *d, json_object *changes)
     if (persist)
         persist_device(m, d);
     for (size_t i = 0; i < n; i++)
-        publish_field(m, d, chg[i].k, chg[i].v);
-    if (wants_changes(m)) {
-        json_object *changed = json_object_new_object();
-        for (size_t i = 0; i < n; i++)
-            json_object_object_add(changed, chg[i].k, json_object_get(chg[i].v));
-        m->hooks.on_state(m->hooks.ud, d->cfg->id, changed, d->state);
-        json_object_put(changed);
-    }
+        publish_field(m, d, (size_t)chg[i]);
+    if (wants_changes(m))
+        notify(m, d, chg, n);
     free(big);
     return true;
 }
@@ -845,10 +1029,8 @@ static void publish_device(struct devmgr *m, struct dev *d)
     d->held = 0; /* every value goes out now */
     if (d->pub_ms)
         memset(d->pub_ms, 0, d->n_pub * sizeof(*d->pub_ms));
-    json_object_object_foreach(d->state, k, v)
-    {
-        publish_field(m, d, k, v);
-    }
+    for (size_t i = 0; i < d->n_f; i++)
+        publish_field(m, d, i);
     /* One pushbutton per action: writing its /on runs the action. */
     for (size_t a = 0; a < d->cfg->n_actions; a++) {
         const struct cfg_action *act = &d->cfg->actions[a];
@@ -900,15 +1082,20 @@ const struct cfg_device *devmgr_device_cfg(const struct devmgr *m, size_t i)
     return i < m->n_devs ? m->devs[i].cfg : NULL;
 }
 
-json_object *devmgr_device_state(const struct devmgr *m, size_t i)
+json_object *devmgr_device_state_new(const struct devmgr *m, size_t i)
 {
-    return i < m->n_devs ? m->devs[i].state : NULL;
+    return i < m->n_devs ? state_object(&m->devs[i]) : NULL;
 }
 
-json_object *devmgr_state_of(const struct devmgr *m, const char *device_id)
+json_object *devmgr_state_new(const struct devmgr *m, const char *device_id)
 {
     struct dev *d = find_dev(m, device_id);
-    return d ? d->state : NULL;
+    return d ? state_object(d) : NULL;
+}
+
+bool devmgr_has_device(const struct devmgr *m, const char *device_id)
+{
+    return find_dev(m, device_id) != NULL;
 }
 
 bool devmgr_device_online(const struct devmgr *m, size_t i)

@@ -91,10 +91,11 @@ static json_object *device_states(struct scenmgr *s, const struct cfg_scenario *
 {
     json_object *devs = json_object_new_object();
     for (size_t i = 0; sc && i < sc->n_devices; i++) {
-        json_object *st = devmgr_state_of(s->d->devmgr, sc->devices[i]);
+        json_object *st = devmgr_state_new(s->d->devmgr, sc->devices[i]);
         json_object *copy = NULL;
         if (st)
             json_object_deep_copy(st, &copy, NULL);
+        json_object_put(st);
         json_object_object_add(devs, sc->devices[i], copy ? copy : json_object_new_object());
     }
     return devs;
@@ -188,8 +189,13 @@ static void run(struct scenmgr *s, int64_t now)
             return;
         const struct plan_step *ps = &s->plan[s->idx++];
         const struct cfg_step *st = ps->step;
-        if (st->when &&
-            !action_condition_holds(st->when, devmgr_state_of(s->d->devmgr, st->device))) {
+        bool holds = true;
+        if (st->when) {
+            json_object *state = devmgr_state_new(s->d->devmgr, st->device);
+            holds = action_condition_holds(st->when, state);
+            json_object_put(state);
+        }
+        if (!holds) {
             log_info("scenario %s: %s step %s/%s skipped: its condition is false", s->target->id,
                      ps->phase, st->device, st->action);
             continue;

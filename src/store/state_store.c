@@ -61,16 +61,24 @@ wb_status store_history_append(struct state_store *s, const char *device_id, jso
 }
 
 wb_status store_transition(struct state_store *s, const char *key, const char *device_id,
-                           json_object *state, bool history)
+                           const char *json, bool history)
 {
-    if (history && s->ops->transition)
-        return s->ops->transition(s, key, device_id, state);
+    if (!key || !device_id || !json)
+        return WB_ERR_INVALID;
+    if (s->ops->transition)
+        return s->ops->transition(s, key, device_id, json, history);
+    json_object *state = json_tokener_parse(json);
+    if (!json_object_is_type(state, json_type_object)) {
+        json_object_put(state);
+        return WB_ERR_INVALID;
+    }
     wb_status st = s->ops->set(s, key, state);
     if (history) {
         wb_status h = s->ops->history_append(s, device_id, state, NULL);
         if (st == WB_OK)
             st = h;
     }
+    json_object_put(state);
     return st;
 }
 

@@ -438,20 +438,19 @@ static wb_status sq_history_append(struct state_store *base, const char *device_
     return enqueue_op(s, o);
 }
 
-/* set + history_append with one serialisation, queued together under one
- * lock, so with commit_interval_ms 0 one commit carries both (store_transition). */
+/* set + history_append of one JSON text, queued together under one lock,
+ * so with commit_interval_ms 0 one commit carries both (store_transition).
+ * The text comes from the device manager's own writer: it is stored as it
+ * is, not parsed again on the hot path. */
 static wb_status sq_transition(struct state_store *base, const char *key, const char *device_id,
-                               json_object *state)
+                               const char *json, bool history)
 {
     struct sqlite_store *s = S(base);
-    if (!key || !device_id || !state)
-        return WB_ERR_INVALID;
-    const char *json = json_object_to_json_string_ext(state, JSON_C_TO_STRING_PLAIN);
-    char *text = json ? strdup(json) : NULL;
+    char *text = strdup(json);
     if (!text)
         return WB_ERR_NOMEM;
     struct op *o = NULL;
-    if (s->cfg.history_enabled) {
+    if (history && s->cfg.history_enabled) {
         const char *f[] = {device_id, text};
         if (!(o = op_new(OP_HIST, 0, f, 2))) {
             free(text);

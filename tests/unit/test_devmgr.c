@@ -140,8 +140,20 @@ static int setup(void **state)
     return 0;
 }
 
+/* devmgr_state_new(dm, id), released at the next call and at teardown. */
+static json_object *g_state;
+
+static json_object *state_of(struct devmgr *dm, const char *id)
+{
+    json_object_put(g_state);
+    g_state = devmgr_state_new(dm, id);
+    return g_state;
+}
+
 static int teardown(void **state)
 {
+    json_object_put(g_state);
+    g_state = NULL;
     struct fixture *f = *state;
     devmgr_destroy(f->dm);
     store_close(f->store);
@@ -247,7 +259,7 @@ static void test_json_transient(void **state)
     assert_null(json_object_object_get(v, "w"));     /* transient */
     assert_null(json_object_object_get(v, "other")); /* not mapped */
     json_object_put(v);
-    json_object *live = devmgr_state_of(f->dm, "plug");
+    json_object *live = state_of(f->dm, "plug");
     assert_true(json_object_get_double(json_object_object_get(live, "w")) == 12.5);
     assert_string_equal(published(f, "/devices/plug/controls/w"), "12.5");
 
@@ -387,6 +399,68 @@ static void test_availability(void **state)
     assert_int_equal(f->connections, 4);
 }
 
+/* The persisted state is written as JSON text straight from the device's
+ * fields: every JSON type, escapes and nesting read back equal to what came
+ * in (in the store and through devmgr_state_new), and a payload cannot
+ * grow a state past its field bound. */
+static void test_state_text_and_bound(void **state)
+{
+    (void)state;
+    static const char *y = "devices:\n"
+                           "  - id: raw\n"
+                           "    state:\n"
+                           "      - {topic: raw/in, type: json}\n";
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(cfg_parse("raw.yaml", y, strlen(y), &cfg, &errs), WB_OK);
+    struct store_config sc = {.backend = "memory", .history_enabled = true};
+    struct state_store *store = NULL;
+    assert_int_equal(store_open(&store, &sc, NULL, 0), WB_OK);
+    char err[128];
+    struct devmgr *dm = devmgr_create(cfg, store, NULL, NULL, NULL, err, sizeof(err));
+    assert_non_null(dm);
+
+    const char *in = "{\"i\": -9007199254740993, \"d\": 1.50, \"t\": true, \"f\": false,"
+                     " \"n\": null, \"s\": \"q\\\" b\\\\ sl/ nl\\n tab\\t \\u0001 \\u00e9\","
+                     " \"o\": {\"a\": [1, \"x\", {\"b\": null}]}, \"e\": \"\"}";
+    devmgr_handle_message(dm, "raw/in", in, strlen(in), false, 1000);
+    struct devmgr_stats st;
+    devmgr_get_stats(dm, &st);
+    assert_int_equal(st.applied, 1);
+    assert_int_equal(st.store_errors, 0);
+    json_object *want = json_tokener_parse(in), *got = NULL;
+    assert_int_equal(store_get(store, "device:raw", &got), WB_OK);
+    assert_true(json_object_equal(got, want));
+    json_object_put(got);
+    got = devmgr_state_new(dm, "raw");
+    assert_true(json_object_equal(got, want));
+    json_object_put(got);
+    json_object_put(want);
+
+    /* 1 100 new fields in one message: the first ones up to the bound are
+     * applied and persisted, the rest refused, nothing crashes. */
+    size_t cap = 1100 * 24 + 16, n = 0;
+    char *big = malloc(cap);
+    n += (size_t)snprintf(big + n, cap - n, "{");
+    for (int i = 0; i < 1100; i++)
+        n += (size_t)snprintf(big + n, cap - n, "%s\"k%d\": %d", i ? ", " : "", i, i);
+    snprintf(big + n, cap - n, "}");
+    devmgr_handle_message(dm, "raw/in", big, strlen(big), false, 2000);
+    free(big);
+    got = devmgr_state_new(dm, "raw");
+    assert_int_equal(json_object_object_length(got), 1024);
+    assert_int_equal(json_object_get_int(json_object_object_get(got, "k1015")), 1015);
+    assert_null(json_object_object_get(got, "k1016"));
+    json_object_put(got);
+    assert_int_equal(store_get(store, "device:raw", &got), WB_OK);
+    assert_int_equal(json_object_object_length(got), 1024);
+    json_object_put(got);
+
+    devmgr_destroy(dm);
+    store_close(store);
+    cfg_free(cfg);
+}
+
 static void test_restore_and_reload(void **state)
 {
     struct fixture *f = *state;
@@ -396,7 +470,7 @@ static void test_restore_and_reload(void **state)
     devmgr_destroy(f->dm);
     f->dm = make(f, NULL);
     assert_int_equal(devmgr_restore(f->dm), 2);
-    json_object *plug = devmgr_state_of(f->dm, "plug");
+    json_object *plug = state_of(f->dm, "plug");
     assert_int_equal(json_object_get_int(json_object_object_get(plug, "e")), 9);
     assert_null(json_object_object_get(plug, "w"));
     /* publish_all republishes values, metas and pushbuttons */
@@ -409,8 +483,7 @@ static void test_restore_and_reload(void **state)
     msg(f, "z2m/plug", "{\"power\": 6, \"meter\": {\"energy\": 9}}");
     struct devmgr *next = make(f, f->dm);
     assert_int_equal(devmgr_restore(next), 0);
-    assert_int_equal(
-        json_object_get_int(json_object_object_get(devmgr_state_of(next, "plug"), "w")), 6);
+    assert_int_equal(json_object_get_int(json_object_object_get(state_of(next, "plug"), "w")), 6);
     devmgr_destroy(f->dm);
     f->dm = next;
     devmgr_publish_offline(f->dm);
@@ -518,6 +591,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_own_and_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_availability, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_and_reload, setup, teardown),
+        cmocka_unit_test(test_state_text_and_bound),
         cmocka_unit_test_setup_teardown(test_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_control_metas_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_in_steps, setup, teardown),

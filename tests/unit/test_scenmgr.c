@@ -112,8 +112,20 @@ static int setup(void **state)
     return 0;
 }
 
+/* devmgr_state_new(dm, id), released at the next call and at teardown. */
+static json_object *g_state;
+
+static json_object *state_of(struct devmgr *dm, const char *id)
+{
+    json_object_put(g_state);
+    g_state = devmgr_state_new(dm, id);
+    return g_state;
+}
+
 static int teardown(void **state)
 {
+    json_object_put(g_state);
+    g_state = NULL;
     struct fixture *f = *state;
     scenmgr_destroy(f->sm);
     json_object_put(f->d.errors_set);
@@ -146,8 +158,7 @@ static void test_dispatch(void **state)
     assert_int_equal(dispatch_action(&f->d, "amp", "vol", p, "http", &r), WB_OK);
     assert_string_equal(r.status, "sent");
     assert_string_equal(f->log, "cmd/amp/vol=7;");
-    assert_int_equal(
-        json_object_get_int(json_object_object_get(devmgr_state_of(f->dm, "amp"), "vol")), 7);
+    assert_int_equal(json_object_get_int(json_object_object_get(state_of(f->dm, "amp"), "vol")), 7);
     json_object_put(p);
     p = json_tokener_parse("{\"v\": 70}");
     assert_int_equal(dispatch_action(&f->d, "amp", "vol", p, "http", &r), WB_ERR_INVALID);
@@ -161,7 +172,7 @@ static void test_dispatch(void **state)
     f->broker_down = true;
     assert_int_equal(dispatch_action(&f->d, "tv", "on", NULL, "mqtt", &r), WB_ERR_MQTT);
     assert_string_equal(r.status, "failed");
-    assert_null(json_object_object_get(devmgr_state_of(f->dm, "tv"), "power")); /* no set */
+    assert_null(json_object_object_get(state_of(f->dm, "tv"), "power")); /* no set */
     f->broker_down = false;
     assert_string_equal(f->log, "cmd/amp/vol=7;cmd/amp/vol=4;");
 

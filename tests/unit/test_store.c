@@ -337,13 +337,9 @@ static void t_transition(void **state)
     for (int i = 1; i <= 3; i++) {
         char text[64];
         snprintf(text, sizeof(text), "{\"n\":%d,\"s\":\"x\"}", i);
-        json_object *o = obj(text);
-        assert_int_equal(store_transition(f->s, "device:tv", "tv", o, true), WB_OK);
-        json_object_put(o);
+        assert_int_equal(store_transition(f->s, "device:tv", "tv", text, true), WB_OK);
     }
-    json_object *o = obj("{\"n\":4}");
-    assert_int_equal(store_transition(f->s, "device:tv", "tv", o, false), WB_OK);
-    json_object_put(o);
+    assert_int_equal(store_transition(f->s, "device:tv", "tv", "{\"n\":4}", false), WB_OK);
     assert_int_equal(store_flush(f->s), WB_OK);
     assert_int_equal(store_get(f->s, "device:tv", &got), WB_OK);
     assert_string_equal(json_object_to_json_string_ext(got, JSON_C_TO_STRING_PLAIN), "{\"n\":4}");
@@ -356,6 +352,7 @@ static void t_transition(void **state)
                         "{\"n\":3,\"s\":\"x\"}");
     json_object_put(out);
     assert_int_equal(store_transition(f->s, NULL, "tv", NULL, true), WB_ERR_INVALID);
+    assert_int_equal(store_transition(f->s, "device:tv", NULL, "{}", true), WB_ERR_INVALID);
 }
 
 static void t_connection_log(void **state)
@@ -608,9 +605,7 @@ static void t_sync_mode(void **state)
     assert_int_equal(st.commits, 5);
     assert_int_equal(st.pending, 0);
     /* A transition is one commit holding the value and its history row. */
-    json_object *o = obj("{\"i\":9}");
-    assert_int_equal(store_transition(f->s, "device:tv", "tv", o, true), WB_OK);
-    json_object_put(o);
+    assert_int_equal(store_transition(f->s, "device:tv", "tv", "{\"i\":9}", true), WB_OK);
     store_get_status(f->s, &st);
     assert_int_equal(st.commits, 6);
     char buf[64];
