@@ -68,6 +68,7 @@
 #include <MQTTAsync.h>
 
 #include "mqtt/outbox.h"
+#include "mqtt/paho_api.h"
 #include "wbmb/log.h"
 #include "wbmb/util.h"
 
@@ -94,6 +95,7 @@ enum conn_state { ST_IDLE, ST_BACKOFF, ST_CONNECTING, ST_CONNECTED, ST_STOPPED }
 
 struct mqttc {
     MQTTAsync cli;
+    const struct paho_api *api; /* the library that made cli (paho_api.h) */
     /* Owned copies of the options (NULL when not given). */
     char *host, *client_id, *username, *password;
     char *ca_file, *cert_file, *key_file, *will_topic, *will_payload;
@@ -125,7 +127,7 @@ struct mqttc {
     pthread_cond_t cv; /* CLOCK_MONOTONIC; any change of the fields below */
     enum conn_state st;
     bool stopping;        /* mqttc_stop() began: no more connects */
-    bool disconnect_done; /* the MQTTAsync_disconnect() callback ran */
+    bool disconnect_done; /* the c->api->disconnect() callback ran */
     unsigned backoff_s;   /* the delay before the next retry */
     int64_t retry_at_ms;  /* util_mono_ms() of the next attempt (BACKOFF) */
     char **subs;
@@ -238,10 +240,10 @@ static void subscribe_all(struct mqttc *c, char **subs, size_t n, int qos)
     }
     for (size_t i = 0; i < n; i++)
         qoss[i] = qos;
-    int rc = MQTTAsync_subscribeMany(c->cli, (int)n, subs, qoss, NULL);
+    int rc = c->api->subscribe_many(c->cli, (int)n, subs, qoss, NULL);
     free(qoss);
     if (rc != MQTTASYNC_SUCCESS)
-        log_warn("MQTT subscribe to %zu filter(s) failed: %s", n, MQTTAsync_strerror(rc));
+        log_warn("MQTT subscribe to %zu filter(s) failed: %s", n, c->api->strerror(rc));
 }
 
 /* ---- paho callbacks (paho's thread) ----------------------------------- */
@@ -316,7 +318,7 @@ static void on_connect_failure(void *ctx, MQTTAsync_failureData *resp)
         snprintf(reason, sizeof(reason), "%s (%d)", resp->message, resp->code);
     else
         snprintf(reason, sizeof(reason), "%s",
-                 MQTTAsync_strerror(resp ? resp->code : MQTTASYNC_FAILURE));
+                 c->api->strerror(resp ? resp->code : MQTTASYNC_FAILURE));
     cb_enter(c);
     pthread_mutex_lock(&c->mu);
     if (c->stopping) {
@@ -377,8 +379,8 @@ static int on_message_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_m
         log_error("MQTT message dropped: out of memory");
     }
     free(heap);
-    MQTTAsync_freeMessage(&m);
-    MQTTAsync_free(topic);
+    c->api->free_message(&m);
+    c->api->free(topic);
     cb_leave_counting(c, t != NULL);
     return 1; /* handled: paho must not redeliver it */
 }
@@ -437,7 +439,7 @@ static int start_connect(struct mqttc *c)
         co.ssl = &so;
     }
     /* paho copies everything it keeps from co, wo and so. */
-    return MQTTAsync_connect(c->cli, &co);
+    return c->api->connect(c->cli, &co);
 }
 
 static void *reconnect_main(void *arg)
@@ -462,7 +464,7 @@ static void *reconnect_main(void *arg)
             if (c->stopping)
                 c->st = ST_STOPPED;
             else
-                schedule_retry_locked(c, "connect failed", MQTTAsync_strerror(rc));
+                schedule_retry_locked(c, "connect failed", c->api->strerror(rc));
         }
     }
     pthread_mutex_unlock(&c->mu);
@@ -558,28 +560,32 @@ struct mqttc *mqttc_create(const struct mqttc_options *opts, mqttc_message_cb on
         snprintf(err, errlen, "MQTT host name too long");
         goto fail;
     }
+    /* Plain TCP loads libpaho-mqtt3a, which does not pull in OpenSSL (about
+     * 2 MB of resident pages); TLS loads libpaho-mqtt3as. */
+    if (!(c->api = paho_api(c->tls, err, errlen)))
+        goto fail;
     /* OpenSSL 1.1+ initialises itself when a TLS context is first made;
      * paho's own explicit start-up (all algorithms, all error strings) only
-     * costs memory, ~3 MB of libcrypto pages even without TLS. */
+     * costs memory, ~3 MB of libcrypto pages. */
     MQTTAsync_init_options io = MQTTAsync_init_options_initializer;
     io.do_openssl_init = 0;
-    MQTTAsync_global_init(&io);
-    int rc = MQTTAsync_create(&c->cli, uri, c->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
+    c->api->global_init(&io);
+    int rc = c->api->create(&c->cli, uri, c->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
     if (rc != MQTTASYNC_SUCCESS) {
         c->cli = NULL;
-        snprintf(err, errlen, "MQTT client for %s: %s", uri, MQTTAsync_strerror(rc));
+        snprintf(err, errlen, "MQTT client for %s: %s", uri, c->api->strerror(rc));
         goto fail;
     }
-    rc = MQTTAsync_setCallbacks(c->cli, c, on_connection_lost, on_message_arrived, NULL);
+    rc = c->api->set_callbacks(c->cli, c, on_connection_lost, on_message_arrived, NULL);
     if (rc != MQTTASYNC_SUCCESS) {
-        snprintf(err, errlen, "MQTT callbacks: %s", MQTTAsync_strerror(rc));
+        snprintf(err, errlen, "MQTT callbacks: %s", c->api->strerror(rc));
         goto fail;
     }
     return c;
 
 fail:
     if (c->cli)
-        MQTTAsync_destroy(&c->cli);
+        c->api->destroy(&c->cli);
     outbox_destroy(c->out);
     if (cv_ok)
         pthread_cond_destroy(&c->cv);
@@ -632,9 +638,9 @@ static void apply_pending_resub(struct mqttc *c)
     char **now = dup_strv((const char *const *)c->subs, n);
     pthread_mutex_unlock(&c->mu);
     if (up && ngone) {
-        int rc = MQTTAsync_unsubscribeMany(c->cli, (int)ngone, gone, NULL);
+        int rc = c->api->unsubscribe_many(c->cli, (int)ngone, gone, NULL);
         if (rc != MQTTASYNC_SUCCESS)
-            log_warn("MQTT unsubscribe failed: %s", MQTTAsync_strerror(rc));
+            log_warn("MQTT unsubscribe failed: %s", c->api->strerror(rc));
     }
     if (up && (now || !n))
         subscribe_all(c, now, n, qos);
@@ -672,14 +678,13 @@ static void *sender_main(void *arg)
         pthread_mutex_lock(&c->mu);
         c->sender_inflight++;
         pthread_mutex_unlock(&c->mu);
-        int rc =
-            MQTTAsync_send(c->cli, m->topic, (int)m->len, m->payload, m->qos, m->retained, &ro);
+        int rc = c->api->send(c->cli, m->topic, (int)m->len, m->payload, m->qos, m->retained, &ro);
         if (rc != MQTTASYNC_SUCCESS) {
             pthread_mutex_lock(&c->mu);
             c->sender_inflight--;
             c->stats.publish_failures++;
             pthread_mutex_unlock(&c->mu);
-            log_debug("MQTT publish to %s refused: %s", m->topic, MQTTAsync_strerror(rc));
+            log_debug("MQTT publish to %s refused: %s", m->topic, c->api->strerror(rc));
         }
         outbox_done(c->out, m);
     }
@@ -824,10 +829,10 @@ void mqttc_get_stats(struct mqttc *c, struct mqttc_stats *out)
 static bool has_pending(struct mqttc *c)
 {
     MQTTAsync_token *tokens = NULL;
-    if (MQTTAsync_getPendingTokens(c->cli, &tokens) != MQTTASYNC_SUCCESS)
+    if (c->api->get_pending_tokens(c->cli, &tokens) != MQTTASYNC_SUCCESS)
         return false;
     bool pending = tokens && tokens[0] != -1;
-    MQTTAsync_free(tokens);
+    c->api->free(tokens);
     return pending;
 }
 
@@ -878,7 +883,7 @@ void mqttc_stop(struct mqttc *c, unsigned timeout_ms)
         dopt.onSuccess = on_disconnect_done;
         dopt.onFailure = on_disconnect_failed;
         dopt.context = c;
-        int rc = MQTTAsync_disconnect(c->cli, &dopt);
+        int rc = c->api->disconnect(c->cli, &dopt);
         pthread_mutex_lock(&c->mu);
         if (rc == MQTTASYNC_SUCCESS) {
             /* The DISCONNECT packet is written within moments; allow a
@@ -891,7 +896,7 @@ void mqttc_stop(struct mqttc *c, unsigned timeout_ms)
              * CONNACK; MQTTAsync_destroy() will drop the socket. */
             log_info("MQTT stop: connect attempt to %s:%d abandoned", c->host, c->port);
         } else {
-            log_warn("MQTT disconnect: %s", MQTTAsync_strerror(rc));
+            log_warn("MQTT disconnect: %s", c->api->strerror(rc));
         }
         pthread_mutex_unlock(&c->mu);
     }
@@ -911,7 +916,7 @@ void mqttc_destroy(struct mqttc *c)
     if (!c)
         return;
     mqttc_stop(c, DESTROY_STOP_TIMEOUT_MS);
-    MQTTAsync_destroy(&c->cli);
+    c->api->destroy(&c->cli);
     /* paho calls no new callback for a destroyed handle; wait for the ones
      * that may still be returning before freeing what they touch. */
     pthread_mutex_lock(&c->mu);

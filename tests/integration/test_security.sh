@@ -51,6 +51,7 @@ open(p, "w").write(s)
 PY
 start_bridge "$T_DIR/config.yaml"
 check "bridge logs in with the password" wait_for 30 log_has "MQTT connected"
+check "plain TCP: paho without TLS, no OpenSSL loaded" bash -c "grep -q libpaho-mqtt3a.so '/proc/$BRIDGE_PID/maps' && ! grep -qE 'libpaho-mqtt3as|libssl|libcrypto' '/proc/$BRIDGE_PID/maps'"
 check "HTTP up" wait_for 20 curl -sf "$BASE/health"
 pub -t st/tv/power -m 1
 check "state applied" wait_for 20 bash -c "curl -sf $BASE/devices/tv/state | jq -e '.power == true'"
@@ -183,6 +184,7 @@ start_bridge "$T_DIR/tls.yaml"
 check "bridge connects over TLS with its client certificate" wait_for 30 log_has "MQTT connected"
 tpub -t st/tv/power -m on
 check "message over TLS applied" wait_for 20 bash -c "'$WBMB_BIN' -c '$T_DIR/tls.yaml' state get device:tv | jq -e '.power == true'"
+check "TLS run: paho's TLS library is loaded" grep -q 'libpaho-mqtt3as' "/proc/$BRIDGE_PID/maps"
 stop_bridge TERM
 check "TLS run: clean stop" test "$BRIDGE_RC" -eq 0
 

@@ -49,6 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mqtt/paho_api.h"
 #include "wbmb/mqttc.h"
 #include "wbmb/util.h"
 
@@ -796,12 +797,51 @@ static int group_teardown(void **state)
     return 0;
 }
 
+/* paho is loaded at run time: the plain variant without OpenSSL, the TLS
+ * one on demand, both once, both complete; each drives its own clients. */
+static void test_paho_variants(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    const struct paho_api *plain = paho_api(false, err, sizeof(err));
+    assert_non_null(plain);
+    assert_string_equal(plain->library, WBMB_PAHO_PLAIN_SO);
+    assert_ptr_equal(paho_api(false, err, sizeof(err)), plain);
+    const struct paho_api *tls = paho_api(true, err, sizeof(err));
+    assert_non_null(tls);
+    assert_string_equal(tls->library, WBMB_PAHO_TLS_SO);
+    assert_ptr_not_equal(tls, plain);
+    assert_ptr_not_equal(tls->create, plain->create); /* two libraries, not one */
+    const struct paho_api *both[] = {plain, tls};
+    for (int i = 0; i < 2; i++) {
+        const struct paho_api *a = both[i];
+        assert_non_null(a->global_init);
+        assert_non_null(a->set_callbacks);
+        assert_non_null(a->connect);
+        assert_non_null(a->disconnect);
+        assert_non_null(a->subscribe_many);
+        assert_non_null(a->unsubscribe_many);
+        assert_non_null(a->send);
+        assert_non_null(a->get_pending_tokens);
+        assert_non_null(a->free_message);
+        assert_non_null(a->free);
+        assert_string_equal(a->strerror(MQTTASYNC_BAD_UTF8_STRING), "Invalid UTF8 string");
+        MQTTAsync h = NULL;
+        assert_int_equal(
+            a->create(&h, "tcp://127.0.0.1:1", "t-variant", MQTTCLIENT_PERSISTENCE_NONE, NULL),
+            MQTTASYNC_SUCCESS);
+        a->destroy(&h);
+        assert_null(h);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--will-child") == 0)
         return will_child(atoi(argv[2]));
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_paho_variants),
         cmocka_unit_test(test_create_invalid_and_destroy_null),
         cmocka_unit_test(test_publish_disconnected),
         cmocka_unit_test(test_subscribe_receive),

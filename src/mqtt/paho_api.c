@@ -1,0 +1,63 @@
+/*
+ * paho_api.c - loads libpaho-mqtt3a or libpaho-mqtt3as (see paho_api.h).
+ */
+#include "mqtt/paho_api.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+
+static pthread_mutex_t load_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct paho_api apis[2]; /* [0] plain, [1] TLS */
+static bool loaded[2];
+
+/* Resolves one symbol into *slot; false (err set) when missing. */
+static bool sym(void *h, const char *lib, const char *name, void *slot, char *err, size_t errlen)
+{
+    void *p = dlsym(h, name);
+    if (!p) {
+        snprintf(err, errlen, "%s has no %s", lib, name);
+        return false;
+    }
+    *(void **)slot = p;
+    return true;
+}
+
+static bool load(struct paho_api *a, const char *lib, char *err, size_t errlen)
+{
+    void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *why = dlerror();
+        snprintf(err, errlen, "cannot load the MQTT client library %s: %s (install %s)", lib,
+                 why ? why : "unknown error", "libpaho-mqtt1.3");
+        return false;
+    }
+    a->library = lib;
+    if (sym(h, lib, "MQTTAsync_global_init", &a->global_init, err, errlen) &&
+        sym(h, lib, "MQTTAsync_create", &a->create, err, errlen) &&
+        sym(h, lib, "MQTTAsync_setCallbacks", &a->set_callbacks, err, errlen) &&
+        sym(h, lib, "MQTTAsync_connect", &a->connect, err, errlen) &&
+        sym(h, lib, "MQTTAsync_disconnect", &a->disconnect, err, errlen) &&
+        sym(h, lib, "MQTTAsync_destroy", &a->destroy, err, errlen) &&
+        sym(h, lib, "MQTTAsync_subscribeMany", &a->subscribe_many, err, errlen) &&
+        sym(h, lib, "MQTTAsync_unsubscribeMany", &a->unsubscribe_many, err, errlen) &&
+        sym(h, lib, "MQTTAsync_send", &a->send, err, errlen) &&
+        sym(h, lib, "MQTTAsync_getPendingTokens", &a->get_pending_tokens, err, errlen) &&
+        sym(h, lib, "MQTTAsync_freeMessage", &a->free_message, err, errlen) &&
+        sym(h, lib, "MQTTAsync_free", &a->free, err, errlen) &&
+        sym(h, lib, "MQTTAsync_strerror", &a->strerror, err, errlen))
+        return true;
+    dlclose(h);
+    return false;
+}
+
+const struct paho_api *paho_api(bool tls, char *err, size_t errlen)
+{
+    int i = tls ? 1 : 0;
+    pthread_mutex_lock(&load_mu);
+    if (!loaded[i])
+        loaded[i] = load(&apis[i], tls ? WBMB_PAHO_TLS_SO : WBMB_PAHO_PLAIN_SO, err, errlen);
+    const struct paho_api *a = loaded[i] ? &apis[i] : NULL;
+    pthread_mutex_unlock(&load_mu);
+    return a;
+}
