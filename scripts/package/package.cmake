@@ -56,14 +56,15 @@ set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://github.com/wirenboard")
 # Runtime libraries only, computed by dpkg-shlibdeps from the linked .so
-# files (libsqlite3-0, libjson-c5, libyaml-0-2, libmicrohttpd12, libuuid1,
-# libc6; checked with dpkg -S). libpaho-mqtt1.3 is loaded with dlopen()
-# (src/mqtt/paho_api.h), so dpkg-shlibdeps cannot see it: it is named here.
+# files (libsqlite3-0, libjson-c5, libyaml-0-2, libuuid1, libc6; checked
+# with dpkg -S). libpaho-mqtt1.3 and libmicrohttpd12 are loaded with
+# dlopen() (src/mqtt/paho_api.h, src/http/mhd_api.h), so dpkg-shlibdeps
+# cannot see them: they are named here.
 # Without dpkg-shlibdeps, the whole list unversioned.
 find_program(DPKG_SHLIBDEPS dpkg-shlibdeps)
 if(DPKG_SHLIBDEPS)
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-  set(CPACK_DEBIAN_PACKAGE_DEPENDS "libpaho-mqtt1.3")
+  set(CPACK_DEBIAN_PACKAGE_DEPENDS "libpaho-mqtt1.3, libmicrohttpd12")
 else()
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
       "libc6, libpaho-mqtt1.3, libsqlite3-0, libjson-c5, libyaml-0-2, libmicrohttpd12, libuuid1")

@@ -29,6 +29,7 @@
 #include "http/http_body.h"
 #include "http/http_guard.h"
 #include "http/http_page.h"
+#include "http/mhd_api.h"
 #include "http/http_sse.h"
 #include "wbmb/log.h"
 
@@ -153,29 +154,29 @@ static enum MHD_Result queue_answer(struct http_server *h, struct MHD_Connection
     if (!r) {
         static const char oom[] = "{\"error\":\"out of memory\"}";
         status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-        r = MHD_create_response_from_buffer(sizeof(oom) - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
+        r = mhd->create_response_from_buffer(sizeof(oom) - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
         if (!r)
             return MHD_NO;
-        MHD_add_response_header(r, "Content-Type", "application/json");
+        mhd->add_response_header(r, "Content-Type", "application/json");
     }
     if (status >= 400 && status < 500)
         __atomic_fetch_add(&h->r4xx, 1, __ATOMIC_RELAXED);
     else if (status >= 500)
         __atomic_fetch_add(&h->r5xx, 1, __ATOMIC_RELAXED);
-    ret = MHD_queue_response(c, (unsigned int)status, r);
-    MHD_destroy_response(r);
+    ret = mhd->queue_response(c, (unsigned int)status, r);
+    mhd->destroy_response(r);
     return ret;
 }
 
 static struct MHD_Response *text_response(const char *text, size_t len, const char *ctype)
 {
     struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
+        mhd->create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
     if (!r)
         return NULL;
-    if (MHD_add_response_header(r, "Content-Type", ctype) != MHD_YES ||
-        MHD_add_response_header(r, "Cache-Control", "no-store") != MHD_YES) {
-        MHD_destroy_response(r);
+    if (mhd->add_response_header(r, "Content-Type", ctype) != MHD_YES ||
+        mhd->add_response_header(r, "Cache-Control", "no-store") != MHD_YES) {
+        mhd->destroy_response(r);
         return NULL;
     }
     return r;
@@ -221,8 +222,8 @@ static enum MHD_Result answer_405(struct http_server *h, struct MHD_Connection *
 {
     static const char body[] = "{\"error\":\"method not allowed\"}";
     struct MHD_Response *r = text_response(body, sizeof(body) - 1, "application/json");
-    if (r && MHD_add_response_header(r, "Allow", allow) != MHD_YES) {
-        MHD_destroy_response(r);
+    if (r && mhd->add_response_header(r, "Allow", allow) != MHD_YES) {
+        mhd->destroy_response(r);
         r = NULL;
     }
     return queue_answer(h, c, MHD_HTTP_METHOD_NOT_ALLOWED, r);
@@ -232,8 +233,8 @@ static enum MHD_Result answer_401(struct http_server *h, struct MHD_Connection *
 {
     static const char body[] = "{\"error\":\"unauthorized\"}";
     struct MHD_Response *r = text_response(body, sizeof(body) - 1, "application/json");
-    if (r && MHD_add_response_header(r, "WWW-Authenticate", "Bearer") != MHD_YES) {
-        MHD_destroy_response(r);
+    if (r && mhd->add_response_header(r, "WWW-Authenticate", "Bearer") != MHD_YES) {
+        mhd->destroy_response(r);
         r = NULL;
     }
     return queue_answer(h, c, MHD_HTTP_UNAUTHORIZED, r);
@@ -241,15 +242,15 @@ static enum MHD_Result answer_401(struct http_server *h, struct MHD_Connection *
 
 static enum MHD_Result answer_page(struct http_server *h, struct MHD_Connection *c)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(
+    struct MHD_Response *r = mhd->create_response_from_buffer(
         http_page_index_html_len, (void *)http_page_index_html, MHD_RESPMEM_PERSISTENT);
-    if (r && (MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8") != MHD_YES ||
-              MHD_add_response_header(r, "Cache-Control", "no-cache") != MHD_YES ||
-              MHD_add_response_header(r, "X-Content-Type-Options", "nosniff") != MHD_YES ||
-              MHD_add_response_header(r, "Content-Security-Policy",
-                                      "default-src 'self'; script-src 'unsafe-inline'; "
-                                      "style-src 'unsafe-inline'; img-src data:") != MHD_YES)) {
-        MHD_destroy_response(r);
+    if (r && (mhd->add_response_header(r, "Content-Type", "text/html; charset=utf-8") != MHD_YES ||
+              mhd->add_response_header(r, "Cache-Control", "no-cache") != MHD_YES ||
+              mhd->add_response_header(r, "X-Content-Type-Options", "nosniff") != MHD_YES ||
+              mhd->add_response_header(r, "Content-Security-Policy",
+                                       "default-src 'self'; script-src 'unsafe-inline'; "
+                                       "style-src 'unsafe-inline'; img-src data:") != MHD_YES)) {
+        mhd->destroy_response(r);
         r = NULL;
     }
     return queue_answer(h, c, MHD_HTTP_OK, r);
@@ -335,7 +336,7 @@ static bool token_ok(const char *expected, const char *header)
 /* Parses "limit": absent or empty = default; else a plain integer 1..1000. */
 static bool parse_limit(struct MHD_Connection *c, int *out)
 {
-    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+    const char *v = mhd->lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
     long n = 0;
     size_t i;
     *out = LIMIT_DEFAULT;
@@ -396,8 +397,8 @@ static enum MHD_Result do_get(struct http_server *h, struct MHD_Connection *c,
                                           : be->get_connection_history(be->ud, id, limit, &body);
         break;
     case R_COMMAND_LOGS: {
-        const char *st = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "status");
-        const char *dev = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "device_id");
+        const char *st = mhd->lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "status");
+        const char *dev = mhd->lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "device_id");
         if (!parse_limit(c, &limit))
             return answer_error(h, c, 400, "limit must be an integer 1..1000");
         if (st && !*st)
@@ -481,10 +482,10 @@ static enum MHD_Result begin(struct http_server *h, struct MHD_Connection *c, co
         return do_get(h, c, match, id);
 
     if (h->token &&
-        !token_ok(h->token, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization")))
+        !token_ok(h->token, mhd->lookup_connection_value(c, MHD_HEADER_KIND, "Authorization")))
         return answer_401(h, c);
     {
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        const char *cl = mhd->lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > HTTP_MAX_BODY)
             return answer_error(h, c, 413, "request body too large");
     }
@@ -538,7 +539,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     (void)socket_context;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+            mhd->get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (ci)
             http_guard_opened(h->guard, c, ci->connect_fd);
     } else {
@@ -618,6 +619,8 @@ struct http_server *http_start(const struct http_options *opts, const struct htt
         return NULL;
     }
     h->be = *be;
+    if (!mhd_api_load(err, errlen))
+        goto fail;
     if (!parse_listen(opts->listen, &sa)) {
         snprintf(err, errlen, "http.listen must be IPV4:PORT or localhost:PORT");
         goto fail;
@@ -639,7 +642,7 @@ struct http_server *http_start(const struct http_options *opts, const struct htt
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    h->mhd = MHD_start_daemon(
+    h->mhd = mhd->start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0,
         NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
@@ -668,7 +671,7 @@ void http_stop(struct http_server *h)
     /* Streams end first so no connection thread stays blocked in sse_read
      * while MHD_stop_daemon joins it. */
     http_sse_stop(h->sse);
-    MHD_stop_daemon(h->mhd);
+    mhd->stop_daemon(h->mhd);
     http_guard_destroy(h->guard);
     http_sse_destroy(h->sse);
     free(h->token);
@@ -697,6 +700,6 @@ uint16_t http_port(struct http_server *h)
     const union MHD_DaemonInfo *di;
     if (!h || !h->mhd)
         return 0;
-    di = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    di = mhd->get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
     return di ? di->port : 0;
 }

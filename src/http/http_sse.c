@@ -40,6 +40,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "http/mhd_api.h"
 #include "wbmb/log.h"
 
 int http_sse_heartbeat_ms = 15000;
@@ -279,21 +280,21 @@ struct MHD_Response *http_sse_open(struct http_sse *s, struct MHD_Connection *co
     c->sse = s;
     c->fd = -1;
     c->limit = HTTP_SSE_BUF_MAX;
-    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    ci = mhd->get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (ci) {
         int sndbuf = SSE_SNDBUF;
         c->fd = ci->connect_fd;
         setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     }
-    r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_read, c, sse_free);
+    r = mhd->create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_read, c, sse_free);
     if (!r) {
         free(c);
         return NULL;
     }
     /* From here on the client is owned by r: MHD_destroy_response frees it. */
-    if (MHD_add_response_header(r, "Content-Type", "text/event-stream") != MHD_YES ||
-        MHD_add_response_header(r, "Cache-Control", "no-cache") != MHD_YES ||
-        MHD_add_response_header(r, "X-Accel-Buffering", "no") != MHD_YES)
+    if (mhd->add_response_header(r, "Content-Type", "text/event-stream") != MHD_YES ||
+        mhd->add_response_header(r, "Cache-Control", "no-cache") != MHD_YES ||
+        mhd->add_response_header(r, "X-Accel-Buffering", "no") != MHD_YES)
         goto fail;
 
     pthread_mutex_lock(&s->lock);
@@ -327,7 +328,7 @@ struct MHD_Response *http_sse_open(struct http_sse *s, struct MHD_Connection *co
     free(msg);
     return r;
 fail:
-    MHD_destroy_response(r);
+    mhd->destroy_response(r);
     return NULL;
 }
 

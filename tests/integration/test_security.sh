@@ -185,6 +185,7 @@ check "bridge connects over TLS with its client certificate" wait_for 30 log_has
 tpub -t st/tv/power -m on
 check "message over TLS applied" wait_for 20 bash -c "'$WBMB_BIN' -c '$T_DIR/tls.yaml' state get device:tv | jq -e '.power == true'"
 check "TLS run: paho's TLS library is loaded" grep -q 'libpaho-mqtt3as' "/proc/$BRIDGE_PID/maps"
+check "http.listen \"\": libmicrohttpd and GnuTLS not loaded" bash -c "! grep -qE 'libmicrohttpd|libgnutls' '/proc/$BRIDGE_PID/maps'"
 stop_bridge TERM
 check "TLS run: clean stop" test "$BRIDGE_RC" -eq 0
 
