@@ -4,18 +4,26 @@
  * The pipeline is: libyaml -> ydoc tree (yaml_doc.c) -> descriptor walk of
  * the top-level sections (tables below, engine in config_walk.c) -> devices
  * (config_devices.c, actions in config_actions.c) -> scenarios
- * (config_scenarios.c, checked against the devices) -> secrets. Everything is parsed into a
- * fresh struct and all of it is validated; the struct is returned only when
- * no error was found, otherwise it is freed and the caller gets every error
- * line. Secrets (mqtt.password, http.token) are read from files or the
- * environment and never appear in an error line: only the file name does.
+ * (config_scenarios.c, checked against the devices) -> secrets. The devices
+ * list is the exception to "tree first": its entries are streamed out of
+ * the parser into config_devices.c one by one, so a big config never holds
+ * its devices as a tree (nor, with cfg_load, its text). Everything is parsed
+ * into a fresh struct and all of it is validated; the struct is returned
+ * only when no error was found, otherwise it is freed and the caller gets
+ * every error line. Secrets (mqtt.password, http.token) are read from files
+ * or the environment and never appear in an error line: only the file name
+ * does.
  */
 #include "wbmb/config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config/config_devices.h"
 #include "config/config_scenarios.h"
@@ -218,31 +226,64 @@ static void err_line(struct cfg_errors *errs, const char *name, int line, int co
     cfgw_ctx_free(&c);
 }
 
-wb_status cfg_parse(const char *name, const char *text, size_t len, struct config **out,
-                    struct cfg_errors *errs)
+/* "cannot read the config" for the whole file, e being the errno. */
+static wb_status read_failed(struct cfg_errors *errs, const char *name, int e)
+{
+    char msg[300];
+    snprintf(msg, sizeof(msg), "cannot read the config: %s",
+             e == EFBIG ? "file is larger than 4 MiB" : strerror(e));
+    err_line(errs, name, 1, 1, msg);
+    return e == ENOENT ? WB_ERR_NOT_FOUND : WB_ERR_IO;
+}
+
+static void device_entry(void *arg, const struct ydoc_node *entry, size_t index)
+{
+    cfgd_device(arg, entry, index);
+}
+
+/* The loader behind cfg_parse() and cfg_load(). The devices: list is
+ * streamed: each entry becomes a struct cfg_device while libyaml is still
+ * reading, and only the rest of the file (small) is kept as a tree. Errors
+ * are therefore found out of file order (devices first, then the top level,
+ * then scenarios); cfgw_take_errors() hands them out sorted by position, as
+ * before. On a syntax or read error only that one error is reported: what
+ * the entries parsed before it produced is dropped. */
+static wb_status load(const char *name, const struct ydoc_input *in, struct config **out,
+                      struct cfg_errors *errs)
 {
     struct cfgw_ctx c = {.file = name};
     struct ydoc_node *root = NULL;
     struct top_tmp t;
+    struct cfgd_loader dl;
     struct config *cfg = NULL;
     char msg[256];
     int line, col;
     wb_status st = WB_ERR_CONFIG;
 
     *out = NULL;
-    if (ydoc_parse(text, len, &root, msg, sizeof(msg), &line, &col) < 0) {
+    memset(&t, 0, sizeof(t));
+    cfgd_begin(&dl, &c, &t.cfg);
+    struct ydoc_stream devices = {.key = "devices", .item = device_entry, .arg = &dl};
+    int rc = ydoc_parse_input(in, &devices, &root, msg, sizeof(msg), &line, &col);
+    if (rc < 0) {
+        int e = errno; /* freeing below may change it */
+        cfgd_end(&dl);
+        cfgd_free(&t.cfg);
+        cfgw_ctx_free(&c);
+        if (rc == YDOC_EREAD)
+            return read_failed(errs, name, e);
         err_line(errs, name, line, col, msg);
         return WB_ERR_CONFIG;
     }
-    memset(&t, 0, sizeof(t));
-    cfgw_defaults(&c, top_fields, &t);
+    cfgw_defaults(&c, top_fields, &t); /* leaves t.cfg.devices alone */
     if (!root || ydoc_is_null(root) || root->kind == YDOC_MAP)
         cfgw_map(&c, top_fields, root, &t, CFGW_TOP);
     else
         cfgw_err_node(&c, root, "the config must be a map of sections, got %s",
                       ydoc_describe(root, msg, sizeof(msg)));
     t.cfg.path = cfgw_strdup(&c, name);
-    cfgd_devices(&c, t.devices, &t.cfg);
+    cfgd_devices(&dl, t.devices);
+    cfgd_end(&dl);
     cfgs_scenarios(&c, t.scenarios, &t.cfg);
     check_top(&c, root, &t.cfg);
     load_secrets(&c, root, &t.cfg);
@@ -272,21 +313,35 @@ fail:
     return st;
 }
 
+wb_status cfg_parse(const char *name, const char *text, size_t len, struct config **out,
+                    struct cfg_errors *errs)
+{
+    struct ydoc_input in = {.text = text, .len = len};
+    return load(name, &in, out, errs);
+}
+
+/* The file is handed to libyaml in small chunks, never read whole; the
+ * size limit is checked up front for a regular file and enforced while
+ * reading for anything else (a pipe, a file that grows). */
 wb_status cfg_load(const char *path, struct config **out, struct cfg_errors *errs)
 {
-    size_t len = 0;
+    struct stat sb;
     *out = NULL;
-    char *text = util_read_file(path, CFG_MAX_FILE, &len, 0);
-    if (!text) {
-        int e = errno; /* err_line() allocates and may change errno */
-        char msg[300];
-        snprintf(msg, sizeof(msg), "cannot read the config: %s",
-                 e == EFBIG ? "file is larger than 4 MiB" : strerror(e));
-        err_line(errs, path, 1, 1, msg);
-        return e == ENOENT ? WB_ERR_NOT_FOUND : WB_ERR_IO;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return read_failed(errs, path, errno);
+    int e = 0;
+    if (fstat(fd, &sb) < 0)
+        e = errno;
+    else if (S_ISREG(sb.st_mode) && (uintmax_t)sb.st_size > CFG_MAX_FILE)
+        e = EFBIG;
+    if (e) {
+        close(fd);
+        return read_failed(errs, path, e);
     }
-    wb_status st = cfg_parse(path, text, len, out, errs);
-    free(text);
+    struct ydoc_input in = {.use_fd = true, .fd = fd, .max_bytes = CFG_MAX_FILE};
+    wb_status st = load(path, &in, out, errs);
+    close(fd);
     return st;
 }
 

@@ -6,7 +6,10 @@
  * availability, actions); the public struct is appended to cfg at once, so
  * cfgd_free() can release everything on any error path. Checks spanning
  * several keys (json bindings take fields, not field; availability needs a
- * topic or a timeout; ids are unique) run once the entry is walked.
+ * topic or a timeout; ids are unique) run once the entry is walked. Entries
+ * arrive one at a time while the YAML is still being parsed (the entry's
+ * nodes are freed right after), so nothing here may keep a node of an entry:
+ * earlier ids are remembered in a hash set, with their positions.
  */
 #include "config/config_devices.h"
 
@@ -192,79 +195,136 @@ static void parse_availability(struct cfgw_ctx *c, const struct ydoc_node *map,
 /* A state topic without wildcards inside /devices/<id>/ of a mirrored
  * device is the bridge's own mirror topic: the bridge never consumes its own
  * publications, so such a binding would silently never fire (and its device
- * would fight the mirror). Refuse it with the way out. */
+ * would fight the mirror). Refuse it with the way out. The ids of mirrored
+ * devices go into a hash set, built only when some topic needs it. */
 static void check_own_topics(struct cfgw_ctx *c, const struct config *cfg)
 {
+    struct cfgw_ids mirrored = {0};
+    bool built = false;
     for (size_t i = 0; i < cfg->n_devices; i++) {
         const struct cfg_device *d = &cfg->devices[i];
         for (size_t k = 0; k < d->n_state; k++) {
             const char *t = d->state[k].topic;
             if (!t || strncmp(t, "/devices/", 9) != 0 || strpbrk(t, "+#"))
                 continue;
+            if (!built) {
+                for (size_t j = 0; j < cfg->n_devices; j++)
+                    if (cfg->devices[j].wb_mirror && cfg->devices[j].id)
+                        cfgw_ids_add(c, &mirrored, cfg->devices[j].id, false, 0, 0);
+                built = true;
+            }
             const char *slash = strchr(t + 9, '/');
-            size_t n = slash ? (size_t)(slash - t - 9) : strlen(t + 9);
-            for (size_t j = 0; j < cfg->n_devices; j++) {
-                const struct cfg_device *o = &cfg->devices[j];
-                if (!o->wb_mirror || !o->id || strlen(o->id) != n || strncmp(o->id, t + 9, n) != 0)
-                    continue;
+            char *id = strndup(t + 9, slash ? (size_t)(slash - t - 9) : strlen(t + 9));
+            if (!id) {
+                c->oom = true;
+                continue;
+            }
+            if (cfgw_ids_find(&mirrored, id))
                 cfgw_error(c, d->state[k].mark.line, d->state[k].mark.column,
                            "state topic '%s' of device '%s' is inside /devices/%s/, the bridge's "
                            "own mirror of device '%s': use the real device's topic, or set "
                            "wb_mirror: false on '%s'",
-                           t, d->id ? d->id : "?", o->id, o->id, o->id);
-                break;
-            }
+                           t, d->id ? d->id : "?", id, id, id);
+            free(id);
+        }
+    }
+    cfgw_ids_free(&mirrored);
+}
+
+void cfgd_begin(struct cfgd_loader *l, struct cfgw_ctx *c, struct config *cfg)
+{
+    *l = (struct cfgd_loader){.c = c, .cfg = cfg};
+}
+
+/* A free entry at the end of cfg->devices; the array grows by doubling. */
+static struct cfg_device *device_slot(struct cfgd_loader *l)
+{
+    struct config *cfg = l->cfg;
+    if (cfg->n_devices == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 16;
+        struct cfg_device *nd = realloc(cfg->devices, nc * sizeof(*nd));
+        if (!nd) {
+            l->c->oom = true;
+            return NULL;
+        }
+        cfg->devices = nd;
+        l->cap = nc;
+    }
+    return &cfg->devices[cfg->n_devices];
+}
+
+void cfgd_device(struct cfgd_loader *l, const struct ydoc_node *v, size_t index)
+{
+    struct cfgw_ctx *c = l->c;
+    const struct ydoc_node *idn = ydoc_map_get(v, "id");
+    char where[160];
+    if (idn && idn->kind == YDOC_SCALAR)
+        cfgw_fmt(where, sizeof(where), "device '%s'", idn->value);
+    else
+        cfgw_fmt(where, sizeof(where), "device %zu", index + 1);
+    if (!cfgw_is_map(c, v, "devices entries")) {
+        if (ydoc_is_null(v))
+            cfgw_err_node(c, v, "devices entries must be maps, got nothing");
+        return;
+    }
+    struct cfg_device *d = device_slot(l);
+    if (!d)
+        return;
+    struct dev_tmp t;
+    memset(&t, 0, sizeof(t));
+    cfgw_defaults(c, device_fields, &t);
+    cfgw_map(c, device_fields, v, &t, where);
+    *d = t.d;
+    l->cfg->n_devices++;
+    d->mark = (struct cfg_mark){v->line, v->column};
+    if (d->id) {
+        if (!cfgw_id_valid(d->id))
+            cfgw_err_node(c, idn, "device id '%s' must match [a-z0-9_]+", d->id);
+        const struct cfgw_id_slot *first = cfgw_ids_find(&l->ids, d->id);
+        if (first)
+            cfgw_err_node(c, idn, "duplicate device id '%s' (first defined at %d:%d)", d->id,
+                          first->line, first->column);
+        if (!d->name)
+            d->name = cfgw_strdup(c, d->id);
+    }
+    /* Remember the entry by its first "id" key, as written: skipped
+     * (non-map) entries make indexes of cfg->devices differ from the list.
+     * The node goes away with the entry, so its text is borrowed from the
+     * device when they agree (the usual case) and copied otherwise (a
+     * repeated id key, or an id that was not usable). */
+    if (idn && idn->kind == YDOC_SCALAR) {
+        bool same = d->id && strcmp(d->id, idn->value) == 0;
+        cfgw_ids_add(c, &l->ids, same ? d->id : idn->value, !same, idn->line, idn->column);
+    }
+    parse_state(c, t.state, d);
+    parse_transient(c, t.transient, d);
+    parse_availability(c, t.availability, d);
+    cfga_actions(c, t.actions, d);
+}
+
+void cfgd_devices(struct cfgd_loader *l, const struct ydoc_node *list)
+{
+    /* A streamed list is an empty sequence here; anything else is walked. */
+    if (cfgw_is_list(l->c, list, "devices"))
+        for (size_t i = 0; i < list->n; i++)
+            cfgd_device(l, list->items[i], i);
+    /* Every id is known now: the duplicate check is done. */
+    cfgw_ids_free(&l->ids);
+    check_own_topics(l->c, l->cfg);
+    /* Give the doubling's slack back: the config lives as long as the daemon. */
+    struct config *cfg = l->cfg;
+    if (cfg->n_devices > 0 && cfg->n_devices < l->cap) {
+        struct cfg_device *nd = realloc(cfg->devices, cfg->n_devices * sizeof(*nd));
+        if (nd) {
+            cfg->devices = nd;
+            l->cap = cfg->n_devices;
         }
     }
 }
 
-void cfgd_devices(struct cfgw_ctx *c, const struct ydoc_node *list, struct config *cfg)
+void cfgd_end(struct cfgd_loader *l)
 {
-    if (!cfgw_is_list(c, list, "devices"))
-        return;
-    cfg->devices = calloc(list->n, sizeof(*cfg->devices));
-    if (!cfg->devices) {
-        c->oom = true;
-        return;
-    }
-    for (size_t i = 0; i < list->n; i++) {
-        const struct ydoc_node *v = list->items[i];
-        const struct ydoc_node *idn = ydoc_map_get(v, "id");
-        char where[160];
-        if (idn && idn->kind == YDOC_SCALAR)
-            cfgw_fmt(where, sizeof(where), "device '%s'", idn->value);
-        else
-            cfgw_fmt(where, sizeof(where), "device %zu", i + 1);
-        if (!cfgw_is_map(c, v, "devices entries")) {
-            if (ydoc_is_null(v))
-                cfgw_err_node(c, v, "devices entries must be maps, got nothing");
-            continue;
-        }
-        struct dev_tmp t;
-        memset(&t, 0, sizeof(t));
-        cfgw_defaults(c, device_fields, &t);
-        cfgw_map(c, device_fields, v, &t, where);
-        struct cfg_device *d = &cfg->devices[cfg->n_devices++];
-        *d = t.d;
-        d->mark = (struct cfg_mark){v->line, v->column};
-        if (d->id) {
-            if (!cfgw_id_valid(d->id))
-                cfgw_err_node(c, idn, "device id '%s' must match [a-z0-9_]+", d->id);
-            /* Look the first one up in the YAML list: skipped (non-map)
-             * entries make indexes of cfg->devices differ from it. */
-            const struct ydoc_node *first = cfgw_first_id(list, i, d->id);
-            if (first)
-                cfgw_err_node(c, idn, "duplicate device id '%s' (first defined at %d:%d)", d->id,
-                              first->line, first->column);
-            if (!d->name)
-                d->name = cfgw_strdup(c, d->id);
-        }
-        parse_state(c, t.state, d);
-        parse_transient(c, t.transient, d);
-        parse_availability(c, t.availability, d);
-        cfga_actions(c, t.actions, d);
-    }
-    check_own_topics(c, cfg);
+    cfgw_ids_free(&l->ids);
 }
 
 void cfgd_free(struct config *cfg)

@@ -1,9 +1,19 @@
 /*
  * config_devices.h - the devices: part of the config.
  *
- * cfgd_devices() appends every device (state bindings, transient fields,
- * availability, actions) to cfg and reports into the walk context;
- * cfgd_free() releases what it built, also after errors.
+ * Devices are built one entry at a time so that the YAML parser can stream
+ * the devices: list (yaml_doc.h) instead of keeping it as a tree:
+ *
+ *   cfgd_begin()    before parsing
+ *   cfgd_device()   for each entry, in list order, as the parser hands it over
+ *   cfgd_devices()  once the tree is walked: the devices: node as the tree
+ *                   holds it (its shape, any entries not streamed) and the
+ *                   checks that need every device
+ *   cfgd_end()      always, also after a syntax error
+ *
+ * Each device (state bindings, transient fields, availability, actions) is
+ * appended to cfg and errors go to the walk context; cfgd_free() releases
+ * what was built, also after errors.
  */
 #ifndef WBMB_CONFIG_DEVICES_H
 #define WBMB_CONFIG_DEVICES_H
@@ -11,7 +21,19 @@
 #include "config/config_walk.h"
 #include "wbmb/config.h"
 
-void cfgd_devices(struct cfgw_ctx *c, const struct ydoc_node *list, struct config *cfg);
+struct cfgd_loader {
+    struct cfgw_ctx *c;
+    struct config *cfg;
+    size_t cap;          /* entries allocated in cfg->devices */
+    struct cfgw_ids ids; /* the first "id" of every entry so far, where it was written */
+};
+
+void cfgd_begin(struct cfgd_loader *l, struct cfgw_ctx *c, struct config *cfg);
+/* One entry of the devices: list; index counts from 0 (for messages). */
+void cfgd_device(struct cfgd_loader *l, const struct ydoc_node *entry, size_t index);
+void cfgd_devices(struct cfgd_loader *l, const struct ydoc_node *list);
+/* Frees the loader's own memory (not the devices). */
+void cfgd_end(struct cfgd_loader *l);
 
 /* Frees cfg's devices (and zeroes the count). */
 void cfgd_free(struct config *cfg);

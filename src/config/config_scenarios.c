@@ -175,6 +175,7 @@ void cfgs_scenarios(struct cfgw_ctx *c, const struct ydoc_node *list, struct con
         c->oom = true;
         return;
     }
+    struct cfgw_ids ids = {0}; /* the first "id" of every entry so far */
     for (size_t i = 0; i < list->n; i++) {
         const struct ydoc_node *v = list->items[i];
         const struct ydoc_node *idn = ydoc_map_get(v, "id");
@@ -201,15 +202,18 @@ void cfgs_scenarios(struct cfgw_ctx *c, const struct ydoc_node *list, struct con
             if (!cfgw_id_valid(s->id) || strcmp(s->id, "none") == 0)
                 cfgw_err_node(c, idn, "scenario id '%s' must match [a-z0-9_]+ and not be 'none'",
                               s->id);
-            /* Look the first one up in the YAML list: skipped (non-map)
-             * entries make indexes of cfg->scenarios differ from it. */
-            const struct ydoc_node *first = cfgw_first_id(list, i, s->id);
+            const struct cfgw_id_slot *first = cfgw_ids_find(&ids, s->id);
             if (first)
                 cfgw_err_node(c, idn, "duplicate scenario id '%s' (first defined at %d:%d)", s->id,
                               first->line, first->column);
             if (!s->name)
                 s->name = cfgw_strdup(c, s->id);
         }
+        /* Entries are remembered by their first "id" key, as written:
+         * skipped (non-map) entries make indexes of cfg->scenarios differ
+         * from the list. The tree outlives the set, so keys are borrowed. */
+        if (idn && idn->kind == YDOC_SCALAR)
+            cfgw_ids_add(c, &ids, idn->value, false, idn->line, idn->column);
         char dw[200];
         cfgw_fmt(dw, sizeof(dw), "devices of %s", where);
         if (cfgw_is_list(c, t.devices, dw)) {
@@ -233,6 +237,7 @@ void cfgs_scenarios(struct cfgw_ctx *c, const struct ydoc_node *list, struct con
         parse_steps(c, t.startup, s, cfg, true);
         parse_steps(c, t.shutdown, s, cfg, false);
     }
+    cfgw_ids_free(&ids);
 }
 
 static void free_steps(struct cfg_step *s, size_t n)

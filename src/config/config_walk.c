@@ -1,5 +1,6 @@
 /*
- * config_walk.c - the descriptor engine: defaults, typed scalars, errors.
+ * config_walk.c - the descriptor engine: defaults, typed scalars, errors,
+ * and the id sets that find duplicate ids.
  *
  * Every value written into a config struct goes through set_field(), which
  * frees the previous string of a W_STR slot, so a key given twice or a
@@ -17,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "wbmb/util.h"
 
 void cfgw_error(struct cfgw_ctx *c, int line, int column, const char *fmt, ...)
 {
@@ -429,12 +432,62 @@ bool cfgw_topic_valid(const char *t, bool filter)
     return true;
 }
 
-const struct ydoc_node *cfgw_first_id(const struct ydoc_node *list, size_t before, const char *id)
+/* ---- id sets ------------------------------------------------------------ */
+
+/* Open addressing with linear probing; the table is kept at most 3/4 full,
+ * so a probe always ends at a free slot. */
+static struct cfgw_id_slot *ids_slot(const struct cfgw_ids *s, const char *id)
 {
-    for (size_t i = 0; i < before && i < list->n; i++) {
-        const struct ydoc_node *n = ydoc_map_get(list->items[i], "id");
-        if (n && n->kind == YDOC_SCALAR && strcmp(n->value, id) == 0)
-            return n;
+    size_t mask = s->cap - 1;
+    for (size_t i = util_hash_str(id) & mask;; i = (i + 1) & mask)
+        if (!s->slots[i].id || strcmp(s->slots[i].id, id) == 0)
+            return &s->slots[i];
+}
+
+const struct cfgw_id_slot *cfgw_ids_find(const struct cfgw_ids *s, const char *id)
+{
+    if (s->cap == 0)
+        return NULL;
+    const struct cfgw_id_slot *slot = ids_slot(s, id);
+    return slot->id ? slot : NULL;
+}
+
+static bool ids_grow(struct cfgw_ids *s)
+{
+    size_t nc = s->cap ? s->cap * 2 : 64;
+    struct cfgw_id_slot *ns = calloc(nc, sizeof(*ns));
+    if (!ns)
+        return false;
+    struct cfgw_ids bigger = {.slots = ns, .cap = nc, .n = s->n};
+    for (size_t i = 0; i < s->cap; i++)
+        if (s->slots[i].id)
+            *ids_slot(&bigger, s->slots[i].id) = s->slots[i];
+    free(s->slots);
+    *s = bigger;
+    return true;
+}
+
+void cfgw_ids_add(struct cfgw_ctx *c, struct cfgw_ids *s, const char *id, bool copy, int line,
+                  int column)
+{
+    if ((s->n + 1) * 4 > s->cap * 3 && !ids_grow(s)) {
+        c->oom = true;
+        return;
     }
-    return NULL;
+    struct cfgw_id_slot *slot = ids_slot(s, id);
+    if (slot->id)
+        return;
+    char *own = NULL;
+    if (copy && !(own = cfgw_strdup(c, id)))
+        return;
+    *slot = (struct cfgw_id_slot){.id = own ? own : id, .own = own, .line = line, .column = column};
+    s->n++;
+}
+
+void cfgw_ids_free(struct cfgw_ids *s)
+{
+    for (size_t i = 0; i < s->cap; i++)
+        free(s->slots[i].own);
+    free(s->slots);
+    *s = (struct cfgw_ids){0};
 }

@@ -121,9 +121,28 @@ bool cfgw_field_valid(const char *s);
 /* true for a valid MQTT topic (a filter with + and # when filter). */
 bool cfgw_topic_valid(const char *t, bool filter);
 
-/* The "id" value node of the first entry of list (before index before)
- * whose id is id; NULL when none. Used to name where a duplicate started. */
-const struct ydoc_node *cfgw_first_id(const struct ydoc_node *list, size_t before, const char *id);
+/* A hash set of ids (devices, scenarios) with the position each was first
+ * seen at: finding a duplicate is O(1) per entry instead of a rescan of the
+ * list. A key is borrowed (it must outlive the set) unless added with copy.
+ * A zeroed struct is an empty set. */
+struct cfgw_id_slot {
+    const char *id; /* NULL: free slot */
+    char *own;      /* id when the set copied it */
+    int line, column;
+};
+struct cfgw_ids {
+    struct cfgw_id_slot *slots;
+    size_t cap, n; /* cap: 0 or a power of two */
+};
+
+/* The slot of id, NULL when it is not in the set. */
+const struct cfgw_id_slot *cfgw_ids_find(const struct cfgw_ids *s, const char *id);
+/* Records id at (line, column) unless it is there already (the first
+ * position stays). An allocation failure sets c->oom. */
+void cfgw_ids_add(struct cfgw_ctx *c, struct cfgw_ids *s, const char *id, bool copy, int line,
+                  int column);
+/* Frees the table and the copied keys; the set is empty afterwards. */
+void cfgw_ids_free(struct cfgw_ids *s);
 
 /* Frees n strings and the array. */
 void cfgw_free_strv(char **v, size_t n);

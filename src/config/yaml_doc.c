@@ -7,19 +7,31 @@
  * YDOC_MAX_DEPTH so a hostile file cannot exhaust the stack. On any error the
  * partial tree is freed and the first problem is reported with libyaml's
  * problem mark (or the offending event's mark for our own refusals).
+ *
+ * The streamed sequence goes through the same build_collection() as any
+ * other, only its children are handed to the callback and freed instead of
+ * appended, so depth limits, refusals and error positions are the same
+ * whether a list is streamed or not. A file descriptor is read through a
+ * libyaml read handler; libyaml keeps only a small window of the input.
  */
 #include "config/yaml_doc.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #define YDOC_MAX_DEPTH 64
 
 struct builder {
     yaml_parser_t parser;
+    const struct ydoc_input *in;
+    const struct ydoc_stream *stream; /* NULL: keep every list */
+    size_t nread;                     /* bytes read from in->fd so far */
+    int read_errno;                   /* why the read handler failed, 0 when it did not */
     char *err;
     size_t errlen;
     int line, column;
@@ -46,11 +58,33 @@ static void fail_parser(struct builder *b)
     b->column = (int)p->problem_mark.column + 1;
 }
 
+/* libyaml's read handler for in->fd: 1 with *got bytes (0 at the end of the
+ * file), or 0 with the reason kept in read_errno (libyaml itself only
+ * knows "input error"). */
+static int read_fd(void *data, unsigned char *buf, size_t size, size_t *got)
+{
+    struct builder *b = data;
+    ssize_t n;
+    do
+        n = read(b->in->fd, buf, size);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        b->read_errno = errno ? errno : EIO;
+        return 0;
+    }
+    b->nread += (size_t)n;
+    if (b->nread > b->in->max_bytes) {
+        b->read_errno = EFBIG;
+        return 0;
+    }
+    *got = (size_t)n;
+    return 1;
+}
+
 void ydoc_free(struct ydoc_node *n)
 {
     if (!n)
         return;
-    free(n->value);
     for (size_t i = 0; i < n->n; i++) {
         if (n->keys)
             ydoc_free(n->keys[i]);
@@ -58,17 +92,27 @@ void ydoc_free(struct ydoc_node *n)
     }
     free(n->keys);
     free(n->items);
-    free(n);
+    free(n); /* a scalar's text lives in the same block */
 }
 
-static struct ydoc_node *node_new(enum ydoc_kind kind, const yaml_mark_t *m)
+/* A node; a scalar gets its text (len bytes) right behind it, one block. */
+static struct ydoc_node *node_new(enum ydoc_kind kind, const yaml_mark_t *m, const char *text,
+                                  size_t len)
 {
-    struct ydoc_node *n = calloc(1, sizeof(*n));
+    size_t extra = kind == YDOC_SCALAR ? len + 1 : 0;
+    struct ydoc_node *n = malloc(sizeof(*n) + extra);
     if (!n)
         return NULL;
+    memset(n, 0, sizeof(*n));
     n->kind = kind;
     n->line = (int)m->line + 1;
     n->column = (int)m->column + 1;
+    if (kind == YDOC_SCALAR) {
+        n->value = (char *)(n + 1);
+        if (len)
+            memcpy(n->value, text, len);
+        n->value[len] = '\0';
+    }
     return n;
 }
 
@@ -109,13 +153,25 @@ static int next_event(struct builder *b, yaml_event_t *ev)
     return 0;
 }
 
-static struct ydoc_node *build_collection(struct builder *b, yaml_event_t *start, int depth)
+/* true when the value starting with ev, under key of the mapping at depth,
+ * is the sequence to stream. */
+static bool streams(const struct builder *b, int depth, const struct ydoc_node *key,
+                    const yaml_event_t *ev)
+{
+    return b->stream && depth == 0 && key && ev->type == YAML_SEQUENCE_START_EVENT &&
+           strcmp(key->value, b->stream->key) == 0;
+}
+
+/* A mapping or sequence. With stream, a sequence whose items go to the
+ * stream callback one by one and which is returned empty. */
+static struct ydoc_node *build_collection(struct builder *b, yaml_event_t *start, int depth,
+                                          bool stream)
 {
     enum ydoc_kind kind = start->type == YAML_MAPPING_START_EVENT ? YDOC_MAP : YDOC_SEQ;
     yaml_event_type_t end = kind == YDOC_MAP ? YAML_MAPPING_END_EVENT : YAML_SEQUENCE_END_EVENT;
-    size_t cap = 0;
+    size_t cap = 0, streamed = 0;
     struct ydoc_node *key = NULL;
-    struct ydoc_node *n = node_new(kind, &start->start_mark);
+    struct ydoc_node *n = node_new(kind, &start->start_mark, NULL, 0);
     if (!n) {
         fail_at(b, &start->start_mark, "out of memory");
         return NULL;
@@ -132,7 +188,9 @@ static struct ydoc_node *build_collection(struct builder *b, yaml_event_t *start
             yaml_event_delete(&ev);
             break;
         }
-        struct ydoc_node *child = build_node(b, &ev, depth + 1);
+        struct ydoc_node *child = streams(b, depth, key, &ev)
+                                      ? build_collection(b, &ev, depth + 1, true)
+                                      : build_node(b, &ev, depth + 1);
         yaml_event_delete(&ev);
         if (!child)
             goto fail;
@@ -145,6 +203,11 @@ static struct ydoc_node *build_collection(struct builder *b, yaml_event_t *start
                 goto fail;
             }
             key = child;
+            continue;
+        }
+        if (stream) {
+            b->stream->item(b->stream->arg, child, streamed++);
+            ydoc_free(child);
             continue;
         }
         if (node_append(n, key, child, &cap) < 0) {
@@ -165,10 +228,9 @@ static struct ydoc_node *build_node(struct builder *b, yaml_event_t *ev, int dep
 {
     switch (ev->type) {
     case YAML_SCALAR_EVENT: {
-        struct ydoc_node *n = node_new(YDOC_SCALAR, &ev->start_mark);
-        if (!n ||
-            !(n->value = strndup((const char *)ev->data.scalar.value, ev->data.scalar.length))) {
-            free(n);
+        struct ydoc_node *n = node_new(YDOC_SCALAR, &ev->start_mark,
+                                       (const char *)ev->data.scalar.value, ev->data.scalar.length);
+        if (!n) {
             fail_at(b, &ev->start_mark, "out of memory");
             return NULL;
         }
@@ -177,7 +239,7 @@ static struct ydoc_node *build_node(struct builder *b, yaml_event_t *ev, int dep
     }
     case YAML_MAPPING_START_EVENT:
     case YAML_SEQUENCE_START_EVENT:
-        return build_collection(b, ev, depth);
+        return build_collection(b, ev, depth, false);
     case YAML_ALIAS_EVENT:
         fail_at(b, &ev->start_mark, "YAML aliases are not supported in the config");
         return NULL;
@@ -187,10 +249,11 @@ static struct ydoc_node *build_node(struct builder *b, yaml_event_t *ev, int dep
     }
 }
 
-int ydoc_parse(const char *text, size_t len, struct ydoc_node **root, char *err, size_t errlen,
-               int *line, int *column)
+int ydoc_parse_input(const struct ydoc_input *in, const struct ydoc_stream *stream,
+                     struct ydoc_node **root, char *err, size_t errlen, int *line, int *column)
 {
-    struct builder b = {.err = err, .errlen = errlen, .line = 1, .column = 1};
+    struct builder b = {
+        .in = in, .stream = stream, .err = err, .errlen = errlen, .line = 1, .column = 1};
     struct ydoc_node *doc = NULL;
     int ndocs = 0;
     yaml_event_t ev;
@@ -199,9 +262,12 @@ int ydoc_parse(const char *text, size_t len, struct ydoc_node **root, char *err,
     if (!yaml_parser_initialize(&b.parser)) {
         snprintf(err, errlen, "out of memory");
         *line = *column = 1;
-        return -1;
+        return YDOC_ESYNTAX;
     }
-    yaml_parser_set_input_string(&b.parser, (const unsigned char *)text, len);
+    if (in->use_fd)
+        yaml_parser_set_input(&b.parser, read_fd, &b);
+    else
+        yaml_parser_set_input_string(&b.parser, (const unsigned char *)in->text, in->len);
     for (;;) {
         if (next_event(&b, &ev) < 0)
             goto fail;
@@ -229,9 +295,24 @@ int ydoc_parse(const char *text, size_t len, struct ydoc_node **root, char *err,
 fail:
     ydoc_free(doc);
     yaml_parser_delete(&b.parser);
+    if (b.read_errno) {
+        /* libyaml turned the failed read into "input error" at some mark;
+         * the caller reports the real reason for the whole file instead. */
+        snprintf(err, errlen, "%s", strerror(b.read_errno));
+        *line = *column = 1;
+        errno = b.read_errno;
+        return YDOC_EREAD;
+    }
     *line = b.line;
     *column = b.column;
-    return -1;
+    return YDOC_ESYNTAX;
+}
+
+int ydoc_parse(const char *text, size_t len, struct ydoc_node **root, char *err, size_t errlen,
+               int *line, int *column)
+{
+    struct ydoc_input in = {.text = text, .len = len};
+    return ydoc_parse_input(&in, NULL, root, err, errlen, line, column) < 0 ? -1 : 0;
 }
 
 const struct ydoc_node *ydoc_map_get(const struct ydoc_node *map, const char *key)

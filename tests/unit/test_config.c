@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -706,6 +707,372 @@ static void test_own_mirror_topic(void **state)
     cfg_errors_free(&errs);
 }
 
+/* ---- big configs: the devices list is streamed ---------------------------- */
+
+#define MANY 3000
+
+/* MANY devices, 5 lines each from line 2 (device i starts at line 2 + 5 i,
+ * its id value at column 9), even ones with an int binding, odd ones json;
+ * extra is appended as is. Free the result. */
+static char *many_devices(const char *extra)
+{
+    size_t cap = MANY * 160 + strlen(extra) + 64, len = 0;
+    char *t = malloc(cap);
+    assert_non_null(t);
+    len += (size_t)snprintf(t + len, cap - len, "devices:\n");
+    for (int i = 0; i < MANY; i++) {
+        if (i % 2 == 0)
+            len += (size_t)snprintf(t + len, cap - len,
+                                    "  - id: dev%d\n    name: Device %d\n    type: bench\n"
+                                    "    state:\n      - {topic: big/dev%d/value, field: value, "
+                                    "type: int}\n",
+                                    i, i, i);
+        else
+            len += (size_t)snprintf(t + len, cap - len,
+                                    "  - id: dev%d\n    name: Device %d\n    wb_mirror: false\n"
+                                    "    state:\n      - {topic: big/dev%d/json, type: json}\n",
+                                    i, i, i);
+        assert_true(len < cap);
+    }
+    len += (size_t)snprintf(t + len, cap - len, "%s", extra);
+    assert_true(len < cap);
+    return t;
+}
+
+/* Writes len bytes of text to a fresh temporary file; free (and unlink)
+ * the returned path. */
+static char *write_tmp_len(const char *text, size_t len)
+{
+    char *p = strdup("/tmp/wbmb_cfg_XXXXXX");
+    int fd = mkstemp(p);
+    assert_true(fd >= 0);
+    for (size_t off = 0; off < len;) {
+        ssize_t n = write(fd, text + off, len - off);
+        assert_true(n > 0);
+        off += (size_t)n;
+    }
+    close(fd);
+    return p;
+}
+
+static void assert_same_strings(const char *a, const char *b)
+{
+    if (!a || !b)
+        assert_ptr_equal(a, b);
+    else
+        assert_string_equal(a, b);
+}
+
+/* The parts of two configs the loader builds entry by entry. */
+static void assert_same_config(const struct config *a, const struct config *b)
+{
+    assert_int_equal(a->n_devices, b->n_devices);
+    for (size_t i = 0; i < a->n_devices; i++) {
+        const struct cfg_device *x = &a->devices[i], *y = &b->devices[i];
+        assert_string_equal(x->id, y->id);
+        assert_same_strings(x->name, y->name);
+        assert_same_strings(x->type, y->type);
+        assert_int_equal(x->wb_mirror, y->wb_mirror);
+        assert_int_equal(x->mark.line, y->mark.line);
+        assert_int_equal(x->mark.column, y->mark.column);
+        assert_int_equal(x->n_state, y->n_state);
+        for (size_t k = 0; k < x->n_state; k++) {
+            assert_string_equal(x->state[k].topic, y->state[k].topic);
+            assert_int_equal(x->state[k].type, y->state[k].type);
+            assert_same_strings(x->state[k].field, y->state[k].field);
+            assert_int_equal(x->state[k].n_fields, y->state[k].n_fields);
+        }
+        assert_int_equal(x->n_transient, y->n_transient);
+        assert_int_equal(x->n_actions, y->n_actions);
+        assert_int_equal(x->availability != NULL, y->availability != NULL);
+    }
+    assert_int_equal(a->n_scenarios, b->n_scenarios);
+    for (size_t i = 0; i < a->n_scenarios; i++) {
+        assert_string_equal(a->scenarios[i].id, b->scenarios[i].id);
+        assert_int_equal(a->scenarios[i].n_startup, b->scenarios[i].n_startup);
+    }
+}
+
+/* cfg_load(path) and cfg_parse(path, its text) give the same status, the
+ * same error lines and the same config. */
+static void assert_load_equals_parse(const char *path, const char *text, size_t len)
+{
+    struct config *c1 = NULL, *c2 = NULL;
+    struct cfg_errors e1 = {0}, e2 = {0};
+    wb_status s1 = cfg_load(path, &c1, &e1);
+    wb_status s2 = cfg_parse(path, text, len, &c2, &e2);
+    assert_int_equal(s1, s2);
+    assert_int_equal(e1.n, e2.n);
+    for (size_t i = 0; i < e1.n; i++)
+        assert_string_equal(e1.lines[i], e2.lines[i]);
+    assert_int_equal(c1 != NULL, c2 != NULL);
+    if (c1)
+        assert_same_config(c1, c2);
+    cfg_free(c1);
+    cfg_free(c2);
+    cfg_errors_free(&e1);
+    cfg_errors_free(&e2);
+}
+
+static void test_many_devices(void **state)
+{
+    (void)state;
+    char *text = many_devices("scenarios:\n  - {id: s, devices: [dev0, dev2999]}\n");
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    wb_status st = parse_text(text, &cfg, &errs);
+    dump(&errs);
+    assert_int_equal(st, WB_OK);
+    assert_int_equal(cfg->n_devices, MANY);
+    for (int i = 0; i < MANY; i++) {
+        const struct cfg_device *d = &cfg->devices[i];
+        char id[32], name[32], topic[64];
+        snprintf(id, sizeof(id), "dev%d", i);
+        snprintf(name, sizeof(name), "Device %d", i);
+        snprintf(topic, sizeof(topic), "big/dev%d/%s", i, i % 2 ? "json" : "value");
+        assert_string_equal(d->id, id);
+        assert_string_equal(d->name, name);
+        assert_int_equal(d->mark.line, 2 + 5 * i);
+        assert_int_equal(d->mark.column, 5);
+        assert_int_equal(d->wb_mirror, i % 2 == 0);
+        assert_int_equal(d->n_state, 1);
+        assert_string_equal(d->state[0].topic, topic);
+        assert_int_equal(d->state[0].type, i % 2 ? CFG_T_JSON : CFG_T_INT);
+    }
+    assert_ptr_equal(cfg_find_device(cfg, "dev2999"), &cfg->devices[MANY - 1]);
+    assert_int_equal(cfg->n_scenarios, 1);
+    cfg_free(cfg);
+
+    /* The same text from a file, read in chunks. */
+    char *p = write_tmp_len(text, strlen(text));
+    assert_load_equals_parse(p, text, strlen(text));
+    unlink(p);
+    free(p);
+    free(text);
+}
+
+static void test_many_devices_errors(void **state)
+{
+    (void)state;
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+
+    /* A duplicate far from the first: named with the first's position. */
+    char *text = many_devices("  - id: dev7\n");
+    assert_int_equal(parse_text(text, &cfg, &errs), WB_ERR_CONFIG);
+    assert_int_equal(errs.n, 1);
+    EXPECT(errs, "15002:9: duplicate device id 'dev7' (first defined at 37:9)");
+    cfg_errors_free(&errs);
+    free(text);
+
+    /* Entries' errors and top-level errors come out sorted by position,
+     * though the entries are walked while the file is still being parsed. */
+    text = many_devices("  - {id: dev1, bogus: 1}\nlog: {lvl: 1}\n");
+    memcpy(strstr(text, "name: Device 5\n"), "nome", 4);
+    char *withtop = NULL;
+    assert_true(asprintf(&withtop, "mqtt: {prot: 1}\n%s", text) > 0);
+    assert_int_equal(parse_text(withtop, &cfg, &errs), WB_ERR_CONFIG);
+    assert_int_equal(errs.n, 5);
+    assert_string_equal(errs.lines[0], "t.yaml:1:8: unknown key 'prot' in mqtt");
+    assert_string_equal(errs.lines[1], "t.yaml:29:5: unknown key 'nome' in device 'dev5'");
+    assert_string_equal(errs.lines[2],
+                        "t.yaml:15003:10: duplicate device id 'dev1' (first defined at 8:9)");
+    assert_string_equal(errs.lines[3], "t.yaml:15003:16: unknown key 'bogus' in device 'dev1'");
+    assert_string_equal(errs.lines[4], "t.yaml:15004:7: unknown key 'lvl' in log");
+    cfg_errors_free(&errs);
+    free(withtop);
+    free(text);
+}
+
+static void test_devices_shapes(void **state)
+{
+    (void)state;
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+
+    /* Not a list: the tree keeps it and the old errors appear. */
+    assert_int_equal(parse_text("devices: {a: 1}\n", &cfg, &errs), WB_ERR_CONFIG);
+    assert_int_equal(errs.n, 1);
+    EXPECT(errs, "1:10: devices must be a list, got a map");
+    cfg_errors_free(&errs);
+    assert_int_equal(parse_text("log: {}\ndevices: tv\n", &cfg, &errs), WB_ERR_CONFIG);
+    assert_int_equal(errs.n, 1);
+    EXPECT(errs, "2:10: devices must be a list, got 'tv'");
+    cfg_errors_free(&errs);
+
+    /* Empty, flow and block lists; entries that are not maps. */
+    const char *empty[] = {"devices:\n", "devices: []\n", "devices: ~\n"};
+    for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
+        assert_int_equal(parse_text(empty[i], &cfg, &errs), WB_OK);
+        assert_int_equal(cfg->n_devices, 0);
+        cfg_free(cfg);
+    }
+    assert_int_equal(parse_text("devices: [{id: a}, {id: b}]\n", &cfg, &errs), WB_OK);
+    assert_int_equal(cfg->n_devices, 2);
+    assert_string_equal(cfg->devices[1].id, "b");
+    assert_int_equal(cfg->devices[1].mark.column, 20);
+    cfg_free(cfg);
+    assert_int_equal(parse_text("devices:\n- x\n-\n- id: a\n- id: a\n", &cfg, &errs),
+                     WB_ERR_CONFIG);
+    assert_int_equal(errs.n, 3);
+    EXPECT(errs, "2:3: devices entries must be a map, got 'x'");
+    EXPECT(errs, "3:2: devices entries must be maps, got nothing");
+    EXPECT(errs, "5:7: duplicate device id 'a' (first defined at 4:7)");
+    cfg_errors_free(&errs);
+
+    /* The first "id" key of an entry is where that id was first defined. */
+    assert_int_equal(parse_text("devices:\n  - {id: a, id: b}\n  - {id: a}\n", &cfg, &errs),
+                     WB_ERR_CONFIG);
+    EXPECT(errs, "3:10: duplicate device id 'a' (first defined at 2:10)");
+    cfg_errors_free(&errs);
+
+    /* A devices key below the top level is an ordinary list. */
+    assert_int_equal(
+        parse_text("devices: [{id: a}]\nscenarios:\n  - {id: s, devices: [a, a]}\n", &cfg, &errs),
+        WB_ERR_CONFIG);
+    assert_int_equal(errs.n, 1);
+    EXPECT(errs, "3:26: scenario 's' lists device 'a' twice");
+    cfg_errors_free(&errs);
+
+    /* Depth limit and alias refusal inside a streamed entry. */
+    char deep[300];
+    snprintf(deep, sizeof(deep), "devices:\n  - id: a\n    name: %.*s%.*s\n", 70,
+             "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", 70,
+             "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+    assert_int_equal(parse_text(deep, &cfg, &errs), WB_ERR_CONFIG);
+    assert_int_equal(errs.n, 1);
+    EXPECT(errs, "3:73: YAML nested too deeply");
+    cfg_errors_free(&errs);
+    assert_int_equal(parse_text("devices:\n  - id: &x a\n  - id: *x\n", &cfg, &errs),
+                     WB_ERR_CONFIG);
+    assert_int_equal(errs.n, 1);
+    EXPECT(errs, "3:9: YAML aliases are not supported in the config");
+    cfg_errors_free(&errs);
+}
+
+/* A syntax error after some entries were streamed: only it is reported
+ * (the first entry's unknown key is dropped with the entry), at its place. */
+static void test_syntax_error_in_device(void **state)
+{
+    (void)state;
+    const char *texts[] = {
+        "mqtt: {host: x}\ndevices:\n  - id: a\n    bogus: 1\n  - id: b\n    state: [x\n"
+        "log: {level: info}\n",
+        "devices:\n  - id: a\n    bogus: 1\n  - id: b\n     name: bad\n",
+    };
+    const char *want[] = {
+        "7:4: YAML syntax error: did not find expected ',' or ']' while parsing a flow sequence "
+        "(started at 6:12)",
+        "5:10: YAML syntax error: mapping values are not allowed in this context",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        struct config *cfg = NULL;
+        struct cfg_errors errs = {0};
+        assert_int_equal(parse_text(texts[i], &cfg, &errs), WB_ERR_CONFIG);
+        assert_null(cfg);
+        assert_int_equal(errs.n, 1);
+        EXPECT(errs, want[i]);
+        cfg_errors_free(&errs);
+        char *p = write_tmp_len(texts[i], strlen(texts[i]));
+        char *line = NULL;
+        assert_true(asprintf(&line, "%s:%s", p, want[i]) > 0);
+        assert_int_equal(cfg_load(p, &cfg, &errs), WB_ERR_CONFIG);
+        assert_int_equal(errs.n, 1);
+        assert_string_equal(errs.lines[0], line);
+        free(line);
+        cfg_errors_free(&errs);
+        unlink(p);
+        free(p);
+    }
+}
+
+#define MAX_FILE (4u * 1024 * 1024)
+
+/* size bytes of comment lines (a valid, empty config). */
+static char *comments(size_t size)
+{
+    char *t = malloc(size);
+    assert_non_null(t);
+    memset(t, '#', size);
+    for (size_t i = 63; i < size; i += 64)
+        t[i] = '\n';
+    return t;
+}
+
+static void test_file_limits(void **state)
+{
+    (void)state;
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    char *text = comments(MAX_FILE + 1);
+
+    /* 4 MiB exactly is fine; one byte more is refused before parsing. */
+    char *p = write_tmp_len(text, MAX_FILE);
+    assert_int_equal(cfg_load(p, &cfg, &errs), WB_OK);
+    cfg_free(cfg);
+    unlink(p);
+    free(p);
+    p = write_tmp_len(text, MAX_FILE + 1);
+    assert_int_equal(cfg_load(p, &cfg, &errs), WB_ERR_IO);
+    assert_null(cfg);
+    assert_int_equal(errs.n, 1);
+    assert_true(has_substr(&errs, ":1:1: cannot read the config: file is larger than 4 MiB"));
+    cfg_errors_free(&errs);
+    unlink(p);
+    free(p);
+
+    /* A pipe has no size up front: the limit holds while reading. */
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        for (int i = 0; i < 2; i++)
+            if (write(fds[1], text, MAX_FILE) < 0)
+                break;
+        _exit(0);
+    }
+    close(fds[1]);
+    char path[64];
+    snprintf(path, sizeof(path), "/dev/fd/%d", fds[0]);
+    assert_int_equal(cfg_load(path, &cfg, &errs), WB_ERR_IO);
+    assert_int_equal(errs.n, 1);
+    assert_true(has_substr(&errs, ":1:1: cannot read the config: file is larger than 4 MiB"));
+    cfg_errors_free(&errs);
+    close(fds[0]); /* the writer gets EPIPE (or SIGPIPE) and stops */
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    free(text);
+
+    /* A read error is reported as such, not as a syntax error. */
+    assert_int_equal(cfg_load("/tmp", &cfg, &errs), WB_ERR_IO);
+    assert_int_equal(errs.n, 1);
+    assert_string_equal(errs.lines[0], "/tmp:1:1: cannot read the config: Is a directory");
+    cfg_errors_free(&errs);
+}
+
+/* cfg_load() streams the file, cfg_parse() reads memory: same results. */
+static void test_load_equals_parse(void **state)
+{
+    (void)state;
+    const char *files[] = {
+        "../../config/example.yaml", "config/syntax_error.yaml", "config/unknown_key.yaml",
+        "config/wrong_types.yaml",   "config/out_of_range.yaml", "config/duplicate_device.yaml",
+        "config/bad_refs.yaml",      "config/bad_when.yaml",     "config/bad_templates.yaml",
+        "config/comments_only.yaml", "config/wrong_shapes.yaml"};
+    unsetenv("WB_MQTT_BRIDGE_PASSWORD");
+    for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+        char *p = data_path(files[f]);
+        FILE *fp = fopen(p, "rb");
+        assert_non_null(fp);
+        char buf[16384];
+        size_t len = fread(buf, 1, sizeof(buf), fp);
+        fclose(fp);
+        assert_load_equals_parse(p, buf, len);
+        free(p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -728,6 +1095,12 @@ int main(void)
         cmocka_unit_test(test_condition_good),
         cmocka_unit_test(test_condition_bad),
         cmocka_unit_test(test_all_fixtures_no_leaks),
+        cmocka_unit_test(test_many_devices),
+        cmocka_unit_test(test_many_devices_errors),
+        cmocka_unit_test(test_devices_shapes),
+        cmocka_unit_test(test_syntax_error_in_device),
+        cmocka_unit_test(test_file_limits),
+        cmocka_unit_test(test_load_equals_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
