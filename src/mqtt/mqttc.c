@@ -135,6 +135,11 @@ struct mqttc {
     int sub_qos;
     int cb_active;
     bool draining; /* mqttc_destroy() waits for cb_active == 0 */
+    /* Subscription rounds (subscribe_all), each sent in chunks: under mu.
+     * A round whose gen is no longer sub_gen stops at its next callback;
+     * rounds paho never calls back for are freed by mqttc_destroy(). */
+    struct sub_round *rounds;
+    unsigned sub_gen;
     struct mqttc_stats stats;
 };
 
@@ -228,22 +233,111 @@ static void schedule_retry_locked(struct mqttc *c, const char *what, const char 
     pthread_cond_broadcast(&c->cv);
 }
 
-/* Requests the given subscriptions; paho copies the strings. */
-static void subscribe_all(struct mqttc *c, char **subs, size_t n, int qos)
+/* Filters per SUBSCRIBE packet. One packet of 10 000 filters made paho hold
+ * about 5 MB (copies, its own allocation tracking, the 200 KB packet) until
+ * the SUBACK; the next chunk is sent when the previous one is answered. */
+#define SUB_CHUNK 256
+
+/* One subscription round: c->subs from the start, a chunk at a time. The
+ * filters are copied from c->subs under mu per chunk, so the round holds
+ * nothing big. A round ends when done, superseded (gen), stopped, or when
+ * paho refuses a chunk; one paho never answers (the connection went) is
+ * freed by mqttc_destroy(). */
+struct sub_round {
+    struct mqttc *c;
+    struct sub_round *next_round; /* c->rounds */
+    size_t sent;
+    unsigned gen;
+};
+
+static void round_free_locked(struct mqttc *c, struct sub_round *r)
 {
-    if (n == 0)
+    for (struct sub_round **p = &c->rounds; *p; p = &(*p)->next_round)
+        if (*p == r) {
+            *p = r->next_round;
+            break;
+        }
+    free(r);
+}
+
+static void on_sub_success(void *ctx, MQTTAsync_successData *resp);
+static void on_sub_failure(void *ctx, MQTTAsync_failureData *resp);
+
+/* Sends the round's next chunk or ends the round. r is not touched after
+ * paho has it: its callback may run at once on paho's thread. */
+static void round_next(struct sub_round *r)
+{
+    struct mqttc *c = r->c;
+    char *chunk[SUB_CHUNK];
+    int qoss[SUB_CHUNK];
+    size_t k = 0, first;
+    pthread_mutex_lock(&c->mu);
+    if (r->gen == c->sub_gen && !c->stopping && c->st == ST_CONNECTED)
+        for (; k < SUB_CHUNK && r->sent + k < c->nsubs; k++) {
+            if (!(chunk[k] = strdup(c->subs[r->sent + k]))) {
+                log_error("MQTT subscribe: out of memory");
+                break;
+            }
+            qoss[k] = c->sub_qos;
+        }
+    first = r->sent;
+    r->sent += k;
+    if (k == 0)
+        round_free_locked(c, r);
+    pthread_mutex_unlock(&c->mu);
+    if (k == 0)
         return;
-    int *qoss = malloc(n * sizeof(*qoss));
-    if (!qoss) {
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess = on_sub_success;
+    ro.onFailure = on_sub_failure;
+    ro.context = r;
+    int rc = c->api->subscribe_many(c->cli, (int)k, chunk, qoss, &ro); /* paho copies */
+    for (size_t i = 0; i < k; i++)
+        free(chunk[i]);
+    if (rc != MQTTASYNC_SUCCESS) {
+        log_warn("MQTT subscribe to filters %zu.. failed: %s", first + 1, c->api->strerror(rc));
+        pthread_mutex_lock(&c->mu);
+        round_free_locked(c, r);
+        pthread_mutex_unlock(&c->mu);
+    }
+}
+
+static void on_sub_success(void *ctx, MQTTAsync_successData *resp)
+{
+    (void)resp;
+    struct sub_round *r = ctx;
+    struct mqttc *c = r->c;
+    cb_enter(c);
+    round_next(r);
+    cb_leave(c);
+}
+
+static void on_sub_failure(void *ctx, MQTTAsync_failureData *resp)
+{
+    struct sub_round *r = ctx;
+    struct mqttc *c = r->c;
+    cb_enter(c);
+    log_warn("MQTT subscribe refused: %s",
+             resp && resp->message ? resp->message
+                                   : c->api->strerror(resp ? resp->code : MQTTASYNC_FAILURE));
+    round_next(r); /* the other chunks still go out while connected */
+    cb_leave(c);
+}
+
+/* Subscribes to all of c->subs, in chunks; a new round supersedes one still
+ * running. Called without mu. */
+static void subscribe_all(struct mqttc *c)
+{
+    struct sub_round *r = calloc(1, sizeof(*r));
+    if (!r) {
         log_error("MQTT subscribe: out of memory");
         return;
     }
-    for (size_t i = 0; i < n; i++)
-        qoss[i] = qos;
-    int rc = c->api->subscribe_many(c->cli, (int)n, subs, qoss, NULL);
-    free(qoss);
-    if (rc != MQTTASYNC_SUCCESS)
-        log_warn("MQTT subscribe to %zu filter(s) failed: %s", n, c->api->strerror(rc));
+    pthread_mutex_lock(&c->mu);
+    *r = (struct sub_round){.c = c, .next_round = c->rounds, .gen = ++c->sub_gen};
+    c->rounds = r;
+    pthread_mutex_unlock(&c->mu);
+    round_next(r);
 }
 
 /* ---- paho callbacks (paho's thread) ----------------------------------- */
@@ -265,13 +359,6 @@ static void on_connect_success(void *ctx, MQTTAsync_successData *resp)
     c->backoff_s = BACKOFF_FIRST_S;
     c->stats.connected = true;
     c->stats.connects++;
-    /* A private copy: mqttc_set_subscriptions() may replace the set while
-     * paho is reading it. */
-    size_t n = c->nsubs;
-    int qos = c->sub_qos;
-    char **subs = dup_strv((const char *const *)c->subs, n);
-    if (n && !subs)
-        n = 0;
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
 
@@ -279,8 +366,7 @@ static void on_connect_success(void *ctx, MQTTAsync_successData *resp)
     /* paho never sets TCP_NODELAY: two small publications in a row would
      * wait for the broker's delayed ACK (Nagle), ~40 ms on loopback. */
     util_tcp_nodelay_to_port(c->port);
-    subscribe_all(c, subs, n, qos);
-    free_strv(subs, n);
+    subscribe_all(c); /* chunks copied from c->subs under mu */
     if (c->on_connection)
         c->on_connection(c->ud, true);
     cb_leave(c);
@@ -633,19 +719,15 @@ static void apply_pending_resub(struct mqttc *c)
     c->resub_gone = NULL;
     c->resub_ngone = 0;
     bool up = c->st == ST_CONNECTED && !c->stopping;
-    size_t n = c->nsubs;
-    int qos = c->sub_qos;
-    char **now = dup_strv((const char *const *)c->subs, n);
     pthread_mutex_unlock(&c->mu);
     if (up && ngone) {
         int rc = c->api->unsubscribe_many(c->cli, (int)ngone, gone, NULL);
         if (rc != MQTTASYNC_SUCCESS)
             log_warn("MQTT unsubscribe failed: %s", c->api->strerror(rc));
     }
-    if (up && (now || !n))
-        subscribe_all(c, now, n, qos);
+    if (up)
+        subscribe_all(c);
     free_strv(gone, ngone);
-    free_strv(now, now ? n : 0);
 }
 
 /* The only caller of MQTTAsync_send(): takes publications from the outbox. */
@@ -925,6 +1007,8 @@ void mqttc_destroy(struct mqttc *c)
         pthread_cond_wait(&c->cv, &c->mu);
     pthread_mutex_unlock(&c->mu);
 
+    while (c->rounds) /* chunks paho dropped with the connection */
+        round_free_locked(c, c->rounds);
     free_strv(c->resub_gone, c->resub_ngone);
     free_strv(c->subs, c->nsubs);
     pthread_cond_destroy(&c->cv);

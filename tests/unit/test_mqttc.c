@@ -797,6 +797,48 @@ static int group_teardown(void **state)
     return 0;
 }
 
+/* More filters than one SUBSCRIBE chunk: every chunk goes out (each
+ * retained message on the first, a middle and the last filter arrives), at
+ * connect and when the set is replaced while connected. */
+static void test_many_filters_in_chunks(void **state)
+{
+    int port = g_broker.port;
+    enum { N = 700, M = 600 };
+    static char names[N + M][32];
+    const char *set1[N], *set2[M];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof(names[i]), "many/%d", i);
+        set1[i] = names[i];
+    }
+    for (int i = 0; i < M; i++) {
+        snprintf(names[N + i], sizeof(names[N + i]), "more/%d", i);
+        set2[i] = names[N + i];
+    }
+    mpub(port, "many/0", "first", true);
+    mpub(port, "many/350", "middle", true);
+    mpub(port, "many/699", "last", true);
+    mpub(port, "more/599", "again", true);
+
+    struct rec r;
+    rec_init(&r);
+    struct mqttc *c = client_new(port, "t-many", &r, NULL);
+    assert_int_equal(mqttc_set_subscriptions(c, set1, N, 0), WB_OK);
+    assert_int_equal(mqttc_start(c), WB_OK);
+    WAIT_FOR(rec_find(&r, "many/0", "first") >= 0 && rec_find(&r, "many/350", "middle") >= 0 &&
+                 rec_find(&r, "many/699", "last") >= 0,
+             DEADLINE_MS);
+    assert_int_equal(rec_find(&r, "many/699", "last"), 1); /* retained flag */
+    assert_int_equal(mqttc_set_subscriptions(c, set2, M, 0), WB_OK);
+    WAIT_FOR(rec_find(&r, "more/599", "again") >= 0, DEADLINE_MS);
+
+    mqttc_stop(c, 2000);
+    mqttc_destroy(c);
+    pthread_mutex_destroy(&r.mu);
+    const char *clear[] = {"many/0", "many/350", "many/699", "more/599"};
+    for (size_t i = 0; i < 4; i++)
+        mpub(port, clear[i], NULL, true);
+}
+
 /* paho is loaded at run time: the plain variant without OpenSSL, the TLS
  * one on demand, both once, both complete; each drives its own clients. */
 static void test_paho_variants(void **state)
@@ -845,6 +887,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_create_invalid_and_destroy_null),
         cmocka_unit_test(test_publish_disconnected),
         cmocka_unit_test(test_subscribe_receive),
+        cmocka_unit_test(test_many_filters_in_chunks),
         cmocka_unit_test(test_publish_seen_by_others),
         cmocka_unit_test(test_stop_drains_and_sends_no_will),
         cmocka_unit_test(test_last_will_on_abrupt_loss),
