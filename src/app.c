@@ -64,7 +64,7 @@
  * thread, and the loop looks again every REPUBLISH_POLL_MS until the round is
  * complete. Queued all at once, 10 000 devices (~50 000 publications, each a
  * heap copy in the outbox) made the bridge's peak memory. */
-#define REPUBLISH_BACKLOG 1024
+#define REPUBLISH_BACKLOG 256
 #define REPUBLISH_STEP_DEVICES 16
 #define REPUBLISH_POLL_MS 1
 

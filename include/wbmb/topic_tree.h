@@ -10,6 +10,7 @@
 #ifndef WBMB_TOPIC_TREE_H
 #define WBMB_TOPIC_TREE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "wbmb/status.h"
@@ -23,6 +24,8 @@ void ttree_destroy(struct ttree *t);
 /* Adds value under filter; one filter may carry several values. Returns
  * WB_ERR_INVALID for a malformed filter (e.g. "a/#/b", "a+"). */
 wb_status ttree_add(struct ttree *t, const char *filter, void *value);
+/* The same; *first (when not NULL) tells whether filter had no value yet. */
+wb_status ttree_add_ex(struct ttree *t, const char *filter, void *value, bool *first);
 /* Calls cb once per (filter, value) pair matching topic; returns the count. */
 typedef void (*ttree_match_cb)(void *value, void *ud);
 size_t ttree_match(const struct ttree *t, const char *topic, ttree_match_cb cb, void *ud);

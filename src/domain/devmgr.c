@@ -63,25 +63,25 @@ struct field {
 struct dev {
     const struct cfg_device *cfg;
     struct field *f; /* in insertion order */
-    uint16_t n_f, cap_f;
-    /* Control metas published since the last devmgr_publish_all(): those of
-     * the first meta_count fields, so no per-device set is needed. */
-    uint16_t meta_count;
-    int next_order;
     /* bridge.mirror_min_interval_ms, per control (field in insertion order,
      * the first MIRROR_THROTTLED of them): when its value was last published
      * (monotonic ms, wrapping 32 bits, compared as a signed difference; 0 =
      * never) and whether a newer value waits for the interval (held bit i). */
     uint32_t *pub_ms;
-    uint16_t n_pub;
     uint64_t held;
-    bool mirror_dirty; /* in devmgr.dirty */
-    bool tracked;      /* has an availability section */
-    bool known;        /* availability seen at least once */
-    bool online;
-    bool carried; /* state carried over from a previous manager */
     int64_t last_msg_ms;
-    char connected_at[UTIL_TS_LEN];
+    int64_t connected_ms; /* wall clock of the last online edge; 0 = never */
+    int next_order;
+    uint16_t n_f, cap_f;
+    /* Control metas published since the last devmgr_publish_all(): those of
+     * the first meta_count fields, so no per-device set is needed. */
+    uint16_t meta_count;
+    uint16_t n_pub;
+    bool mirror_dirty : 1; /* in devmgr.dirty */
+    bool tracked : 1;      /* has an availability section */
+    bool known : 1;        /* availability seen at least once */
+    bool online : 1;
+    bool carried : 1; /* state carried over from a previous manager */
 };
 
 struct devmgr {
@@ -98,8 +98,12 @@ struct devmgr {
      * (no copies; a json-c table cost ~250 bytes per device). */
     uint32_t *ix;
     size_t ix_mask;
-    char **subs;
-    size_t n_subs;
+    /* Subscriptions: the config's own topic strings (the config outlives
+     * the manager) and, owned in `made`, the generated /on filters. */
+    const char **subs;
+    size_t n_subs, cap_subs;
+    char **made;
+    size_t n_made, cap_made;
     struct devmgr_stats stats;
     uint32_t *dirty; /* indices of devices with mirror_dirty set */
     size_t n_dirty;
@@ -363,19 +367,36 @@ static bool is_own_id(const struct devmgr *m, const char *id)
 
 static bool add_sub(struct devmgr *m, const char *filter)
 {
-    for (size_t i = 0; i < m->n_subs; i++)
-        if (strcmp(m->subs[i], filter) == 0)
-            return true;
-    char **ns = realloc(m->subs, (m->n_subs + 1) * sizeof(*ns));
-    if (!ns)
-        return false;
-    m->subs = ns;
-    if (!(m->subs[m->n_subs] = strdup(filter)))
-        return false;
-    m->n_subs++;
+    if (m->n_subs == m->cap_subs) {
+        size_t nc = m->cap_subs ? 2 * m->cap_subs : 16;
+        const char **ns = realloc(m->subs, nc * sizeof(*ns));
+        if (!ns)
+            return false;
+        m->subs = ns;
+        m->cap_subs = nc;
+    }
+    m->subs[m->n_subs++] = filter;
     return true;
 }
 
+/* A generated filter: owned by the manager. */
+static bool add_made_sub(struct devmgr *m, const char *filter)
+{
+    if (m->n_made == m->cap_made) {
+        size_t nc = m->cap_made ? 2 * m->cap_made : 8;
+        char **nm = realloc(m->made, nc * sizeof(*nm));
+        if (!nm)
+            return false;
+        m->made = nm;
+        m->cap_made = nc;
+    }
+    if (!(m->made[m->n_made] = strdup(filter)))
+        return false;
+    return add_sub(m, m->made[m->n_made++]);
+}
+
+/* Routes topic to (d, b); a topic is subscribed once, however many
+ * bindings share it (the tree says whether it is new: no scan). */
 static bool add_route(struct devmgr *m, const char *topic, enum route_kind kind, struct dev *d,
                       const struct cfg_state_binding *b)
 {
@@ -383,7 +404,8 @@ static bool add_route(struct devmgr *m, const char *topic, enum route_kind kind,
     r->kind = kind;
     r->dev = d;
     r->binding = b;
-    return ttree_add(m->tree, topic, r) == WB_OK && add_sub(m, topic);
+    bool first = false;
+    return ttree_add_ex(m->tree, topic, r, &first) == WB_OK && (!first || add_sub(m, topic));
 }
 
 struct devmgr *devmgr_create(const struct config *cfg, struct state_store *store,
@@ -440,7 +462,7 @@ struct devmgr *devmgr_create(const struct config *cfg, struct state_store *store
             d->known = old->known;
             d->online = d->tracked ? old->online : true;
             d->last_msg_ms = old->last_msg_ms;
-            memcpy(d->connected_at, old->connected_at, sizeof(d->connected_at));
+            d->connected_ms = old->connected_ms;
             d->carried = true;
         }
         for (size_t b = 0; b < c->n_state; b++)
@@ -461,12 +483,12 @@ struct devmgr *devmgr_create(const struct config *cfg, struct state_store *store
                 continue;
             snprintf(filter, sizeof(filter), "/devices/%s/controls/%s/on", c->id,
                      c->actions[k].name);
-            if (!add_sub(m, filter))
+            if (!add_made_sub(m, filter))
                 goto nomem;
         }
     }
     snprintf(filter, sizeof(filter), "/devices/%s/controls/scenario/on", cfg->bridge_device_id);
-    if (!add_sub(m, filter))
+    if (!add_made_sub(m, filter))
         goto nomem;
     return m;
 nomem:
@@ -489,8 +511,9 @@ void devmgr_destroy(struct devmgr *m)
         free(m->echo[i].topic);
         free(m->echo[i].payload);
     }
-    for (size_t i = 0; i < m->n_subs; i++)
-        free(m->subs[i]);
+    for (size_t i = 0; i < m->n_made; i++)
+        free(m->made[i]);
+    free(m->made);
     free(m->subs);
     free(m->devs);
     free(m->routes);
@@ -502,13 +525,16 @@ void devmgr_destroy(struct devmgr *m)
 
 static void write_device_row(struct devmgr *m, struct dev *d, const char *last_seen)
 {
+    char connected_at[UTIL_TS_LEN];
+    if (d->connected_ms)
+        util_iso8601_from_ms(d->connected_ms, connected_at);
     struct store_device_row row = {
         .device_id = d->cfg->id,
         .device_type = d->cfg->type,
         .name = d->cfg->name,
         .is_online = d->online,
         .last_seen = last_seen,
-        .connected_at = d->connected_at[0] ? d->connected_at : NULL,
+        .connected_at = d->connected_ms ? connected_at : NULL,
     };
     if (store_device_upsert(m->store, &row) != WB_OK)
         m->stats.store_errors++;
@@ -557,7 +583,7 @@ size_t devmgr_restore(struct devmgr *m)
 const char *const *devmgr_subscriptions(struct devmgr *m, size_t *n)
 {
     *n = m->n_subs;
-    return (const char *const *)m->subs;
+    return m->subs;
 }
 
 static bool throttle(struct devmgr *m, struct dev *d, size_t i);
@@ -781,9 +807,10 @@ static void set_online(struct devmgr *m, struct dev *d, bool online, const char 
     d->known = true;
     d->online = online;
     char ts[UTIL_TS_LEN];
-    util_iso8601_now(ts);
+    int64_t now = util_wall_ms();
+    util_iso8601_from_ms(now, ts);
     if (online)
-        memcpy(d->connected_at, ts, sizeof(ts));
+        d->connected_ms = now;
     log_info("device %s: %s", d->cfg->id, event);
     if (store_connection_append(m->store, d->cfg->id, event, ts) != WB_OK)
         m->stats.store_errors++;

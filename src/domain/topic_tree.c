@@ -20,6 +20,7 @@
  */
 #include "wbmb/topic_tree.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,7 +196,7 @@ static wb_status hash_grow(struct ttree *t)
     return WB_OK;
 }
 
-static wb_status hash_add(struct ttree *t, const char *filter, void *value)
+static wb_status hash_add(struct ttree *t, const char *filter, void *value, bool *first)
 {
     if ((t->used + 1) * 4 > t->cap * 3) {
         wb_status st = hash_grow(t);
@@ -219,8 +220,10 @@ static wb_status hash_add(struct ttree *t, const char *filter, void *value)
         e->hash = h;
         e->vals = vals;
         t->used++;
+        *first = true;
         return WB_OK;
     }
+    *first = false;
     return vlist_push(&e->vals, value);
 }
 
@@ -301,7 +304,7 @@ static struct tnode *node_child(struct tnode *n, const char *lvl, size_t len)
     return k;
 }
 
-static wb_status trie_add(struct ttree *t, const char *filter, void *value)
+static wb_status trie_add(struct ttree *t, const char *filter, void *value, bool *first)
 {
     struct tnode *n = &t->root;
     const char *p = filter;
@@ -315,16 +318,26 @@ static wb_status trie_add(struct ttree *t, const char *filter, void *value)
             break;
         p = e + 1;
     }
+    *first = n->vals.n == 0;
     return vlist_push(&n->vals, value);
+}
+
+wb_status ttree_add_ex(struct ttree *t, const char *filter, void *value, bool *first)
+{
+    bool ignored;
+    if (!first)
+        first = &ignored;
+    *first = false;
+    if (!t || ttree_validate_filter(filter) != WB_OK)
+        return WB_ERR_INVALID;
+    if (strpbrk(filter, "+#"))
+        return trie_add(t, filter, value, first);
+    return hash_add(t, filter, value, first);
 }
 
 wb_status ttree_add(struct ttree *t, const char *filter, void *value)
 {
-    if (!t || ttree_validate_filter(filter) != WB_OK)
-        return WB_ERR_INVALID;
-    if (strpbrk(filter, "+#"))
-        return trie_add(t, filter, value);
-    return hash_add(t, filter, value);
+    return ttree_add_ex(t, filter, value, NULL);
 }
 
 /*

@@ -631,6 +631,10 @@ static wb_status sq_open(struct state_store **out, const struct store_config *cf
         st = store_sqlite_hist_load(s, err, errlen);
     if (st != WB_OK)
         goto fail;
+    /* quick_check and the history scan filled the writer's page cache with
+     * pages read once; hand them back before the daemon builds its state
+     * (peak RSS), the writer reads what it needs again from the OS cache. */
+    sqlite3_db_release_memory(s->wdb);
     if (pthread_create(&s->thread, NULL, writer_main, s) != 0) {
         snprintf(err, errlen, "cannot start the store writer thread");
         st = WB_ERR_NOMEM;

@@ -399,6 +399,52 @@ static void test_availability(void **state)
     assert_int_equal(f->connections, 4);
 }
 
+/* Devices sharing a topic: one subscription per filter, every binding fed. */
+static void test_shared_topic_subscribed_once(void **state)
+{
+    (void)state;
+    static const char *y = "devices:\n"
+                           "  - id: a\n"
+                           "    wb_mirror: false\n"
+                           "    state:\n"
+                           "      - {topic: bus/t, field: t, type: int}\n"
+                           "      - {topic: bus/+/w, field: w, type: int}\n"
+                           "  - id: b\n"
+                           "    wb_mirror: false\n"
+                           "    state:\n"
+                           "      - {topic: bus/t, field: temp, type: int}\n"
+                           "      - {topic: bus/+/w, field: watts, type: int}\n"
+                           "    availability: {topic: bus/t, online: '1', offline: '0'}\n";
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(cfg_parse("shared.yaml", y, strlen(y), &cfg, &errs), WB_OK);
+    struct store_config sc = {.backend = "memory"};
+    struct state_store *store = NULL;
+    assert_int_equal(store_open(&store, &sc, NULL, 0), WB_OK);
+    char err[128];
+    struct devmgr *dm = devmgr_create(cfg, store, NULL, NULL, NULL, err, sizeof(err));
+    assert_non_null(dm);
+    size_t n;
+    const char *const *subs = devmgr_subscriptions(dm, &n);
+    int t = 0, w = 0;
+    for (size_t i = 0; i < n; i++) {
+        t += strcmp(subs[i], "bus/t") == 0;
+        w += strcmp(subs[i], "bus/+/w") == 0;
+    }
+    assert_int_equal(t, 1);
+    assert_int_equal(w, 1);
+    assert_int_equal(n, 3); /* and the bridge's scenario command */
+    devmgr_handle_message(dm, "bus/x/w", "42", 2, false, 1000);
+    json_object *sa = devmgr_state_new(dm, "a"), *sb = devmgr_state_new(dm, "b");
+    assert_int_equal(json_object_get_int(json_object_object_get(sa, "w")), 42);
+    assert_int_equal(json_object_get_int(json_object_object_get(sb, "watts")), 42);
+    json_object_put(sa);
+    json_object_put(sb);
+    devmgr_destroy(dm);
+    store_close(store);
+    cfg_free(cfg);
+}
+
 /* The persisted state is written as JSON text straight from the device's
  * fields: every JSON type, escapes and nesting read back equal to what came
  * in (in the store and through devmgr_state_new), and a payload cannot
@@ -592,6 +638,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_availability, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_and_reload, setup, teardown),
         cmocka_unit_test(test_state_text_and_bound),
+        cmocka_unit_test(test_shared_topic_subscribed_once),
         cmocka_unit_test_setup_teardown(test_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_control_metas_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_in_steps, setup, teardown),

@@ -29,6 +29,30 @@ static void collect(void *value, void *ud)
     h->calls++;
 }
 
+/* ttree_add_ex tells whether a filter is new: the device manager
+ * subscribes once per filter without scanning its list. */
+static void test_add_reports_first(void **state)
+{
+    (void)state;
+    struct ttree *t = ttree_create();
+    int a, b;
+    bool first = false;
+    assert_int_equal(ttree_add_ex(t, "x/y", &a, &first), WB_OK);
+    assert_true(first);
+    assert_int_equal(ttree_add_ex(t, "x/y", &b, &first), WB_OK);
+    assert_false(first);
+    assert_int_equal(ttree_add_ex(t, "x/+", &a, &first), WB_OK);
+    assert_true(first);
+    assert_int_equal(ttree_add_ex(t, "x/+", &b, &first), WB_OK);
+    assert_false(first);
+    assert_int_equal(ttree_add_ex(t, "x/#", &a, NULL), WB_OK);
+    first = true;
+    assert_int_equal(ttree_add_ex(t, "x/#/z", &a, &first), WB_ERR_INVALID);
+    assert_false(first);
+    assert_int_equal(ttree_match(t, "x/y", NULL, NULL), 5);
+    ttree_destroy(t);
+}
+
 static void test_validate(void **state)
 {
     (void)state;
@@ -240,9 +264,10 @@ static void test_long_topic(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_validate),       cmocka_unit_test(test_match_table),
-        cmocka_unit_test(test_several_values), cmocka_unit_test(test_many_exact),
-        cmocka_unit_test(test_many_wildcards), cmocka_unit_test(test_long_topic),
+        cmocka_unit_test(test_add_reports_first), cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_match_table),       cmocka_unit_test(test_several_values),
+        cmocka_unit_test(test_many_exact),        cmocka_unit_test(test_many_wildcards),
+        cmocka_unit_test(test_long_topic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
