@@ -55,9 +55,9 @@ struct route {
 
 /* One state field. Fields are never removed, so an index stays valid. */
 struct field {
-    char *name;
-    json_object *v; /* owned reference, never NULL */
-    bool transient; /* never persisted (cfg transient list) */
+    const char *name; /* interned in the manager's name table */
+    json_object *v;   /* owned reference, never NULL */
+    bool transient;   /* never persisted (cfg transient list) */
 };
 
 struct dev {
@@ -110,6 +110,11 @@ struct devmgr {
     int64_t next_scan_ms; /* devmgr_flush_mirror does nothing before this */
     char key[256];        /* "device:<id>" scratch */
     char *json;           /* persisted-state text scratch (grows, reused) */
+    /* Field names, each stored once for all devices ("value", "power",
+     * ...): open addressing, at most half full, owned. Only names of fields
+     * that exist are added, so the table is bounded like the states. */
+    char **names;
+    size_t names_mask, n_names;
     size_t json_cap;
     /* Our own command publications that will come back to us as input
      * (an action whose topic is one of our /on topics): ignored once. */
@@ -141,9 +146,39 @@ static int field_find(const struct dev *d, const char *name)
     return -1;
 }
 
+/* The manager's copy of name, added when new; NULL when out of memory. */
+static const char *intern(struct devmgr *m, const char *name)
+{
+    if (2 * (m->n_names + 1) > m->names_mask + 1) {
+        size_t cap = m->names ? 2 * (m->names_mask + 1) : 64;
+        char **t = calloc(cap, sizeof(*t));
+        if (!t)
+            return NULL;
+        for (size_t i = 0; m->names && i <= m->names_mask; i++) {
+            if (!m->names[i])
+                continue;
+            size_t h = util_hash_str(m->names[i]) & (cap - 1);
+            while (t[h])
+                h = (h + 1) & (cap - 1);
+            t[h] = m->names[i];
+        }
+        free(m->names);
+        m->names = t;
+        m->names_mask = cap - 1;
+    }
+    size_t h = util_hash_str(name) & m->names_mask;
+    for (; m->names[h]; h = (h + 1) & m->names_mask)
+        if (strcmp(m->names[h], name) == 0)
+            return m->names[h];
+    if (!(m->names[h] = strdup(name)))
+        return NULL;
+    m->n_names++;
+    return m->names[h];
+}
+
 /* Sets name to v (taking the reference) in place or as a new last field.
  * Returns the field's index, or -1 (v released) when out of memory or full. */
-static int field_set(struct dev *d, const char *name, json_object *v)
+static int field_set(struct devmgr *m, struct dev *d, const char *name, json_object *v)
 {
     int i = field_find(d, name);
     if (i >= 0) {
@@ -161,7 +196,7 @@ static int field_set(struct dev *d, const char *name, json_object *v)
         d->f = g;
         d->cap_f = (uint16_t)nc;
     }
-    char *n = strdup(name);
+    const char *n = intern(m, name);
     if (!n) {
         json_object_put(v);
         return -1;
@@ -172,10 +207,8 @@ static int field_set(struct dev *d, const char *name, json_object *v)
 
 static void fields_free(struct dev *d)
 {
-    for (size_t i = 0; i < d->n_f; i++) {
-        free(d->f[i].name);
+    for (size_t i = 0; i < d->n_f; i++)
         json_object_put(d->f[i].v);
-    }
     free(d->f);
     d->f = NULL;
     d->n_f = d->cap_f = 0;
@@ -453,7 +486,7 @@ struct devmgr *devmgr_create(const struct config *cfg, struct state_store *store
                 goto nomem;
             d->cap_f = old->n_f;
             for (size_t f = 0; f < old->n_f; f++) {
-                char *n = strdup(old->f[f].name);
+                const char *n = intern(m, old->f[f].name);
                 if (!n)
                     goto nomem;
                 d->f[d->n_f++] =
@@ -506,6 +539,9 @@ void devmgr_destroy(struct devmgr *m)
         fields_free(&m->devs[i]);
         free(m->devs[i].pub_ms);
     }
+    for (size_t i = 0; m->names && i <= m->names_mask; i++)
+        free(m->names[i]);
+    free(m->names);
     free(m->json);
     for (size_t i = 0; i < ECHO_SLOTS; i++) {
         free(m->echo[i].topic);
@@ -557,7 +593,7 @@ static int restore_one(const char *key, json_object *v, void *ud)
     }
     json_object_object_foreach(v, k, val)
     {
-        if (!is_transient(d->cfg, k) && field_set(d, k, json_object_get(val)) < 0) {
+        if (!is_transient(d->cfg, k) && field_set(rc->m, d, k, json_object_get(val)) < 0) {
             log_warn("store: %s: field '%s' not restored (out of memory or too many fields)", key,
                      k);
             break;
@@ -738,7 +774,7 @@ static void apply_one(struct devmgr *m, struct dev *d, const char *field, json_o
         json_object_put(v);
         return;
     }
-    if ((i = field_set(d, field, v)) < 0) {
+    if ((i = field_set(m, d, field, v)) < 0) {
         m->stats.rejected++;
         log_warn("device %s: field '%s' not applied: out of memory or %d fields", d->cfg->id, field,
                  DEV_MAX_FIELDS);
@@ -774,7 +810,7 @@ static bool apply_changes(struct devmgr *m, struct dev *d, json_object *changes)
             chg = big = grown;
             cap *= 2;
         }
-        if ((i = field_set(d, k, json_object_get(v))) < 0) {
+        if ((i = field_set(m, d, k, json_object_get(v))) < 0) {
             log_warn("device %s: field '%s' and the rest of the message not applied: out of "
                      "memory or %d fields",
                      d->cfg->id, k, DEV_MAX_FIELDS);
