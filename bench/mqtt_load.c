@@ -2,7 +2,7 @@
  * mqtt_load.c - the load generator of the end-to-end benchmark.
  *
  * Usage: mqtt_load [-h HOST] [-p PORT] [-n MSGS] [-k DEVICES] [-q QOS]
- *                  [-r RATE] [-P PREFIX] [-L] [-W WAIT_S]
+ *                  [-r RATE] [-P PREFIX] [-L] [-W WAIT_S] [-w WARM]
  *
  * Publishes MSGS messages round-robin over DEVICES devices: message m goes to
  * device i = m % DEVICES with the sequence number seq = m / DEVICES + 1, so
@@ -18,7 +18,11 @@
  * live (not retained) publication of control "value" or "seq" of device
  * <PREFIX>_dev<i> carries the seq, which gives back the message index and so
  * its send time. After the last publish it waits up to WAIT_S seconds (10)
- * for every message to be seen.
+ * for every message to be seen. With -w WARM the first WARM messages are a
+ * warm-up: seen like the others but left out of p50/p99/max and reported on
+ * their own (lat_warm_*). A bridge (and paho's threads in both processes)
+ * just started shows one-off stalls of up to ~100 ms in its first second;
+ * the warm-up keeps them out of the steady-state figures and in view.
  *
  * Prints key=value lines on stdout (times in CLOCK_REALTIME us) for
  * scripts/bench.sh; exits 0 when everything was sent (and, with -L, seen).
@@ -41,6 +45,7 @@ struct opts {
     double rate;
     int latency;
     int wait_s;
+    long warm;
 };
 
 static int64_t now_us(clockid_t clk)
@@ -113,7 +118,7 @@ static MQTTAsync connect_client(const struct opts *o, const char *id, MQTTAsync_
         MQTTAsync_destroy(&c);
         return NULL;
     }
-    util_tcp_nodelay_to_port(o->port); /* like the bridge: no Nagle stalls */
+    util_tune_mqtt_socket(o->port); /* like the bridge: no Nagle, no paho 100 ms stalls */
     return c;
 }
 
@@ -179,20 +184,43 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void report_latency(struct lat *l)
+/* Sorts the seen latencies of messages [from, to) into the front of buf;
+ * returns how many. */
+static long collect(const struct lat *l, long from, long to, int64_t *buf)
 {
     long n = 0;
-    for (long i = 0; i < l->o->n; i++)
+    for (long i = from; i < to; i++)
         if (l->lat_us[i] >= 0)
-            l->lat_us[n++] = l->lat_us[i];
-    qsort(l->lat_us, (size_t)n, sizeof(int64_t), cmp_i64);
-    printf("lat_seen=%ld\nlat_missing=%ld\nlat_strays=%ld\n", n, l->o->n - n,
+            buf[n++] = l->lat_us[i];
+    qsort(buf, (size_t)n, sizeof(int64_t), cmp_i64);
+    return n;
+}
+
+static void report_latency(struct lat *l)
+{
+    long total = l->o->n, warm = l->o->warm < total ? l->o->warm : 0;
+    /* WBMB_LAT_DUMP=FILE: one line per message, "index sent_us latency_us"
+     * (-1 = not seen), to see when in a run a slow stretch happened. */
+    const char *dump = getenv("WBMB_LAT_DUMP");
+    FILE *df = dump ? fopen(dump, "w") : NULL;
+    for (long i = 0; df && i < total; i++)
+        fprintf(df, "%ld %lld %lld\n", i, (long long)l->sent_us[i], (long long)l->lat_us[i]);
+    if (df)
+        fclose(df);
+    int64_t *buf = malloc((size_t)total * sizeof(*buf));
+    if (!buf)
+        return;
+    long seen_all = collect(l, 0, total, buf);
+    printf("lat_seen=%ld\nlat_missing=%ld\nlat_strays=%ld\n", seen_all, total - seen_all,
            atomic_load(&l->strays));
-    if (n) {
-        printf("lat_p50_us=%lld\nlat_p99_us=%lld\nlat_max_us=%lld\n",
-               (long long)l->lat_us[(n - 1) / 2], (long long)l->lat_us[(n * 99 - 1) / 100],
-               (long long)l->lat_us[n - 1]);
-    }
+    long n = collect(l, warm, total, buf);
+    if (n)
+        printf("lat_p50_us=%lld\nlat_p99_us=%lld\nlat_max_us=%lld\n", (long long)buf[(n - 1) / 2],
+               (long long)buf[(n * 99 - 1) / 100], (long long)buf[n - 1]);
+    if (warm && (n = collect(l, 0, warm, buf)) > 0)
+        printf("lat_warm_n=%ld\nlat_warm_p99_us=%lld\nlat_warm_max_us=%lld\n", warm,
+               (long long)buf[(n * 99 - 1) / 100], (long long)buf[n - 1]);
+    free(buf);
 }
 
 /* ---- publishing --------------------------------------------------------- */
@@ -259,7 +287,7 @@ static int publish_all(MQTTAsync c, const struct opts *o, struct lat *l)
 static void usage(void)
 {
     fprintf(stderr, "usage: mqtt_load [-h HOST] [-p PORT] [-n MSGS] [-k DEVICES] [-q 0|1] "
-                    "[-r RATE] [-P PREFIX] [-L] [-W WAIT_S]\n");
+                    "[-r RATE] [-P PREFIX] [-L] [-W WAIT_S] [-w WARM]\n");
     exit(2);
 }
 
@@ -268,7 +296,7 @@ int main(int argc, char **argv)
     struct opts o = {
         .host = "127.0.0.1", .prefix = "bench", .port = 1883, .n = 200000, .k = 1000, .wait_s = 10};
     int ch;
-    while ((ch = getopt(argc, argv, "h:p:n:k:q:r:P:LW:")) != -1) {
+    while ((ch = getopt(argc, argv, "h:p:n:k:q:r:P:LW:w:")) != -1) {
         switch (ch) {
         case 'h':
             o.host = optarg;
@@ -296,6 +324,9 @@ int main(int argc, char **argv)
             break;
         case 'W':
             o.wait_s = atoi(optarg);
+            break;
+        case 'w':
+            o.warm = atol(optarg);
             break;
         default:
             usage();

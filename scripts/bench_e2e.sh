@@ -11,8 +11,9 @@
 #            reaches E2E_N (bench/commit_wait); then SIGTERM and the
 #            `stats:` line; zero lost = applied == N and every device's
 #            stored value equals its last sequence number.
-#   latency  5 000 msg/s for ~10 s; mqtt_load -L times publish -> the
-#            bridge's mirror publication of the seq (p50/p99/max).
+#   latency  5 000 msg/s for ~10 s after 1 s of warm-up at that rate;
+#            mqtt_load -L times publish -> the bridge's mirror publication
+#            of the seq (p50/p99/max); the warm-up's max is shown apart.
 #   io       1 000 msg/s on 100 devices for ~20 s: /proc/<pid>/io
 #            write_bytes delta per transition, commits/s from the stats
 #            line, fsync/fdatasync calls/s counted by strace -c.
@@ -214,20 +215,25 @@ phase_ingest() {
 }
 
 phase_latency() {
-    local n=$((E2E_LAT_RATE * E2E_LAT_S))
-    echo "== latency: $E2E_LAT_RATE msg/s for $E2E_LAT_S s on $E2E_K devices" >&2
+    # One second of warm-up at the same rate first: a bridge just started
+    # (and paho's receive threads on both sides) shows one-off stalls of up
+    # to ~100 ms in its first second; they are reported on their own.
+    local warm=$E2E_LAT_RATE
+    local n=$((E2E_LAT_RATE * E2E_LAT_S + warm))
+    echo "== latency: $E2E_LAT_RATE msg/s for $E2E_LAT_S s (after 1 s of warm-up) on $E2E_K devices" >&2
     local cfg=$E2E_DIR/lat.yaml db=$E2E_DIR/lat/state.db
     gen_config "$cfg" lat "$E2E_K" "$db"
     start_bridge lat "$cfg" "lat_dev$((E2E_K - 1))"
     "$E2E_BUILD/bench/mqtt_load" -p "$E2E_PORT" -n "$n" -k "$E2E_K" -q 0 -P lat -r "$E2E_LAT_RATE" -L \
-        >"$E2E_DIR/lat.out" || echo "   not every publication was seen" >&2
+        -w "$warm" >"$E2E_DIR/lat.out" || echo "   not every publication was seen" >&2
     stop_bridge lat
     R_LAT_P50=$(kv "$E2E_DIR/lat.out" lat_p50_us)
     R_LAT_P99=$(kv "$E2E_DIR/lat.out" lat_p99_us)
     R_LAT_MAX=$(kv "$E2E_DIR/lat.out" lat_max_us)
     R_LAT_MISSING=$(kv "$E2E_DIR/lat.out" lat_missing)
-    R_LAT_N=$n
-    echo "   p50 $R_LAT_P50 us, p99 $R_LAT_P99 us, max $R_LAT_MAX us, missing $R_LAT_MISSING" >&2
+    R_LAT_WARM_MAX=$(kv "$E2E_DIR/lat.out" lat_warm_max_us)
+    R_LAT_N=$((n - warm))
+    echo "   p50 $R_LAT_P50 us, p99 $R_LAT_P99 us, max $R_LAT_MAX us, missing $R_LAT_MISSING; warm-up max $R_LAT_WARM_MAX us" >&2
 }
 
 phase_io() {
@@ -327,6 +333,7 @@ print_results() {
         printf '%-44s %-22s %-14s %s\n' "latency p50 @${E2E_LAT_RATE}/s" "${R_LAT_P50:-?} us" "-" "-"
         printf '%-44s %-22s %-14s %s\n' "latency p99 @${E2E_LAT_RATE}/s" "${R_LAT_P99:-?} us" "<= 5000 us" "$(yn "${R_LAT_P99:-999999999} <= 5000")"
         printf '%-44s %-22s %-14s %s\n' "latency max @${E2E_LAT_RATE}/s" "${R_LAT_MAX:-?} us" "-" "-"
+        printf '%-44s %-22s %-14s %s\n' "latency max, 1 s warm-up @${E2E_LAT_RATE}/s" "${R_LAT_WARM_MAX:-?} us" "-" "-"
         printf '%-44s %-22s %-14s %s\n' "commits/s @1000/s (100 ms window)" "$R_IO_COMMITS_PER_S" "<= 10" "$(yn "$R_IO_COMMITS_PER_S <= 10.5")"
         printf '%-44s %-22s %-14s %s\n' "fsync+fdatasync calls/s @1000/s" "$R_IO_FSYNC_PER_S" "<= 10" "$(yn "$R_IO_FSYNC_PER_S <= 10.5")"
         printf '%-44s %-22s %-14s %s\n' "disk bytes written / transition @1000/s" "$R_IO_BYTES_PER_T" "<= 200" "$(yn "$R_IO_BYTES_PER_T <= 200")"
@@ -350,7 +357,7 @@ r = {
   "committed_rows": $R_INGEST_ROWS, "applied": ${R_INGEST_APPLIED:-0}, "lost": $R_INGEST_LOST,
   "dropped": ${R_INGEST_DROPPED:-0}, "rejected": ${R_INGEST_REJECTED:-0}, "wrong_final_values": $R_INGEST_BADVAL,
   "ingest_commits": ${R_INGEST_COMMITS:-0}, "ingest_stats_line": """$R_INGEST_STATS""",
-  "latency": {"rate_msg_s": $E2E_LAT_RATE, "messages": $R_LAT_N, "p50_us": ${R_LAT_P50:-None}, "p99_us": ${R_LAT_P99:-None}, "max_us": ${R_LAT_MAX:-None}, "missing": ${R_LAT_MISSING:-None}},
+  "latency": {"rate_msg_s": $E2E_LAT_RATE, "messages": $R_LAT_N, "p50_us": ${R_LAT_P50:-None}, "p99_us": ${R_LAT_P99:-None}, "max_us": ${R_LAT_MAX:-None}, "missing": ${R_LAT_MISSING:-None}, "warmup_messages": $E2E_LAT_RATE, "warmup_max_us": ${R_LAT_WARM_MAX:-None}},
   "io": {"rate_msg_s": 1000, "devices": 100, "transitions": $R_IO_N, "seconds": $R_IO_SECS,
          "disk_write_bytes_per_transition": $R_IO_BYTES_PER_T, "wchar_bytes_per_transition_incl_mqtt": $R_IO_WCHAR_PER_T,
          "commits": $R_IO_COMMITS, "commits_per_s": $R_IO_COMMITS_PER_S, "fsync_calls": ${R_IO_FSYNCS:-0}, "fsync_per_s": $R_IO_FSYNC_PER_S},
