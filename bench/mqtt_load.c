@@ -118,7 +118,7 @@ static MQTTAsync connect_client(const struct opts *o, const char *id, MQTTAsync_
         MQTTAsync_destroy(&c);
         return NULL;
     }
-    util_tune_mqtt_socket(o->port); /* like the bridge: no Nagle, no paho 100 ms stalls */
+    util_tcp_nodelay_to_port(o->port); /* like the bridge: no Nagle stalls */
     return c;
 }
 

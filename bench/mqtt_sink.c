@@ -112,7 +112,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "mqtt_sink: cannot connect to %s\n", uri);
         return 1;
     }
-    util_tune_mqtt_socket(port); /* like the bridge: no Nagle, no paho 100 ms stalls */
+    util_tcp_nodelay_to_port(port); /* like the bridge: no Nagle stalls */
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     ro.onSuccess = on_ok;
     ro.onFailure = on_fail;

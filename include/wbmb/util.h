@@ -26,19 +26,10 @@ wb_status util_mkdir_parents(const char *path);
  * Returns NULL on failure (errno set). */
 char *util_read_file(const char *path, size_t max_len, size_t *len_out, int strip);
 
-/* Tunes every connected TCP socket of this process whose peer port is
- * `port`, for clients whose library hides its socket (paho):
- *  - TCP_NODELAY: two small publications in a row would otherwise wait for
- *    the broker's delayed ACK (Nagle), ~40 ms on loopback;
- *  - a send buffer of UTIL_MQTT_SNDBUF from the start, not 16 KiB grown by
- *    autotuning: paho's receive thread treats its socket as "not ready"
- *    while a write is pending (a full send buffer) and then sleeps 100 ms,
- *    reading nothing; a burst of publications (the republish after a
- *    connect) should not fill the buffer.
- * A false match gets the same options, which is harmless. Returns how many
- * sockets were tuned. */
-#define UTIL_MQTT_SNDBUF (1024 * 1024)
-int util_tune_mqtt_socket(int port);
+/* Sets TCP_NODELAY on every connected TCP socket of this process whose peer
+ * port is `port`. For clients whose library hides its socket (paho): a false
+ * match only gets NODELAY, which is harmless. Returns how many were set. */
+int util_tcp_nodelay_to_port(int port);
 
 /* vsnprintf into a caller's error buffer; does nothing when err is NULL or
  * errlen is 0 (callers may not want the detail). */

@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -133,7 +132,7 @@ void util_uuid(char out[37])
     uuid_unparse_lower(u, out);
 }
 
-int util_tune_mqtt_socket(int port)
+int util_tcp_nodelay_to_port(int port)
 {
     DIR *dir = opendir("/proc/self/fd");
     if (!dir)
@@ -156,13 +155,10 @@ int util_tune_mqtt_socket(int port)
                         : peer.ss_family == AF_INET6
                             ? ntohs(((struct sockaddr_in6 *)&peer)->sin6_port)
                             : -1;
-        int one = 1, sndbuf = UTIL_MQTT_SNDBUF;
-        if (peer_port != port)
-            continue;
-        /* The kernel doubles sndbuf (bookkeeping) and caps it at wmem_max. */
-        bool ok = setsockopt((int)fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0;
-        ok = setsockopt((int)fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) == 0 && ok;
-        set += ok;
+        int one = 1;
+        if (peer_port == port &&
+            setsockopt((int)fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
+            set++;
     }
     closedir(dir);
     return set;

@@ -363,9 +363,9 @@ static void on_connect_success(void *ctx, MQTTAsync_successData *resp)
     pthread_mutex_unlock(&c->mu);
 
     log_info("MQTT connected to %s:%d", c->host, c->port);
-    /* paho sets neither TCP_NODELAY nor a send buffer that absorbs bursts;
-     * see util_tune_mqtt_socket() for the 40 ms and 100 ms stalls. */
-    util_tune_mqtt_socket(c->port);
+    /* paho never sets TCP_NODELAY: two small publications in a row would
+     * wait for the broker's delayed ACK (Nagle), ~40 ms on loopback. */
+    util_tcp_nodelay_to_port(c->port);
     subscribe_all(c); /* chunks copied from c->subs under mu */
     if (c->on_connection)
         c->on_connection(c->ud, true);
