@@ -125,7 +125,7 @@ static const struct cfgw_field bridge_fields[] = {
     {.key = "mirror_min_interval_ms",
      .type = W_UINT,
      .off = offsetof(struct config, mirror_min_interval_ms),
-     .def_int = 100,
+     .def_int = 250,
      .min = 0,
      .max = 60000},
     {NULL},

@@ -203,7 +203,7 @@ static void check_defaults(const struct config *cfg)
     assert_null(cfg->http.token);
     assert_int_equal(cfg->log_level, LOG_LVL_INFO);
     assert_string_equal(cfg->bridge_device_id, "wb-mqtt-bridge");
-    assert_int_equal(cfg->mirror_min_interval_ms, 100);
+    assert_int_equal(cfg->mirror_min_interval_ms, 250);
     assert_int_equal(cfg->n_devices, 0);
     assert_int_equal(cfg->n_scenarios, 0);
 }
