@@ -157,6 +157,11 @@ static wb_status publish(void *ud, const char *topic, const char *payload, size_
     return mqttc_publish(a->mqtt, topic, payload, len, qos, retained);
 }
 
+static size_t pub_backlog(void *ud)
+{
+    return mqttc_backlog(((struct app *)ud)->mqtt);
+}
+
 static void publish_scenario_control(struct app *a)
 {
     json_object *v = json_object_new_string(scenmgr_control_value(a->scenmgr));
@@ -415,6 +420,7 @@ static int start(struct app *a)
     }
     a->pub.fn = publish;
     a->pub.ud = a;
+    a->pub.backlog = pub_backlog;
     if (!(a->devmgr = build_devmgr(a, a->cfg, NULL)))
         return APP_EXIT_FAILURE;
     int64_t t0 = util_mono_ms();

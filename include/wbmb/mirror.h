@@ -29,7 +29,14 @@ typedef wb_status (*mirror_publish_fn)(void *ud, const char *topic, const char *
 struct mirror_publisher {
     mirror_publish_fn fn; /* NULL = publish nothing */
     void *ud;
+    /* Optional: publications waiting to be sent (the device manager holds
+     * throttled values back while it is above MIRROR_BACKLOG_MAX). */
+    size_t (*backlog)(void *ud);
 };
+
+/* Publications that may wait in the sender's queue before the device
+ * manager holds mirrored values back (their latest values go out later). */
+#define MIRROR_BACKLOG_MAX 1024
 
 /* Formats a state value the Wiren Board way into buf (booleans 1/0, numbers
  * as text, strings verbatim, objects/arrays as JSON). Returns the length, or

@@ -42,6 +42,11 @@
 #define ECHO_SLOTS 32
 #define MIRROR_THROTTLED 64 /* controls per device under the interval; later ones: every change */
 #define ECHO_TTL_MS 10000
+/* With the sender's queue above MIRROR_BACKLOG_MAX, throttled values are
+ * held and the queue looked at again this much later. */
+#define MIRROR_BUSY_RETRY_MS 10
+/* A flush checks the queue again after this many publications. */
+#define MIRROR_FLUSH_CHECK 64
 
 enum route_kind { ROUTE_STATE, ROUTE_AVAILABILITY };
 
@@ -652,6 +657,13 @@ static uint32_t clock32(int64_t now_ms)
     return t ? t : 1;
 }
 
+/* Backpressure: the sender's queue is long (the broker or the link is
+ * slower than the changes). Held values cost nothing: they are the state. */
+static bool mirror_busy(const struct devmgr *m)
+{
+    return m->pub.backlog && m->pub.backlog(m->pub.ud) > MIRROR_BACKLOG_MAX;
+}
+
 /* bridge.mirror_min_interval_ms: true when field's value must wait (it is
  * then marked held and d queued for devmgr_flush_mirror()); false when it
  * goes out now (its time is recorded). A fast-changing control costs the
@@ -676,9 +688,11 @@ static bool throttle(struct devmgr *m, struct dev *d, size_t i)
     int64_t now = util_mono_ms();
     uint32_t t = clock32(now);
     int32_t age = (int32_t)(t - d->pub_ms[i]); /* < 0 only after ~25 days: held once */
-    if (d->pub_ms[i] && age < (int32_t)interval) {
+    bool busy = mirror_busy(m);
+    if ((d->pub_ms[i] && age < (int32_t)interval) || busy) {
         d->held |= (uint64_t)1 << i;
-        int64_t due = now + (int64_t)interval - (age > 0 ? age : 0);
+        int64_t due =
+            busy ? now + MIRROR_BUSY_RETRY_MS : now + (int64_t)interval - (age > 0 ? age : 0);
         if (due < m->next_scan_ms)
             m->next_scan_ms = due;
         if (!d->mirror_dirty) {
@@ -699,7 +713,11 @@ int64_t devmgr_flush_mirror(struct devmgr *m, int64_t now_ms)
     int64_t next = INT64_MAX, interval = m->cfg->mirror_min_interval_ms;
     uint32_t t = clock32(now_ms);
     bool final = now_ms == INT64_MAX; /* shutdown: everything goes out */
-    for (size_t j = 0; j < m->n_dirty;) {
+    /* Under backpressure nothing goes out (and a flush stops as soon as the
+     * queue is long again): the values stay held, looked at again soon. */
+    bool busy = !final && mirror_busy(m);
+    unsigned sent = 0;
+    for (size_t j = 0; j < m->n_dirty && !busy;) {
         struct dev *d = &m->devs[m->dirty[j]];
         for (size_t i = 0; i < d->n_pub && i < d->n_f; i++) { /* n_pub <= MIRROR_THROTTLED */
             uint64_t bit = (uint64_t)1 << i;
@@ -710,10 +728,12 @@ int64_t devmgr_flush_mirror(struct devmgr *m, int64_t now_ms)
                 int64_t due = now_ms + (int64_t)interval - (age > 0 ? age : 0);
                 if (due < next)
                     next = due;
-            } else {
+            } else if (!busy) {
                 d->held &= ~bit;
                 d->pub_ms[i] = t;
                 mirror_control_value(&m->pub, d->cfg->id, d->f[i].name, d->f[i].v);
+                if (!final && ++sent % MIRROR_FLUSH_CHECK == 0)
+                    busy = mirror_busy(m);
             }
         }
         if (d->held) {
@@ -723,11 +743,13 @@ int64_t devmgr_flush_mirror(struct devmgr *m, int64_t now_ms)
             m->dirty[j] = m->dirty[--m->n_dirty];
         }
     }
+    if (busy && m->n_dirty)
+        next = now_ms + MIRROR_BUSY_RETRY_MS;
     /* One scan per interval/8 at most: with a thousand controls waiting,
      * each due at its own millisecond, scanning on every due time would
      * cost a pass over the list per message. A held value goes out at most
      * interval/8 late. */
-    if (next != INT64_MAX) { /* not at shutdown: now_ms + a step cannot overflow */
+    else if (next != INT64_MAX) { /* not at shutdown: now_ms + a step cannot overflow */
         int64_t soonest = now_ms + (interval / 8 > 0 ? interval / 8 : 1);
         if (next < soonest)
             next = soonest;

@@ -53,6 +53,7 @@ struct fixture {
     size_t n_pubs;
     int states, connections, commands;
     bool nobody_listens; /* wants_state answers false */
+    size_t backlog;      /* what the publisher reports as queued */
     char last_changed[256];
     char last_command[128];
 };
@@ -108,9 +109,14 @@ static void on_cmd(void *ud, const char *id, const char *control, const char *pa
     snprintf(f->last_command, sizeof(f->last_command), "%s/%s", id, control);
 }
 
+static size_t backlog(void *ud)
+{
+    return ((struct fixture *)ud)->backlog;
+}
+
 static struct devmgr *make(struct fixture *f, struct devmgr *previous)
 {
-    struct mirror_publisher pub = {record, f};
+    struct mirror_publisher pub = {record, f, backlog};
     struct devmgr_hooks hooks = {.on_state = on_state,
                                  .wants_state = wants_state,
                                  .on_connection = on_conn,
@@ -337,6 +343,38 @@ static void test_mirror_throttle(void **state)
     assert_int_equal(f->n_pubs, n + 1);
     assert_int_equal(devmgr_flush_mirror(f->dm, INT64_MAX), INT64_MAX);
     assert_string_equal(published(f, "/devices/tv/controls/volume"), "15");
+}
+
+/* Backpressure: while the sender's queue is over MIRROR_BACKLOG_MAX, even a
+ * first change is held, a flush sends nothing and asks again soon; when the
+ * queue drains the latest value goes out once; shutdown sends regardless. */
+static void test_mirror_backpressure(void **state)
+{
+    struct fixture *f = *state;
+    f->cfg->mirror_min_interval_ms = 100;
+    f->backlog = MIRROR_BACKLOG_MAX + 1;
+    size_t n = f->n_pubs;
+    msg(f, "vol/a", "20");
+    msg(f, "vol/a", "21");
+    assert_null(published(f, "/devices/tv/controls/volume")); /* meta only */
+    assert_int_equal(f->n_pubs, n + 1);
+    json_object *v = stored(f, "device:tv"); /* the store saw both */
+    assert_int_equal(json_object_get_int(json_object_object_get(v, "volume")), 21);
+    json_object_put(v);
+    int64_t now = util_mono_ms() + 1000; /* past any interval */
+    int64_t due = devmgr_flush_mirror(f->dm, now);
+    assert_true(due > now && due <= now + 100); /* soon, not never */
+    assert_int_equal(f->n_pubs, n + 1);
+    f->backlog = 0;
+    assert_int_equal(devmgr_flush_mirror(f->dm, due), INT64_MAX);
+    assert_int_equal(f->n_pubs, n + 2);
+    assert_string_equal(published(f, "/devices/tv/controls/volume"), "21");
+    /* Busy again: held; shutdown sends it anyway. */
+    f->backlog = MIRROR_BACKLOG_MAX + 1;
+    msg(f, "vol/a", "22");
+    assert_string_equal(published(f, "/devices/tv/controls/volume"), "21");
+    assert_int_equal(devmgr_flush_mirror(f->dm, INT64_MAX), INT64_MAX);
+    assert_string_equal(published(f, "/devices/tv/controls/volume"), "22");
 }
 
 static void test_own_and_commands(void **state)
@@ -633,6 +671,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rejections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_transient, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mirror_throttle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mirror_backpressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changed_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_own_and_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_availability, setup, teardown),
