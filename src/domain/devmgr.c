@@ -41,6 +41,7 @@
 #define MAX_ROUTES_PER_MSG 64
 #define ECHO_SLOTS 32
 #define MIRROR_THROTTLED 64 /* controls per device under the interval; later ones: every change */
+#define PUB_INLINE 2        /* pub_ms entries kept in struct dev, no allocation */
 #define ECHO_TTL_MS 10000
 /* With the sender's queue above MIRROR_BACKLOG_MAX, throttled values are
  * held and the queue looked at again this much later. */
@@ -72,7 +73,10 @@ struct dev {
      * the first MIRROR_THROTTLED of them): when its value was last published
      * (monotonic ms, wrapping 32 bits, compared as a signed difference; 0 =
      * never) and whether a newer value waits for the interval (held bit i). */
-    uint32_t *pub_ms;
+    union {
+        uint32_t *heap;                /* n_pub > PUB_INLINE */
+        uint32_t in_place[PUB_INLINE]; /* most devices: one or two controls */
+    } pub;
     uint64_t held;
     int64_t last_msg_ms;
     int64_t connected_ms; /* wall clock of the last online edge; 0 = never */
@@ -542,7 +546,8 @@ void devmgr_destroy(struct devmgr *m)
         return;
     for (size_t i = 0; m->devs && i < m->n_devs; i++) {
         fields_free(&m->devs[i]);
-        free(m->devs[i].pub_ms);
+        if (m->devs[i].n_pub > PUB_INLINE)
+            free(m->devs[i].pub.heap);
     }
     for (size_t i = 0; m->names && i <= m->names_mask; i++)
         free(m->names[i]);
@@ -650,6 +655,12 @@ static void publish_field(struct devmgr *m, struct dev *d, size_t fi)
         mirror_control_value(&m->pub, d->cfg->id, f->name, f->v);
 }
 
+/* The publication times of d's throttled controls (n_pub of them). */
+static uint32_t *pub_ms(struct dev *d)
+{
+    return d->n_pub > PUB_INLINE ? d->pub.heap : d->pub.in_place;
+}
+
 /* The devmgr's clock for pub_ms: milliseconds, wrapping, never 0. */
 static uint32_t clock32(int64_t now_ms)
 {
@@ -674,22 +685,28 @@ static bool throttle(struct devmgr *m, struct dev *d, size_t i)
     unsigned interval = m->cfg->mirror_min_interval_ms;
     if (!interval || i >= MIRROR_THROTTLED)
         return false;
-    if (i >= d->n_pub) {
-        size_t nn = i + 1 < 4 ? 4 : 2 * (i + 1);
+    if (i >= d->n_pub && i < PUB_INLINE) {
+        memset(d->pub.in_place, 0, sizeof(d->pub.in_place));
+        d->n_pub = PUB_INLINE;
+    } else if (i >= d->n_pub) {
+        size_t nn = 2 * (i + 1);
         if (nn > MIRROR_THROTTLED)
             nn = MIRROR_THROTTLED;
-        uint32_t *g = realloc(d->pub_ms, nn * sizeof(*g));
+        uint32_t *g = calloc(nn, sizeof(*g));
         if (!g)
             return false;
-        memset(g + d->n_pub, 0, (nn - d->n_pub) * sizeof(*g));
-        d->pub_ms = g;
+        memcpy(g, pub_ms(d), d->n_pub * sizeof(*g));
+        if (d->n_pub > PUB_INLINE)
+            free(d->pub.heap);
+        d->pub.heap = g;
         d->n_pub = (uint16_t)nn;
     }
+    uint32_t *pms = pub_ms(d);
     int64_t now = util_mono_ms();
     uint32_t t = clock32(now);
-    int32_t age = (int32_t)(t - d->pub_ms[i]); /* < 0 only after ~25 days: held once */
+    int32_t age = (int32_t)(t - pms[i]); /* < 0 only after ~25 days: held once */
     bool busy = mirror_busy(m);
-    if ((d->pub_ms[i] && age < (int32_t)interval) || busy) {
+    if ((pms[i] && age < (int32_t)interval) || busy) {
         d->held |= (uint64_t)1 << i;
         int64_t due =
             busy ? now + MIRROR_BUSY_RETRY_MS : now + (int64_t)interval - (age > 0 ? age : 0);
@@ -701,7 +718,7 @@ static bool throttle(struct devmgr *m, struct dev *d, size_t i)
         }
         return true;
     }
-    d->pub_ms[i] = t;
+    pms[i] = t;
     d->held &= ~((uint64_t)1 << i);
     return false;
 }
@@ -723,14 +740,14 @@ int64_t devmgr_flush_mirror(struct devmgr *m, int64_t now_ms)
             uint64_t bit = (uint64_t)1 << i;
             if (!(d->held & bit))
                 continue;
-            int32_t age = (int32_t)(t - d->pub_ms[i]);
+            int32_t age = (int32_t)(t - pub_ms(d)[i]);
             if (!final && age < (int32_t)interval) {
                 int64_t due = now_ms + (int64_t)interval - (age > 0 ? age : 0);
                 if (due < next)
                     next = due;
             } else if (!busy) {
                 d->held &= ~bit;
-                d->pub_ms[i] = t;
+                pub_ms(d)[i] = t;
                 mirror_control_value(&m->pub, d->cfg->id, d->f[i].name, d->f[i].v);
                 if (!final && ++sent % MIRROR_FLUSH_CHECK == 0)
                     busy = mirror_busy(m);
@@ -1112,8 +1129,8 @@ static void publish_device(struct devmgr *m, struct dev *d)
     d->meta_count = 0;
     d->next_order = 0;
     d->held = 0; /* every value goes out now */
-    if (d->pub_ms)
-        memset(d->pub_ms, 0, d->n_pub * sizeof(*d->pub_ms));
+    if (d->n_pub)
+        memset(pub_ms(d), 0, d->n_pub * sizeof(uint32_t));
     for (size_t i = 0; i < d->n_f; i++)
         publish_field(m, d, i);
     /* One pushbutton per action: writing its /on runs the action. */

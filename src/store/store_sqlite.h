@@ -99,12 +99,14 @@ struct sqlite_store {
     struct store_status st;
     pthread_t thread;
 
-    /* History chains (store_sqlite_history.c). hist_index (device_id ->
-     * index in hist_devs) and the hist_devs array change only in the writer
-     * thread, and only under `lock`; c_head is written under `lock` too, so
-     * readers look a device's committed head up under `lock`. The rest of
-     * struct hist_dev is the writer's alone. */
-    struct smap hist_index;
+    /* History chains (store_sqlite_history.c). hist_ix (open addressing
+     * over hist_devs[].id: index in hist_devs, UINT32_MAX = empty; at most
+     * half full; 4 bytes a slot) and the hist_devs array change only in the
+     * writer thread, and only under `lock`; c_head is written under `lock`
+     * too, so readers look a device's committed head up under `lock`. The
+     * rest of struct hist_dev is the writer's alone. */
+    uint32_t *hist_ix;
+    size_t hist_ix_cap;
     struct hist_dev *hist_devs;
     size_t n_hist, cap_hist;
     size_t *hist_touched; /* devices changed by the transaction being written */
@@ -121,7 +123,7 @@ struct sqlite_store {
 /* One device's history chain: device_state_snapshots rows linked newest to
  * oldest through prev_id (see store_sqlite_history.c). */
 struct hist_dev {
-    const char *id; /* the device id (the key of its hist_index entry) */
+    char *id;       /* the device id (owned) */
     int64_t head;   /* newest row id, the transaction being written included */
     int64_t rows;   /* rows of the device in the table; never below the truth */
     int64_t c_head; /* head as of the last COMMIT (read by readers under lock) */

@@ -98,17 +98,58 @@ wb_status store_sqlite_hist_prepare(struct sqlite_store *s, char *err, size_t er
 
 /* ---- the in-memory chains ---------------------------------------------- */
 
+#define HIX_EMPTY UINT32_MAX
+
+/* The index in hist_devs of device_id's chain, -1 when it has none. */
+static long ix_find(const struct sqlite_store *s, const char *device_id)
+{
+    if (!s->hist_ix_cap)
+        return -1;
+    size_t mask = s->hist_ix_cap - 1;
+    for (size_t h = util_hash_str(device_id) & mask; s->hist_ix[h] != HIX_EMPTY; h = (h + 1) & mask)
+        if (strcmp(s->hist_devs[s->hist_ix[h]].id, device_id) == 0)
+            return (long)s->hist_ix[h];
+    return -1;
+}
+
+static void ix_place(uint32_t *ix, size_t cap, const char *id, uint32_t idx)
+{
+    size_t h = util_hash_str(id) & (cap - 1);
+    while (ix[h] != HIX_EMPTY)
+        h = (h + 1) & (cap - 1);
+    ix[h] = idx;
+}
+
+/* Room for one more entry (the table at most half full); lock held. */
+static bool ix_reserve(struct sqlite_store *s)
+{
+    if (2 * (s->n_hist + 1) <= s->hist_ix_cap)
+        return true;
+    size_t cap = s->hist_ix_cap ? 2 * s->hist_ix_cap : 128;
+    uint32_t *ix = malloc(cap * sizeof(*ix));
+    if (!ix)
+        return false;
+    for (size_t i = 0; i < cap; i++)
+        ix[i] = HIX_EMPTY;
+    for (size_t i = 0; i < s->n_hist; i++)
+        ix_place(ix, cap, s->hist_devs[i].id, (uint32_t)i);
+    free(s->hist_ix);
+    s->hist_ix = ix;
+    s->hist_ix_cap = cap;
+    return true;
+}
+
 /* The index of device_id's chain, created (under lock) when missing and
  * create is set. Returns -1 when absent or out of memory. */
 static long dev_index(struct sqlite_store *s, const char *device_id, bool create)
 {
-    const struct smap_entry *e = smap_find(&s->hist_index, device_id);
-    if (e)
-        return (long)e->num;
-    if (!create)
-        return -1;
-    long idx = -1;
+    long idx = ix_find(s, device_id);
+    if (idx >= 0 || !create)
+        return idx;
     pthread_mutex_lock(&s->lock);
+    char *id = NULL;
+    if (s->n_hist >= HIX_EMPTY - 1 || !ix_reserve(s) || !(id = strdup(device_id)))
+        goto out;
     if (s->n_hist == s->cap_hist) {
         size_t ncap = s->cap_hist ? s->cap_hist * 2 : 64;
         struct hist_dev *nd = realloc(s->hist_devs, ncap * sizeof(*nd));
@@ -117,13 +158,13 @@ static long dev_index(struct sqlite_store *s, const char *device_id, bool create
         s->hist_devs = nd;
         s->cap_hist = ncap;
     }
-    if (smap_put(&s->hist_index, device_id, NULL, s->n_hist, NULL) != WB_OK)
-        goto out;
     idx = (long)s->n_hist++;
-    /* The map owns the key; its address survives the map growing. */
-    s->hist_devs[idx] = (struct hist_dev){.id = smap_find(&s->hist_index, device_id)->key};
+    s->hist_devs[idx] = (struct hist_dev){.id = id};
+    ix_place(s->hist_ix, s->hist_ix_cap, id, (uint32_t)idx);
+    id = NULL;
 out:
     pthread_mutex_unlock(&s->lock);
+    free(id);
     return idx;
 }
 
@@ -150,8 +191,8 @@ static int touch(struct sqlite_store *s, size_t idx)
 
 int64_t store_sqlite_hist_head(struct sqlite_store *s, const char *device_id)
 {
-    const struct smap_entry *e = smap_find(&s->hist_index, device_id);
-    return e ? s->hist_devs[e->num].c_head : 0;
+    long idx = ix_find(s, device_id);
+    return idx >= 0 ? s->hist_devs[idx].c_head : 0;
 }
 
 void store_sqlite_hist_end(struct sqlite_store *s, bool ok)
@@ -376,7 +417,9 @@ void store_sqlite_hist_close(struct sqlite_store *s)
     }
     for (int i = 0; i < H_COUNT; i++)
         sqlite3_finalize(s->h[i]);
-    smap_clear(&s->hist_index);
+    for (size_t i = 0; i < s->n_hist; i++)
+        free(s->hist_devs[i].id);
+    free(s->hist_ix);
     free(s->hist_devs);
     free(s->hist_touched);
 }

@@ -377,6 +377,45 @@ static void test_mirror_backpressure(void **state)
     assert_string_equal(published(f, "/devices/tv/controls/volume"), "22");
 }
 
+/* Throttling a device with more controls than fit in struct dev: every
+ * control's first change goes out, later ones are held and flushed. */
+static void test_throttle_many_controls(void **state)
+{
+    struct fixture *f = *state;
+    static const char *y = "bridge: {mirror_min_interval_ms: 60000}\n"
+                           "devices:\n"
+                           "  - id: multi\n"
+                           "    state:\n"
+                           "      - {topic: m/in, type: json}\n";
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(cfg_parse("multi.yaml", y, strlen(y), &cfg, &errs), WB_OK);
+    struct mirror_publisher pub = {record, f, backlog};
+    char err[128];
+    struct devmgr *dm = devmgr_create(cfg, f->store, &pub, NULL, NULL, err, sizeof(err));
+    assert_non_null(dm);
+    const char *one = "{\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1}";
+    const char *two = "{\"a\":2,\"b\":2,\"c\":2,\"d\":2,\"e\":2}";
+    devmgr_handle_message(dm, "m/in", one, strlen(one), false, 1000);
+    const char *ctl[] = {"a", "b", "c", "d", "e"};
+    char topic[64];
+    for (int i = 0; i < 5; i++) {
+        snprintf(topic, sizeof(topic), "/devices/multi/controls/%s", ctl[i]);
+        assert_string_equal(published(f, topic), "1");
+    }
+    size_t n = f->n_pubs;
+    devmgr_handle_message(dm, "m/in", two, strlen(two), false, 1001);
+    assert_int_equal(f->n_pubs, n); /* all five held */
+    assert_int_equal(devmgr_flush_mirror(dm, INT64_MAX), INT64_MAX);
+    assert_int_equal(f->n_pubs, n + 5);
+    for (int i = 0; i < 5; i++) {
+        snprintf(topic, sizeof(topic), "/devices/multi/controls/%s", ctl[i]);
+        assert_string_equal(published(f, topic), "2");
+    }
+    devmgr_destroy(dm);
+    cfg_free(cfg);
+}
+
 static void test_own_and_commands(void **state)
 {
     struct fixture *f = *state;
@@ -672,6 +711,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_json_transient, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mirror_throttle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mirror_backpressure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_throttle_many_controls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changed_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_own_and_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_availability, setup, teardown),
