@@ -45,6 +45,7 @@ struct queue_stats {
     uint64_t rejected;   /* pushes refused because the queue was closed */
     size_t depth;
     size_t capacity;
+    size_t buffers; /* slots holding a message buffer (memory pinned by the ring) */
 };
 
 struct queue;

@@ -125,6 +125,8 @@ wb_status queue_push(struct queue *q, enum queue_kind kind, const char *topic, c
             pthread_mutex_unlock(&q->mu);
             return WB_ERR_NOMEM;
         }
+        if (!s->buf)
+            q->stats.buffers++;
         free(s->buf);
         s->buf = nb;
         s->cap = ncap;
@@ -201,6 +203,11 @@ bool queue_pop(struct queue *q, struct queue_item *out, int timeout_ms)
         q->holding = false;
         pthread_cond_signal(&q->not_full);
     }
+    /* Empty and nothing held: start again at slot 0, so a queue that never
+     * holds more than a few messages only ever uses (and keeps buffers in)
+     * its first few slots, not the whole ring as head goes round. */
+    if (q->count == 0)
+        q->head = 0;
     wait_locked(q, timeout_ms);
     if (q->count == 0) {
         pthread_mutex_unlock(&q->mu);
