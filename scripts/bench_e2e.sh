@@ -2,7 +2,8 @@
 # bench.sh, which provides build() and runs from the repo root).
 #
 # One run, one fresh mosquitto (own config on a free loopback port,
-# max_queued_messages 0 so a slow subscriber loses nothing), five phases:
+# max_queued_messages 0 so a slow subscriber loses nothing), five phases
+# (ceiling and ingest run as E2E_PAIRS pairs, see phase_pairs):
 #
 #   ceiling  bench/mqtt_sink counts E2E_N msgs of bench/mqtt_load (QoS 0,
 #            E2E_K devices, full speed): first publish -> last received.
@@ -23,7 +24,7 @@
 #
 # Prints a table (figure beside its target) and writes bench/results.json.
 # Knobs (environment): E2E_N, E2E_K, E2E_LAT_RATE, E2E_LAT_S, E2E_IO_S,
-# E2E_BIG_K, E2E_MIRROR_MS (bridge.mirror_min_interval_ms of every phase but
+# E2E_BIG_K, E2E_PAIRS, E2E_MIRROR_MS (bridge.mirror_min_interval_ms of every phase but
 # latency, which uses 0; unset = the daemon's default),
 # E2E_KEEP=1 keeps the work folder; E2E_ONLY="io big" runs only
 # those phases (no table, no results.json); E2E_IO_SQL (experiments
@@ -184,6 +185,7 @@ phase_ceiling() {
 phase_ingest() {
     echo "== ingest: bridge, $E2E_N msgs, $E2E_K devices, QoS 0, history on, commit 100 ms" >&2
     local cfg=$E2E_DIR/ingest.yaml db=$E2E_DIR/ingest/state.db
+    rm -rf "$E2E_DIR/ingest" # each pair starts from an empty store
     gen_config "$cfg" bench "$E2E_K" "$db"
     start_bridge ingest "$cfg" "bench_dev$((E2E_K - 1))"
     "$E2E_BUILD/bench/commit_wait" "$db" "$E2E_N" 120 5 >"$E2E_DIR/commit.out" &
@@ -213,6 +215,36 @@ phase_ingest() {
     R_INGEST_LOST=$((E2E_N - ${ST_applied:-0}))
     echo "   committed $rows in $R_INGEST_SECS s = $R_INGEST_RATE msg/s (bridge CPU $R_INGEST_CPU %)" >&2
     echo "   $R_INGEST_STATS; devices with a wrong final value: $R_INGEST_BADVAL" >&2
+}
+
+# E2E_PAIRS (default 3) x (ceiling, then ingest) on the same broker; the
+# pair with the median ratio is the one the table shows, every pair's ratio
+# is listed beside it, and a message lost in any pair counts. The 2 CPUs
+# are shared with other work: one pair alone swings by +-10 %, as the
+# ceiling and the ingest see different neighbours.
+phase_pairs() {
+    local i pairs=() lost=0 bad=0
+    for ((i = 1; i <= E2E_PAIRS; i++)); do
+        echo "== pair $i of $E2E_PAIRS" >&2
+        phase_ceiling
+        phase_ingest
+        local r
+        r=$(python3 -c "print(round($R_INGEST_RATE/$R_CEIL_RATE*100,1))")
+        pairs+=("$r $R_CEIL_RATE $R_CEIL_COUNT $R_INGEST_RATE $R_INGEST_SECS $R_INGEST_CPU $R_INGEST_ROWS ${R_PUB_RATE:-0} ${R_INGEST_APPLIED:-0} ${R_INGEST_DROPPED:-0} ${R_INGEST_REJECTED:-0} ${R_INGEST_COMMITS:-0}")
+        printf '%s\n' "$R_INGEST_STATS" >"$E2E_DIR/pair$i.stats"
+        lost=$((lost + R_INGEST_LOST))
+        bad=$((bad + R_INGEST_BADVAL))
+        echo "   pair $i: bridge / ceiling $r %" >&2
+    done
+    R_RATIOS=$(printf '%s\n' "${pairs[@]}" | awk '{print $1}' | paste -sd, | sed 's/,/, /g')
+    local med
+    med=$(printf '%s\n' "${pairs[@]}" | awk '{print NR, $0}' | sort -k2,2g | awk -v n="${#pairs[@]}" 'NR == int((n + 1) / 2)')
+    local idx
+    read -r idx R_RATIO R_CEIL_RATE R_CEIL_COUNT R_INGEST_RATE R_INGEST_SECS R_INGEST_CPU R_INGEST_ROWS R_PUB_RATE \
+        R_INGEST_APPLIED R_INGEST_DROPPED R_INGEST_REJECTED R_INGEST_COMMITS <<<"$med"
+    R_INGEST_STATS=$(cat "$E2E_DIR/pair$idx.stats")
+    R_INGEST_LOST=$lost
+    R_INGEST_BADVAL=$bad
 }
 
 phase_latency() {
@@ -318,9 +350,7 @@ PY
 }
 
 print_results() {
-    local ratio verdict
-    ratio=$(python3 -c "print(round($R_INGEST_RATE/$R_CEIL_RATE*100,1))")
-    R_RATIO=$ratio
+    local ratio=$R_RATIO
     yn() { python3 -c "print('yes' if $1 else 'NO')"; }
     local cpu_model
     cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
@@ -331,8 +361,9 @@ print_results() {
         printf '%-44s %-22s %-14s %s\n' "figure" "measured" "target" "met"
         printf '%-44s %-22s %-14s %s\n' "ceiling (bare subscriber, QoS 0)" "$R_CEIL_RATE msg/s" "-" "-"
         printf '%-44s %-22s %-14s %s\n' "bridge ingest to committed (QoS 0)" "$R_INGEST_RATE msg/s" "-" "-"
-        printf '%-44s %-22s %-14s %s\n' "bridge / ceiling" "$ratio %" ">= 90 %" "$(yn "$ratio >= 90")"
-        printf '%-44s %-22s %-14s %s\n' "messages lost (N - applied)" "$R_INGEST_LOST" "0" "$(yn "$R_INGEST_LOST == 0 and $R_INGEST_BADVAL == 0")"
+        printf '%-44s %-22s %-14s %s\n' "bridge / ceiling (median of $E2E_PAIRS pairs)" "$ratio %" ">= 90 %" "$(yn "$ratio >= 90")"
+        printf '%-44s %-22s %-14s %s\n' "  every pair's ratio" "$R_RATIOS %" "-" "-"
+        printf '%-44s %-22s %-14s %s\n' "messages lost (N - applied), all pairs" "$R_INGEST_LOST" "0" "$(yn "$R_INGEST_LOST == 0 and $R_INGEST_BADVAL == 0")"
         printf '%-44s %-22s %-14s %s\n' "devices with a wrong final value" "$R_INGEST_BADVAL" "0" "$(yn "$R_INGEST_BADVAL == 0")"
         printf '%-44s %-22s %-14s %s\n' "latency p50 @${E2E_LAT_RATE}/s" "${R_LAT_P50:-?} us" "-" "-"
         printf '%-44s %-22s %-14s %s\n' "latency p99 @${E2E_LAT_RATE}/s" "${R_LAT_P99:-?} us" "<= 5000 us" "$(yn "${R_LAT_P99:-999999999} <= 5000")"
@@ -357,7 +388,7 @@ r = {
   "ceiling_msg_s": $R_CEIL_RATE, "ceiling_received": $R_CEIL_COUNT,
   "bridge_msg_s": $R_INGEST_RATE, "bridge_seconds": $R_INGEST_SECS, "bridge_cpu_percent": $R_INGEST_CPU,
   "publisher_msg_s": ${R_PUB_RATE:-0},
-  "bridge_over_ceiling_percent": $ratio,
+  "bridge_over_ceiling_percent": $ratio, "pairs": $E2E_PAIRS, "pair_ratios_percent": [$R_RATIOS],
   "committed_rows": $R_INGEST_ROWS, "applied": ${R_INGEST_APPLIED:-0}, "lost": $R_INGEST_LOST,
   "dropped": ${R_INGEST_DROPPED:-0}, "rejected": ${R_INGEST_REJECTED:-0}, "wrong_final_values": $R_INGEST_BADVAL,
   "ingest_commits": ${R_INGEST_COMMITS:-0}, "ingest_stats_line": """$R_INGEST_STATS""",
@@ -382,6 +413,7 @@ cmd_e2e() {
     E2E_LAT_S=${E2E_LAT_S:-10}
     E2E_IO_S=${E2E_IO_S:-20}
     E2E_BIG_K=${E2E_BIG_K:-10000}
+    E2E_PAIRS=${E2E_PAIRS:-3}
     E2E_LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
     ./scripts/deps.sh
     build wb-mqtt-bridge mqtt_load mqtt_sink commit_wait >/dev/null
@@ -397,8 +429,7 @@ cmd_e2e() {
         for ph in $E2E_ONLY; do "phase_$ph"; done
         return
     fi
-    phase_ceiling
-    phase_ingest
+    phase_pairs
     phase_latency
     phase_io
     phase_big

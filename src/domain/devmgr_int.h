@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "domain/mirror_rate.h"
 #include "wbmb/devmgr.h"
 #include "wbmb/util.h"
 
@@ -92,9 +93,10 @@ struct devmgr {
     struct devmgr_stats stats;
     uint32_t *dirty; /* indices of devices with mirror_dirty set */
     size_t n_dirty;
-    int64_t next_scan_ms; /* devmgr_flush_mirror does nothing before this */
-    char key[256];        /* "device:<id>" scratch */
-    char *json;           /* persisted-state text scratch (grows, reused) */
+    int64_t next_scan_ms;     /* devmgr_flush_mirror does nothing before this */
+    struct mirror_rate mrate; /* the interval's stretch under a flood */
+    char key[256];            /* "device:<id>" scratch */
+    char *json;               /* persisted-state text scratch (grows, reused) */
     /* Field names, each stored once for all devices ("value", "power",
      * ...): open addressing, at most half full, owned. Only names of fields
      * that exist are added, so the table is bounded like the states. */

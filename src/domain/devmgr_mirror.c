@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wbmb/log.h"
+
 static bool throttle(struct devmgr *m, struct dev *d, size_t i);
 
 /* Publishes the control meta of every field of d's state that has none yet
@@ -51,6 +53,24 @@ static bool mirror_busy(const struct devmgr *m)
     return m->pub.backlog && m->pub.backlog(m->pub.ud) > MIRROR_BACKLOG_MAX;
 }
 
+/* The interval in force at now_ms: the configured one, stretched while the
+ * mirror publishes more than MIRROR_RATE_HIGH values a second (see
+ * mirror_rate.h). */
+static unsigned mirror_interval(struct devmgr *m, int64_t now_ms)
+{
+    unsigned base = m->cfg->mirror_min_interval_ms;
+    uint32_t count = m->mrate.count;
+    bool quiet = now_ms - m->mrate.win_start_ms >= 2 * MIRROR_RATE_WINDOW_MS;
+    if (mirror_rate_roll(&m->mrate, now_ms, base)) {
+        if (quiet)
+            log_info("mirror: quiet again; interval back to %u ms", base);
+        else
+            log_info("mirror: %u value publications in the last second; interval now %u ms", count,
+                     mirror_rate_interval(&m->mrate, base));
+    }
+    return mirror_rate_interval(&m->mrate, base);
+}
+
 /* bridge.mirror_min_interval_ms: true when field's value must wait (it is
  * then marked held and d queued for devmgr_flush_mirror()); false when it
  * goes out now (its time is recorded). A fast-changing control costs the
@@ -58,8 +78,7 @@ static bool mirror_busy(const struct devmgr *m)
  * lost. */
 static bool throttle(struct devmgr *m, struct dev *d, size_t i)
 {
-    unsigned interval = m->cfg->mirror_min_interval_ms;
-    if (!interval || i >= MIRROR_THROTTLED)
+    if (!m->cfg->mirror_min_interval_ms || i >= MIRROR_THROTTLED)
         return false;
     if (i >= d->n_pub && i < PUB_INLINE) {
         memset(d->pub.in_place, 0, sizeof(d->pub.in_place));
@@ -79,6 +98,7 @@ static bool throttle(struct devmgr *m, struct dev *d, size_t i)
     }
     uint32_t *pms = pub_ms(d);
     int64_t now = util_mono_ms();
+    unsigned interval = mirror_interval(m, now);
     uint32_t t = clock32(now);
     int32_t age = (int32_t)(t - pms[i]); /* < 0 only after ~25 days: held once */
     bool busy = mirror_busy(m);
@@ -96,6 +116,7 @@ static bool throttle(struct devmgr *m, struct dev *d, size_t i)
     }
     pms[i] = t;
     d->held &= ~((uint64_t)1 << i);
+    mirror_rate_note(&m->mrate, now);
     return false;
 }
 
@@ -103,9 +124,10 @@ int64_t devmgr_flush_mirror(struct devmgr *m, int64_t now_ms)
 {
     if (now_ms < m->next_scan_ms)
         return m->next_scan_ms;
-    int64_t next = INT64_MAX, interval = m->cfg->mirror_min_interval_ms;
-    uint32_t t = clock32(now_ms);
     bool final = now_ms == INT64_MAX; /* shutdown: everything goes out */
+    int64_t next = INT64_MAX;
+    int64_t interval = final ? m->cfg->mirror_min_interval_ms : mirror_interval(m, now_ms);
+    uint32_t t = clock32(now_ms);
     /* Under backpressure nothing goes out (and a flush stops as soon as the
      * queue is long again): the values stay held, looked at again soon. */
     bool busy = !final && mirror_busy(m);
@@ -125,6 +147,8 @@ int64_t devmgr_flush_mirror(struct devmgr *m, int64_t now_ms)
                 d->held &= ~bit;
                 pub_ms(d)[i] = t;
                 mirror_control_value(&m->pub, d->cfg->id, d->f[i].name, d->f[i].v);
+                if (!final)
+                    mirror_rate_note(&m->mrate, now_ms);
                 if (!final && ++sent % MIRROR_FLUSH_CHECK == 0)
                     busy = mirror_busy(m);
             }

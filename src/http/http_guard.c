@@ -51,6 +51,7 @@ static struct slot *find(struct http_guard *g, const void *conn)
 static void *watch(void *arg)
 {
     struct http_guard *g = arg;
+    pthread_setname_np(pthread_self(), "wbmb-http-guard"); /* top -H, perf, gdb */
     pthread_mutex_lock(&g->mu);
     while (!g->stop) {
         struct timespec ts;

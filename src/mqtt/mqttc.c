@@ -50,6 +50,10 @@
  * full queue, so a core thread calling MQTTAsync_send() directly deadlocks
  * under load. Retained publications of one topic coalesce in the outbox; a
  * lost connection clears it (the owner republishes after the next connect).
+ * One exception: a publication made inside our own message callback (the
+ * core applying a message in place on paho's receive thread) goes straight
+ * to MQTTAsync_send() while the outbox is idle: that thread holds paho's
+ * lock already, and the detour cost ~15 us of CPU per mirror publication.
  *
  * LOST is not stored: on_connection_lost() goes straight to ST_BACKOFF.
  * Retries are never sooner than 1 s, which also leaves paho time to finish
@@ -60,6 +64,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,8 +118,8 @@ struct mqttc {
     struct outbox *out;
     pthread_t sender;
     bool sender_started;
-    volatile bool sender_stop; /* written before outbox_wake(), read after take */
-    int sender_inflight;       /* under mu; see SENDER_MAX_INFLIGHT */
+    volatile bool sender_stop;  /* written before outbox_wake(), read after take */
+    atomic_int sender_inflight; /* see SENDER_MAX_INFLIGHT; waits on cv */
     /* A subscription change made while connected, applied by the sender
      * thread (under mu): the caller (the core thread) must never call paho,
      * whose lock paho's receive thread may hold while it waits for room in
@@ -133,8 +138,12 @@ struct mqttc {
     char **subs;
     size_t nsubs;
     int sub_qos;
-    int cb_active;
-    bool draining; /* mqttc_destroy() waits for cb_active == 0 */
+    /* Callbacks running now, and mqttc_destroy() waiting for none: atomics,
+     * so the receive path never takes mu (see cb_enter()). */
+    atomic_int cb_active;
+    atomic_bool draining;
+    /* Counted outside mu (per message), copied into stats by get_stats. */
+    atomic_uint_fast64_t n_received, n_published, n_publish_failures;
     /* Subscription rounds (subscribe_all), each sent in chunks: under mu.
      * A round whose gen is no longer sub_gen stops at its next callback;
      * rounds paho never calls back for are freed by mqttc_destroy(). */
@@ -195,23 +204,26 @@ static void sleep_ms(unsigned ms)
         ;
 }
 
-/* Marks a paho callback as running; paired with cb_leave(). */
+/* Marks a paho callback as running; paired with cb_leave(). No lock: the
+ * receive thread runs this per message, and mu is shared with the sender. */
 static void cb_enter(struct mqttc *c)
 {
-    pthread_mutex_lock(&c->mu);
-    c->cb_active++;
-    pthread_mutex_unlock(&c->mu);
+    atomic_fetch_add(&c->cb_active, 1);
 }
 
-/* Wakes only mqttc_destroy(): a broadcast per message would wake the
- * reconnect thread for nothing (measured: ~7 % of the bridge's CPU). */
+/* Once mqttc_destroy() drains, the last callback leaves under mu and wakes
+ * it (so c stays alive until the unlock). Before that, a plain decrement:
+ * a drain that starts in between sees the count on its next timed check. */
 static void cb_leave_counting(struct mqttc *c, bool received)
 {
-    pthread_mutex_lock(&c->mu);
-    c->cb_active--;
     if (received)
-        c->stats.received++;
-    if (c->draining && c->cb_active == 0)
+        atomic_fetch_add_explicit(&c->n_received, 1, memory_order_relaxed);
+    if (!atomic_load(&c->draining)) {
+        atomic_fetch_sub(&c->cb_active, 1);
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    if (atomic_fetch_sub(&c->cb_active, 1) == 1)
         pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
 }
@@ -348,7 +360,7 @@ static void on_connect_success(void *ctx, MQTTAsync_successData *resp)
     cb_enter(c);
     pthread_mutex_lock(&c->mu);
     c->st = ST_CONNECTED;
-    c->sender_inflight = 0; /* what was in flight died with the old session */
+    atomic_store(&c->sender_inflight, 0); /* died with the old session */
     if (c->stopping) {
         /* mqttc_stop() is waiting for this attempt to end; it disconnects. */
         pthread_cond_broadcast(&c->cv);
@@ -441,6 +453,13 @@ static void on_connection_lost(void *ctx, char *cause)
     cb_leave(c);
 }
 
+/* The client whose message callback runs on this thread (paho's receive
+ * thread, inside on_message_arrived), else NULL. paho calls that callback
+ * with its lock held and lets a callback call MQTTAsync_send() (it skips the
+ * lock for its own threads), so a publication made from there can skip the
+ * outbox and the sender thread: see mqttc_publish(). */
+static _Thread_local struct mqttc *in_callback;
+
 static int on_message_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 {
     struct mqttc *c = ctx;
@@ -458,9 +477,12 @@ static int on_message_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_m
         }
     }
     if (t) {
-        if (c->on_message)
+        if (c->on_message) {
+            in_callback = c; /* mqttc_publish() may hand to paho directly */
             c->on_message(c->ud, t, m->payload, m->payloadlen > 0 ? (size_t)m->payloadlen : 0,
                           m->retained != 0);
+            in_callback = NULL;
+        }
     } else {
         log_error("MQTT message dropped: out of memory");
     }
@@ -531,6 +553,7 @@ static int start_connect(struct mqttc *c)
 static void *reconnect_main(void *arg)
 {
     struct mqttc *c = arg;
+    pthread_setname_np(pthread_self(), "wbmb-reconnect"); /* top -H, perf, gdb */
     pthread_mutex_lock(&c->mu);
     while (!c->stopping) {
         if (c->st != ST_BACKOFF) {
@@ -686,9 +709,10 @@ fail:
  * or failed: either way it left paho. */
 static void sent_done(struct mqttc *c)
 {
-    pthread_mutex_lock(&c->mu);
-    if (c->sender_inflight-- >= SENDER_MAX_INFLIGHT)
-        pthread_cond_broadcast(&c->cv);
+    if (atomic_fetch_sub(&c->sender_inflight, 1) < SENDER_MAX_INFLIGHT)
+        return;
+    pthread_mutex_lock(&c->mu); /* the sender may wait for room */
+    pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -730,10 +754,30 @@ static void apply_pending_resub(struct mqttc *c)
     free_strv(gone, ngone);
 }
 
-/* The only caller of MQTTAsync_send(): takes publications from the outbox. */
+/* MQTTAsync_send() of one publication; counted in flight until paho calls
+ * back. Called by the sender thread and, see mqttc_publish(), by the
+ * receive thread inside its message callback. */
+static void hand_to_paho(struct mqttc *c, const char *topic, const void *payload, size_t len,
+                         int qos, bool retained)
+{
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess = on_send_ok;
+    ro.onFailure = on_send_fail;
+    ro.context = c;
+    atomic_fetch_add(&c->sender_inflight, 1);
+    int rc = c->api->send(c->cli, topic, (int)len, payload, qos, retained, &ro);
+    if (rc != MQTTASYNC_SUCCESS) {
+        atomic_fetch_sub(&c->sender_inflight, 1);
+        atomic_fetch_add(&c->n_publish_failures, 1);
+        log_debug("MQTT publish to %s refused: %s", topic, c->api->strerror(rc));
+    }
+}
+
+/* Takes publications from the outbox and hands them to paho. */
 static void *sender_main(void *arg)
 {
     struct mqttc *c = arg;
+    pthread_setname_np(pthread_self(), "wbmb-sender"); /* top -H, perf, gdb */
     int64_t next_pause_ms = 0;
     while (!c->sender_stop) {
         if (outbox_depth(c->out) > SENDER_BACKLOG && util_mono_ms() >= next_pause_ms) {
@@ -741,33 +785,20 @@ static void *sender_main(void *arg)
             next_pause_ms = util_mono_ms() + SENDER_BACKLOG_EVERY_MS;
         }
         apply_pending_resub(c);
-        pthread_mutex_lock(&c->mu);
-        /* Bounded wait: a connection lost with publications in flight may
-         * not report them all, so the count is reset on the next connect. */
-        if (c->sender_inflight >= SENDER_MAX_INFLIGHT && !c->sender_stop)
-            cv_wait_until(c, util_mono_ms() + 100);
-        bool full = c->sender_inflight >= SENDER_MAX_INFLIGHT;
-        pthread_mutex_unlock(&c->mu);
-        if (full)
+        if (atomic_load(&c->sender_inflight) >= SENDER_MAX_INFLIGHT) {
+            /* Bounded wait: a connection lost with publications in flight
+             * may not report them all, so the count is reset on the next
+             * connect. sent_done() broadcasts under mu, after its decrement. */
+            pthread_mutex_lock(&c->mu);
+            if (atomic_load(&c->sender_inflight) >= SENDER_MAX_INFLIGHT && !c->sender_stop)
+                cv_wait_until(c, util_mono_ms() + 100);
+            pthread_mutex_unlock(&c->mu);
             continue;
+        }
         struct outbox_msg *m = outbox_take(c->out, 100);
         if (!m)
             continue;
-        MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-        ro.onSuccess = on_send_ok;
-        ro.onFailure = on_send_fail;
-        ro.context = c;
-        pthread_mutex_lock(&c->mu);
-        c->sender_inflight++;
-        pthread_mutex_unlock(&c->mu);
-        int rc = c->api->send(c->cli, m->topic, (int)m->len, m->payload, m->qos, m->retained, &ro);
-        if (rc != MQTTASYNC_SUCCESS) {
-            pthread_mutex_lock(&c->mu);
-            c->sender_inflight--;
-            c->stats.publish_failures++;
-            pthread_mutex_unlock(&c->mu);
-            log_debug("MQTT publish to %s refused: %s", m->topic, c->api->strerror(rc));
-        }
+        hand_to_paho(c, m->topic, m->payload, m->len, m->qos, m->retained);
         outbox_done(c->out, m);
     }
     return NULL;
@@ -860,21 +891,26 @@ wb_status mqttc_publish(struct mqttc *c, const char *topic, const void *payload,
         return WB_ERR_INVALID;
     pthread_mutex_lock(&c->mu);
     bool up = c->st == ST_CONNECTED && !c->stopping;
-    if (!up)
-        c->stats.publish_failures++;
     pthread_mutex_unlock(&c->mu);
-    if (!up)
+    if (!up) {
+        atomic_fetch_add(&c->n_publish_failures, 1);
         return WB_ERR_MQTT;
-
-    /* Queued for the sender thread (see the top of the file); a refusal by
-     * paho later is counted in publish_failures. */
+    }
+    /* Inside our own message callback on paho's receive thread (the core
+     * applying a message in place), with nothing queued or in the sender's
+     * hand: straight to paho. That thread already holds paho's lock, which
+     * the sender thread would have to wait for; and with the outbox idle
+     * nothing older can overtake, so the order of the publications is kept
+     * (every publisher runs under the core's lock). Otherwise the outbox: a
+     * refusal by paho later is counted in publish_failures. */
+    if (in_callback == c && atomic_load(&c->sender_inflight) < SENDER_MAX_INFLIGHT &&
+        outbox_idle(c->out)) {
+        hand_to_paho(c, topic, len ? payload : "", len, qos, retained);
+        atomic_fetch_add(&c->n_published, 1);
+        return WB_OK;
+    }
     wb_status st = outbox_put(c->out, topic, len ? payload : "", len, qos, retained);
-    pthread_mutex_lock(&c->mu);
-    if (st == WB_OK)
-        c->stats.published++;
-    else
-        c->stats.publish_failures++;
-    pthread_mutex_unlock(&c->mu);
+    atomic_fetch_add(st == WB_OK ? &c->n_published : &c->n_publish_failures, 1);
     return st == WB_OK ? WB_OK : WB_ERR_MQTT;
 }
 
@@ -904,6 +940,9 @@ void mqttc_get_stats(struct mqttc *c, struct mqttc_stats *out)
     pthread_mutex_lock(&c->mu);
     *out = c->stats;
     pthread_mutex_unlock(&c->mu);
+    out->received = atomic_load(&c->n_received);
+    out->published = atomic_load(&c->n_published);
+    out->publish_failures = atomic_load(&c->n_publish_failures);
 }
 
 /* True while paho still holds publications not yet handed to the broker
@@ -1002,9 +1041,11 @@ void mqttc_destroy(struct mqttc *c)
     /* paho calls no new callback for a destroyed handle; wait for the ones
      * that may still be returning before freeing what they touch. */
     pthread_mutex_lock(&c->mu);
-    c->draining = true;
-    while (c->cb_active > 0)
-        pthread_cond_wait(&c->cv, &c->mu);
+    atomic_store(&c->draining, true);
+    /* Timed: a callback that decremented just before draining was set did
+     * not broadcast (see cb_leave_counting()). */
+    while (atomic_load(&c->cb_active) > 0)
+        cv_wait_until(c, util_mono_ms() + 10);
     pthread_mutex_unlock(&c->mu);
 
     while (c->rounds) /* chunks paho dropped with the connection */

@@ -262,6 +262,7 @@ static void wait_until(struct sqlite_store *s, int64_t due_ms)
 static void *writer_main(void *arg)
 {
     struct sqlite_store *s = arg;
+    pthread_setname_np(pthread_self(), "wbmb-store"); /* top -H, perf, gdb */
     /* Commits are batch work: on a 2-core controller they should yield to
      * the message path (a commit can wait a few ms, a message should not).
      * Linux applies a nice value per thread. */

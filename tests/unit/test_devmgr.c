@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "domain/mirror_rate.h"
 #include "wbmb/config.h"
 #include "wbmb/devmgr.h"
 #include "wbmb/state_store.h"
@@ -343,6 +344,48 @@ static void test_mirror_throttle(void **state)
     assert_int_equal(f->n_pubs, n + 1);
     assert_int_equal(devmgr_flush_mirror(f->dm, INT64_MAX), INT64_MAX);
     assert_string_equal(published(f, "/devices/tv/controls/volume"), "15");
+}
+
+/* The mirror's rate: a second with more than MIRROR_RATE_HIGH publications
+ * doubles the interval (up to MIRROR_STRETCH_CAP_MS), a calm one halves it,
+ * a quiet gap resets it; an interval of 0 or >= the cap never stretches. */
+static void test_mirror_rate_stretch(void **state)
+{
+    (void)state;
+    struct mirror_rate r = {0};
+    int64_t t = 5000;
+    assert_false(mirror_rate_roll(&r, t, 250)); /* no window yet */
+    assert_int_equal(mirror_rate_interval(&r, 250), 250);
+    for (unsigned i = 0; i <= MIRROR_RATE_HIGH; i++)
+        mirror_rate_note(&r, t + i % 900);
+    assert_false(mirror_rate_roll(&r, t + 999, 250)); /* the second is not over */
+    assert_true(mirror_rate_roll(&r, t + 1000, 250));
+    assert_int_equal(mirror_rate_interval(&r, 250), 500);
+    assert_int_equal(mirror_rate_interval(&r, 0), 0);
+    assert_int_equal(mirror_rate_interval(&r, 1000), 1000);
+    assert_int_equal(mirror_rate_interval(&r, 700), 1000); /* capped */
+    /* Exactly MIRROR_RATE_HIGH is not over it: no change. */
+    for (unsigned i = 0; i < MIRROR_RATE_HIGH; i++)
+        mirror_rate_note(&r, t + 1000 + i % 900);
+    assert_false(mirror_rate_roll(&r, t + 2000, 250));
+    for (unsigned i = 0; i <= MIRROR_RATE_HIGH; i++)
+        mirror_rate_note(&r, t + 2000 + i % 900);
+    assert_true(mirror_rate_roll(&r, t + 3000, 250));
+    assert_int_equal(mirror_rate_interval(&r, 250), 1000);
+    /* At the cap a flood changes nothing more. */
+    for (unsigned i = 0; i <= 3 * MIRROR_RATE_HIGH; i++)
+        mirror_rate_note(&r, t + 3000 + i % 900);
+    assert_false(mirror_rate_roll(&r, t + 4000, 250));
+    assert_int_equal(mirror_rate_interval(&r, 250), 1000);
+    /* A calm second (under a quarter of the limit) halves it. */
+    for (unsigned i = 0; i < MIRROR_RATE_HIGH / 4 - 1; i++)
+        mirror_rate_note(&r, t + 4000 + i);
+    assert_true(mirror_rate_roll(&r, t + 5000, 250));
+    assert_int_equal(mirror_rate_interval(&r, 250), 500);
+    /* Two seconds without a roll: quiet, back to the configured interval. */
+    mirror_rate_note(&r, t + 5001);
+    assert_true(mirror_rate_roll(&r, t + 7000, 250));
+    assert_int_equal(mirror_rate_interval(&r, 250), 250);
 }
 
 /* Backpressure: while the sender's queue is over MIRROR_BACKLOG_MAX, even a
@@ -721,6 +764,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_control_metas_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_in_steps, setup, teardown),
+        cmocka_unit_test(test_mirror_rate_stretch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
