@@ -16,6 +16,7 @@
 #include "wbmb/util.h"
 
 #define MAX_ROUTES_PER_MSG 64
+#define RESTORE_ROWS_PER_FLUSH 1024 /* devices rows queued at start-up before a flush */
 #define ECHO_SLOTS 32
 #define MIRROR_THROTTLED 64 /* controls per device under the interval; later ones: every change */
 #define PUB_INLINE 2        /* pub_ms entries kept in struct dev, no allocation */

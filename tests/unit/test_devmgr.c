@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "domain/mirror_rate.h"
+#include "domain/devmgr_int.h"
 #include "wbmb/config.h"
 #include "wbmb/devmgr.h"
 #include "wbmb/state_store.h"
@@ -386,6 +386,59 @@ static void test_mirror_rate_stretch(void **state)
     mirror_rate_note(&r, t + 5001);
     assert_true(mirror_rate_roll(&r, t + 7000, 250));
     assert_int_equal(mirror_rate_interval(&r, 250), 250);
+}
+
+/* Restore registers every configured device in the devices table, in
+ * chunks: with 2 500 devices no more than a chunk of rows waits in the
+ * store's memory afterwards (the rest is committed), and all of them are in
+ * the database after the next commit. */
+static void test_restore_registers_devices_in_chunks(void **state)
+{
+    (void)state;
+    enum { N = 2500 };
+    size_t cap = 64 + (size_t)N * 128, len = 0;
+    char *y = malloc(cap);
+    assert_non_null(y);
+    len += (size_t)snprintf(y + len, cap - len, "devices:\n");
+    for (int i = 0; i < N; i++)
+        len += (size_t)snprintf(
+            y + len, cap - len,
+            "  - {id: d%d, wb_mirror: false, state: [{topic: t/%d, field: v, type: int}]}\n", i, i);
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    wb_status pst = cfg_parse("many.yaml", y, len, &cfg, &errs);
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "%s\n", errs.lines[i]);
+    cfg_errors_free(&errs);
+    free(y);
+    assert_int_equal(pst, WB_OK);
+    char dir[] = "/tmp/wbmb-devmgr-XXXXXX", db[64], cmd[160];
+    assert_non_null(mkdtemp(dir));
+    snprintf(db, sizeof(db), "%s/state.db", dir);
+    struct store_config sc = {.db_path = db, .commit_interval_ms = 60000};
+    struct state_store *st = NULL;
+    assert_int_equal(store_open(&st, &sc, NULL, 0), WB_OK);
+    struct fixture f = {0};
+    f.cfg = cfg;
+    f.store = st;
+    struct devmgr *dm = make(&f, NULL);
+    devmgr_restore(dm);
+    struct store_status ss;
+    store_get_status(st, &ss);
+    assert_true(ss.pending > 0 && ss.pending <= RESTORE_ROWS_PER_FLUSH);
+    assert_int_equal(store_flush(st), WB_OK);
+    snprintf(cmd, sizeof(cmd), "sqlite3 %s 'SELECT count(*) FROM devices'", db);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    int rows = -1;
+    assert_int_equal(fscanf(p, "%d", &rows), 1);
+    pclose(p);
+    assert_int_equal(rows, N);
+    devmgr_destroy(dm);
+    store_close(st);
+    cfg_free(cfg);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 /* Backpressure: while the sender's queue is over MIRROR_BACKLOG_MAX, even a
@@ -765,6 +818,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_control_metas_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_in_steps, setup, teardown),
         cmocka_unit_test(test_mirror_rate_stretch),
+        cmocka_unit_test(test_restore_registers_devices_in_chunks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
