@@ -79,7 +79,7 @@ static const char *const wsql[W_COUNT] = {
 
 static struct op *op_new(enum op_kind kind, int flag, const char *const *fields, int n)
 {
-    size_t len[OP_FIELDS], total = sizeof(struct op);
+    size_t len[OP_FIELDS], total = sizeof(struct op) + (size_t)n * sizeof(const char *);
     for (int i = 0; i < n; i++) {
         len[i] = fields[i] ? strlen(fields[i]) + 1 : 0;
         total += len[i];
@@ -90,8 +90,9 @@ static struct op *op_new(enum op_kind kind, int flag, const char *const *fields,
     memset(o, 0, sizeof(*o));
     o->kind = kind;
     o->flag = flag;
-    char *p = (char *)(o + 1);
+    char *p = (char *)&o->f[n];
     for (int i = 0; i < n; i++) {
+        o->f[i] = NULL;
         if (!fields[i])
             continue;
         memcpy(p, fields[i], len[i]);
