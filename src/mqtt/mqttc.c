@@ -43,9 +43,9 @@
  *   flight finish, drain pending publications, MQTTAsync_disconnect()
  *   (a clean DISCONNECT, so no Last Will)--> STOPPED (ST_STOPPED)
  *
- * Publications: mqttc_publish() only puts the message in an outbox
- * (mqtt/outbox.h) and one sender thread (sender_main) hands it to
- * MQTTAsync_send(). The caller never takes paho's lock: paho holds that lock
+ * Publications (mqttc_send.c): mqttc_publish() only puts the message in an
+ * outbox (mqtt/outbox.h) and one sender thread (mqttc_sender_main) hands it
+ * to MQTTAsync_send(). The caller never takes paho's lock: paho holds that lock
  * while our message callback runs, and the callback may block on the core's
  * full queue, so a core thread calling MQTTAsync_send() directly deadlocks
  * under load. Retained publications of one topic coalesce in the outbox; a
@@ -72,85 +72,11 @@
 
 #include <MQTTAsync.h>
 
+#include "mqtt/mqttc_int.h"
 #include "mqtt/outbox.h"
 #include "mqtt/paho_api.h"
 #include "wbmb/log.h"
 #include "wbmb/util.h"
-
-#define BACKOFF_FIRST_S 1u
-#define BACKOFF_MAX_S 30u
-/* How long mqttc_destroy() lets an unstopped client drain. */
-#define DESTROY_STOP_TIMEOUT_MS 1000u
-/* When the outbox holds more than SENDER_BACKLOG publications the sender is
- * behind the core: it then pauses SENDER_BACKLOG_PAUSE_MS (at most once per
- * SENDER_BACKLOG_EVERY_MS) so retained values coalesce and the CPU goes to
- * the intake. A sender that keeps up never pauses, so light load keeps its
- * low latency. (A nice 10 sender thread did the same under our own load but
- * starved behind unrelated busy processes: p99 latency 100-200 ms.) */
-#define SENDER_BACKLOG 256
-#define SENDER_BACKLOG_PAUSE_MS 5
-#define SENDER_BACKLOG_EVERY_MS 20
-/* Publications handed to paho and not yet written (QoS 0) or acknowledged
- * (QoS 1). Beyond it the sender waits and the outbox coalesces: paho keeps a
- * heap copy and a command per publication, so the connect-time burst of a big
- * config (meta + value of every control) otherwise sits in paho's memory. */
-#define SENDER_MAX_INFLIGHT 512
-
-enum conn_state { ST_IDLE, ST_BACKOFF, ST_CONNECTING, ST_CONNECTED, ST_STOPPED };
-
-struct mqttc {
-    MQTTAsync cli;
-    const struct paho_api *api; /* the library that made cli (paho_api.h) */
-    /* Owned copies of the options (NULL when not given). */
-    char *host, *client_id, *username, *password;
-    char *ca_file, *cert_file, *key_file, *will_topic, *will_payload;
-    int port;
-    unsigned keepalive_s;
-    bool tls, will_retained;
-    int will_qos;
-
-    mqttc_message_cb on_message;
-    mqttc_connection_cb on_connection;
-    void *ud;
-
-    pthread_t thr;
-    bool thr_started;
-    struct outbox *out;
-    pthread_t sender;
-    bool sender_started;
-    volatile bool sender_stop;  /* written before outbox_wake(), read after take */
-    atomic_int sender_inflight; /* see SENDER_MAX_INFLIGHT; waits on cv */
-    /* A subscription change made while connected, applied by the sender
-     * thread (under mu): the caller (the core thread) must never call paho,
-     * whose lock paho's receive thread may hold while it waits for room in
-     * the core's queue. */
-    bool resub_pending;
-    char **resub_gone;
-    size_t resub_ngone;
-
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* CLOCK_MONOTONIC; any change of the fields below */
-    enum conn_state st;
-    bool stopping;        /* mqttc_stop() began: no more connects */
-    bool disconnect_done; /* the c->api->disconnect() callback ran */
-    unsigned backoff_s;   /* the delay before the next retry */
-    int64_t retry_at_ms;  /* util_mono_ms() of the next attempt (BACKOFF) */
-    char **subs;
-    size_t nsubs;
-    int sub_qos;
-    /* Callbacks running now, and mqttc_destroy() waiting for none: atomics,
-     * so the receive path never takes mu (see cb_enter()). */
-    atomic_int cb_active;
-    atomic_bool draining;
-    /* Counted outside mu (per message), copied into stats by get_stats. */
-    atomic_uint_fast64_t n_received, n_published, n_publish_failures;
-    /* Subscription rounds (subscribe_all), each sent in chunks: under mu.
-     * A round whose gen is no longer sub_gen stops at its next callback;
-     * rounds paho never calls back for are freed by mqttc_destroy(). */
-    struct sub_round *rounds;
-    unsigned sub_gen;
-    struct mqttc_stats stats;
-};
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -162,13 +88,6 @@ static char *dup_opt(const char *s, bool *fail)
     if (!d)
         *fail = true;
     return d;
-}
-
-static void free_strv(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
 }
 
 /* Deep copy of a string vector; NULL on allocation failure (or n == 0). */
@@ -187,21 +106,6 @@ static char **dup_strv(const char *const *v, size_t n)
         }
     }
     return d;
-}
-
-/* Waits on c->cv until deadline_ms (util_mono_ms() clock); mu held. */
-static void cv_wait_until(struct mqttc *c, int64_t deadline_ms)
-{
-    struct timespec ts = {.tv_sec = (time_t)(deadline_ms / 1000),
-                          .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
-    pthread_cond_timedwait(&c->cv, &c->mu, &ts);
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
 }
 
 /* Marks a paho callback as running; paired with cb_leave(). No lock: the
@@ -338,7 +242,7 @@ static void on_sub_failure(void *ctx, MQTTAsync_failureData *resp)
 
 /* Subscribes to all of c->subs, in chunks; a new round supersedes one still
  * running. Called without mu. */
-static void subscribe_all(struct mqttc *c)
+void mqttc_subscribe_all(struct mqttc *c)
 {
     struct sub_round *r = calloc(1, sizeof(*r));
     if (!r) {
@@ -378,7 +282,7 @@ static void on_connect_success(void *ctx, MQTTAsync_successData *resp)
     /* paho never sets TCP_NODELAY: two small publications in a row would
      * wait for the broker's delayed ACK (Nagle), ~40 ms on loopback. */
     util_tcp_nodelay_to_port(c->port);
-    subscribe_all(c); /* chunks copied from c->subs under mu */
+    mqttc_subscribe_all(c); /* chunks copied from c->subs under mu */
     if (c->on_connection)
         c->on_connection(c->ud, true);
     cb_leave(c);
@@ -453,13 +357,6 @@ static void on_connection_lost(void *ctx, char *cause)
     cb_leave(c);
 }
 
-/* The client whose message callback runs on this thread (paho's receive
- * thread, inside on_message_arrived), else NULL. paho calls that callback
- * with its lock held and lets a callback call MQTTAsync_send() (it skips the
- * lock for its own threads), so a publication made from there can skip the
- * outbox and the sender thread: see mqttc_publish(). */
-static _Thread_local struct mqttc *in_callback;
-
 static int on_message_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 {
     struct mqttc *c = ctx;
@@ -478,10 +375,10 @@ static int on_message_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_m
     }
     if (t) {
         if (c->on_message) {
-            in_callback = c; /* mqttc_publish() may hand to paho directly */
+            mqttc_in_callback = c; /* mqttc_publish() may hand to paho directly */
             c->on_message(c->ud, t, m->payload, m->payloadlen > 0 ? (size_t)m->payloadlen : 0,
                           m->retained != 0);
-            in_callback = NULL;
+            mqttc_in_callback = NULL;
         }
     } else {
         log_error("MQTT message dropped: out of memory");
@@ -705,115 +602,6 @@ fail:
     return NULL;
 }
 
-/* paho's thread: a publication was written (QoS 0) or acknowledged (QoS 1),
- * or failed: either way it left paho. */
-static void sent_done(struct mqttc *c)
-{
-    if (atomic_fetch_sub(&c->sender_inflight, 1) < SENDER_MAX_INFLIGHT)
-        return;
-    pthread_mutex_lock(&c->mu); /* the sender may wait for room */
-    pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-}
-
-static void on_send_ok(void *ctx, MQTTAsync_successData *r)
-{
-    (void)r;
-    sent_done(ctx);
-}
-
-static void on_send_fail(void *ctx, MQTTAsync_failureData *r)
-{
-    (void)r;
-    sent_done(ctx);
-}
-
-/* Sender thread: a subscription change recorded by mqttc_set_subscriptions()
- * while connected is applied here, outside mu. */
-static void apply_pending_resub(struct mqttc *c)
-{
-    pthread_mutex_lock(&c->mu);
-    if (!c->resub_pending) {
-        pthread_mutex_unlock(&c->mu);
-        return;
-    }
-    c->resub_pending = false;
-    char **gone = c->resub_gone;
-    size_t ngone = c->resub_ngone;
-    c->resub_gone = NULL;
-    c->resub_ngone = 0;
-    bool up = c->st == ST_CONNECTED && !c->stopping;
-    pthread_mutex_unlock(&c->mu);
-    if (up && ngone) {
-        int rc = c->api->unsubscribe_many(c->cli, (int)ngone, gone, NULL);
-        if (rc != MQTTASYNC_SUCCESS)
-            log_warn("MQTT unsubscribe failed: %s", c->api->strerror(rc));
-    }
-    if (up)
-        subscribe_all(c);
-    free_strv(gone, ngone);
-}
-
-/* MQTTAsync_send() of one publication; counted in flight until paho calls
- * back. Called by the sender thread and, see mqttc_publish(), by the
- * receive thread inside its message callback. */
-static void hand_to_paho(struct mqttc *c, const char *topic, const void *payload, size_t len,
-                         int qos, bool retained)
-{
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    ro.onSuccess = on_send_ok;
-    ro.onFailure = on_send_fail;
-    ro.context = c;
-    atomic_fetch_add(&c->sender_inflight, 1);
-    int rc = c->api->send(c->cli, topic, (int)len, payload, qos, retained, &ro);
-    if (rc != MQTTASYNC_SUCCESS) {
-        atomic_fetch_sub(&c->sender_inflight, 1);
-        atomic_fetch_add(&c->n_publish_failures, 1);
-        log_debug("MQTT publish to %s refused: %s", topic, c->api->strerror(rc));
-    }
-}
-
-/* Takes publications from the outbox and hands them to paho. */
-static void *sender_main(void *arg)
-{
-    struct mqttc *c = arg;
-    pthread_setname_np(pthread_self(), "wbmb-sender"); /* top -H, perf, gdb */
-    int64_t next_pause_ms = 0;
-    while (!c->sender_stop) {
-        if (outbox_depth(c->out) > SENDER_BACKLOG && util_mono_ms() >= next_pause_ms) {
-            sleep_ms(SENDER_BACKLOG_PAUSE_MS);
-            next_pause_ms = util_mono_ms() + SENDER_BACKLOG_EVERY_MS;
-        }
-        apply_pending_resub(c);
-        if (atomic_load(&c->sender_inflight) >= SENDER_MAX_INFLIGHT) {
-            /* Bounded wait: a connection lost with publications in flight
-             * may not report them all, so the count is reset on the next
-             * connect. sent_done() broadcasts under mu, after its decrement. */
-            pthread_mutex_lock(&c->mu);
-            if (atomic_load(&c->sender_inflight) >= SENDER_MAX_INFLIGHT && !c->sender_stop)
-                cv_wait_until(c, util_mono_ms() + 100);
-            pthread_mutex_unlock(&c->mu);
-            continue;
-        }
-        struct outbox_msg *m = outbox_take(c->out, 100);
-        if (!m)
-            continue;
-        hand_to_paho(c, m->topic, m->payload, m->len, m->qos, m->retained);
-        outbox_done(c->out, m);
-    }
-    return NULL;
-}
-
-static void stop_sender(struct mqttc *c)
-{
-    if (!c->sender_started)
-        return;
-    c->sender_stop = true;
-    outbox_wake(c->out);
-    pthread_join(c->sender, NULL);
-    c->sender_started = false;
-}
-
 wb_status mqttc_start(struct mqttc *c)
 {
     if (!c)
@@ -834,7 +622,7 @@ wb_status mqttc_start(struct mqttc *c)
         return WB_ERR_NOMEM;
     }
     c->thr_started = true;
-    if (pthread_create(&c->sender, NULL, sender_main, c) != 0) {
+    if (pthread_create(&c->sender, NULL, mqttc_sender_main, c) != 0) {
         log_error("MQTT: cannot start the sender thread");
         return WB_ERR_NOMEM; /* mqttc_stop() joins the reconnect thread */
     }
@@ -882,41 +670,6 @@ wb_status mqttc_set_subscriptions(struct mqttc *c, const char *const *filters, s
     if (up)
         outbox_wake(c->out);
     return WB_OK;
-}
-
-wb_status mqttc_publish(struct mqttc *c, const char *topic, const void *payload, size_t len,
-                        int qos, bool retained)
-{
-    if (!c || !topic || !topic[0] || (qos != 0 && qos != 1) || len > INT_MAX || (len && !payload))
-        return WB_ERR_INVALID;
-    pthread_mutex_lock(&c->mu);
-    bool up = c->st == ST_CONNECTED && !c->stopping;
-    pthread_mutex_unlock(&c->mu);
-    if (!up) {
-        atomic_fetch_add(&c->n_publish_failures, 1);
-        return WB_ERR_MQTT;
-    }
-    /* Inside our own message callback on paho's receive thread (the core
-     * applying a message in place), with nothing queued or in the sender's
-     * hand: straight to paho. That thread already holds paho's lock, which
-     * the sender thread would have to wait for; and with the outbox idle
-     * nothing older can overtake, so the order of the publications is kept
-     * (every publisher runs under the core's lock). Otherwise the outbox: a
-     * refusal by paho later is counted in publish_failures. */
-    if (in_callback == c && atomic_load(&c->sender_inflight) < SENDER_MAX_INFLIGHT &&
-        outbox_idle(c->out)) {
-        hand_to_paho(c, topic, len ? payload : "", len, qos, retained);
-        atomic_fetch_add(&c->n_published, 1);
-        return WB_OK;
-    }
-    wb_status st = outbox_put(c->out, topic, len ? payload : "", len, qos, retained);
-    atomic_fetch_add(st == WB_OK ? &c->n_published : &c->n_publish_failures, 1);
-    return st == WB_OK ? WB_OK : WB_ERR_MQTT;
-}
-
-size_t mqttc_backlog(struct mqttc *c)
-{
-    return c ? outbox_depth(c->out) : 0;
 }
 
 bool mqttc_is_connected(struct mqttc *c)
@@ -973,7 +726,7 @@ void mqttc_stop(struct mqttc *c, unsigned timeout_ms)
         c->stopping = true;
         c->st = ST_STOPPED;
         pthread_mutex_unlock(&c->mu);
-        stop_sender(c);
+        mqttc_stop_sender(c);
         return;
     }
     c->stopping = true; /* new publications are refused from here on */
@@ -995,7 +748,7 @@ void mqttc_stop(struct mqttc *c, unsigned timeout_ms)
     if (up) {
         while (!outbox_idle(c->out) && util_mono_ms() < deadline)
             sleep_ms(2);
-        stop_sender(c);
+        mqttc_stop_sender(c);
         while (has_pending(c) && util_mono_ms() < deadline)
             sleep_ms(5);
         int64_t left = deadline - util_mono_ms();
@@ -1022,7 +775,7 @@ void mqttc_stop(struct mqttc *c, unsigned timeout_ms)
         pthread_mutex_unlock(&c->mu);
     }
 
-    stop_sender(c); /* when the connection was not up */
+    mqttc_stop_sender(c); /* when the connection was not up */
     pthread_mutex_lock(&c->mu);
     bool was_up = c->stats.connected;
     c->stats.connected = false;

@@ -1,0 +1,135 @@
+/*
+ * mqttc_int.h - internals shared by mqttc.c (connection, subscriptions,
+ * callbacks, stop) and mqttc_send.c (publications: the outbox, the sender
+ * thread, the direct path from the receive thread). See mqttc.c's top for
+ * the states and the locking rules.
+ */
+#ifndef WBMB_MQTT_MQTTC_INT_H
+#define WBMB_MQTT_MQTTC_INT_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <MQTTAsync.h>
+
+#include "mqtt/outbox.h"
+#include "mqtt/paho_api.h"
+#include "wbmb/mqttc.h"
+
+#define BACKOFF_FIRST_S 1u
+#define BACKOFF_MAX_S 30u
+/* How long mqttc_destroy() lets an unstopped client drain. */
+#define DESTROY_STOP_TIMEOUT_MS 1000u
+/* When the outbox holds more than SENDER_BACKLOG publications the sender is
+ * behind the core: it then pauses SENDER_BACKLOG_PAUSE_MS (at most once per
+ * SENDER_BACKLOG_EVERY_MS) so retained values coalesce and the CPU goes to
+ * the intake. A sender that keeps up never pauses, so light load keeps its
+ * low latency. (A nice 10 sender thread did the same under our own load but
+ * starved behind unrelated busy processes: p99 latency 100-200 ms.) */
+#define SENDER_BACKLOG 256
+#define SENDER_BACKLOG_PAUSE_MS 5
+#define SENDER_BACKLOG_EVERY_MS 20
+/* Publications handed to paho and not yet written (QoS 0) or acknowledged
+ * (QoS 1). Beyond it the sender waits and the outbox coalesces: paho keeps a
+ * heap copy and a command per publication, so the connect-time burst of a big
+ * config (meta + value of every control) otherwise sits in paho's memory. */
+#define SENDER_MAX_INFLIGHT 512
+
+enum conn_state { ST_IDLE, ST_BACKOFF, ST_CONNECTING, ST_CONNECTED, ST_STOPPED };
+
+struct mqttc {
+    MQTTAsync cli;
+    const struct paho_api *api; /* the library that made cli (paho_api.h) */
+    /* Owned copies of the options (NULL when not given). */
+    char *host, *client_id, *username, *password;
+    char *ca_file, *cert_file, *key_file, *will_topic, *will_payload;
+    int port;
+    unsigned keepalive_s;
+    bool tls, will_retained;
+    int will_qos;
+
+    mqttc_message_cb on_message;
+    mqttc_connection_cb on_connection;
+    void *ud;
+
+    pthread_t thr;
+    bool thr_started;
+    struct outbox *out;
+    pthread_t sender;
+    bool sender_started;
+    volatile bool sender_stop;  /* written before outbox_wake(), read after take */
+    atomic_int sender_inflight; /* see SENDER_MAX_INFLIGHT; waits on cv */
+    /* A subscription change made while connected, applied by the sender
+     * thread (under mu): the caller (the core thread) must never call paho,
+     * whose lock paho's receive thread may hold while it waits for room in
+     * the core's queue. */
+    bool resub_pending;
+    char **resub_gone;
+    size_t resub_ngone;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC; any change of the fields below */
+    enum conn_state st;
+    bool stopping;        /* mqttc_stop() began: no more connects */
+    bool disconnect_done; /* the c->api->disconnect() callback ran */
+    unsigned backoff_s;   /* the delay before the next retry */
+    int64_t retry_at_ms;  /* util_mono_ms() of the next attempt (BACKOFF) */
+    char **subs;
+    size_t nsubs;
+    int sub_qos;
+    /* Callbacks running now, and mqttc_destroy() waiting for none: atomics,
+     * so the receive path never takes mu (see cb_enter()). */
+    atomic_int cb_active;
+    atomic_bool draining;
+    /* Counted outside mu (per message), copied into stats by get_stats. */
+    atomic_uint_fast64_t n_received, n_published, n_publish_failures;
+    /* Subscription rounds (subscribe_all), each sent in chunks: under mu.
+     * A round whose gen is no longer sub_gen stops at its next callback;
+     * rounds paho never calls back for are freed by mqttc_destroy(). */
+    struct sub_round *rounds;
+    unsigned sub_gen;
+    struct mqttc_stats stats;
+};
+
+static inline void free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Waits on c->cv until deadline_ms (util_mono_ms() clock); mu held. */
+static inline void cv_wait_until(struct mqttc *c, int64_t deadline_ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(deadline_ms / 1000),
+                          .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
+    pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+}
+
+static inline void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* mqttc.c: (re)subscribes the whole set in chunks; mu not held. */
+void mqttc_subscribe_all(struct mqttc *c);
+
+/* mqttc_send.c: the sender thread, and its stop (joins it). */
+void *mqttc_sender_main(void *arg);
+void mqttc_stop_sender(struct mqttc *c);
+
+/* The client whose message callback runs on this thread (paho's receive
+ * thread, inside on_message_arrived), else NULL. paho calls that callback
+ * with its lock held and lets a callback call MQTTAsync_send() (it skips the
+ * lock for its own threads), so a publication made from there can skip the
+ * outbox and the sender thread: see mqttc_publish(). */
+extern _Thread_local struct mqttc *mqttc_in_callback;
+
+#endif
