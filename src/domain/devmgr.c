@@ -40,34 +40,25 @@
 #include "wbmb/topic_tree.h"
 #include "wbmb/util.h"
 
-#define IX_EMPTY UINT32_MAX
+static const char *dev_key(const void *m, uint32_t pos)
+{
+    return ((const struct devmgr *)m)->devs[pos].cfg->id;
+}
 
-/* The table of device indexes, at most half full. false when out of memory. */
+/* The id -> device index, built once. false when out of memory. */
 static bool index_build(struct devmgr *m)
 {
-    size_t cap = 16;
-    while (cap < 2 * m->n_devs)
-        cap *= 2;
-    if (!(m->ix = malloc(cap * sizeof(*m->ix))))
+    if (!strix_reserve(&m->ix, m->n_devs, 0, dev_key, m))
         return false;
-    m->ix_mask = cap - 1;
-    for (size_t i = 0; i <= m->ix_mask; i++)
-        m->ix[i] = IX_EMPTY;
-    for (size_t i = 0; i < m->n_devs; i++) {
-        size_t h = util_hash_str(m->devs[i].cfg->id) & m->ix_mask;
-        while (m->ix[h] != IX_EMPTY)
-            h = (h + 1) & m->ix_mask;
-        m->ix[h] = (uint32_t)i;
-    }
+    for (size_t i = 0; i < m->n_devs; i++)
+        strix_put(&m->ix, m->devs[i].cfg->id, (uint32_t)i);
     return true;
 }
 
 static struct dev *find_dev(const struct devmgr *m, const char *id)
 {
-    for (size_t h = util_hash_str(id) & m->ix_mask; m->ix[h] != IX_EMPTY; h = (h + 1) & m->ix_mask)
-        if (strcmp(m->devs[m->ix[h]].cfg->id, id) == 0)
-            return &m->devs[m->ix[h]];
-    return NULL;
+    long i = strix_find(&m->ix, id, dev_key, m);
+    return i < 0 ? NULL : &m->devs[i];
 }
 
 /* Ids whose /devices/<id>/ topics are ours: the bridge and mirrored devices. */
@@ -146,7 +137,7 @@ struct devmgr *devmgr_create(const struct config *cfg, struct state_store *store
     m->dirty = calloc(m->n_devs ? m->n_devs : 1, sizeof(*m->dirty));
     m->next_scan_ms = INT64_MAX;
     m->tree = ttree_create();
-    if (!m->devs || !m->routes || !m->dirty || !m->tree || cfg->n_devices >= IX_EMPTY)
+    if (!m->devs || !m->routes || !m->dirty || !m->tree || cfg->n_devices >= STRIX_EMPTY)
         goto nomem;
     for (size_t i = 0; i < cfg->n_devices; i++)
         m->devs[i].cfg = &cfg->devices[i];
@@ -237,7 +228,7 @@ void devmgr_destroy(struct devmgr *m)
     free(m->routes);
     free(m->dirty);
     ttree_destroy(m->tree);
-    free(m->ix);
+    strix_free(&m->ix);
     free(m);
 }
 

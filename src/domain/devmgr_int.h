@@ -13,6 +13,7 @@
 
 #include "domain/mirror_rate.h"
 #include "wbmb/devmgr.h"
+#include "wbmb/strix.h"
 #include "wbmb/util.h"
 
 #define MAX_ROUTES_PER_MSG 64
@@ -83,8 +84,7 @@ struct devmgr {
     struct ttree *tree;
     /* id -> device index: open addressing over the config's own id strings
      * (no copies; a json-c table cost ~250 bytes per device). */
-    uint32_t *ix;
-    size_t ix_mask;
+    struct strix ix;
     /* Subscriptions: the config's own topic strings (the config outlives
      * the manager) and, owned in `made`, the generated /on filters. */
     const char **subs;

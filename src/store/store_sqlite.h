@@ -18,6 +18,7 @@
 
 #include "store/store_map.h"
 #include "wbmb/state_store.h"
+#include "wbmb/strix.h"
 
 /* Maps an SQLite result code (primary or extended) to a wb_status. */
 wb_status store_sqlite_status(int rc);
@@ -102,14 +103,12 @@ struct sqlite_store {
     struct store_status st;
     pthread_t thread;
 
-    /* History chains (store_sqlite_history.c). hist_ix (open addressing
-     * over hist_devs[].id: index in hist_devs, UINT32_MAX = empty; at most
-     * half full; 4 bytes a slot) and the hist_devs array change only in the
+    /* History chains (store_sqlite_history.c). hist_ix (device id -> index
+     * in hist_devs, over hist_devs[].id; wbmb/strix.h) and the hist_devs array change only in the
      * writer thread, and only under `lock`; c_head is written under `lock`
      * too, so readers look a device's committed head up under `lock`. The
      * rest of struct hist_dev is the writer's alone. */
-    uint32_t *hist_ix;
-    size_t hist_ix_cap;
+    struct strix hist_ix;
     struct hist_dev *hist_devs;
     size_t n_hist, cap_hist;
     size_t *hist_touched; /* devices changed by the transaction being written */

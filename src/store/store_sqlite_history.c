@@ -98,45 +98,15 @@ wb_status store_sqlite_hist_prepare(struct sqlite_store *s, char *err, size_t er
 
 /* ---- the in-memory chains ---------------------------------------------- */
 
-#define HIX_EMPTY UINT32_MAX
+static const char *chain_key(const void *s, uint32_t pos)
+{
+    return ((const struct sqlite_store *)s)->hist_devs[pos].id;
+}
 
 /* The index in hist_devs of device_id's chain, -1 when it has none. */
 static long ix_find(const struct sqlite_store *s, const char *device_id)
 {
-    if (!s->hist_ix_cap)
-        return -1;
-    size_t mask = s->hist_ix_cap - 1;
-    for (size_t h = util_hash_str(device_id) & mask; s->hist_ix[h] != HIX_EMPTY; h = (h + 1) & mask)
-        if (strcmp(s->hist_devs[s->hist_ix[h]].id, device_id) == 0)
-            return (long)s->hist_ix[h];
-    return -1;
-}
-
-static void ix_place(uint32_t *ix, size_t cap, const char *id, uint32_t idx)
-{
-    size_t h = util_hash_str(id) & (cap - 1);
-    while (ix[h] != HIX_EMPTY)
-        h = (h + 1) & (cap - 1);
-    ix[h] = idx;
-}
-
-/* Room for one more entry (the table at most half full); lock held. */
-static bool ix_reserve(struct sqlite_store *s)
-{
-    if (2 * (s->n_hist + 1) <= s->hist_ix_cap)
-        return true;
-    size_t cap = s->hist_ix_cap ? 2 * s->hist_ix_cap : 128;
-    uint32_t *ix = malloc(cap * sizeof(*ix));
-    if (!ix)
-        return false;
-    for (size_t i = 0; i < cap; i++)
-        ix[i] = HIX_EMPTY;
-    for (size_t i = 0; i < s->n_hist; i++)
-        ix_place(ix, cap, s->hist_devs[i].id, (uint32_t)i);
-    free(s->hist_ix);
-    s->hist_ix = ix;
-    s->hist_ix_cap = cap;
-    return true;
+    return strix_find(&s->hist_ix, device_id, chain_key, s);
 }
 
 /* The index of device_id's chain, created (under lock) when missing and
@@ -148,7 +118,9 @@ static long dev_index(struct sqlite_store *s, const char *device_id, bool create
         return idx;
     pthread_mutex_lock(&s->lock);
     char *id = NULL;
-    if (s->n_hist >= HIX_EMPTY - 1 || !ix_reserve(s) || !(id = strdup(device_id)))
+    if (s->n_hist >= STRIX_EMPTY - 1 ||
+        !strix_reserve(&s->hist_ix, s->n_hist + 1, s->n_hist, chain_key, s) ||
+        !(id = strdup(device_id)))
         goto out;
     if (s->n_hist == s->cap_hist) {
         size_t ncap = s->cap_hist ? s->cap_hist * 2 : 64;
@@ -160,7 +132,7 @@ static long dev_index(struct sqlite_store *s, const char *device_id, bool create
     }
     idx = (long)s->n_hist++;
     s->hist_devs[idx] = (struct hist_dev){.id = id};
-    ix_place(s->hist_ix, s->hist_ix_cap, id, (uint32_t)idx);
+    strix_put(&s->hist_ix, id, (uint32_t)idx);
     id = NULL;
 out:
     pthread_mutex_unlock(&s->lock);
@@ -419,7 +391,7 @@ void store_sqlite_hist_close(struct sqlite_store *s)
         sqlite3_finalize(s->h[i]);
     for (size_t i = 0; i < s->n_hist; i++)
         free(s->hist_devs[i].id);
-    free(s->hist_ix);
+    strix_free(&s->hist_ix);
     free(s->hist_devs);
     free(s->hist_touched);
 }
