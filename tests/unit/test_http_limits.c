@@ -8,7 +8,7 @@
  * backend that has only what these requests reach. Raw sockets on
  * 127.0.0.1; waiting is always polling with a deadline, and the deadlines
  * are far above what the code needs and far below the old behaviour they
- * guard against (e.g. 5 s for a slot that used to stay taken 15-30 s).
+ * guard against (e.g. 8 s for a slot that used to stay taken 15-30 s).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -206,13 +206,13 @@ static void test_sse_slots_freed_at_once(void **state)
             setsockopt(c[i].fd, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
         rx_close(&c[i]);
     }
-    wait_clients(0, 5000);
+    wait_clients(0, 8000);
     /* and a new client is accepted */
     at = sse_connect(&extra, "");
     assert_true(at != (size_t)-1);
     assert_true(rx_until(&extra, at, "event: init\n", 10000) != (size_t)-1);
     rx_close(&extra);
-    wait_clients(0, 5000);
+    wait_clients(0, 8000);
 }
 
 static void test_sse_ids_and_replay(void **state)
@@ -282,7 +282,7 @@ static void test_sse_ids_and_replay(void **state)
     assert_true(id_of(&d, ba, "init") == id3 + 1 + HTTP_SSE_RING_EVENTS + 10);
     rx_close(&d);
     rx_close(&a);
-    wait_clients(0, 5000);
+    wait_clients(0, 8000);
 }
 
 /* ---- refused bodies ---------------------------------------------------- */
