@@ -13,7 +13,16 @@
  *     never %-decoded nor normalised, so "..", "%2e%2e", "%2f" and other
  *     tricks simply do not match (404);
  *   - request bodies are held only for POST routes and never exceed
- *     HTTP_MAX_BODY; a Content-Length above it is refused before reading.
+ *     HTTP_MAX_BODY;
+ *   - a request refused before its body is read (401, 404, 405, 413) has
+ *     its body read and discarded, up to DRAIN_MAX, before the answer is
+ *     queued. libmicrohttpd closes a connection whose body was not read
+ *     once the answer is sent, and a close with unread bytes in the socket
+ *     makes the kernel send a reset, which can destroy the answer before the
+ *     client (still uploading) reads it. Only a body announced above
+ *     DRAIN_MAX is answered at once (a client that sent "Expect:
+ *     100-continue" waits for it and sends nothing), and a chunked body
+ *     still going at DRAIN_MAX has its connection closed.
  */
 #include "wbmb/http.h"
 
@@ -40,6 +49,7 @@
 #define TOKEN_MAX 4096
 #define LIMIT_DEFAULT 100
 #define LIMIT_MAX 1000
+#define DRAIN_MAX (4 * 1024 * 1024) /* refused bodies read and discarded up to this */
 
 /* Total time a connection may take to send a request's headers (see
  * http_guard.h); a variable so tests can shorten it. */
@@ -240,6 +250,19 @@ static enum MHD_Result answer_401(struct http_server *h, struct MHD_Connection *
     return queue_answer(h, c, MHD_HTTP_UNAUTHORIZED, r);
 }
 
+/* 413 with "Connection: close": the client should not reuse a connection
+ * that just carried an oversized upload. */
+static enum MHD_Result answer_413(struct http_server *h, struct MHD_Connection *c)
+{
+    static const char body[] = "{\"error\":\"request body too large\"}";
+    struct MHD_Response *r = text_response(body, sizeof(body) - 1, "application/json");
+    if (r && mhd->add_response_header(r, "Connection", "close") != MHD_YES) {
+        mhd->destroy_response(r);
+        r = NULL;
+    }
+    return queue_answer(h, c, MHD_HTTP_CONTENT_TOO_LARGE, r);
+}
+
 static enum MHD_Result answer_page(struct http_server *h, struct MHD_Connection *c)
 {
     struct MHD_Response *r = mhd->create_response_from_buffer(
@@ -302,14 +325,58 @@ static enum MHD_Result answer_metrics(struct http_server *h, struct MHD_Connecti
 
 /* ---- requests ---------------------------------------------------------- */
 
-/* Per-request state of a POST, kept across the access-handler calls. */
+/* Per-request state kept across the access-handler calls: of a POST whose
+ * body is being read, or of a refused request whose body is being drained. */
 struct post_ctx {
     const struct route *route;
     char id[ID_MAX + 1];
     char *body;
     size_t len;
-    bool too_big;
+    int reject;        /* 0, or the status answered once the body is drained */
+    const char *allow; /* the Allow header of a 405 */
+    size_t drained;    /* bytes of a refused body read and discarded */
 };
+
+static enum MHD_Result answer_reject(struct http_server *h, struct MHD_Connection *c, int status,
+                                     const char *allow)
+{
+    switch (status) {
+    case MHD_HTTP_UNAUTHORIZED:
+        return answer_401(h, c);
+    case MHD_HTTP_METHOD_NOT_ALLOWED:
+        return answer_405(h, c, allow);
+    case MHD_HTTP_CONTENT_TOO_LARGE:
+        return answer_413(h, c);
+    default:
+        return answer_error(h, c, MHD_HTTP_NOT_FOUND, "not found");
+    }
+}
+
+/* Refuses a request on its first call: at once when it has no body (or one
+ * announced above DRAIN_MAX), else after draining the body (see the head
+ * comment). status is 401, 404, 405 (allow set) or 413. */
+static enum MHD_Result refuse(struct http_server *h, struct MHD_Connection *c, void **con_cls,
+                              int status, const char *allow)
+{
+    const char *cl = mhd->lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    bool body, drainable = true;
+    struct post_ctx *p;
+
+    if (cl) {
+        char *end;
+        unsigned long long n = strtoull(cl, &end, 10);
+        body = n > 0;
+        drainable = *end == '\0' && n <= DRAIN_MAX;
+    } else {
+        body = mhd->lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding") != NULL;
+    }
+    if (!body || !drainable || !(p = calloc(1, sizeof(*p))))
+        return answer_reject(h, c, status, allow);
+    p->reject = status;
+    p->allow = allow;
+    *con_cls = p;
+    return MHD_YES;
+}
 
 /* Constant-time and length-independent: the loop runs over the presented
  * token only (its length is the client's own knowledge) and a length
@@ -366,7 +433,8 @@ static enum MHD_Result do_get(struct http_server *h, struct MHD_Connection *c,
     case R_METRICS:
         return answer_metrics(h, c);
     case R_EVENTS: {
-        struct MHD_Response *resp = http_sse_open(h->sse, c, be->sse_init, be->ud);
+        const char *last = mhd->lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
+        struct MHD_Response *resp = http_sse_open(h->sse, c, last, be->sse_init, be->ud);
         if (!resp)
             return answer_error(h, c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many event clients");
         return queue_answer(h, c, MHD_HTTP_OK, resp);
@@ -475,19 +543,20 @@ static enum MHD_Result begin(struct http_server *h, struct MHD_Connection *c, co
         match = &routes[i];
     }
     if (!path_known)
-        return answer_error(h, c, 404, "not found");
+        return refuse(h, c, con_cls, MHD_HTTP_NOT_FOUND, NULL);
     if (!((match->post && is_post) || (!match->post && is_get)))
-        return answer_405(h, c, match->post ? "POST" : "GET, HEAD");
+        return refuse(h, c, con_cls, MHD_HTTP_METHOD_NOT_ALLOWED,
+                      match->post ? "POST" : "GET, HEAD");
     if (!match->post)
         return do_get(h, c, match, id);
 
     if (h->token &&
         !token_ok(h->token, mhd->lookup_connection_value(c, MHD_HEADER_KIND, "Authorization")))
-        return answer_401(h, c);
+        return refuse(h, c, con_cls, MHD_HTTP_UNAUTHORIZED, NULL);
     {
         const char *cl = mhd->lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > HTTP_MAX_BODY)
-            return answer_error(h, c, 413, "request body too large");
+            return refuse(h, c, con_cls, MHD_HTTP_CONTENT_TOO_LARGE, NULL);
     }
     struct post_ctx *p = calloc(1, sizeof(*p));
     if (!p)
@@ -510,15 +579,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (p->too_big)
-            return MHD_YES;
-        if (p->len + n > HTTP_MAX_BODY) {
-            /* Chunked upload past the limit: refuse now. MHD cannot queue an
-             * answer in the middle of a body, so the connection is closed;
-             * Content-Length uploads got their 413 up front. */
-            p->too_big = true;
+        if (p->reject) {
+            p->drained += n;
+            if (p->drained <= DRAIN_MAX)
+                return MHD_YES;
+            /* A chunked body still going: MHD cannot answer in the middle of
+             * a body, so the connection is closed (counted as a 4xx). */
             __atomic_fetch_add(&h->r4xx, 1, __ATOMIC_RELAXED);
+            log_debug("http: refused body longer than %d bytes, connection closed", DRAIN_MAX);
             return MHD_NO;
+        }
+        if (p->len + n > HTTP_MAX_BODY) {
+            /* A chunked body past the limit: the rest is drained, then 413. */
+            p->reject = MHD_HTTP_CONTENT_TOO_LARGE;
+            p->drained = p->len + n;
+            free(p->body);
+            p->body = NULL;
+            p->len = 0;
+            return MHD_YES;
         }
         char *nb = realloc(p->body, p->len + n + 1);
         if (!nb)
@@ -529,6 +607,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         p->body[p->len] = '\0';
         return MHD_YES;
     }
+    if (p->reject)
+        return answer_reject(h, c, p->reject, p->allow);
     return do_post(h, c, p);
 }
 

@@ -4,7 +4,7 @@
 # errors): JSON payloads with deep object nesting, huge numbers, NaN,
 # invalid UTF-8 inside strings, 1 MB and empty JSON payloads, junk on the
 # action and scenario /on topics; HTTP bodies with deep nesting, NUL bytes,
-# 1 MB (413 by Content-Length, connection closed when chunked), path tricks,
+# 1 MB (413, read and discarded first: see test_http_limits.sh), path tricks,
 # raw requests whose headers never end, and slow-loris clients trickling a
 # header byte per second while other requests must still be answered. Each
 # gets its documented answer, nothing changes, everything is counted in
@@ -94,10 +94,7 @@ expect 400 "scenario id not a string" -X POST "$BASE/scenario/switch" -d '{"id":
 expect 404 "scenario id with a path" -X POST "$BASE/scenario/switch" -d '{"id":"../movie"}'
 head -c 1048576 /dev/zero | tr '\0' ' ' >"$T_DIR/mega_body"
 expect 413 "1 MB body" -X POST "$BASE/devices/tv/action" --data-binary @"$T_DIR/mega_body"
-chunked=$(curl -s -m 30 -o /dev/null -w '%{http_code}' -X POST -H 'Transfer-Encoding: chunked' \
-    --data-binary @"$T_DIR/mega_body" "$BASE/devices/tv/action" || true)
-check "1 MB chunked body: refused (connection closed or 413, got '$chunked')" bash -c "[ '$chunked' = 000 ] || [ '$chunked' = 413 ]"
-n4=$((n4 + 1))
+expect 413 "1 MB chunked body" -X POST -H 'Transfer-Encoding: chunked' --data-binary @"$T_DIR/mega_body" "$BASE/devices/tv/action"
 
 # ---- paths -----------------------------------------------------------------------
 for p in /devices/../health /devices/%2e%2e/health /devices/%2E%2E/state //health /health/ \
