@@ -280,7 +280,9 @@ static void parse_set(struct cfgw_ctx *c, const struct ydoc_node *map, struct cf
     for (size_t i = 0; i < map->n; i++) {
         const struct ydoc_node *k = map->keys[i], *v = map->items[i];
         if (!cfgw_field_valid(k->value))
-            cfgw_err_node(c, k, "state field name '%s' must be non-empty without '/', '+', '#'",
+            cfgw_err_node(c, k,
+                          "state field name '%s' must be one MQTT topic level (non-empty; no '/', "
+                          "'+', '#', control characters or non-characters)",
                           k->value);
         if (v->kind != YDOC_SCALAR || ydoc_is_null(v)) {
             cfgw_err_node(c, v, "set value of '%s' must be a scalar, got %s", k->value,

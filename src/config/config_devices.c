@@ -91,7 +91,9 @@ static void parse_fields_map(struct cfgw_ctx *c, const struct ydoc_node *map,
     for (size_t i = 0; i < map->n; i++) {
         const struct ydoc_node *k = map->keys[i], *v = map->items[i];
         if (!cfgw_field_valid(k->value))
-            cfgw_err_node(c, k, "state field name '%s' must be non-empty without '/', '+', '#'",
+            cfgw_err_node(c, k,
+                          "state field name '%s' must be one MQTT topic level (non-empty; no '/', "
+                          "'+', '#', control characters or non-characters)",
                           k->value);
         if (!cfgw_is_string(c, v, "a fields path"))
             continue;
@@ -151,7 +153,8 @@ static void parse_state(struct cfgw_ctx *c, const struct ydoc_node *list, struct
                 cfgw_err_node(c, v, "%s needs 'field' (its type is not json)", where);
             else if (!cfgw_field_valid(b->field))
                 cfgw_err_node(c, ydoc_map_get(v, "field"),
-                              "state field name '%s' must be non-empty without '/', '+', '#'",
+                              "state field name '%s' must be one MQTT topic level (non-empty; no "
+                              "'/', '+', '#', control characters or non-characters)",
                               b->field);
         }
     }
