@@ -34,7 +34,7 @@ wb_status payload_parse_object(const char *buf, size_t len, json_object **out, c
 
 /* payload_parse_object() for a device's state message (the device manager
  * applies it field by field): an integer beyond int64 becomes a double (the
- * rule of every other number: "9223372036854775808" is 9.2233720368547758e18,
+ * rule of every other number: "9223372036854775808" is the double 2^63,
  * stored as 9223372036854775808.0); NaN, Infinity and numbers beyond double
  * range are left for payload_value_check(); a key with an escaped NUL
  * (\u0000) rejects the message (json-c would cut the key at the NUL). */

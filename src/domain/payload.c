@@ -410,6 +410,8 @@ static wb_status json_prescan(const char *b, size_t n, bool state, size_t *big, 
         } else if (c == '\'') {
             util_errf(err, errlen, "single quotes are not JSON (byte %zu)", i);
             return WB_ERR_INVALID;
+        } else if (state && c == '-' && i + 1 < n && b[i + 1] == 'I') {
+            continue; /* -Infinity: json-c's, then payload_value_check()'s */
         } else if (c == '-' || (c >= '0' && c <= '9')) {
             size_t j = i;
             while (j < n && (b[j] == '-' || b[j] == '+' || b[j] == '.' || b[j] == 'e' ||
