@@ -1,7 +1,9 @@
 /*
  * test_topic_gate.c - the topic gate (topic_gate.h): MQTT's UTF-8 rules for
  * topic names, filters and single levels, mosquitto's limits, the counted
- * and rate-limited tgate_admit(), and the log-safe excerpt.
+ * and rate-limited tgate_admit(), the log-safe excerpt, and the gate in
+ * the real publish and subscribe path (mqttc against a real mosquitto):
+ * what it refuses is never sent, so the broker never drops the client.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +13,12 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "broker_fixture.h"
 #include "wbmb/mirror.h"
+#include "wbmb/mqttc.h"
 #include "wbmb/topic_gate.h"
 
 #define S(lit) lit, sizeof(lit) - 1
@@ -152,6 +159,96 @@ static void test_excerpt(void **state)
     assert_string_equal(out, "");
 }
 
+struct seen {
+    atomic_int msgs, after, ups, downs;
+};
+
+static void on_msg(void *ud, const char *topic, const void *payload, size_t len, bool retained)
+{
+    (void)payload, (void)len, (void)retained;
+    struct seen *s = ud;
+    atomic_fetch_add(&s->msgs, 1);
+    if (strcmp(topic, "gate/after") == 0)
+        atomic_fetch_add(&s->after, 1);
+}
+
+static void on_conn(void *ud, bool up)
+{
+    struct seen *s = ud;
+    atomic_fetch_add(up ? &s->ups : &s->downs, 1);
+}
+
+static bool wait_until(atomic_int *v, int at_least)
+{
+    int64_t end = util_mono_ms() + DEADLINE_MS;
+    while (atomic_load(v) < at_least && util_mono_ms() < end)
+        sleep_ms(10);
+    return atomic_load(v) >= at_least;
+}
+
+/* Defect 1 at the client: before the gate, mqttc_publish() handed a topic
+ * with a TAB to paho, mosquitto dropped the connection ("malformed
+ * packet") and the reconnect started over. Now it is refused, counted, and
+ * the connection stays up; a bad filter is left out of the subscription. */
+static void test_mqttc_refuses_and_stays_connected(void **state)
+{
+    (void)state;
+    struct broker b;
+    broker_prepare(&b, free_port(), NULL);
+    broker_run(&b);
+    struct seen s = {0};
+    struct mqttc_options o = {
+        .host = "127.0.0.1", .port = b.port, .client_id = "t-gate", .keepalive_s = 5};
+    char err[256];
+    struct mqttc *c = mqttc_create(&o, on_msg, on_conn, &s, err, sizeof(err));
+    assert_non_null(c);
+    const char *filters[] = {"bad\t/#", "gate/#", "x/#/y"};
+    uint64_t refused0 = tgate_refused();
+    assert_int_equal(mqttc_set_subscriptions(c, filters, 3, 0), WB_OK);
+    assert_int_equal(tgate_refused(), refused0 + 2);
+    assert_int_equal(mqttc_start(c), WB_OK);
+    assert_true(wait_until(&s.ups, 1));
+    /* the subscription is asynchronous: probe until one comes back */
+    int64_t end = util_mono_ms() + DEADLINE_MS;
+    while (atomic_load(&s.msgs) == 0 && util_mono_ms() < end) {
+        mqttc_publish(c, "gate/probe", "p", 1, 0, false);
+        sleep_ms(50);
+    }
+    assert_true(atomic_load(&s.msgs) > 0);
+    char deep[2 * TGATE_MAX_LEVELS + 16] = "gate"; /* 201 levels below gate */
+    for (size_t i = 4; i < 2 * TGATE_MAX_LEVELS + 6; i += 2)
+        memcpy(deep + i, "/x", 3);
+    const char *bad[] = {"gate/a\tb",
+                         "gate/\x7f",
+                         "gate/\xc2\x85",
+                         "gate/\xef\xbf\xbe",
+                         "gate/\xef\xb7\x90",
+                         "gate/\xed\xa0\x80",
+                         "gate/\xc0\xaf",
+                         "gate/x+",
+                         "gate/#",
+                         deep,
+                         ""};
+    size_t nbad = sizeof(bad) / sizeof(bad[0]);
+    refused0 = tgate_refused();
+    for (size_t i = 0; i < nbad; i++) {
+        assert_int_equal(mqttc_publish(c, bad[i], "v", 1, 1, true), WB_ERR_INVALID);
+        assert_int_equal(mqttc_publish(c, bad[i], "v", 1, 0, false), WB_ERR_INVALID);
+    }
+    assert_int_equal(tgate_refused(), refused0 + 2 * (nbad - 1)); /* "" is refused before */
+    assert_int_equal(mqttc_publish(c, "gate/after", "ok", 2, 1, false), WB_OK);
+    assert_true(wait_until(&s.after, 1));
+    struct mqttc_stats st;
+    mqttc_get_stats(c, &st);
+    assert_true(st.connected);
+    assert_int_equal(st.connects, 1);
+    assert_int_equal(st.disconnects, 0);
+    assert_int_equal(atomic_load(&s.downs), 0);
+    mqttc_stop(c, 1000);
+    mqttc_destroy(c);
+    broker_cleanup(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -161,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_admit_counts),
         cmocka_unit_test(test_excerpt),
+        cmocka_unit_test(test_mqttc_refuses_and_stays_connected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
