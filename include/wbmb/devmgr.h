@@ -10,7 +10,10 @@
  *     as "device:<id>" and, with history on, appends a snapshot;
  *   - republishes the changed fields on the device's Wiren Board mirror;
  *   - tells its observer (hooks), e.g. the live events of the HTTP API.
- * A message that changes nothing is no transition and writes nothing.
+ * A message that changes nothing is no transition and writes nothing. A
+ * JSON message applies field by field: a bad field is left out alone and
+ * counted (stats.fields_rejected); a field whose name cannot be a control
+ * is applied but not mirrored (README, bad-input rules).
  */
 #ifndef WBMB_DEVMGR_H
 #define WBMB_DEVMGR_H

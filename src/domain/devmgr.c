@@ -9,7 +9,9 @@
  * array into a reusable buffer, so a transition allocates nothing but the
  * new value. Readers get a new json-c object (devmgr_state_new()). That
  * part lives in devmgr_state.c, the Wiren Board mirror (throttle,
- * backpressure, republish) in devmgr_mirror.c; the types in devmgr_int.h.
+ * backpressure, republish, nulls, control types) in devmgr_mirror.c, the
+ * field-by-field checks of JSON messages and the field warnings in
+ * devmgr_fields.c; the types in devmgr_int.h.
  *
  * Routing: one topic tree maps each configured state or availability topic
  * to a `route` (device + binding). Our own Wiren Board publications

@@ -1,8 +1,10 @@
 /*
- * devmgr_int.h - the device manager's own types, shared by its three files
+ * devmgr_int.h - the device manager's own types, shared by its four files
  * (internal to src/domain): devmgr.c (routing, transitions, availability),
- * devmgr_state.c (the field arrays and their JSON text), devmgr_mirror.c
- * (the Wiren Board mirror: throttle, backpressure, republish).
+ * devmgr_state.c (the field arrays and their JSON text), devmgr_fields.c
+ * (JSON messages field by field, field warnings, control types),
+ * devmgr_mirror.c (the Wiren Board mirror: throttle, backpressure,
+ * republish, nulls as meta/error "r").
  */
 #ifndef WBMB_DOMAIN_DEVMGR_INT_H
 #define WBMB_DOMAIN_DEVMGR_INT_H
