@@ -115,23 +115,33 @@ static const char *field_fault(const char *k, json_object *v, char *why, size_t 
 size_t dm_fields_from_message(struct devmgr *m, struct dev *d, const struct cfg_state_binding *b,
                               json_object *msg, json_object *changes)
 {
-    json_object *all = json_object_new_object();
-    if (!all)
-        return 0;
-    payload_map_fields(b, msg, all);
+    /* Mapped straight into changes (no second object per message: this is
+     * the hot path of every JSON device); the rare bad fields are counted,
+     * then taken out in batches (deleting a key while walking the object
+     * is not allowed, and a key's text dies with it). */
+    payload_map_fields(b, msg, changes);
     size_t rejected = 0;
     char why[128];
-    json_object_object_foreach(all, k, v)
+    json_object_object_foreach(changes, k, v)
     {
         if (field_fault(k, v, why, sizeof(why))) {
             rejected++;
             m->stats.fields_rejected++;
             dm_warn_field(m, d, k, why);
-            continue;
         }
-        json_object_object_add(changes, k, json_object_get(v));
     }
-    json_object_put(all);
+    for (size_t left = rejected; left;) {
+        char *batch[16];
+        size_t n = 0;
+        json_object_object_foreach(changes, k2, v2)
+        {
+            if (n < 16 && field_fault(k2, v2, why, sizeof(why)))
+                batch[n++] = k2;
+        }
+        for (size_t i = 0; i < n; i++)
+            json_object_object_del(changes, batch[i]);
+        left = n == 16 ? left - n : 0;
+    }
     return rejected;
 }
 

@@ -282,6 +282,22 @@ static void test_bad_fields_rejected_alone(void **state)
     assert_string_equal(published(f, "/devices/other/controls/t"), "1");
 }
 
+/* Many bad fields in one message (more than one batch of deletions). */
+static void test_many_bad_fields(void **state)
+{
+    struct fixture *f = *state;
+    char m[4096];
+    size_t n = (size_t)sprintf(m, "{\"good\":1");
+    for (int i = 0; i < 40; i++)
+        n += (size_t)sprintf(m + n, ",\"bad%d\":%s", i, i & 1 ? "1e400" : "[NaN]");
+    sprintf(m + n, "}");
+    msg(f, "z2m/z", m);
+    assert_int_equal(stats(f).fields_rejected, 40);
+    json_object *s = devmgr_state_new(f->dm, "z");
+    assert_int_equal(json_object_object_length(s), 1);
+    json_object_put(s);
+}
+
 /* Past DEV_MAX_FIELDS a new field is rejected alone; changes to the
  * fields the device has still apply. */
 static void test_field_limit_per_field(void **state)
@@ -380,6 +396,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nul_in_value_byte_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_fields_rejected_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_field_limit_per_field, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_bad_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_null_is_a_read_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_null_drops_held_value, setup, teardown),
         cmocka_unit_test_setup_teardown(test_meta_type_follows_value, setup, teardown),
