@@ -510,6 +510,11 @@ struct mqttc *mqttc_create(const struct mqttc_options *opts, mqttc_message_cb on
         snprintf(err, errlen, "invalid MQTT options (host, port, client id or will qos)");
         return NULL;
     }
+    /* The Last Will goes out too: the topic gate (topic_gate.h) checks it. */
+    if (opts->will_topic && tgate_admit(opts->will_topic, TGATE_NAME) != TGATE_OK) {
+        snprintf(err, errlen, "invalid Last Will topic (see the log)");
+        return NULL;
+    }
 
     struct mqttc *c = calloc(1, sizeof(*c));
     if (!c) {

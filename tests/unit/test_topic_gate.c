@@ -247,6 +247,11 @@ static void test_mqttc_refuses_and_stays_connected(void **state)
     mqttc_stop(c, 1000);
     mqttc_destroy(c);
     broker_cleanup(&b);
+    /* The Last Will is a publication too. */
+    o.will_topic = "/devices/br/meta/error\x7f";
+    o.will_payload = "offline";
+    assert_null(mqttc_create(&o, on_msg, on_conn, &s, err, sizeof(err)));
+    assert_string_equal(err, "invalid Last Will topic (see the log)");
 }
 
 int main(void)
