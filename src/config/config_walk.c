@@ -364,6 +364,14 @@ bool cfgw_name_valid(const char *s)
     return true;
 }
 
+/* A log-safe copy of s in buf (control and non-ASCII bytes as '?'): for
+ * error lines about names the topic gate refused. Returns buf. */
+const char *cfgw_safe(const char *s, char *buf, size_t cap)
+{
+    tgate_excerpt(s, strlen(s), buf, cap);
+    return buf;
+}
+
 /* State field names become MQTT topic levels of the mirror device. */
 bool cfgw_field_valid(const char *s)
 {

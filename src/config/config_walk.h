@@ -118,6 +118,9 @@ bool cfgw_name_valid(const char *s);
 /* State field names: one valid topic level (topic_gate.h: TGATE_LEVEL). */
 bool cfgw_field_valid(const char *s);
 
+/* A log-safe copy of s in buf (cap >= 8; see tgate_excerpt). Returns buf. */
+const char *cfgw_safe(const char *s, char *buf, size_t cap);
+
 /* true for a valid MQTT topic (topic_gate.h; a filter with + and # when filter). */
 bool cfgw_topic_valid(const char *t, bool filter);
 

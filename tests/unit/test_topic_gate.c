@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 
 #include "broker_fixture.h"
+#include "wbmb/config.h"
 #include "wbmb/mirror.h"
 #include "wbmb/mqttc.h"
 #include "wbmb/topic_gate.h"
@@ -254,6 +255,37 @@ static void test_mqttc_refuses_and_stays_connected(void **state)
     assert_string_equal(err, "invalid Last Will topic (see the log)");
 }
 
+/* The config loader uses the gate for configured topics and field names:
+ * what the broker would refuse is a config error (FILE:LINE:COLUMN). */
+static void test_config_uses_the_gate(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "devices:\n  - id: d\n    state:\n      - {topic: \"a\\tb\", field: x, type: int}\n",
+        "devices:\n  - id: d\n    state:\n      - {topic: \"a\\u0085/+\", field: x, type: int}\n",
+        "devices:\n  - id: d\n    state:\n      - {topic: a/b, field: \"x\\u007f\", type: int}\n",
+        "devices:\n  - id: d\n    state:\n      - {topic: a/b, type: json, fields: {\"y\\ufffe\": "
+        "p}}\n",
+        "devices:\n  - id: d\n    actions:\n      go: {topic: \"cmd/\\x01\", payload: '1'}\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct config *cfg = NULL;
+        struct cfg_errors errs = {0};
+        assert_int_equal(cfg_parse("t.yaml", bad[i], strlen(bad[i]), &cfg, &errs), WB_ERR_CONFIG);
+        assert_null(cfg);
+        assert_true(errs.n >= 1);
+        assert_non_null(strstr(errs.lines[0], "t.yaml:"));
+        cfg_errors_free(&errs);
+    }
+    static const char good[] =
+        "devices:\n  - id: d\n    state:\n      - {topic: \"caf\\u00e9/+\", field: \"t\\u00e9\", "
+        "type: int}\n";
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(cfg_parse("t.yaml", good, strlen(good), &cfg, &errs), WB_OK);
+    cfg_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -264,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_admit_counts),
         cmocka_unit_test(test_excerpt),
         cmocka_unit_test(test_mqttc_refuses_and_stays_connected),
+        cmocka_unit_test(test_config_uses_the_gate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
