@@ -10,7 +10,10 @@
  *     as "device:<id>" and, with history on, appends a snapshot;
  *   - republishes the changed fields on the device's Wiren Board mirror;
  *   - tells its observer (hooks), e.g. the live events of the HTTP API.
- * A message that changes nothing is no transition and writes nothing.
+ * A message that changes nothing is no transition and writes nothing. A
+ * JSON message applies field by field: a bad field is left out alone and
+ * counted (stats.fields_rejected); a field whose name cannot be a control
+ * is applied but not mirrored (README, bad-input rules).
  */
 #ifndef WBMB_DEVMGR_H
 #define WBMB_DEVMGR_H
@@ -42,13 +45,14 @@ struct devmgr_hooks {
 };
 
 struct devmgr_stats {
-    uint64_t received;     /* messages handed to devmgr_handle_message */
-    uint64_t applied;      /* messages that changed state (transitions) */
-    uint64_t unchanged;    /* valid messages that changed nothing */
-    uint64_t rejected;     /* malformed payloads */
-    uint64_t unknown;      /* topics no binding matches */
-    uint64_t own;          /* our own publications seen again, ignored */
-    uint64_t store_errors; /* store calls that failed */
+    uint64_t received;        /* messages handed to devmgr_handle_message */
+    uint64_t applied;         /* messages that changed state (transitions) */
+    uint64_t unchanged;       /* valid messages that changed nothing */
+    uint64_t rejected;        /* malformed payloads; JSON messages whose every field was rejected */
+    uint64_t fields_rejected; /* fields of JSON messages rejected alone (devmgr_fields.c) */
+    uint64_t unknown;         /* topics no binding matches */
+    uint64_t own;             /* our own publications seen again, ignored */
+    uint64_t store_errors;    /* store calls that failed */
 };
 
 /* Builds the manager for cfg (borrowed; must outlive the manager). When

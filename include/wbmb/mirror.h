@@ -6,6 +6,12 @@
  *   /devices/<id>/controls/<c>             the value: booleans 1/0, numbers, text
  *   /devices/<id>/controls/<c>/meta
  * {"type":"switch|value|text|pushbutton","readonly":true,"order":N,...}
+ *   /devices/<id>/controls/<c>/meta/error  "r" while the value is null, "" otherwise
+ *
+ * A value goes out byte-exact with its length (a string with a NUL
+ * included). A JSON null is never a value payload (an empty retained
+ * payload would delete the control's value on the broker): the device
+ * manager publishes the control's meta/error "r" instead.
  *
  * Everything here is retained except pushes through mirror_publish_raw()
  * with retained = false. The publisher is a function pointer so the device
@@ -46,7 +52,9 @@ size_t mirror_format_value(json_object *v, char *buf, size_t cap);
 /* The control type for a value: "switch", "value" or "text". */
 const char *mirror_control_type(json_object *v);
 
-/* true when name can be a control name (non-empty, short, no / + #). */
+/* true when name can be a control name: at most MIRROR_FIELD_MAX bytes and
+ * one topic level by the gate's rules (topic_gate.h: non-empty, no / + #,
+ * valid UTF-8 without control characters or non-characters). */
 bool mirror_field_name_ok(const char *name);
 
 wb_status mirror_publish_raw(const struct mirror_publisher *p, const char *topic,
@@ -59,6 +67,9 @@ wb_status mirror_device_error(const struct mirror_publisher *p, const char *devi
 wb_status mirror_control_meta(const struct mirror_publisher *p, const char *device_id,
                               const char *control, const char *type, bool readonly, int order,
                               json_object *meta_extra);
+/* /devices/<id>/controls/<control>/meta/error (retained; "" clears it). */
+wb_status mirror_control_error(const struct mirror_publisher *p, const char *device_id,
+                               const char *control, const char *error);
 wb_status mirror_control_value(const struct mirror_publisher *p, const char *device_id,
                                const char *control, json_object *value);
 

@@ -32,6 +32,19 @@ wb_status payload_parse_scalar(enum cfg_value_type type, const char *buf, size_t
 wb_status payload_parse_object(const char *buf, size_t len, json_object **out, char *err,
                                size_t errlen);
 
+/* payload_parse_object() for a device's state message (the device manager
+ * applies it field by field): an integer beyond int64 becomes a double (the
+ * rule of every other number: "9223372036854775808" is the double 2^63,
+ * stored as 9223372036854775808.0); NaN, Infinity and numbers beyond double
+ * range are left for payload_value_check(); a key with an escaped NUL
+ * (\u0000) rejects the message (json-c would cut the key at the NUL). */
+wb_status payload_parse_state(const char *buf, size_t len, json_object **out, char *err,
+                              size_t errlen);
+
+/* WB_OK when v (any depth) holds only finite numbers; else WB_ERR_INVALID
+ * (NaN, Infinity) or WB_ERR_RANGE (beyond double range), a reason in err. */
+wb_status payload_value_check(json_object *v, char *err, size_t errlen);
+
 /* Fills changes (an existing object) with the state fields a JSON message
  * carries for binding b: with b->fields, each field whose dotted path exists
  * in msg; without, every top-level key of msg. Values are new references.

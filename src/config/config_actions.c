@@ -279,9 +279,12 @@ static void parse_set(struct cfgw_ctx *c, const struct ydoc_node *map, struct cf
     }
     for (size_t i = 0; i < map->n; i++) {
         const struct ydoc_node *k = map->keys[i], *v = map->items[i];
+        char q[96];
         if (!cfgw_field_valid(k->value))
-            cfgw_err_node(c, k, "state field name '%s' must be non-empty without '/', '+', '#'",
-                          k->value);
+            cfgw_err_node(c, k,
+                          "state field name '%s' must be one MQTT topic level (non-empty; no '/', "
+                          "'+', '#', control characters or non-characters)",
+                          cfgw_safe(k->value, q, sizeof(q)));
         if (v->kind != YDOC_SCALAR || ydoc_is_null(v)) {
             cfgw_err_node(c, v, "set value of '%s' must be a scalar, got %s", k->value,
                           ydoc_is_null(v) ? "null" : ydoc_describe(v, got, sizeof(got)));
@@ -333,10 +336,12 @@ void cfga_actions(struct cfgw_ctx *c, const struct ydoc_node *map, struct cfg_de
         *a = t.a;
         a->name = cfgw_strdup(c, k->value);
         a->mark = (struct cfg_mark){k->line, k->column};
+        char q[96];
         if (a->topic && !cfgw_topic_valid(a->topic, false))
             cfgw_err_node(c, ydoc_map_get(v, "topic"),
-                          "topic '%s' of %s must be a non-empty topic without wildcards", a->topic,
-                          where);
+                          "topic '%s' of %s must be a valid MQTT topic name (non-empty, no "
+                          "wildcards, control characters or non-characters)",
+                          cfgw_safe(a->topic, q, sizeof(q)), where);
         parse_params(c, t.params, a, where);
         const struct ydoc_node *pl = ydoc_map_get(v, "payload");
         if (pl && a->payload) {

@@ -90,9 +90,12 @@ static void parse_fields_map(struct cfgw_ctx *c, const struct ydoc_node *map,
     }
     for (size_t i = 0; i < map->n; i++) {
         const struct ydoc_node *k = map->keys[i], *v = map->items[i];
+        char q[96];
         if (!cfgw_field_valid(k->value))
-            cfgw_err_node(c, k, "state field name '%s' must be non-empty without '/', '+', '#'",
-                          k->value);
+            cfgw_err_node(c, k,
+                          "state field name '%s' must be one MQTT topic level (non-empty; no '/', "
+                          "'+', '#', control characters or non-characters)",
+                          cfgw_safe(k->value, q, sizeof(q)));
         if (!cfgw_is_string(c, v, "a fields path"))
             continue;
         const char *p = v->value;
@@ -132,10 +135,11 @@ static void parse_state(struct cfgw_ctx *c, const struct ydoc_node *list, struct
         struct cfg_state_binding *b = &d->state[d->n_state++];
         *b = t.b;
         b->mark = (struct cfg_mark){v->line, v->column};
+        char q[96];
         if (b->topic && !cfgw_topic_valid(b->topic, true))
             cfgw_err_node(c, ydoc_map_get(v, "topic"),
                           "state topic '%s' of device '%s' is not a valid MQTT topic filter",
-                          b->topic, d->id ? d->id : "?");
+                          cfgw_safe(b->topic, q, sizeof(q)), d->id ? d->id : "?");
         if (!t.type_ok)
             continue;
         if (b->type == CFG_T_JSON) {
@@ -151,8 +155,9 @@ static void parse_state(struct cfgw_ctx *c, const struct ydoc_node *list, struct
                 cfgw_err_node(c, v, "%s needs 'field' (its type is not json)", where);
             else if (!cfgw_field_valid(b->field))
                 cfgw_err_node(c, ydoc_map_get(v, "field"),
-                              "state field name '%s' must be non-empty without '/', '+', '#'",
-                              b->field);
+                              "state field name '%s' must be one MQTT topic level (non-empty; no "
+                              "'/', '+', '#', control characters or non-characters)",
+                              cfgw_safe(b->field, q, sizeof(q)));
         }
     }
 }
@@ -185,9 +190,11 @@ static void parse_availability(struct cfgw_ctx *c, const struct ydoc_node *map,
     cfgw_defaults(c, availability_fields, av);
     if (!cfgw_map(c, availability_fields, map, av, "availability"))
         return;
+    char q[96];
     if (av->topic && !cfgw_topic_valid(av->topic, true))
         cfgw_err_node(c, ydoc_map_get(map, "topic"),
-                      "availability topic '%s' is not a valid MQTT topic filter", av->topic);
+                      "availability topic '%s' is not a valid MQTT topic filter",
+                      cfgw_safe(av->topic, q, sizeof(q)));
     if (!av->topic && av->timeout_s == 0)
         cfgw_err_node(c, map, "availability needs a topic or timeout_s > 0");
 }

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "wbmb/topic_gate.h"
 #include "wbmb/util.h"
 
 void cfgw_error(struct cfgw_ctx *c, int line, int column, const char *fmt, ...)
@@ -363,10 +364,18 @@ bool cfgw_name_valid(const char *s)
     return true;
 }
 
+/* A log-safe copy of s in buf (control and non-ASCII bytes as '?'): for
+ * error lines about names the topic gate refused. Returns buf. */
+const char *cfgw_safe(const char *s, char *buf, size_t cap)
+{
+    tgate_excerpt(s, strlen(s), buf, cap);
+    return buf;
+}
+
 /* State field names become MQTT topic levels of the mirror device. */
 bool cfgw_field_valid(const char *s)
 {
-    return *s && !strpbrk(s, "/+#");
+    return tgate_check(s, strlen(s), TGATE_LEVEL) == TGATE_OK;
 }
 
 bool cfgw_is_list(struct cfgw_ctx *c, const struct ydoc_node *n, const char *what)
@@ -414,22 +423,7 @@ void cfgw_free_strv(char **v, size_t n)
 /* `+` must be a whole level, `#` the whole last level; no empty topic. */
 bool cfgw_topic_valid(const char *t, bool filter)
 {
-    size_t len = strlen(t);
-    if (len == 0 || len > 65535)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (t[i] != '+' && t[i] != '#')
-            continue;
-        if (!filter)
-            return false;
-        bool starts = i == 0 || t[i - 1] == '/';
-        bool ends = i + 1 == len || t[i + 1] == '/';
-        if (!starts || !ends)
-            return false;
-        if (t[i] == '#' && i + 1 != len)
-            return false;
-    }
-    return true;
+    return tgate_check(t, strlen(t), filter ? TGATE_FILTER : TGATE_NAME) == TGATE_OK;
 }
 
 /* ---- id sets ------------------------------------------------------------ */

@@ -115,10 +115,13 @@ bool cfgw_is_string(struct cfgw_ctx *c, const struct ydoc_node *n, const char *w
 bool cfgw_id_valid(const char *s);
 /* Action and param names: [A-Za-z0-9_-]+. */
 bool cfgw_name_valid(const char *s);
-/* State field names: non-empty, no '/', '+', '#'. */
+/* State field names: one valid topic level (topic_gate.h: TGATE_LEVEL). */
 bool cfgw_field_valid(const char *s);
 
-/* true for a valid MQTT topic (a filter with + and # when filter). */
+/* A log-safe copy of s in buf (cap >= 8; see tgate_excerpt). Returns buf. */
+const char *cfgw_safe(const char *s, char *buf, size_t cap);
+
+/* true for a valid MQTT topic (topic_gate.h; a filter with + and # when filter). */
 bool cfgw_topic_valid(const char *t, bool filter);
 
 /* A hash set of ids (devices, scenarios) with the position each was first

@@ -17,6 +17,7 @@
 
 #include "core/core.h"
 #include "wbmb/log.h"
+#include "wbmb/topic_gate.h"
 #include "wbmb/util.h"
 
 #define HEALTH_MQTT_GRACE_MS 30000
@@ -384,6 +385,12 @@ static void call_metrics(struct app *a, struct core_call *c)
            (unsigned long long)(ds.rejected + atomic_load(&a->oversize_rejected)),
            (unsigned long long)ds.unknown, (unsigned long long)ds.own,
            (unsigned long long)atomic_load(&a->dropped));
+    COUNTER("wbmb_fields_rejected_total",
+            "Fields of JSON state messages rejected alone (the others applied).",
+            ds.fields_rejected);
+    COUNTER("wbmb_mqtt_topics_refused_total",
+            "Topics and filters the topic gate refused (never sent to the broker).",
+            tgate_refused());
     COUNTER("wbmb_transitions_total", "State transitions applied.", ds.applied);
     COUNTER("wbmb_store_commits_total", "Store transactions committed.", ss.commits);
     COUNTER("wbmb_store_commit_failures_total", "Store commit attempts that failed.",

@@ -204,6 +204,12 @@ static wb_status check_string(const struct cfg_param *p, json_object *v, json_ob
         util_errf(err, errlen, "param '%s': string is not valid UTF-8", p->name);
         return WB_ERR_INVALID;
     }
+    /* A command is text: a NUL ("\u0000" in a JSON body) would cut the
+     * rendered payload short of its declared length. */
+    if (memchr(s, '\0', len)) {
+        util_errf(err, errlen, "param '%s': string contains a NUL character", p->name);
+        return WB_ERR_INVALID;
+    }
     if (p->type == CFG_T_ENUM) {
         for (size_t i = 0; i < p->n_enum_values; i++)
             if (strlen(p->enum_values[i]) == len && memcmp(p->enum_values[i], s, len) == 0)

@@ -9,7 +9,9 @@
  * array into a reusable buffer, so a transition allocates nothing but the
  * new value. Readers get a new json-c object (devmgr_state_new()). That
  * part lives in devmgr_state.c, the Wiren Board mirror (throttle,
- * backpressure, republish) in devmgr_mirror.c; the types in devmgr_int.h.
+ * backpressure, republish, nulls, control types) in devmgr_mirror.c, the
+ * field-by-field checks of JSON messages and the field warnings in
+ * devmgr_fields.c; the types in devmgr_int.h.
  *
  * Routing: one topic tree maps each configured state or availability topic
  * to a `route` (device + binding). Our own Wiren Board publications
@@ -161,8 +163,8 @@ struct devmgr *devmgr_create(const struct config *cfg, struct state_store *store
                 const char *n = dm_intern(m, old->f[f].name);
                 if (!n)
                     goto nomem;
-                d->f[d->n_f++] =
-                    (struct field){n, json_object_get(old->f[f].v), dm_is_transient(c, n)};
+                d->f[d->n_f] = dm_field_make(d, n, json_object_get(old->f[f].v));
+                d->f[d->n_f++].err_shown = old->f[f].err_shown; /* cleared when a value comes */
             }
             d->known = old->known;
             d->online = d->tracked ? old->online : true;
@@ -229,6 +231,7 @@ void devmgr_destroy(struct devmgr *m)
     free(m->dirty);
     ttree_destroy(m->tree);
     strix_free(&m->ix);
+    dm_warn_free(m);
     free(m);
 }
 
@@ -378,10 +381,11 @@ static bool apply_changes(struct devmgr *m, struct dev *d, json_object *changes)
             cap *= 2;
         }
         if ((i = dm_field_set(m, d, k, json_object_get(v))) < 0) {
-            log_warn("device %s: field '%s' and the rest of the message not applied: out of "
-                     "memory or %d fields",
-                     d->cfg->id, k, DEV_MAX_FIELDS);
-            break;
+            m->stats.fields_rejected++;
+            dm_warn_field(m, d, k,
+                          "rejected: the device has " DEV_MAX_FIELDS_TEXT
+                          " fields already (or out of memory)");
+            continue;
         }
         chg[n++] = i;
         if (!d->f[i].transient)
@@ -449,14 +453,18 @@ static void handle_state(struct devmgr *m, const struct route *r, const char *to
     char err[256];
     json_object *changes = NULL, *v = NULL;
 
+    size_t bad = 0;
     if (b->type == CFG_T_JSON) {
         json_object *msg = NULL;
-        if (payload_parse_object(payload, len, &msg, err, sizeof(err)) != WB_OK) {
+        if (payload_parse_state(payload, len, &msg, err, sizeof(err)) != WB_OK) {
             reject(m, d, topic, err);
             return;
         }
-        changes = json_object_new_object();
-        payload_map_fields(b, msg, changes);
+        if (!(changes = json_object_new_object())) {
+            json_object_put(msg);
+            return;
+        }
+        bad = dm_fields_from_message(m, d, b, msg, changes);
         json_object_put(msg);
     } else {
         if (payload_parse_scalar(b->type, payload, len, &v, err, sizeof(err)) != WB_OK) {
@@ -470,19 +478,14 @@ static void handle_state(struct devmgr *m, const struct route *r, const char *to
         apply_one(m, d, b->field, v);
         return;
     }
-    /* Field names become MQTT topic levels and SQL-free JSON keys: refuse
-     * names that cannot be mirrored rather than publish a broken topic. */
-    json_object_object_foreach(changes, k, unused)
-    {
-        (void)unused;
-        if (!mirror_field_name_ok(k)) {
-            char ex[64];
-            excerpt(k, strlen(k), ex, sizeof(ex));
-            snprintf(err, sizeof(err), "field name '%s' is empty, too long or has / + #", ex);
-            reject(m, d, topic, err);
-            json_object_put(changes);
-            return;
-        }
+    /* Field by field (devmgr_fields.c): the bad ones are out already, each
+     * counted and warned about. A message with nothing but bad fields is a
+     * rejected message; one with good fields applies them. */
+    if (bad && json_object_object_length(changes) == 0) {
+        m->stats.rejected++;
+        log_debug("device %s: message on '%s' rejected: every field of it was", d->cfg->id, topic);
+        json_object_put(changes);
+        return;
     }
     d->last_msg_ms = now_ms;
     if (d->tracked && d->cfg->availability->timeout_s > 0)

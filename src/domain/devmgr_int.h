@@ -1,8 +1,10 @@
 /*
- * devmgr_int.h - the device manager's own types, shared by its three files
+ * devmgr_int.h - the device manager's own types, shared by its four files
  * (internal to src/domain): devmgr.c (routing, transitions, availability),
- * devmgr_state.c (the field arrays and their JSON text), devmgr_mirror.c
- * (the Wiren Board mirror: throttle, backpressure, republish).
+ * devmgr_state.c (the field arrays and their JSON text), devmgr_fields.c
+ * (JSON messages field by field, field warnings, control types),
+ * devmgr_mirror.c (the Wiren Board mirror: throttle, backpressure,
+ * republish, nulls as meta/error "r").
  */
 #ifndef WBMB_DOMAIN_DEVMGR_INT_H
 #define WBMB_DOMAIN_DEVMGR_INT_H
@@ -38,11 +40,18 @@ struct route {
     const struct cfg_state_binding *binding; /* ROUTE_STATE */
 };
 
+/* Control types of the mirror (a field's meta "type"). */
+enum ctl_type { CTL_NONE, CTL_SWITCH, CTL_VALUE, CTL_TEXT };
+
 /* One state field. Fields are never removed, so an index stays valid. */
 struct field {
-    const char *name; /* interned in the manager's name table */
-    json_object *v;   /* owned reference, never NULL */
-    bool transient;   /* never persisted (cfg transient list) */
+    const char *name;       /* interned in the manager's name table */
+    json_object *v;         /* owned reference; NULL is a JSON null (json-c's null) */
+    bool transient : 1;     /* never persisted (cfg transient list) */
+    bool mirrored : 1;      /* the name is a control name (mirror_field_name_ok) */
+    bool err_shown : 1;     /* meta/error "r" published (the value is null) */
+    unsigned declared : 2;  /* enum ctl_type of a plain binding of this field; CTL_NONE */
+    unsigned meta_type : 2; /* enum ctl_type last published in the control's meta */
 };
 
 struct dev {
@@ -112,11 +121,25 @@ struct devmgr {
         int64_t until_ms;
     } echo[ECHO_SLOTS];
     size_t echo_next;
+    /* (device index, field name) pairs already warned about: hashes, 0 = free. */
+    uint64_t *warned;
+    size_t warned_mask, n_warned;
+    int64_t warn_window_ms;
+    unsigned warn_in_window;
+    uint64_t warn_held; /* warnings not logged for the rate limit */
 };
 
 /* Fields a device may hold: a JSON payload cannot grow a state without
- * bound (the rest of such a message is refused). */
+ * bound (new fields past it are rejected, one by one). */
 #define DEV_MAX_FIELDS 1024
+#define DEV_MAX_FIELDS_TEXT "1024"
+/* Longest field name taken from a message (longer: the field is rejected). */
+#define DEV_FIELD_NAME_MAX MIRROR_FIELD_MAX
+/* Field warnings: at most this many lines per second (the next one says how
+ * many were held back), each (device, field) once while the set of those
+ * already warned about has room. */
+#define FIELD_WARN_PER_S 10
+#define FIELD_WARN_SET_MAX 4096
 
 /* ---- devmgr_state.c ------------------------------------------------------ */
 
@@ -124,6 +147,8 @@ bool dm_is_transient(const struct cfg_device *d, const char *field);
 int dm_field_find(const struct dev *d, const char *name);
 /* The manager's copy of name, added when new; NULL when out of memory. */
 const char *dm_intern(struct devmgr *m, const char *name);
+/* A new field record for d: name interned by the caller, v taken. */
+struct field dm_field_make(const struct dev *d, const char *name, json_object *v);
 /* Sets name to v (taking the reference) in place or as a new last field.
  * Returns the field's index, or -1 (v released) when out of memory or full. */
 int dm_field_set(struct devmgr *m, struct dev *d, const char *name, json_object *v);
@@ -133,6 +158,24 @@ json_object *dm_state_object(const struct dev *d);
 /* The persisted state of d as JSON text in m's scratch buffer (valid until
  * the next call); NULL when out of memory. */
 const char *dm_persisted_json(struct devmgr *m, const struct dev *d);
+
+/* ---- devmgr_fields.c ----------------------------------------------------- */
+
+/* Moves the fields a JSON message msg carries for binding b into changes
+ * (payload_map_fields' rules) one by one: a field whose name is longer than
+ * DEV_FIELD_NAME_MAX or whose value holds NaN, Infinity or a number beyond
+ * double range is left out, counted in stats.fields_rejected and warned
+ * about (dm_warn_field). Returns the number of fields rejected. */
+size_t dm_fields_from_message(struct devmgr *m, struct dev *d, const struct cfg_state_binding *b,
+                              json_object *msg, json_object *changes);
+/* Logs "device <id>: field '<name>' <why>" once per device and field, at
+ * most FIELD_WARN_PER_S lines a second. */
+void dm_warn_field(struct devmgr *m, const struct dev *d, const char *name, const char *why);
+void dm_warn_free(struct devmgr *m);
+/* The control type the mirror shows for field f of d. */
+enum ctl_type dm_control_type(const struct field *f);
+/* The declared control type of field name (a plain binding's type), or CTL_NONE. */
+enum ctl_type dm_declared_type(const struct cfg_device *c, const char *name);
 
 /* ---- devmgr_mirror.c ----------------------------------------------------- */
 

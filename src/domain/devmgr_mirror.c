@@ -12,23 +12,58 @@
 
 static bool throttle(struct devmgr *m, struct dev *d, size_t i);
 
+static const char *const ctl_name[] = {"text", "switch", "value", "text"};
+
+/* The order of field fi's control: its place among d's mirrored fields. */
+static int control_order(const struct dev *d, size_t fi)
+{
+    int order = 0;
+    for (size_t i = 0; i <= fi; i++)
+        order += d->f[i].mirrored;
+    return order;
+}
+
+static void publish_meta(struct devmgr *m, struct dev *d, size_t fi, int order)
+{
+    struct field *f = &d->f[fi];
+    enum ctl_type t = dm_control_type(f);
+    if (mirror_control_meta(&m->pub, d->cfg->id, f->name, ctl_name[t], true, order, NULL) == WB_OK)
+        f->meta_type = t & 3u;
+}
+
 /* Publishes the control meta of every field of d's state that has none yet
  * (the ones past meta_count, in insertion order), then field's value. A new
  * field is always in the state before it is published, so this costs one
- * length comparison per message and a walk only when fields were added. */
+ * length comparison per message and a walk only when fields were added.
+ *
+ * A field that is not a control name is not mirrored (devmgr_fields.c). A
+ * null value is never published (an empty retained payload would delete
+ * the control's value on the broker while its meta stays): the control
+ * keeps its last value and its meta/error says "r" until a value comes,
+ * which clears it. When the value's type changes the control's meta is
+ * published again with the new type, unless a plain binding declares it. */
 void dm_publish_field(struct devmgr *m, struct dev *d, size_t fi)
 {
     if (!d->cfg->wb_mirror)
         return;
     for (; d->meta_count < d->n_f; d->meta_count++) {
-        const struct field *f = &d->f[d->meta_count];
-        if (mirror_field_name_ok(f->name))
-            mirror_control_meta(&m->pub, d->cfg->id, f->name, mirror_control_type(f->v), true,
-                                ++d->next_order, NULL);
+        if (d->f[d->meta_count].mirrored)
+            publish_meta(m, d, d->meta_count, ++d->next_order);
     }
-    const struct field *f = &d->f[fi];
-    if (!mirror_field_name_ok(f->name))
+    struct field *f = &d->f[fi];
+    if (!f->mirrored)
         return;
+    if (!f->v) {
+        if (mirror_control_error(&m->pub, d->cfg->id, f->name, "r") == WB_OK)
+            f->err_shown = true;
+        if (fi < MIRROR_THROTTLED)
+            d->held &= ~((uint64_t)1 << fi); /* an older held value must not go out */
+        return;
+    }
+    if (dm_control_type(f) != f->meta_type)
+        publish_meta(m, d, fi, control_order(d, fi));
+    if (f->err_shown && mirror_control_error(&m->pub, d->cfg->id, f->name, "") == WB_OK)
+        f->err_shown = false;
     if (!throttle(m, d, fi))
         mirror_control_value(&m->pub, d->cfg->id, f->name, f->v);
 }
@@ -145,6 +180,8 @@ int64_t devmgr_flush_mirror(struct devmgr *m, int64_t now_ms)
                     next = due;
             } else if (!busy) {
                 d->held &= ~bit;
+                if (!d->f[i].v)
+                    continue; /* null: never a value payload (dm_publish_field) */
                 pub_ms(d)[i] = t;
                 mirror_control_value(&m->pub, d->cfg->id, d->f[i].name, d->f[i].v);
                 if (!final)

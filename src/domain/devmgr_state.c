@@ -56,6 +56,15 @@ const char *dm_intern(struct devmgr *m, const char *name)
     return m->names[h];
 }
 
+struct field dm_field_make(const struct dev *d, const char *name, json_object *v)
+{
+    return (struct field){.name = name,
+                          .v = v,
+                          .transient = dm_is_transient(d->cfg, name),
+                          .mirrored = mirror_field_name_ok(name),
+                          .declared = dm_declared_type(d->cfg, name) & 3u};
+}
+
 /* Sets name to v (taking the reference) in place or as a new last field.
  * Returns the field's index, or -1 (v released) when out of memory or full. */
 int dm_field_set(struct devmgr *m, struct dev *d, const char *name, json_object *v)
@@ -81,7 +90,11 @@ int dm_field_set(struct devmgr *m, struct dev *d, const char *name, json_object 
         json_object_put(v);
         return -1;
     }
-    d->f[d->n_f] = (struct field){n, v, dm_is_transient(d->cfg, name)};
+    d->f[d->n_f] = dm_field_make(d, n, v);
+    if (d->cfg->wb_mirror && !d->f[d->n_f].mirrored)
+        dm_warn_field(m, d, n,
+                      "is applied, stored and served over HTTP but not mirrored: its name cannot "
+                      "be a Wiren Board control (an MQTT topic level of at most 128 bytes)");
     return d->n_f++;
 }
 

@@ -13,6 +13,7 @@
  * paho's own list walks being the top of the profile.
  */
 #include "wbmb/mirror.h"
+#include "wbmb/topic_gate.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -72,10 +73,19 @@ size_t mirror_format_value(json_object *v, char *buf, size_t cap)
             }
         }
         break;
-    case json_type_string:
-        n = snprintf(buf, cap, "%s", json_object_get_string(v));
-        return (size_t)json_object_get_string_len(v);
-    case json_type_null:
+    case json_type_string: {
+        /* The exact bytes, an embedded NUL included: "%s" would stop at
+         * the NUL and leave the rest of buf as it was. */
+        size_t len = (size_t)json_object_get_string_len(v);
+        if (len < cap) {
+            memcpy(buf, json_object_get_string(v), len);
+            buf[len] = '\0';
+        } else if (cap) {
+            buf[0] = '\0';
+        }
+        return len;
+    }
+    case json_type_null: /* never published by the device manager (mirror.h) */
         n = snprintf(buf, cap, "%s", "");
         break;
     default:
@@ -101,7 +111,7 @@ const char *mirror_control_type(json_object *v)
 bool mirror_field_name_ok(const char *name)
 {
     size_t len = strlen(name);
-    return len > 0 && len <= MIRROR_FIELD_MAX && !strpbrk(name, "/+#");
+    return len <= MIRROR_FIELD_MAX && tgate_check(name, len, TGATE_LEVEL) == TGATE_OK;
 }
 
 wb_status mirror_device_meta(const struct mirror_publisher *p, const char *device_id,
@@ -179,9 +189,20 @@ wb_status mirror_control_value(const struct mirror_publisher *p, const char *dev
     size_t len = mirror_format_value(value, small, sizeof(small));
     if (len < sizeof(small))
         return mirror_publish_raw(p, topic, small, len, 0, true);
-    /* Long strings or objects: publish the library's own text, no copy. */
-    const char *s = json_object_is_type(value, json_type_string)
-                        ? json_object_get_string(value)
-                        : json_object_to_json_string_ext(value, JSON_C_TO_STRING_PLAIN);
+    /* Long strings or objects: publish the library's own text, no copy. A
+     * string goes out with its own length (it may hold a NUL). */
+    if (json_object_is_type(value, json_type_string))
+        return mirror_publish_raw(p, topic, json_object_get_string(value), len, 0, true);
+    const char *s = json_object_to_json_string_ext(value, JSON_C_TO_STRING_PLAIN);
     return mirror_publish_raw(p, topic, s, strlen(s), 0, true);
+}
+
+wb_status mirror_control_error(const struct mirror_publisher *p, const char *device_id,
+                               const char *control, const char *error)
+{
+    char topic[MIRROR_TOPIC_MAX];
+    if ((size_t)snprintf(topic, sizeof(topic), "/devices/%s/controls/%s/meta/error", device_id,
+                         control) >= sizeof(topic))
+        return WB_ERR_RANGE;
+    return mirror_publish_raw(p, topic, error, strlen(error), 1, true);
 }

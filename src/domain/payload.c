@@ -370,36 +370,75 @@ static wb_status check_number(const char *b, size_t n)
 
 /* Lexical checks json-c 0.16 skips even in strict mode: single-quoted
  * strings, raw control characters inside strings, malformed numbers ("1.")
- * and integers past int64. Runs before json-c sees the text. */
-static wb_status json_prescan(const char *b, size_t n, char *err, size_t errlen)
+ * and integers past int64. Runs before json-c sees the text.
+ *
+ * For a state message (state = true) an integer past int64 is not an
+ * error: json-c would clamp it (or make it an unsigned 64-bit value), so
+ * the token is rewritten as "<digits>.0" and json-c parses it as a double,
+ * the rule of every other number. Without out the tokens are only counted
+ * in *big; with out (room for n + 2 * *big bytes) the text is copied there
+ * with the rewrites and its length left in *out_len. A key with an escaped
+ * NUL ("a\u0000b") is refused: json-c keys are C strings and would be cut
+ * at the NUL, silently merging it with another key. */
+static wb_status json_prescan(const char *b, size_t n, bool state, size_t *big, char *out,
+                              size_t *out_len, char *err, size_t errlen)
 {
+    size_t copied = 0, o = 0;
     for (size_t i = 0; i < n; i++) {
         char c = b[i];
         if (c == '"') {
+            bool nul = false;
             for (i++; i < n && b[i] != '"'; i++) {
                 if ((unsigned char)b[i] < 0x20) {
                     util_errf(err, errlen, "control character inside a JSON string at byte %zu", i);
                     return WB_ERR_INVALID;
                 }
-                if (b[i] == '\\')
+                if (b[i] == '\\') {
+                    if (n - i > 5 && memcmp(b + i + 1, "u0000", 5) == 0)
+                        nul = true;
                     i++;
+                }
+            }
+            size_t k = i + 1;
+            while (k < n && is_space(b[k]))
+                k++;
+            if (state && nul && k < n && b[k] == ':') {
+                util_errf(err, errlen, "a JSON key with an escaped NUL (\\u0000) before byte %zu",
+                          k);
+                return WB_ERR_INVALID;
             }
         } else if (c == '\'') {
             util_errf(err, errlen, "single quotes are not JSON (byte %zu)", i);
             return WB_ERR_INVALID;
+        } else if (state && c == '-' && i + 1 < n && b[i + 1] == 'I') {
+            continue; /* -Infinity: json-c's, then payload_value_check()'s */
         } else if (c == '-' || (c >= '0' && c <= '9')) {
             size_t j = i;
             while (j < n && (b[j] == '-' || b[j] == '+' || b[j] == '.' || b[j] == 'e' ||
                              b[j] == 'E' || (b[j] >= '0' && b[j] <= '9')))
                 j++;
             wb_status st = check_number(b + i, j - i);
-            if (st != WB_OK) {
+            if (st == WB_ERR_RANGE && state) {
+                if (!out) {
+                    (*big)++;
+                } else {
+                    memcpy(out + o, b + copied, j - copied);
+                    o += j - copied;
+                    memcpy(out + o, ".0", 2);
+                    o += 2;
+                    copied = j;
+                }
+            } else if (st != WB_OK) {
                 util_errf(err, errlen, "%s JSON number at byte %zu",
                           st == WB_ERR_RANGE ? "out of range" : "malformed", i);
                 return st;
             }
             i = j - 1;
         }
+    }
+    if (out) {
+        memcpy(out + o, b + copied, n - copied);
+        *out_len = o + n - copied;
     }
     return WB_OK;
 }
@@ -433,8 +472,11 @@ static json_tokener *thread_tokener(void)
     return tok;
 }
 
-wb_status payload_parse_object(const char *buf, size_t len, json_object **out, char *err,
-                               size_t errlen)
+static wb_status parse_text(const char *b, size_t n, bool state, json_object **out, char *err,
+                            size_t errlen);
+
+static wb_status parse_object(const char *buf, size_t len, bool state, json_object **out, char *err,
+                              size_t errlen)
 {
     *out = NULL;
     wb_status st = check_common(buf, len, err, errlen);
@@ -451,9 +493,39 @@ wb_status payload_parse_object(const char *buf, size_t len, json_object **out, c
         util_errf(err, errlen, "expected a JSON object");
         return WB_ERR_INVALID;
     }
-    st = json_prescan(b, n, err, errlen);
+    size_t big = 0;
+    st = json_prescan(b, n, state, &big, NULL, NULL, err, errlen);
     if (st != WB_OK)
         return st;
+    char *copy = NULL;
+    if (big) { /* integers past int64 in a state message: become doubles */
+        if (!(copy = malloc(n + 2 * big)))
+            return WB_ERR_NOMEM;
+        (void)json_prescan(b, n, state, &big, copy, &n, NULL, 0);
+        b = copy;
+    }
+    st = parse_text(b, n, state, out, err, errlen);
+    free(copy);
+    return st;
+}
+
+wb_status payload_parse_object(const char *buf, size_t len, json_object **out, char *err,
+                               size_t errlen)
+{
+    return parse_object(buf, len, false, out, err, errlen);
+}
+
+wb_status payload_parse_state(const char *buf, size_t len, json_object **out, char *err,
+                              size_t errlen)
+{
+    return parse_object(buf, len, true, out, err, errlen);
+}
+
+/* json-c's part of parse_object(): b[0..n) passed the prescan. */
+static wb_status parse_text(const char *b, size_t n, bool state, json_object **out, char *err,
+                            size_t errlen)
+{
+    wb_status st;
     json_tokener *tok = thread_tokener();
     if (!tok)
         return WB_ERR_NOMEM;
@@ -484,7 +556,10 @@ wb_status payload_parse_object(const char *buf, size_t len, json_object **out, c
         util_errf(err, errlen, "expected a JSON object");
         return WB_ERR_INVALID;
     }
-    st = check_finite(v);
+    /* In a state message NaN, Infinity and a number beyond double range
+     * are their field's fault alone: payload_value_check() refuses that
+     * field and the others apply. */
+    st = state ? WB_OK : check_finite(v);
     if (st != WB_OK) {
         json_object_put(v);
         util_errf(err, errlen,
@@ -494,6 +569,15 @@ wb_status payload_parse_object(const char *buf, size_t len, json_object **out, c
     }
     *out = v;
     return WB_OK;
+}
+
+wb_status payload_value_check(json_object *v, char *err, size_t errlen)
+{
+    wb_status st = check_finite(v);
+    if (st != WB_OK)
+        util_errf(err, errlen, "%s",
+                  st == WB_ERR_RANGE ? "a number beyond double range" : "NaN or Infinity");
+    return st;
 }
 
 /* Looks up a dotted path ("a.b.c") through nested objects. A path segment

@@ -76,6 +76,7 @@
 #include "mqtt/outbox.h"
 #include "mqtt/paho_api.h"
 #include "wbmb/log.h"
+#include "wbmb/topic_gate.h"
 #include "wbmb/util.h"
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -509,6 +510,11 @@ struct mqttc *mqttc_create(const struct mqttc_options *opts, mqttc_message_cb on
         snprintf(err, errlen, "invalid MQTT options (host, port, client id or will qos)");
         return NULL;
     }
+    /* The Last Will goes out too: the topic gate (topic_gate.h) checks it. */
+    if (opts->will_topic && tgate_admit(opts->will_topic, TGATE_NAME) != TGATE_OK) {
+        snprintf(err, errlen, "invalid Last Will topic (see the log)");
+        return NULL;
+    }
 
     struct mqttc *c = calloc(1, sizeof(*c));
     if (!c) {
@@ -637,9 +643,22 @@ wb_status mqttc_set_subscriptions(struct mqttc *c, const char *const *filters, s
     for (size_t i = 0; i < n; i++)
         if (!filters[i] || !filters[i][0])
             return WB_ERR_INVALID;
-    char **fresh = dup_strv(filters, n);
-    if (n && !fresh)
+    /* The topic gate (topic_gate.h): a filter the broker would refuse is
+     * left out of the set (counted and logged), never sent. */
+    const char **admitted = n ? malloc(n * sizeof(*admitted)) : NULL;
+    if (n && !admitted)
         return WB_ERR_NOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (tgate_admit(filters[i], TGATE_FILTER) == TGATE_OK)
+            admitted[k++] = filters[i];
+    filters = admitted;
+    n = k;
+    char **fresh = dup_strv(filters, n);
+    if (n && !fresh) {
+        free(admitted);
+        return WB_ERR_NOMEM;
+    }
 
     pthread_mutex_lock(&c->mu);
     bool up = c->st == ST_CONNECTED && !c->stopping;
@@ -669,6 +688,7 @@ wb_status mqttc_set_subscriptions(struct mqttc *c, const char *const *filters, s
     pthread_mutex_unlock(&c->mu);
     if (up)
         outbox_wake(c->out);
+    free(admitted);
     return WB_OK;
 }
 

@@ -12,6 +12,7 @@
 #include <MQTTAsync.h>
 
 #include "wbmb/log.h"
+#include "wbmb/topic_gate.h"
 #include "wbmb/util.h"
 
 _Thread_local struct mqttc *mqttc_in_callback;
@@ -130,6 +131,12 @@ wb_status mqttc_publish(struct mqttc *c, const char *topic, const void *payload,
 {
     if (!c || !topic || !topic[0] || (qos != 0 && qos != 1) || len > INT_MAX || (len && !payload))
         return WB_ERR_INVALID;
+    /* The topic gate (topic_gate.h): a topic the broker would answer with a
+     * disconnect is refused here, counted and logged, never sent. */
+    if (tgate_admit(topic, TGATE_NAME) != TGATE_OK) {
+        atomic_fetch_add(&c->n_publish_failures, 1);
+        return WB_ERR_INVALID;
+    }
     pthread_mutex_lock(&c->mu);
     bool up = c->st == ST_CONNECTED && !c->stopping;
     pthread_mutex_unlock(&c->mu);

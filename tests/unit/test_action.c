@@ -182,6 +182,24 @@ static void test_validate_null_and_no_params(void **state)
     json_object_put(in);
 }
 
+/* A string param with a NUL ("\u0000" in an HTTP body) was rendered into
+ * the command and then cut at the NUL (the payload's length was taken with
+ * strlen): it is refused, so a command goes out with its exact bytes. */
+static void test_string_param_with_nul(void **state)
+{
+    (void)state;
+    struct cfg_param pt = {.name = "text", .type = CFG_T_STRING};
+    struct cfg_action a = {
+        .name = "say", .topic = "t", .payload = "{text}", .params = &pt, .n_params = 1};
+    json_object *in = json_object_new_object(), *out = NULL;
+    json_object_object_add(in, "text", json_object_new_string_len("ab\0cd", 5));
+    char err[200];
+    assert_int_equal(action_validate(&a, in, &out, err, sizeof(err)), WB_ERR_INVALID);
+    assert_string_equal(err, "param 'text': string contains a NUL character");
+    assert_null(out);
+    json_object_put(in);
+}
+
 static struct cfg_param p_level = {.name = "level", .type = CFG_T_INT, .required = true};
 static struct cfg_param p_temp = {.name = "temp", .type = CFG_T_FLOAT};
 static struct cfg_param p_on = {.name = "on", .type = CFG_T_BOOL};
@@ -455,6 +473,7 @@ static void test_conditions(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_string_param_with_nul),
         cmocka_unit_test(test_validate_table),
         cmocka_unit_test(test_validate_null_and_no_params),
         cmocka_unit_test(test_params_from_payload),

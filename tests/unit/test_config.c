@@ -442,7 +442,8 @@ static void test_bad_templates(void **state)
     EXPECT(errs, "16:39: set value of 'note' in action 'set_level' of device 'dimmer' refers to "
                  "undeclared param 'nope'");
     EXPECT(errs, "18:16: topic '/devices/d/+/on' of action 'raw' of device 'dimmer' must be a "
-                 "non-empty topic without wildcards");
+                 "valid MQTT topic name (non-empty, no wildcards, control characters or "
+                 "non-characters)");
     /* A JSON-object payload is checked by the action module's renderer. */
     EXPECT(errs, "19:18: payload of action 'raw' of device 'dimmer': action 'raw': unknown "
                  "placeholder '{nope}'");
