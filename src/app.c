@@ -406,6 +406,7 @@ static int start(struct app *a)
         .backend = "sqlite",
         .db_path = p->db_path,
         .commit_interval_ms = p->commit_interval_ms,
+        .sync_interval_ms = p->sync_interval_ms,
         .history_enabled = p->history_enabled,
         .history_max_rows = p->history_max_rows,
         .history_max_age_days = p->history_max_age_days,

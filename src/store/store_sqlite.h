@@ -100,6 +100,14 @@ struct sqlite_store {
     bool stop, failing, thread_started;
     int64_t retry_at_ms;
     unsigned backoff_ms;
+    /* The sync policy (see store_sqlite.c). full_sync: the writer runs
+     * synchronous=FULL, every COMMIT is durable. Otherwise unsynced_ms is
+     * the monotonic time of the first COMMIT since the last WAL sync (0 =
+     * everything committed is durable); the writer syncs the WAL at
+     * unsynced_ms + sync_interval_ms at the latest. */
+    bool full_sync;
+    int64_t unsynced_ms;
+    bool sync_failing;
     struct store_status st;
     pthread_t thread;
 

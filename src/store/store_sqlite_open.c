@@ -60,6 +60,16 @@ static const char schema_v1[] =
  * take 6 bytes a row instead of 24 and read back the same ISO-8601 text;
  * device_state_heads gets every device's newest row id and row count.
  * A ts that is no date becomes 0 (1970-01-01T00:00:00.000Z). */
+/* 2 -> 3: the seed-000 design's own write, INSERT INTO state_store (key,
+ * value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value =
+ * excluded.value, must work on our file: updated_ms gets a DEFAULT that
+ * SQLite computes (now, in ms since the epoch, so updated_at reads back as
+ * ISO-8601 as for our rows), and a trigger moves updated_ms on an UPDATE
+ * that changed value but not updated_ms (ours always set it: for them the
+ * trigger's WHEN is false and nothing more is written). The table is
+ * rebuilt because SQLite cannot change a column's default in place. The
+ * "now in ms" expression is written out twice: the table stays literals
+ * (scripts/lint-sql.sh). */
 struct migration {
     int from;
     const char *sql;
@@ -94,6 +104,19 @@ static const struct migration migrations[] = {
         " device_id TEXT PRIMARY KEY, head_id INTEGER NOT NULL, rows INTEGER NOT NULL);"
         "INSERT INTO device_state_heads(device_id, head_id, rows)"
         " SELECT device_id, max(id), count(*) FROM device_state_snapshots GROUP BY device_id;"},
+    {2, "CREATE TABLE state_store_v3(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
+        " updated_at TEXT NOT NULL GENERATED ALWAYS AS"
+        " (strftime('%Y-%m-%dT%H:%M:%fZ', updated_ms / 1000.0, 'unixepoch')) VIRTUAL,"
+        " updated_ms INTEGER NOT NULL DEFAULT (CAST(round((julianday('now') - 2440587.5) * "
+        "86400000.0) AS INTEGER)));"
+        "INSERT INTO state_store_v3(key, value, updated_ms)"
+        " SELECT key, value, updated_ms FROM state_store;"
+        "DROP TABLE state_store;"
+        "ALTER TABLE state_store_v3 RENAME TO state_store;"
+        "CREATE TRIGGER state_store_touch AFTER UPDATE OF value ON state_store"
+        " WHEN new.updated_ms = old.updated_ms"
+        " BEGIN UPDATE state_store SET updated_ms = (CAST(round((julianday('now') - 2440587.5) * "
+        "86400000.0) AS INTEGER)) WHERE key = new.key; END;"},
     {0, NULL}};
 
 wb_status store_sqlite_status(int rc)
