@@ -48,6 +48,7 @@
 #include "wbmb/scenmgr.h"
 #include "wbmb/sdnotify.h"
 #include "wbmb/state_store.h"
+#include "wbmb/store_lock.h"
 #include "wbmb/util.h"
 
 #define QUEUE_CAPACITY 8192
@@ -411,6 +412,14 @@ static int start(struct app *a)
         .history_max_rows = p->history_max_rows,
         .history_max_age_days = p->history_max_age_days,
     };
+    /* One daemon per database, decided before anything is opened or
+     * connected: a second one would take the first one's MQTT client id
+     * and write the same file. */
+    long holder;
+    if (store_lock_acquire(p->db_path, &a->db_lock, &holder, err, sizeof(err)) != WB_OK) {
+        log_error("cannot start on %s: %s", p->db_path, err);
+        return APP_EXIT_FAILURE;
+    }
     if (store_open(&a->store, &sc, err, sizeof(err)) != WB_OK) {
         log_error("cannot open the state store %s: %s", p->db_path, err);
         return APP_EXIT_FAILURE;
@@ -595,6 +604,7 @@ static bool shutdown_app(struct app *a)
     devmgr_destroy(a->devmgr);
     queue_destroy(a->queue);
     store_close(a->store);
+    store_lock_release(a->db_lock);
     cfg_free(a->cfg);
     return flushed;
 }

@@ -44,6 +44,8 @@ struct store_config {
     const char *db_path;           /* SQLite file; parent folders are created */
     unsigned commit_interval_ms;   /* group commit window, 0 = synchronous */
     unsigned sync_interval_ms;     /* WAL made durable at least this often, 0 = every commit */
+    bool read_only;                /* reads only: never creates, migrates or writes the file
+                                      (writes return WB_ERR_READONLY); the state tool */
     bool history_enabled;          /* device_state_snapshots kept */
     unsigned history_max_rows;     /* per device, 0 = unlimited */
     unsigned history_max_age_days; /* 0 = unlimited */

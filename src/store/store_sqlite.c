@@ -155,6 +155,10 @@ static wb_status enqueue_op(struct sqlite_store *s, struct op *o)
 {
     if (!o)
         return WB_ERR_NOMEM;
+    if (s->cfg.read_only) {
+        free(o);
+        return WB_ERR_READONLY;
+    }
     pthread_mutex_lock(&s->lock);
     append_op_locked(s, o);
     pthread_mutex_unlock(&s->lock);
@@ -415,6 +419,8 @@ static void *writer_main(void *arg)
 static wb_status sq_flush(struct state_store *base)
 {
     struct sqlite_store *s = S(base);
+    if (!s->thread_started)
+        return WB_OK; /* read-only: nothing is ever pending */
     pthread_mutex_lock(&s->lock);
     uint64_t req = ++s->flush_req;
     pthread_cond_signal(&s->wake);
@@ -439,6 +445,10 @@ static wb_status put_kv_locked(struct sqlite_store *s, const char *key, char *te
 
 static wb_status put_kv(struct sqlite_store *s, const char *key, char *text, bool is_set)
 {
+    if (s->cfg.read_only) {
+        free(text);
+        return WB_ERR_READONLY;
+    }
     pthread_mutex_lock(&s->lock);
     wb_status st = put_kv_locked(s, key, text, is_set);
     pthread_mutex_unlock(&s->lock);
@@ -516,6 +526,8 @@ static wb_status sq_transition(struct state_store *base, const char *key, const 
                                const char *json, bool history)
 {
     struct sqlite_store *s = S(base);
+    if (s->cfg.read_only)
+        return WB_ERR_READONLY;
     char *text = strdup(json);
     if (!text)
         return WB_ERR_NOMEM;
@@ -678,6 +690,16 @@ static wb_status sq_open(struct state_store **out, const struct store_config *cf
     wb_status st = WB_ERR_NOMEM;
     if (!s->db_path)
         goto fail;
+    if (cfg->read_only) {
+        /* The state tool: one reader connection, no writer thread. */
+        st = store_sqlite_open_ro(s->db_path, &s->rdb, err, errlen);
+        if (st == WB_OK)
+            st = store_sqlite_prepare_reads(s, err, errlen);
+        if (st != WB_OK)
+            goto fail;
+        *out = &s->base;
+        return WB_OK;
+    }
     st = store_sqlite_open_db(s->db_path, &s->wdb, err, errlen);
     if (st != WB_OK)
         goto fail;

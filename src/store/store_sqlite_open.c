@@ -339,3 +339,66 @@ wb_status store_sqlite_open_db(const char *path, sqlite3 **out, char *err, size_
         snprintf(err, errlen, "%s", why);
     return st;
 }
+
+/* "file:" URI of path with immutable=1; '%', '?' and '#' percent-encoded. */
+static void immutable_uri(const char *path, char *out, size_t outlen)
+{
+    size_t n = (size_t)snprintf(out, outlen, "file:");
+    for (const char *p = path; *p && n + 4 < outlen; p++) {
+        if (*p == '%' || *p == '?' || *p == '#')
+            n += (size_t)snprintf(out + n, outlen - n, "%%%02X", (unsigned char)*p);
+        else
+            out[n++] = *p;
+    }
+    snprintf(out + n, outlen - n, "?immutable=1");
+}
+
+/* Opens uri read-only and reads user_version (which reads the schema and,
+ * in WAL mode, maps the -shm). */
+static wb_status ro_try(const char *uri, int flags, sqlite3 **out, int *version, char *err,
+                        size_t errlen, const char *path)
+{
+    char buf[32];
+    int rc = sqlite3_open_v2(uri, out, flags | SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_extended_result_codes(*out, 1);
+        sqlite3_busy_timeout(*out, 5000);
+        rc = pragma_text(*out, "PRAGMA user_version", buf, sizeof(buf));
+    }
+    if (rc != SQLITE_OK) {
+        wb_status st = db_fail(*out, rc, "open read-only", path, err, errlen);
+        sqlite3_close(*out);
+        *out = NULL;
+        return st;
+    }
+    *version = atoi(buf);
+    return WB_OK;
+}
+
+wb_status store_sqlite_open_ro(const char *path, sqlite3 **out, char *err, size_t errlen)
+{
+    int v = 0;
+    *out = NULL;
+    if (access(path, F_OK) != 0) {
+        if (err && errlen)
+            snprintf(err, errlen, "no database at %s", path);
+        return WB_ERR_NOT_FOUND;
+    }
+    wb_status st = ro_try(path, 0, out, &v, err, errlen, path);
+    if ((st == WB_ERR_IO || st == WB_ERR_READONLY) && access(path, R_OK) == 0) {
+        /* A read-only file or folder: nobody can be writing it, so reading
+         * it as immutable (no locks, no -shm) is safe. */
+        char uri[8400];
+        immutable_uri(path, uri, sizeof(uri));
+        st = ro_try(uri, SQLITE_OPEN_URI, out, &v, err, errlen, path);
+    }
+    if (st == WB_OK && v > STORE_SCHEMA_VERSION) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: database schema version %d is newer than this program's %d",
+                     path, v, STORE_SCHEMA_VERSION);
+        sqlite3_close(*out);
+        *out = NULL;
+        st = WB_ERR_VERSION;
+    }
+    return st;
+}
