@@ -333,6 +333,7 @@ for i in range(k):
     st[f"device:big_dev{i}"] = {"value": 0} if i % 2 == 0 else {"seq": 0, "t": 0}
 json.dump(st, open(sys.argv[1], "w"))
 PY
+    mkdir -p "$(dirname "$db")" && : >"$db" # state import never creates a database
     "$E2E_BIN" -c "$cfg" state import "$E2E_DIR/big_state.json" >/dev/null
     start_bridge big "$cfg" "big_dev$((k - 1))"
     R_BIG_CONNECT_MS=$(( (BCONN_US - BSTART_US) / 1000 ))

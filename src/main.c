@@ -169,7 +169,10 @@ static int state_command(const char *config_path, int argc, char **argv)
     /* Never a new empty database: a typo in -c or the wrong folder must
      * not answer [] and exit 0. */
     if (access(db, F_OK) != 0) {
-        fprintf(stderr, "wb-mqtt-bridge: no database at %s\n", db);
+        fprintf(stderr,
+                "wb-mqtt-bridge: no database at %s (the daemon creates it when it first "
+                "starts; an empty file is an empty database)\n",
+                db);
         rc = APP_EXIT_FAILURE;
         goto out;
     }
