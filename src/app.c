@@ -380,13 +380,13 @@ static void log_summary(struct app *a)
     store_get_status(a->store, &ss);
     queue_get_stats(a->queue, &qs);
     log_info("stats: received=%llu applied=%llu unchanged=%llu rejected=%llu unknown=%llu "
-             "dropped=%llu queue_full_waits=%llu commits=%llu rows_written=%llu",
+             "dropped=%llu queue_full_waits=%llu commits=%llu rows_written=%llu syncs=%llu",
              (unsigned long long)ds.received, (unsigned long long)ds.applied,
              (unsigned long long)ds.unchanged,
              (unsigned long long)(ds.rejected + atomic_load(&a->oversize_rejected)),
              (unsigned long long)ds.unknown, (unsigned long long)atomic_load(&a->dropped),
              (unsigned long long)qs.full_waits, (unsigned long long)ss.commits,
-             (unsigned long long)ss.rows_written);
+             (unsigned long long)ss.rows_written, (unsigned long long)ss.syncs);
 }
 
 static int start(struct app *a)
