@@ -37,6 +37,7 @@ struct cv_file_info {
 struct cv_shared {
     /* Filled by the test's child for the parent (not by the shim). */
     volatile uint64_t durable, committed, issued, opened;
+    volatile uint64_t stop, closed; /* parent: close now; child: closed after `closed` */
     /* The shim's state. */
     int nfiles;
     struct cv_file_info files[CV_MAX_FILES];

@@ -13,7 +13,7 @@
  * (offset by the round's first i) into the shared region. The parent kills
  * it with SIGKILL at a random moment - one round in five during the open
  * (WAL recovery of the last cut), the others 20-320 ms into the load
- * (plus up to two sync intervals) -
+ * (plus up to two sync intervals, at most 1 s more) -
  * applies the cut (drop or tear every unsynced write; or nothing, for the
  * kill -9 setting), and checks:
  *   - the file opens and PRAGMA integrity_check is "ok", no file was moved
@@ -22,7 +22,9 @@
  *     device holds exactly the last i <= C of its own, and the history
  *     holds exactly the rows 1..C (count, distinct, max and sum);
  *   - nothing reported durable is lost: C >= durable (and for the kill -9
- *     setting C >= committed), C never goes back below the last round's C.
+ *     setting C >= committed), C never goes back below the last round's C;
+ *   - the close setting closes the store (what SIGTERM does) before the cut
+ *     and must find every transition issued: C == the last one.
  * Every 25 rounds the database starts afresh (also cutting schema
  * creation). Prints one line per setting, a Markdown table, "# SUMMARY
  * powercut ..." and "P passed, F failed" (scripts/reliability.sh); exits 1
@@ -53,15 +55,18 @@ struct setting {
     const char *name;
     enum cv_mode mode;
     unsigned commit_ms, sync_ms;
+    bool close_first; /* store_close (what SIGTERM does), then the cut */
 };
 
 static const struct setting settings[] = {
-    {"power cut, unsynced writes dropped; commit 20 ms, sync 100 ms", CV_DROP, 20, 100},
-    {"power cut, unsynced sectors torn; commit 20 ms, sync 100 ms", CV_TORN, 20, 100},
-    {"power cut, torn; commit 100 ms, sync 250 ms", CV_TORN, 100, 250},
-    {"power cut, torn; commit 20 ms, sync 0 (every commit synced)", CV_TORN, 20, 0},
-    {"power cut, dropped; commit 0 (every change synced)", CV_DROP, 0, 1000},
-    {"kill -9 only; commit 20 ms, sync 100 ms", CV_KILL, 20, 100},
+    {"power cut, unsynced writes dropped; commit 20 ms, sync 100 ms", CV_DROP, 20, 100, false},
+    {"power cut, unsynced sectors torn; commit 20 ms, sync 100 ms", CV_TORN, 20, 100, false},
+    {"power cut, torn; commit 100 ms, sync 250 ms", CV_TORN, 100, 250, false},
+    {"power cut, torn; commit 20 ms, sync 0 (every commit synced)", CV_TORN, 20, 0, false},
+    {"power cut, dropped; commit 0 (every change synced)", CV_DROP, 0, 1000, false},
+    {"kill -9 only; commit 20 ms, sync 100 ms", CV_KILL, 20, 100, false},
+    {"clean close (SIGTERM), then a power cut, torn; commit 100 ms, sync 60 s", CV_TORN, 100, 60000,
+     true},
 };
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -124,6 +129,12 @@ static void child_main(struct cv_shared *sh, const struct setting *set, const ch
         sh->issued = i;
         if (i % 16 == 0)
             sleep_ms(1);
+        if (sh->stop) {
+            store_close(s); /* flushes, syncs, checkpoints */
+            sh->closed = i;
+            for (;;)
+                pause(); /* until the cut */
+        }
     }
 }
 
@@ -274,8 +285,15 @@ static bool one_cut(struct cv_shared *sh, const struct setting *set, unsigned ro
         while (!sh->opened && mono_ms() < deadline && waitpid(pid, &status, WNOHANG) == 0)
             sleep_ms(1);
         /* Long enough for a few syncs of the setting's interval. */
-        unsigned span = 300 + (set->commit_ms && set->sync_ms ? 2 * set->sync_ms : 0);
+        unsigned sync = set->sync_ms < 500 ? set->sync_ms : 500;
+        unsigned span = 300 + (set->commit_ms ? 2 * sync : 0);
         sleep_ms(20 + (unsigned)(cv_rand(rnd) % span));
+        if (set->close_first) {
+            sh->stop = 1;
+            deadline = mono_ms() + 30000;
+            while (!sh->closed && mono_ms() < deadline && waitpid(pid, &status, WNOHANG) == 0)
+                sleep_ms(1);
+        }
     }
     kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
@@ -303,6 +321,11 @@ static bool one_cut(struct cv_shared *sh, const struct setting *set, unsigned ro
     if (durable && c < durable) {
         snprintf(msg, sizeof(msg), "stored up to %" PRIu64 ", durable was %" PRIu64, c, durable);
         return fail(round, "durable transitions lost", msg);
+    }
+    if (set->close_first && !early && c != sh->closed) {
+        snprintf(msg, sizeof(msg), "stored up to %" PRIu64 ", closed after %" PRIu64, c,
+                 (uint64_t)sh->closed);
+        return fail(round, "lost after a clean close", msg);
     }
     if (set->mode == CV_KILL && committed && c < committed) {
         snprintf(msg, sizeof(msg), "stored up to %" PRIu64 ", committed was %" PRIu64, c,
