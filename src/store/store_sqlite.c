@@ -288,8 +288,9 @@ static void wait_until(struct sqlite_store *s, int64_t due_ms)
  * replayed by recovery after a power cut, exactly as if the COMMIT had run
  * with synchronous=FULL. The database file needs nothing: a checkpoint
  * syncs the WAL before it copies pages and the database after. This
- * writes no byte beyond the commits themselves (a checkpoint would copy
- * every changed page into the database file again; bench/RESULTS.md).
+ * writes no byte beyond the commits themselves, where a checkpoint per
+ * interval would copy every changed page into the database file once more
+ * (the bytes per sync interval: bench/RESULTS.md, README Benchmarks).
  * Writer thread, caller holds lock (released during the fsync). */
 static void sync_wal_locked(struct sqlite_store *s)
 {
