@@ -67,7 +67,7 @@ run() {
     ROWS+=("| $what | $times | $passes | $fails | ${lost%; } | ${secs} s |")
 }
 
-run powercut "power cuts (crash VFS: unsynced writes dropped or torn per 512-byte sector) and kill -9, 6 settings" 1 \
+run powercut "power cuts (crash VFS: unsynced writes dropped or torn per 512-byte sector), kill -9, and a clean close before a cut: 7 settings" 1 \
     "$BUILD/tests/test_powercut" "$POWER_CUTS"
 run crash "kill -9 at random moments under load (20 devices x 25 msg/s, commit_interval_ms 50)" 1 \
     bash tests/reliability/crash.sh "$ROUNDS"
