@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # reliability.sh - the long forms of the crash and fault tests, with a table.
 #
-#   ./scripts/reliability.sh [CRASH_ROUNDS]     (default 50)
+#   ./scripts/reliability.sh [CRASH_ROUNDS] [POWER_CUTS]   (default 50, 1000)
 #
 # Builds with AddressSanitizer + UndefinedBehaviorSanitizer (Debug) in
 # build-reliab/ - slower than Release, but a crash or a memory error under
 # faults is exactly what this is looking for - then runs:
+#   - test_powercut POWER_CUTS (the real store on the crash VFS, power cuts
+#     that drop or tear unsynced writes, several sync settings, and kill -9)
 #   - tests/reliability/crash.sh CRASH_ROUNDS   (kill -9, commit_interval_ms 50)
 #   - tests/reliability/crash.sh CRASH_ROUNDS/5 (kill -9, commit_interval_ms 0)
 #   - test_fault_broker.sh with 20 broker kills
@@ -21,9 +23,10 @@ ROOT=$PWD
 
 ./scripts/deps.sh
 ROUNDS=${1:-50}
+POWER_CUTS=${2:-1000}
 BUILD=${WBMB_RELIAB_BUILD:-build-reliab}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DWITH_ASAN=ON -DWITH_UBSAN=ON >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" --target wb-mqtt-bridge
+cmake --build "$BUILD" -j"$(nproc)" --target wb-mqtt-bridge --target test_powercut
 
 export WBMB_BIN=$ROOT/$BUILD/wb-mqtt-bridge WBMB_SOURCE_DIR=$ROOT
 export WBMB_TEST_DATA=$ROOT/tests/data WBMB_BUILD_DIR=$ROOT/$BUILD
@@ -64,6 +67,8 @@ run() {
     ROWS+=("| $what | $times | $passes | $fails | ${lost%; } | ${secs} s |")
 }
 
+run powercut "power cuts (crash VFS: unsynced writes dropped or torn per 512-byte sector), kill -9, and a clean close before a cut: 7 settings" 1 \
+    "$BUILD/tests/test_powercut" "$POWER_CUTS"
 run crash "kill -9 at random moments under load (20 devices x 25 msg/s, commit_interval_ms 50)" 1 \
     bash tests/reliability/crash.sh "$ROUNDS"
 r0=$((ROUNDS / 5 < 10 ? 10 : ROUNDS / 5))
@@ -82,9 +87,13 @@ run reload "config made invalid (bad values, broken YAML) before SIGHUP" 1 \
 
 echo
 echo "Reliability run of $(date -u +%Y-%m-%d) ($(git rev-parse --short HEAD 2>/dev/null || echo '?')," \
-    "ASan+UBSan Debug build): ./scripts/reliability.sh $ROUNDS"
+    "ASan+UBSan Debug build): ./scripts/reliability.sh $ROUNDS $POWER_CUTS"
 echo
 echo "| what was tried | runs | checks passed | checks failed | per run: counts and losses | time |"
 echo "| --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${ROWS[@]}"
+echo
+echo "Power cuts by setting (test_powercut $POWER_CUTS):"
+echo
+grep '^|' "$LOGS/powercut.1.log" || true
 exit "$FAILED"

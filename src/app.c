@@ -48,6 +48,7 @@
 #include "wbmb/scenmgr.h"
 #include "wbmb/sdnotify.h"
 #include "wbmb/state_store.h"
+#include "wbmb/store_lock.h"
 #include "wbmb/util.h"
 
 #define QUEUE_CAPACITY 8192
@@ -379,13 +380,13 @@ static void log_summary(struct app *a)
     store_get_status(a->store, &ss);
     queue_get_stats(a->queue, &qs);
     log_info("stats: received=%llu applied=%llu unchanged=%llu rejected=%llu unknown=%llu "
-             "dropped=%llu queue_full_waits=%llu commits=%llu rows_written=%llu",
+             "dropped=%llu queue_full_waits=%llu commits=%llu rows_written=%llu syncs=%llu",
              (unsigned long long)ds.received, (unsigned long long)ds.applied,
              (unsigned long long)ds.unchanged,
              (unsigned long long)(ds.rejected + atomic_load(&a->oversize_rejected)),
              (unsigned long long)ds.unknown, (unsigned long long)atomic_load(&a->dropped),
              (unsigned long long)qs.full_waits, (unsigned long long)ss.commits,
-             (unsigned long long)ss.rows_written);
+             (unsigned long long)ss.rows_written, (unsigned long long)ss.syncs);
 }
 
 static int start(struct app *a)
@@ -406,10 +407,19 @@ static int start(struct app *a)
         .backend = "sqlite",
         .db_path = p->db_path,
         .commit_interval_ms = p->commit_interval_ms,
+        .sync_interval_ms = p->sync_interval_ms,
         .history_enabled = p->history_enabled,
         .history_max_rows = p->history_max_rows,
         .history_max_age_days = p->history_max_age_days,
     };
+    /* One daemon per database, decided before anything is opened or
+     * connected: a second one would take the first one's MQTT client id
+     * and write the same file. */
+    long holder;
+    if (store_lock_acquire(p->db_path, &a->db_lock, &holder, err, sizeof(err)) != WB_OK) {
+        log_error("cannot start on %s: %s", p->db_path, err);
+        return APP_EXIT_FAILURE;
+    }
     if (store_open(&a->store, &sc, err, sizeof(err)) != WB_OK) {
         log_error("cannot open the state store %s: %s", p->db_path, err);
         return APP_EXIT_FAILURE;
@@ -594,6 +604,7 @@ static bool shutdown_app(struct app *a)
     devmgr_destroy(a->devmgr);
     queue_destroy(a->queue);
     store_close(a->store);
+    store_lock_release(a->db_lock);
     cfg_free(a->cfg);
     return flushed;
 }

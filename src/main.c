@@ -4,13 +4,16 @@
  *
  * The `state` subcommands work on the store directly, with or without a
  * running daemon (SQLite WAL lets readers and one writer share the file).
- * They print JSON on stdout and errors on stderr.
+ * They print JSON on stdout and errors on stderr. They never create a
+ * database; reads open it read-only; import takes the daemon's lock file
+ * (wbmb/store_lock.h) and refuses while a daemon holds it.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "wbmb/app.h"
 #include "wbmb/config.h"
@@ -18,6 +21,7 @@
 #include "wbmb/log.h"
 #include "wbmb/state_import.h"
 #include "wbmb/state_store.h"
+#include "wbmb/store_lock.h"
 #include "wbmb/util.h"
 
 #define IMPORT_MAX_BYTES (64u * 1024 * 1024)
@@ -61,13 +65,16 @@ static int load_config(const char *path, struct config **cfg)
     return APP_EXIT_CONFIG;
 }
 
-static int open_store(const struct config *cfg, unsigned commit_ms, struct state_store **s)
+static int open_store(const struct config *cfg, unsigned commit_ms, bool read_only,
+                      struct state_store **s)
 {
     char err[512];
     struct store_config sc = {
         .backend = "sqlite",
         .db_path = cfg->persistence.db_path,
         .commit_interval_ms = commit_ms,
+        .sync_interval_ms = cfg->persistence.sync_interval_ms,
+        .read_only = read_only,
         .history_enabled = cfg->persistence.history_enabled,
         .history_max_rows = cfg->persistence.history_max_rows,
         .history_max_age_days = cfg->persistence.history_max_age_days,
@@ -156,8 +163,44 @@ static int state_command(const char *config_path, int argc, char **argv)
     if (rc != APP_EXIT_OK)
         return rc;
     struct state_store *s = NULL;
+    struct store_lock *lock = NULL;
     bool importing = strcmp(sub, "import") == 0;
-    rc = open_store(cfg, importing ? IMPORT_COMMIT_WINDOW_MS : 0, &s);
+    const char *db = cfg->persistence.db_path;
+    /* Never a new empty database: a typo in -c or the wrong folder must
+     * not answer [] and exit 0. */
+    if (access(db, F_OK) != 0) {
+        fprintf(stderr,
+                "wb-mqtt-bridge: no database at %s (the daemon creates it when it first "
+                "starts; an empty file is an empty database)\n",
+                db);
+        rc = APP_EXIT_FAILURE;
+        goto out;
+    }
+    if (importing) {
+        /* Beside a running daemon an import would be undone by the next
+         * message for each device (the daemon keeps its state in memory);
+         * holding the lock also keeps a daemon from starting mid-import. */
+        char err[512];
+        long holder = 0;
+        wb_status lst = store_lock_acquire(db, &lock, &holder, err, sizeof(err));
+        if (lst == WB_ERR_BUSY) {
+            fprintf(stderr,
+                    "wb-mqtt-bridge: state import refused: the daemon (PID %ld) is running on "
+                    "%s and would overwrite the imported states with its own; stop it, "
+                    "import, then start it again\n",
+                    holder, db);
+            rc = APP_EXIT_FAILURE;
+            goto out;
+        }
+        if (lst != WB_OK) {
+            fprintf(stderr, "wb-mqtt-bridge: %s\n", err);
+            rc = APP_EXIT_FAILURE;
+            goto out;
+        }
+    }
+    /* Reads open the file read-only: safe beside the daemon, and a file
+     * that cannot be written can still be listed. */
+    rc = open_store(cfg, importing ? IMPORT_COMMIT_WINDOW_MS : 0, !importing, &s);
     if (rc != APP_EXIT_OK)
         goto out;
 
@@ -190,6 +233,7 @@ static int state_command(const char *config_path, int argc, char **argv)
     }
 out:
     store_close(s);
+    store_lock_release(lock);
     cfg_free(cfg);
     return rc;
 }
@@ -313,6 +357,9 @@ int main(int argc, char **argv)
     if (opts.log_level_given)
         log_set_level(opts.log_level);
     if (optind < argc) {
+        /* The state tool prints JSON; stderr says only what went wrong. */
+        if (strcmp(argv[optind], "state") == 0 && !check_only && !opts.log_level_given)
+            log_set_level(LOG_LVL_WARNING);
         if (strcmp(argv[optind], "state") == 0 && !check_only)
             return state_command(opts.config_path, argc - optind - 1, argv + optind + 1);
         if (strcmp(argv[optind], "config") == 0 && !check_only)

@@ -143,6 +143,7 @@ struct cfg_mqtt {
 struct cfg_persistence {
     char *db_path;                 /* default "data/state_store.db" */
     unsigned commit_interval_ms;   /* default 100, 0..60000 */
+    unsigned sync_interval_ms;     /* default 1000, 0..60000 (power-loss bound) */
     bool history_enabled;          /* default true */
     unsigned history_max_rows;     /* per device, default 10000 */
     unsigned history_max_age_days; /* default 30 */

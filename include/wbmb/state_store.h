@@ -16,7 +16,10 @@
  * commit_interval_ms later, in one transaction. Repeated sets of one key
  * inside a window are coalesced into one row write. commit_interval_ms == 0
  * means every change is committed durably (synchronous=FULL) before the call
- * returns. flush() commits everything pending now; close() flushes first.
+ * returns. flush() commits everything pending now; close() flushes first
+ * and syncs. A commit survives kill -9; it survives a power cut once synced:
+ * the SQLite backend syncs at most sync_interval_ms after a commit (0 =
+ * every commit synced), and store_status.durable_seq says how far.
  *
  * Run-time storage errors (disk full, read-only, I/O) never abort: the pending
  * changes are kept, retried at every later commit, and reported through
@@ -40,6 +43,9 @@ struct store_config {
     const char *backend;           /* "sqlite" (default when NULL) or "memory" */
     const char *db_path;           /* SQLite file; parent folders are created */
     unsigned commit_interval_ms;   /* group commit window, 0 = synchronous */
+    unsigned sync_interval_ms;     /* WAL made durable at least this often, 0 = every commit */
+    bool read_only;                /* reads only: never creates, migrates or writes the file
+                                      (writes return WB_ERR_READONLY); the state tool */
     bool history_enabled;          /* device_state_snapshots kept */
     unsigned history_max_rows;     /* per device, 0 = unlimited */
     unsigned history_max_age_days; /* 0 = unlimited */
@@ -56,6 +62,8 @@ struct store_status {
     uint64_t sets;                  /* set() calls accepted */
     uint64_t pending;               /* changes queued and not yet committed */
     uint64_t committed_seq;         /* sequence number of the last committed set() */
+    uint64_t durable_seq;           /* ... of the last set() known to survive a power cut */
+    uint64_t syncs;                 /* WAL syncs done by the sync policy (not checkpoints) */
     uint64_t commit_latency_us_sum; /* sum of commit durations */
     uint64_t commit_latency_us_max; /* longest commit */
 };
@@ -182,6 +190,6 @@ extern const struct store_ops store_sqlite_ops;
 extern const struct store_ops store_memory_ops;
 
 /* The schema version this binary writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 #endif

@@ -91,6 +91,7 @@ static const struct cfgw_field history_fields[] = {
 static const struct cfgw_field persistence_fields[] = {
     PF("db_path", W_STR, db_path, .def_str = "data/state_store.db"),
     PF("commit_interval_ms", W_UINT, commit_interval_ms, .def_int = 100, .min = 0, .max = 60000),
+    PF("sync_interval_ms", W_UINT, sync_interval_ms, .def_int = 1000, .min = 0, .max = 60000),
     {.key = "history", .type = W_SECTION, .off = 0, .sub = history_fields},
     {NULL},
 };

@@ -401,6 +401,10 @@ static void call_metrics(struct app *a, struct core_call *c)
     GAUGE("wbmb_store_pending", "Changes queued and not yet committed.", ss.pending);
     GAUGE("wbmb_store_committed_seq",
           "Sequence number of the last committed state write (monotonic).", ss.committed_seq);
+    GAUGE("wbmb_store_durable_seq",
+          "Sequence number of the last state write synced to the disk (survives a power cut).",
+          ss.durable_seq);
+    COUNTER("wbmb_store_syncs_total", "WAL syncs of the sync policy (sync_interval_ms).", ss.syncs);
     GAUGE("wbmb_store_ok", "1 when the last commit succeeded.", ss.ok ? 1 : 0);
     COUNTER("wbmb_store_errors_total", "Store calls of the core that failed.", ds.store_errors);
     metric(&t, &len, &cap,

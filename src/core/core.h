@@ -42,8 +42,9 @@ struct app {
     bool timers_changed;  /* under core_mu: a command may have started a timer */
     const struct app_options *opts;
     struct config *cfg;
-    struct state_store *store; /* thread-safe */
-    struct queue *queue;       /* thread-safe */
+    struct state_store *store;  /* thread-safe */
+    struct store_lock *db_lock; /* <db_path>.lock, held from start() to shutdown's end */
+    struct queue *queue;        /* thread-safe */
     struct devmgr *devmgr;
     struct mqttc *mqtt; /* thread-safe */
     struct scenmgr *scenmgr;

@@ -29,7 +29,24 @@
  *
  * The writer wakes when the first change of a window is commit_interval_ms
  * old (or the back-off after a failure expired), when a flush is requested,
- * and at close. Invariant: a change is in exactly one of pending, inflight or
+ * when a WAL sync is due, and at close.
+ *
+ * Durability (the sync policy). A COMMIT makes changes visible and safe
+ * from kill -9 (the OS page cache survives the process); only an fsync
+ * makes them survive a power cut. With commit_interval_ms and
+ * sync_interval_ms both > 0 the writer runs synchronous=NORMAL (a COMMIT
+ * does not fsync) and syncs the WAL itself:
+ *
+ *   all durable --COMMIT--> unsynced (unsynced_ms = now)
+ *        ^                     | unsynced_ms + sync_interval_ms passed, or
+ *        |                     | close(): sync_wal_locked() fsyncs the WAL
+ *        +---------------------+ durable_seq = committed_seq
+ *
+ * so a power cut loses at most the commits of the last sync_interval_ms
+ * (plus the commit window before them). Either interval 0 means
+ * synchronous=FULL: each COMMIT is durable when it returns.
+ *
+ * Invariant: a change is in exactly one of pending, inflight or
  * the database; nothing leaves pending/inflight except through a successful
  * COMMIT. The only loss is at close while the database keeps failing: that is
  * logged with the number of changes dropped.
@@ -138,6 +155,10 @@ static wb_status enqueue_op(struct sqlite_store *s, struct op *o)
 {
     if (!o)
         return WB_ERR_NOMEM;
+    if (s->cfg.read_only) {
+        free(o);
+        return WB_ERR_READONLY;
+    }
     pthread_mutex_lock(&s->lock);
     append_op_locked(s, o);
     pthread_mutex_unlock(&s->lock);
@@ -260,6 +281,43 @@ static void wait_until(struct sqlite_store *s, int64_t due_ms)
     pthread_cond_timedwait(&s->wake, &s->lock, &ts);
 }
 
+/* Makes every COMMIT so far durable: an fsync of the WAL file, through
+ * the writer connection's own file handle (SQLITE_FCNTL_JOURNAL_POINTER).
+ * In WAL mode with synchronous=NORMAL a COMMIT appends its frames (commit
+ * marker last) without an fsync; once the WAL is synced those frames are
+ * replayed by recovery after a power cut, exactly as if the COMMIT had run
+ * with synchronous=FULL. The database file needs nothing: a checkpoint
+ * syncs the WAL before it copies pages and the database after. This
+ * writes no byte beyond the commits themselves, where a checkpoint per
+ * interval would copy every changed page into the database file once more
+ * (the bytes per sync interval: bench/RESULTS.md, README Benchmarks).
+ * Writer thread, caller holds lock (released during the fsync). */
+static void sync_wal_locked(struct sqlite_store *s)
+{
+    uint64_t seq = s->st.committed_seq;
+    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_lock(&s->wlock);
+    sqlite3_file *f = NULL;
+    int rc = sqlite3_file_control(s->wdb, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f);
+    if (rc == SQLITE_OK && f && f->pMethods)
+        rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
+    pthread_mutex_unlock(&s->wlock);
+    pthread_mutex_lock(&s->lock);
+    if (rc != SQLITE_OK) {
+        if (!s->sync_failing)
+            log_error("store: syncing the WAL of %s failed (%d); retrying", s->db_path, rc);
+        s->sync_failing = true;
+        s->unsynced_ms = util_mono_ms(); /* next try one interval later */
+        return;
+    }
+    s->sync_failing = false;
+    s->st.syncs++;
+    if (seq > s->st.durable_seq)
+        s->st.durable_seq = seq;
+    if (seq == s->st.committed_seq)
+        s->unsynced_ms = 0;
+}
+
 static void *writer_main(void *arg)
 {
     struct sqlite_store *s = arg;
@@ -275,8 +333,13 @@ static void *writer_main(void *arg)
         int64_t due = have ? s->first_pending_ms + s->cfg.commit_interval_ms : INT64_MAX;
         if (have && s->failing && due < s->retry_at_ms)
             due = s->retry_at_ms;
-        if (!flush && (!have || util_mono_ms() < due)) {
-            wait_until(s, due);
+        int64_t sync_due = s->unsynced_ms ? s->unsynced_ms + s->cfg.sync_interval_ms : INT64_MAX;
+        int64_t now = util_mono_ms();
+        if (!flush && (!have || now < due)) {
+            if (now >= sync_due)
+                sync_wal_locked(s);
+            else
+                wait_until(s, due < sync_due ? due : sync_due);
             continue;
         }
         uint64_t gen = s->flush_req;
@@ -305,6 +368,10 @@ static void *writer_main(void *arg)
                 s->st.commits++;
                 s->st.rows_written += s->inflight.kv.count;
                 s->st.committed_seq = s->inflight.max_seq;
+                if (s->full_sync)
+                    s->st.durable_seq = s->st.committed_seq;
+                else if (s->unsynced_ms == 0)
+                    s->unsynced_ms = util_mono_ms();
                 s->st.commit_latency_us_sum += us;
                 if (us > s->st.commit_latency_us_max)
                     s->st.commit_latency_us_max = us;
@@ -337,7 +404,13 @@ static void *writer_main(void *arg)
             s->flush_status = result;
             pthread_cond_broadcast(&s->done);
         }
+        /* A sync that fell due while committing follows at once. */
+        if (s->unsynced_ms && util_mono_ms() >= s->unsynced_ms + s->cfg.sync_interval_ms)
+            sync_wal_locked(s);
     }
+    /* Close (SIGTERM): whatever was committed is made durable now. */
+    if (s->unsynced_ms)
+        sync_wal_locked(s);
     pthread_mutex_unlock(&s->lock);
     return NULL;
 }
@@ -347,6 +420,8 @@ static void *writer_main(void *arg)
 static wb_status sq_flush(struct state_store *base)
 {
     struct sqlite_store *s = S(base);
+    if (!s->thread_started)
+        return WB_OK; /* read-only: nothing is ever pending */
     pthread_mutex_lock(&s->lock);
     uint64_t req = ++s->flush_req;
     pthread_cond_signal(&s->wake);
@@ -371,6 +446,10 @@ static wb_status put_kv_locked(struct sqlite_store *s, const char *key, char *te
 
 static wb_status put_kv(struct sqlite_store *s, const char *key, char *text, bool is_set)
 {
+    if (s->cfg.read_only) {
+        free(text);
+        return WB_ERR_READONLY;
+    }
     pthread_mutex_lock(&s->lock);
     wb_status st = put_kv_locked(s, key, text, is_set);
     pthread_mutex_unlock(&s->lock);
@@ -448,6 +527,8 @@ static wb_status sq_transition(struct state_store *base, const char *key, const 
                                const char *json, bool history)
 {
     struct sqlite_store *s = S(base);
+    if (s->cfg.read_only)
+        return WB_ERR_READONLY;
     char *text = strdup(json);
     if (!text)
         return WB_ERR_NOMEM;
@@ -610,12 +691,23 @@ static wb_status sq_open(struct state_store **out, const struct store_config *cf
     wb_status st = WB_ERR_NOMEM;
     if (!s->db_path)
         goto fail;
+    if (cfg->read_only) {
+        /* The state tool: one reader connection, no writer thread. */
+        st = store_sqlite_open_ro(s->db_path, &s->rdb, err, errlen);
+        if (st == WB_OK)
+            st = store_sqlite_prepare_reads(s, err, errlen);
+        if (st != WB_OK)
+            goto fail;
+        *out = &s->base;
+        return WB_OK;
+    }
     st = store_sqlite_open_db(s->db_path, &s->wdb, err, errlen);
     if (st != WB_OK)
         goto fail;
-    /* FULL makes each commit durable on its own when there is no window. */
-    sqlite3_exec(s->wdb,
-                 cfg->commit_interval_ms ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL",
+    /* FULL makes each commit durable on its own when there is no window
+     * or no sync interval; otherwise NORMAL plus sync_wal_locked(). */
+    s->full_sync = cfg->commit_interval_ms == 0 || cfg->sync_interval_ms == 0;
+    sqlite3_exec(s->wdb, s->full_sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
                  NULL, NULL, NULL);
     st = WB_ERR_DB;
     if (sqlite3_open_v2(s->db_path, &s->rdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL)) {

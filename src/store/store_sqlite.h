@@ -32,6 +32,13 @@ wb_status store_sqlite_status(int rc);
  * holds a one-line reason on failure. */
 wb_status store_sqlite_open_db(const char *path, sqlite3 **out, char *err, size_t errlen);
 
+/* Opens the existing database at path for reading only (the state tool):
+ * never creates, migrates or writes it. Falls back to immutable=1 when the
+ * file or its folder cannot be written (a WAL database otherwise needs its
+ * -shm file). WB_ERR_NOT_FOUND when there is no file, WB_ERR_VERSION for a
+ * newer schema; *out is NULL and err holds a one-line reason on failure. */
+wb_status store_sqlite_open_ro(const char *path, sqlite3 **out, char *err, size_t errlen);
+
 /* Test hook: runs sql on the writer's connection (between commits), e.g.
  * "PRAGMA max_page_count=..." or "PRAGMA query_only=1" to simulate a full or
  * read-only database. Returns the status of the statement. */
@@ -100,6 +107,14 @@ struct sqlite_store {
     bool stop, failing, thread_started;
     int64_t retry_at_ms;
     unsigned backoff_ms;
+    /* The sync policy (see store_sqlite.c). full_sync: the writer runs
+     * synchronous=FULL, every COMMIT is durable. Otherwise unsynced_ms is
+     * the monotonic time of the first COMMIT since the last WAL sync (0 =
+     * everything committed is durable); the writer syncs the WAL at
+     * unsynced_ms + sync_interval_ms at the latest. */
+    bool full_sync;
+    int64_t unsynced_ms;
+    bool sync_failing;
     struct store_status st;
     pthread_t thread;
 

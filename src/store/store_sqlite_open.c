@@ -60,6 +60,16 @@ static const char schema_v1[] =
  * take 6 bytes a row instead of 24 and read back the same ISO-8601 text;
  * device_state_heads gets every device's newest row id and row count.
  * A ts that is no date becomes 0 (1970-01-01T00:00:00.000Z). */
+/* 2 -> 3: the seed-000 design's own write, INSERT INTO state_store (key,
+ * value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value =
+ * excluded.value, must work on our file: updated_ms gets a DEFAULT that
+ * SQLite computes (now, in ms since the epoch, so updated_at reads back as
+ * ISO-8601 as for our rows), and a trigger moves updated_ms on an UPDATE
+ * that changed value but not updated_ms (ours always set it: for them the
+ * trigger's WHEN is false and nothing more is written). The table is
+ * rebuilt because SQLite cannot change a column's default in place. The
+ * "now in ms" expression is written out twice: the table stays literals
+ * (scripts/lint-sql.sh). */
 struct migration {
     int from;
     const char *sql;
@@ -94,6 +104,19 @@ static const struct migration migrations[] = {
         " device_id TEXT PRIMARY KEY, head_id INTEGER NOT NULL, rows INTEGER NOT NULL);"
         "INSERT INTO device_state_heads(device_id, head_id, rows)"
         " SELECT device_id, max(id), count(*) FROM device_state_snapshots GROUP BY device_id;"},
+    {2, "CREATE TABLE state_store_v3(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
+        " updated_at TEXT NOT NULL GENERATED ALWAYS AS"
+        " (strftime('%Y-%m-%dT%H:%M:%fZ', updated_ms / 1000.0, 'unixepoch')) VIRTUAL,"
+        " updated_ms INTEGER NOT NULL DEFAULT (CAST(round((julianday('now') - 2440587.5) * "
+        "86400000.0) AS INTEGER)));"
+        "INSERT INTO state_store_v3(key, value, updated_ms)"
+        " SELECT key, value, updated_ms FROM state_store;"
+        "DROP TABLE state_store;"
+        "ALTER TABLE state_store_v3 RENAME TO state_store;"
+        "CREATE TRIGGER state_store_touch AFTER UPDATE OF value ON state_store"
+        " WHEN new.updated_ms = old.updated_ms"
+        " BEGIN UPDATE state_store SET updated_ms = (CAST(round((julianday('now') - 2440587.5) * "
+        "86400000.0) AS INTEGER)) WHERE key = new.key; END;"},
     {0, NULL}};
 
 wb_status store_sqlite_status(int rc)
@@ -314,5 +337,68 @@ wb_status store_sqlite_open_db(const char *path, sqlite3 **out, char *err, size_
     }
     if (st != WB_OK && err && errlen)
         snprintf(err, errlen, "%s", why);
+    return st;
+}
+
+/* "file:" URI of path with immutable=1; '%', '?' and '#' percent-encoded. */
+static void immutable_uri(const char *path, char *out, size_t outlen)
+{
+    size_t n = (size_t)snprintf(out, outlen, "file:");
+    for (const char *p = path; *p && n + 4 < outlen; p++) {
+        if (*p == '%' || *p == '?' || *p == '#')
+            n += (size_t)snprintf(out + n, outlen - n, "%%%02X", (unsigned char)*p);
+        else
+            out[n++] = *p;
+    }
+    snprintf(out + n, outlen - n, "?immutable=1");
+}
+
+/* Opens uri read-only and reads user_version (which reads the schema and,
+ * in WAL mode, maps the -shm). */
+static wb_status ro_try(const char *uri, int flags, sqlite3 **out, int *version, char *err,
+                        size_t errlen, const char *path)
+{
+    char buf[32];
+    int rc = sqlite3_open_v2(uri, out, flags | SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_extended_result_codes(*out, 1);
+        sqlite3_busy_timeout(*out, 5000);
+        rc = pragma_text(*out, "PRAGMA user_version", buf, sizeof(buf));
+    }
+    if (rc != SQLITE_OK) {
+        wb_status st = db_fail(*out, rc, "open read-only", path, err, errlen);
+        sqlite3_close(*out);
+        *out = NULL;
+        return st;
+    }
+    *version = atoi(buf);
+    return WB_OK;
+}
+
+wb_status store_sqlite_open_ro(const char *path, sqlite3 **out, char *err, size_t errlen)
+{
+    int v = 0;
+    *out = NULL;
+    if (access(path, F_OK) != 0) {
+        if (err && errlen)
+            snprintf(err, errlen, "no database at %s", path);
+        return WB_ERR_NOT_FOUND;
+    }
+    wb_status st = ro_try(path, 0, out, &v, err, errlen, path);
+    if ((st == WB_ERR_IO || st == WB_ERR_READONLY) && access(path, R_OK) == 0) {
+        /* A read-only file or folder: nobody can be writing it, so reading
+         * it as immutable (no locks, no -shm) is safe. */
+        char uri[8400];
+        immutable_uri(path, uri, sizeof(uri));
+        st = ro_try(uri, SQLITE_OPEN_URI, out, &v, err, errlen, path);
+    }
+    if (st == WB_OK && v > STORE_SCHEMA_VERSION) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s: database schema version %d is newer than this program's %d",
+                     path, v, STORE_SCHEMA_VERSION);
+        sqlite3_close(*out);
+        *out = NULL;
+        st = WB_ERR_VERSION;
+    }
     return st;
 }

@@ -235,6 +235,8 @@ wb_status store_sqlite_list(struct state_store *base, const char *prefix, store_
             json_object *v = parse_text(it.v[i].text);
             if (v)
                 stopped = cb(it.v[i].key, v, ud) != 0;
+            else /* written by hand or by another program (sqlite3, seed 000) */
+                log_warn("store: %s: stored value is not valid JSON; skipped", it.v[i].key);
             json_object_put(v);
         }
     }

@@ -52,6 +52,11 @@ check "the daemon refuses an invalid config with 6" test "$rc" -eq 6
 cat >"$T_DIR/in.json" <<'JSON'
 {"device:tv": {"power": true}, "device:counter": {"value": 7}, "scenario:last": {"scenario_id": null, "status": "off"}}
 JSON
+rc=0; "$B" -c "$T_DIR/config.yaml" state import "$T_DIR/in.json" 2>"$T_DIR/err0.txt" || rc=$?
+check "state import without a database exits 1 (got $rc)" test "$rc" -eq 1
+check "... says no database at PATH" grep -q "no database at $T_DIR/db/state.db" "$T_DIR/err0.txt"
+check "... and creates nothing" test ! -e "$T_DIR/db"
+mkdir -p "$T_DIR/db" && : >"$T_DIR/db/state.db" # an empty file is an empty database
 check "state import" "$B" -c "$T_DIR/config.yaml" state import "$T_DIR/in.json"
 check "sqlite3 .schema shows the contract tables" bash -c "sqlite3 '$T_DIR/db/state.db' .schema | grep -c -E 'CREATE TABLE (IF NOT EXISTS )?\"?(state_store|device_state_snapshots|command_logs|device_connection_logs|devices)\"?[ (]' | grep -q 5"
 check "state list shows the imported keys" bash -c "'$B' -c '$T_DIR/config.yaml' state list | jq -e '. == [\"device:counter\", \"device:tv\", \"scenario:last\"]'"

@@ -20,6 +20,7 @@ python3 - "$N" >"$T_DIR/import.json" <<'PY'
 import json, sys
 print(json.dumps({f"device:many{i}": {"value": i} for i in range(int(sys.argv[1]))}))
 PY
+mkdir -p "$T_DIR/db" && : >"$T_DIR/db/state.db" # state import never creates a database
 check "state import" "$WBMB_BIN" -c "$T_DIR/config.yaml" state import "$T_DIR/import.json"
 
 # retained_lines FILTER: every retained message on FILTER now, "topic payload".
