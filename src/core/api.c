@@ -410,7 +410,19 @@ static void call_metrics(struct app *a, struct core_call *c)
             qs.full_waits);
     GAUGE("wbmb_mqtt_connected", "1 while connected to the broker.", ms.connected ? 1 : 0);
     COUNTER("wbmb_mqtt_connects_total", "Successful connects, the first included.", ms.connects);
-    COUNTER("wbmb_mqtt_disconnects_total", "Connection losses.", ms.disconnects);
+    COUNTER("wbmb_mqtt_disconnects_total", "Connection losses (each logged with its reason).",
+            ms.disconnects);
+    GAUGE("wbmb_mqtt_flapping",
+          "1 while more losses than mqtt.flap_disconnects fall within "
+          "mqtt.flap_window_s.",
+          ms.flapping ? 1 : 0);
+    GAUGE("wbmb_mqtt_protocol", "MQTT version spoken: 5, or 4 for 3.1.1.", ms.protocol);
+    COUNTER("wbmb_mqtt_subscriptions_refused_total",
+            "Subscriptions the broker refused (SUBACK reason code >= 0x80).",
+            ms.subscriptions_refused);
+    COUNTER("wbmb_mqtt_publish_refused_total",
+            "Acknowledged publications (actions) the broker refused (PUBACK >= 0x80).",
+            ms.publish_refused);
     COUNTER("wbmb_mqtt_published_total", "Publications accepted by the client.", ms.published);
     COUNTER("wbmb_mqtt_publish_failures_total", "Publications refused.", ms.publish_failures);
     GAUGE("wbmb_uptime_seconds", "Seconds since start.",
@@ -524,13 +536,22 @@ static int be_health(void *ud, json_object **body)
     struct app *a = ud;
     struct store_status ss;
     store_get_status(a->store, &ss);
-    bool up = mqttc_is_connected(a->mqtt);
+    struct mqttc_stats ms;
+    mqttc_get_stats(a->mqtt, &ms);
+    bool up = ms.connected;
     int64_t since = atomic_load(&a->disconnected_since_ms);
-    bool mqtt_bad = !up && since != 0 && util_mono_ms() - since > HEALTH_MQTT_GRACE_MS;
+    /* Down for more than 30 s, or flapping: more than mqtt.flap_disconnects
+     * losses within mqtt.flap_window_s (a reconnect loop whose short
+     * connections each restart the 30 s). */
+    bool mqtt_bad =
+        ms.flapping || (!up && since != 0 && util_mono_ms() - since > HEALTH_MQTT_GRACE_MS);
     json_object *o = json_object_new_object();
     json_object_object_add(o, "status",
                            json_object_new_string(ss.ok && !mqtt_bad ? "ok" : "degraded"));
-    json_object_object_add(o, "mqtt", json_object_new_string(up ? "connected" : "disconnected"));
+    json_object_object_add(o, "mqtt",
+                           json_object_new_string(ms.flapping ? "flapping"
+                                                  : up        ? "connected"
+                                                              : "disconnected"));
     json_object_object_add(o, "db", json_object_new_string(ss.ok ? "ok" : "error"));
     json_object_object_add(o, "uptime_s",
                            json_object_new_int64((util_mono_ms() - a->started_mono_ms) / 1000));
