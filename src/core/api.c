@@ -190,6 +190,32 @@ static void call_device_exists(struct app *a, struct core_call *c)
         core_call_done(c, 200, NULL);
 }
 
+/* The outcome of an HTTP action (core thread), at once or on the PUBACK. */
+static void action_done(void *ud, const struct dispatch_result *r)
+{
+    struct core_call *c = ud;
+    struct app *a = c->app;
+    if (r->st != WB_OK) {
+        /* Errors are {"error": "..."} (CONTRACT §6); the command id in the
+         * text finds the request's command_logs row. 502: the broker refused
+         * the command; 503: the broker is away or never answered. */
+        int code = r->refused              ? 502
+                   : r->st == WB_ERR_MQTT  ? 503
+                   : r->st == WB_ERR_NOMEM ? 500
+                                           : 400;
+        core_call_done(c, code,
+                       api_error("%s (command %s %s)", r->error, r->command_id, r->status));
+        return;
+    }
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "command_id", json_object_new_string(r->command_id));
+    json_object_object_add(o, "status", json_object_new_string(r->status));
+    json_object *st = devmgr_state_new(a->devmgr, c->id);
+    json_object_object_add(o, "state", copy(st));
+    json_object_put(st);
+    core_call_done(c, 200, o);
+}
+
 static void call_action(struct app *a, struct core_call *c)
 {
     json_object *jaction = NULL, *params = NULL;
@@ -208,21 +234,13 @@ static void call_action(struct app *a, struct core_call *c)
         return;
     }
     struct dispatch_result r;
-    dispatch_action(&a->dispatch, c->id, json_object_get_string(jaction), params, "http", &r);
-    if (r.st != WB_OK) {
-        /* Errors are {"error": "..."} (CONTRACT §6); the command id in the
-         * text finds the request's command_logs row. */
-        int code = r.st == WB_ERR_MQTT ? 503 : r.st == WB_ERR_NOMEM ? 500 : 400;
-        core_call_done(c, code, api_error("%s (command %s %s)", r.error, r.command_id, r.status));
-        return;
-    }
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "command_id", json_object_new_string(r.command_id));
-    json_object_object_add(o, "status", json_object_new_string(r.status));
-    json_object *st = devmgr_state_new(a->devmgr, c->id);
-    json_object_object_add(o, "state", copy(st));
-    json_object_put(st);
-    core_call_done(c, 200, o);
+    c->app = a;
+    dispatch_action_cb(&a->dispatch, c->id, json_object_get_string(jaction), params, "http",
+                       action_done, c, &r);
+    if (!r.pending)
+        action_done(c, &r);
+    /* else the answer waits for the broker's PUBACK (at most
+     * DISPATCH_ACK_TIMEOUT_MS): action_done() completes the call. */
 }
 
 static void call_scenario_state(struct app *a, struct core_call *c)

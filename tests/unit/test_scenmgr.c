@@ -106,7 +106,11 @@ static int setup(void **state)
     f->pub.fn = record;
     f->pub.ud = f;
     f->dm = devmgr_create(f->cfg, f->store, &f->pub, NULL, NULL, NULL, 0);
-    f->d = (struct dispatch_ctx){f->cfg, f->dm, f->store, &f->pub, json_object_new_object()};
+    f->d = (struct dispatch_ctx){.cfg = f->cfg,
+                                 .devmgr = f->dm,
+                                 .store = f->store,
+                                 .pub = &f->pub,
+                                 .errors_set = json_object_new_object()};
     start(f);
     *state = f;
     return 0;
