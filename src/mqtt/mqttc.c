@@ -249,9 +249,10 @@ static void on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCod
 {
     (void)props;
     struct mqttc *c = ctx;
-    char why[200], reason[160];
-    mqttc_reason(c, (int)rc, NULL, reason, sizeof(reason));
-    snprintf(why, sizeof(why), "the broker sent DISCONNECT: %s", reason);
+    char why[200];
+    const char *t = c->api->reason_text(rc);
+    snprintf(why, sizeof(why), "the broker sent DISCONNECT: %s (0x%02X)", t ? t : "no reason",
+             (unsigned)rc);
     connection_gone(c, why);
 }
 
