@@ -1,6 +1,7 @@
 /*
- * mqttc.c - the MQTT connection: one paho MQTTAsync client (MQTT 3.1.1,
- * clean session, no persistence) kept connected for ever.
+ * mqttc.c - the MQTT connection: one paho MQTTAsync client (MQTT 5 with
+ * clean start, or MQTT 3.1.1 with a clean session; no persistence) kept
+ * connected for ever.
  *
  * This module owns the paho handle, copies of every option string, the
  * current subscription set, the connection statistics and one small
@@ -9,7 +10,8 @@
  * made by the reconnect thread, which sleeps on a condition variable until
  * the backoff deadline passes or mqttc_stop() wakes it. The backoff starts at
  * 1 s, doubles after every failure up to 30 s, and falls back to 1 s after a
- * successful connect.
+ * successful connect. paho wants the *5 callbacks from a client made for MQTT
+ * 5 and the others from a 3.1.1 one: c->v5 picks them everywhere.
  *
  * Invariants:
  *  - every field below `mu` is read and written only with `mu` held;
@@ -29,19 +31,28 @@
  *   WAITING BACKOFF (ST_BACKOFF) <-------------------------------------------+
  *        | reconnect_main(): deadline passed, MQTTAsync_connect()             |
  *        v                                                                    |
- *   CONNECTING (ST_CONNECTING) --on_connect_failure(): "MQTT connect failed:  |
+ *   CONNECTING (ST_CONNECTING) --connect_failed(): "MQTT connect failed:      |
  *        |                        reason; retrying in N s", backoff *= 2 -----+
- *        | on_connect_success(): "MQTT connected to host:port",               |
- *        | subscribeMany(set), on_connection(true), backoff = 1 s             |
+ *        |     (paho's generic "TCP/TLS connect failure": reconnect_main()    |
+ *        |      logs the cause found by mqttc_diagnose(), mqttc_diag.c)       |
+ *        | connected(): "MQTT connected to host:port (MQTT 5, TLS)",          |
+ *        | mqttc_subscribe_all() (mqttc_sub.c), on_connection(true),          |
+ *        | backoff = 1 s                                                      |
  *        v                                                                    |
  *   CONNECTED (ST_CONNECTED)                                                  |
- *        | on_connection_lost(): on_connection(false)                         |
+ *        | connection_gone(): from on_connection_lost() (socket, keepalive)   |
+ *        | or on_disconnected() (MQTT 5 DISCONNECT with its reason code);     |
+ *        | counted in the flap window, on_connection(false)                   |
  *        v                                                                    |
  *   LOST --"MQTT connection lost: reason; retrying in N s"--------------------+
  *
  *   any state --mqttc_stop(): join the reconnect thread, let a connect in
  *   flight finish, drain pending publications, MQTTAsync_disconnect()
  *   (a clean DISCONNECT, so no Last Will)--> STOPPED (ST_STOPPED)
+ *
+ * More than flap_disconnects losses within flap_window_s make the connection
+ * "flapping" (mqttc_stats.flapping; /health says so) until the window has
+ * room again.
  *
  * Publications (mqttc_send.c): mqttc_publish() only puts the message in an
  * outbox (mqtt/outbox.h) and one sender thread (mqttc_sender_main) hands it
@@ -54,8 +65,10 @@
  * core applying a message in place on paho's receive thread) goes straight
  * to MQTTAsync_send() while the outbox is idle: that thread holds paho's
  * lock already, and the detour cost ~15 us of CPU per mirror publication.
+ * mqttc_publish_acked() (commands) always goes through the outbox; its
+ * outcome (PUBACK reason code, or why it never got one) is reported once.
  *
- * LOST is not stored: on_connection_lost() goes straight to ST_BACKOFF.
+ * LOST is not stored: connection_gone() goes straight to ST_BACKOFF.
  * Retries are never sooner than 1 s, which also leaves paho time to finish
  * tearing down the failed attempt before the next MQTTAsync_connect().
  */
