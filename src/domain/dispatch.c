@@ -289,11 +289,11 @@ static wb_status dispatch(struct dispatch_ctx *d, const char *device_id, const c
         set_error(out, st == WB_ERR_NOMEM ? WB_ERR_NOMEM : WB_ERR_INVALID, "rejected", "%s", err);
         goto log;
     }
-    devmgr_expect_echo(d->devmgr, a->topic, payload, strlen(payload));
     if (d->stopping) {
         set_error(out, WB_ERR_MQTT, "failed", "the bridge is stopping");
         goto log;
     }
+    devmgr_expect_echo(d->devmgr, a->topic, payload, strlen(payload));
     if (d->publish_acked) {
         const char *pt = json_object_to_json_string_ext(valid, JSON_C_TO_STRING_PLAIN);
         if (send_pending(d, a, payload, device_id, pt, source, created, &changes, done, done_ud,
