@@ -158,6 +158,31 @@ static wb_status publish(void *ud, const char *topic, const char *payload, size_
     return mqttc_publish(a->mqtt, topic, payload, len, qos, retained);
 }
 
+/* paho's or the sender's thread: the broker's answer to a command
+ * (mqttc_publish_acked). The core's lock is taken as for a message applied
+ * in place; mqttc never calls this inside mqttc_publish_acked(), whose
+ * caller holds that lock. */
+static void on_command_ack(void *ud, uint64_t token, int rc, const char *why)
+{
+    struct app *a = ud;
+    pthread_mutex_lock(&a->core_mu);
+    dispatch_on_ack(&a->dispatch, token, rc, why);
+    /* A scenario may go on to its next step, or start a delay: the loop
+     * looks at its timers again. */
+    queue_kick(a->queue);
+    pthread_mutex_unlock(&a->core_mu);
+}
+
+/* dispatch_ctx.publish_acked: commands are QoS 1 and wait for their PUBACK. */
+static wb_status publish_acked(void *ud, const char *topic, const char *payload, size_t len,
+                               uint64_t token)
+{
+    struct app *a = ud;
+    if (!a->mqtt || !a->connected)
+        return WB_ERR_MQTT;
+    return mqttc_publish_acked(a->mqtt, topic, payload, len, 1, on_command_ack, a, token);
+}
+
 static size_t pub_backlog(void *ud)
 {
     return mqttc_backlog(((struct app *)ud)->mqtt);
@@ -440,6 +465,8 @@ static int start(struct app *a)
     a->dispatch.store = a->store;
     a->dispatch.pub = &a->pub;
     a->dispatch.errors_set = json_object_new_object();
+    a->dispatch.publish_acked = publish_acked;
+    a->dispatch.publish_acked_ud = a;
     struct scenmgr_hooks sh = {.on_change = on_scenario_change, .ud = a};
     if (!(a->scenmgr = scenmgr_create(a->cfg, &a->dispatch, a->store, &sh))) {
         log_error("out of memory");
@@ -459,7 +486,11 @@ static int start(struct app *a)
         .username = mc->username,
         .password = mc->password,
         .keepalive_s = mc->keepalive_s,
+        .protocol = mc->protocol,
+        .flap_disconnects = mc->flap_disconnects,
+        .flap_window_s = mc->flap_window_s,
         .tls = mc->tls,
+        .verify_hostname = mc->tls_verify_hostname,
         .ca_file = mc->ca_file,
         .cert_file = mc->cert_file,
         .key_file = mc->key_file,
@@ -533,9 +564,12 @@ static void loop(struct app *a)
         /* Scenario delays are timers: a step waits, messages keep flowing. */
         int64_t next_scen = scenmgr_tick(a->scenmgr, now);
         int64_t next_mirror = devmgr_flush_mirror(a->devmgr, now);
+        int64_t next_ack = dispatch_tick(&a->dispatch, now); /* overdue PUBACKs */
         next_tick = next_scen < next_dev_tick ? next_scen : next_dev_tick;
         if (next_mirror < next_tick)
             next_tick = next_mirror;
+        if (next_ack < next_tick)
+            next_tick = next_ack;
         a->core_wake_ms = next_tick < now + QUEUE_POLL_MS ? next_tick : now + QUEUE_POLL_MS;
         a->timers_changed = false;
         pthread_mutex_unlock(&a->core_mu);
@@ -582,8 +616,13 @@ static bool shutdown_app(struct app *a)
         while (queue_pop(a->queue, &it, 0))
             handle_item(a, &it);
     }
-    /* Ends a switch still waiting in a delay (its HTTP caller gets 503), so
-     * no HTTP thread waits on the core when the server stops. */
+    /* Commands still waiting for their PUBACK fail now (their HTTP callers
+     * and scenario steps are answered); the answers that come later find
+     * nothing. Then a switch still waiting in a delay ends (its HTTP caller
+     * gets 503), so no HTTP thread waits on the core when the server stops. */
+    pthread_mutex_lock(&a->core_mu);
+    dispatch_abort(&a->dispatch, "the bridge is stopping");
+    pthread_mutex_unlock(&a->core_mu);
     scenmgr_destroy(a->scenmgr);
     a->scenmgr = NULL;
     http_stop(a->http);

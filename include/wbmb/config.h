@@ -136,9 +136,17 @@ struct cfg_mqtt {
     char *password_file; /* NULL when none */
     char *password;      /* secret: from password_file or WB_MQTT_BRIDGE_PASSWORD; NULL when none */
     unsigned keepalive_s;                 /* default 30 */
+    int protocol;                         /* CFG_MQTT_5 (default) or CFG_MQTT_311 */
+    unsigned flap_disconnects;            /* more than this many losses ... default 3 */
+    unsigned flap_window_s;               /* ... within this many seconds: flapping; 60 */
     bool tls;                             /* tls: given */
     char *ca_file, *cert_file, *key_file; /* NULL when not given */
+    bool tls_verify_hostname;             /* tls.verify_hostname, default true */
 };
+
+/* mqtt.protocol: the MQTT version numbers of the CONNECT packet. */
+#define CFG_MQTT_311 4
+#define CFG_MQTT_5 5
 
 struct cfg_persistence {
     char *db_path;                 /* default "data/state_store.db" */

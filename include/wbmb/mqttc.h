@@ -28,8 +28,13 @@ struct mqttc_options {
     const char *username; /* NULL = none */
     const char *password; /* NULL = none; never logged */
     unsigned keepalive_s;
+    int protocol; /* 5 (MQTT 5, also when 0) or 4 (MQTT 3.1.1) */
+    /* More than flap_disconnects losses within flap_window_s seconds make the
+     * connection "flapping" (mqttc_stats.flapping); 0 = the defaults 3 / 60. */
+    unsigned flap_disconnects, flap_window_s;
     bool tls;
-    const char *ca_file, *cert_file, *key_file; /* NULL = not used */
+    const char *ca_file, *cert_file, *key_file; /* NULL = not used (system CAs) */
+    bool verify_hostname;                       /* TLS: the certificate must name host */
     const char *will_topic;                     /* NULL = no Last Will */
     const char *will_payload;
     bool will_retained;
@@ -51,7 +56,19 @@ struct mqttc_stats {
     uint64_t published;   /* publish requests accepted */
     uint64_t publish_failures;
     uint64_t received; /* messages delivered to the message callback */
+    bool flapping;     /* more than flap_disconnects losses in the last flap_window_s */
+    uint64_t subscriptions_refused; /* filters a SUBACK refused (reason code >= 0x80) */
+    uint64_t publish_refused;       /* acknowledged publications the broker refused */
+    int protocol;                   /* 5 or 4 (3.1.1), as configured */
 };
+
+/* The outcome of a publication made with mqttc_publish_acked(), called once:
+ * rc 0 when the broker acknowledged it (PUBACK, a reason code below 0x80),
+ * else rc is the MQTT 5 reason code (>= 0x80) or a negative paho code, and
+ * why says what happened ("broker refused: Not authorized (0x87)"). Runs on
+ * paho's or the sender's thread (never inside mqttc_publish_acked()); why is
+ * valid during the call only. */
+typedef void (*mqttc_ack_cb)(void *ud, uint64_t token, int rc, const char *why);
 
 /* Creates a client (does not connect). Returns NULL on failure with a
  * reason in err. Strings in opts are copied. */
@@ -69,6 +86,13 @@ wb_status mqttc_set_subscriptions(struct mqttc *c, const char *const *filters, s
 /* Queues a publication. Fails with WB_ERR_MQTT when not connected. */
 wb_status mqttc_publish(struct mqttc *c, const char *topic, const void *payload, size_t len,
                         int qos, bool retained);
+
+/* mqttc_publish() with an outcome: QoS 1 or 2 (the broker answers), never
+ * retained. WB_OK when queued: ack(ud, token, ...) is then called exactly
+ * once, later, on another thread. Any other status: refused at once (not
+ * connected), and ack is not called. */
+wb_status mqttc_publish_acked(struct mqttc *c, const char *topic, const void *payload, size_t len,
+                              int qos, mqttc_ack_cb ack, void *ud, uint64_t token);
 
 /* Publications queued by mqttc_publish() and not yet handed to paho (0 for
  * NULL). A producer of many publications (the republish after a connect)

@@ -65,7 +65,18 @@ static const struct cfgw_field tls_fields[] = {
     {.key = "key_file",
      .type = W_STR,
      .off = offsetof(struct cfg_mqtt, key_file) - offsetof(struct cfg_mqtt, ca_file)},
+    {.key = "verify_hostname",
+     .type = W_BOOL,
+     .off = offsetof(struct cfg_mqtt, tls_verify_hostname) - offsetof(struct cfg_mqtt, ca_file),
+     .def_int = 1},
     {NULL},
+};
+
+static const struct cfgw_enum mqtt_protocols[] = {
+    {"5", CFG_MQTT_5},
+    {"5.0", CFG_MQTT_5},
+    {"3.1.1", CFG_MQTT_311},
+    {NULL, 0},
 };
 
 static const struct cfgw_field mqtt_fields[] = {
@@ -75,6 +86,10 @@ static const struct cfgw_field mqtt_fields[] = {
     MF("username", W_STR, username),
     MF("password_file", W_STR, password_file),
     MF("keepalive_s", W_UINT, keepalive_s, .def_int = 30, .min = 0, .max = 65535),
+    MF("protocol", W_ENUM, protocol, .def_int = CFG_MQTT_5, .enums = mqtt_protocols,
+       .enum_list = "5|3.1.1"),
+    MF("flap_disconnects", W_UINT, flap_disconnects, .def_int = 3, .min = 1, .max = 1000),
+    MF("flap_window_s", W_UINT, flap_window_s, .def_int = 60, .min = 1, .max = 86400),
     MF("tls", W_SECTION, ca_file, .sub = tls_fields, .track = true,
        .has_off = offsetof(struct cfg_mqtt, tls)),
     {NULL},
@@ -200,6 +215,38 @@ static void check_top(struct cfgw_ctx *c, const struct ydoc_node *root, struct c
                        "device id '%s' is also the bridge's device_id", cfg->devices[i].id);
 }
 
+/* mqtt.tls: every file named must be readable now. Found missing only when
+ * connecting, it made a bridge that passed --check-config retry for ever. */
+static void check_tls(struct cfgw_ctx *c, const struct ydoc_node *root, const struct cfg_mqtt *m)
+{
+    if (!m->tls)
+        return;
+    const struct ydoc_node *tls = node_at(root, "mqtt", "tls");
+    const struct {
+        const char *key, *path;
+    } files[] = {{"ca_file", m->ca_file}, {"cert_file", m->cert_file}, {"key_file", m->key_file}};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        if (!files[i].path)
+            continue;
+        const struct ydoc_node *at = ydoc_map_get(tls, files[i].key);
+        if (!at)
+            at = tls;
+        struct stat sb;
+        int fd = open(files[i].path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            cfgw_err_node(c, at, "cannot read tls.%s '%s': %s", files[i].key, files[i].path,
+                          strerror(errno));
+            continue;
+        }
+        bool regular = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
+        close(fd);
+        if (!regular)
+            cfgw_err_node(c, at, "tls.%s '%s' is not a regular file", files[i].key, files[i].path);
+    }
+    if (m->key_file && !m->cert_file)
+        cfgw_err_node(c, tls, "tls.key_file needs tls.cert_file (the client certificate)");
+}
+
 static void load_secrets(struct cfgw_ctx *c, const struct ydoc_node *root, struct config *cfg)
 {
     if (cfg->mqtt.password_file) {
@@ -287,6 +334,7 @@ static wb_status load(const char *name, const struct ydoc_input *in, struct conf
     cfgd_end(&dl);
     cfgs_scenarios(&c, t.scenarios, &t.cfg);
     check_top(&c, root, &t.cfg);
+    check_tls(&c, root, &t.cfg.mqtt);
     load_secrets(&c, root, &t.cfg);
 
     cfg = malloc(sizeof(*cfg));

@@ -191,6 +191,32 @@ static void call_device_exists(struct app *a, struct core_call *c)
         core_call_done(c, 200, NULL);
 }
 
+/* The outcome of an HTTP action (core thread), at once or on the PUBACK. */
+static void action_done(void *ud, const struct dispatch_result *r)
+{
+    struct core_call *c = ud;
+    struct app *a = c->app;
+    if (r->st != WB_OK) {
+        /* Errors are {"error": "..."} (CONTRACT §6); the command id in the
+         * text finds the request's command_logs row. 502: the broker refused
+         * the command; 503: the broker is away or never answered. */
+        int code = r->refused              ? 502
+                   : r->st == WB_ERR_MQTT  ? 503
+                   : r->st == WB_ERR_NOMEM ? 500
+                                           : 400;
+        core_call_done(c, code,
+                       api_error("%s (command %s %s)", r->error, r->command_id, r->status));
+        return;
+    }
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "command_id", json_object_new_string(r->command_id));
+    json_object_object_add(o, "status", json_object_new_string(r->status));
+    json_object *st = devmgr_state_new(a->devmgr, c->id);
+    json_object_object_add(o, "state", copy(st));
+    json_object_put(st);
+    core_call_done(c, 200, o);
+}
+
 static void call_action(struct app *a, struct core_call *c)
 {
     json_object *jaction = NULL, *params = NULL;
@@ -209,21 +235,13 @@ static void call_action(struct app *a, struct core_call *c)
         return;
     }
     struct dispatch_result r;
-    dispatch_action(&a->dispatch, c->id, json_object_get_string(jaction), params, "http", &r);
-    if (r.st != WB_OK) {
-        /* Errors are {"error": "..."} (CONTRACT §6); the command id in the
-         * text finds the request's command_logs row. */
-        int code = r.st == WB_ERR_MQTT ? 503 : r.st == WB_ERR_NOMEM ? 500 : 400;
-        core_call_done(c, code, api_error("%s (command %s %s)", r.error, r.command_id, r.status));
-        return;
-    }
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "command_id", json_object_new_string(r.command_id));
-    json_object_object_add(o, "status", json_object_new_string(r.status));
-    json_object *st = devmgr_state_new(a->devmgr, c->id);
-    json_object_object_add(o, "state", copy(st));
-    json_object_put(st);
-    core_call_done(c, 200, o);
+    c->app = a;
+    dispatch_action_cb(&a->dispatch, c->id, json_object_get_string(jaction), params, "http",
+                       action_done, c, &r);
+    if (!r.pending)
+        action_done(c, &r);
+    /* else the answer waits for the broker's PUBACK (at most
+     * DISPATCH_ACK_TIMEOUT_MS): action_done() completes the call. */
 }
 
 static void call_scenario_state(struct app *a, struct core_call *c)
@@ -421,7 +439,19 @@ static void call_metrics(struct app *a, struct core_call *c)
             qs.full_waits);
     GAUGE("wbmb_mqtt_connected", "1 while connected to the broker.", ms.connected ? 1 : 0);
     COUNTER("wbmb_mqtt_connects_total", "Successful connects, the first included.", ms.connects);
-    COUNTER("wbmb_mqtt_disconnects_total", "Connection losses.", ms.disconnects);
+    COUNTER("wbmb_mqtt_disconnects_total", "Connection losses (each logged with its reason).",
+            ms.disconnects);
+    GAUGE("wbmb_mqtt_flapping",
+          "1 while more losses than mqtt.flap_disconnects fall within "
+          "mqtt.flap_window_s.",
+          ms.flapping ? 1 : 0);
+    GAUGE("wbmb_mqtt_protocol", "MQTT version spoken: 5, or 4 for 3.1.1.", ms.protocol);
+    COUNTER("wbmb_mqtt_subscriptions_refused_total",
+            "Subscriptions the broker refused (SUBACK reason code >= 0x80).",
+            ms.subscriptions_refused);
+    COUNTER("wbmb_mqtt_publish_refused_total",
+            "Acknowledged publications (actions) the broker refused (PUBACK >= 0x80).",
+            ms.publish_refused);
     COUNTER("wbmb_mqtt_published_total", "Publications accepted by the client.", ms.published);
     COUNTER("wbmb_mqtt_publish_failures_total", "Publications refused.", ms.publish_failures);
     GAUGE("wbmb_uptime_seconds", "Seconds since start.",
@@ -535,13 +565,22 @@ static int be_health(void *ud, json_object **body)
     struct app *a = ud;
     struct store_status ss;
     store_get_status(a->store, &ss);
-    bool up = mqttc_is_connected(a->mqtt);
+    struct mqttc_stats ms;
+    mqttc_get_stats(a->mqtt, &ms);
+    bool up = ms.connected;
     int64_t since = atomic_load(&a->disconnected_since_ms);
-    bool mqtt_bad = !up && since != 0 && util_mono_ms() - since > HEALTH_MQTT_GRACE_MS;
+    /* Down for more than 30 s, or flapping: more than mqtt.flap_disconnects
+     * losses within mqtt.flap_window_s (a reconnect loop whose short
+     * connections each restart the 30 s). */
+    bool mqtt_bad =
+        ms.flapping || (!up && since != 0 && util_mono_ms() - since > HEALTH_MQTT_GRACE_MS);
     json_object *o = json_object_new_object();
     json_object_object_add(o, "status",
                            json_object_new_string(ss.ok && !mqtt_bad ? "ok" : "degraded"));
-    json_object_object_add(o, "mqtt", json_object_new_string(up ? "connected" : "disconnected"));
+    json_object_object_add(o, "mqtt",
+                           json_object_new_string(ms.flapping ? "flapping"
+                                                  : up        ? "connected"
+                                                              : "disconnected"));
     json_object_object_add(o, "db", json_object_new_string(ss.ok ? "ok" : "error"));
     json_object_object_add(o, "uptime_s",
                            json_object_new_int64((util_mono_ms() - a->started_mono_ms) / 1000));

@@ -67,6 +67,7 @@ typedef void (*core_call_fn)(struct app *a, struct core_call *c);
 /* A request from another thread to the core thread. */
 struct core_call {
     core_call_fn fn;
+    struct app *app; /* set by call functions that complete later (an action) */
     /* arguments */
     const char *id;
     json_object *request;

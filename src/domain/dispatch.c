@@ -1,10 +1,17 @@
 /*
- * dispatch.c - the single dispatch function of action requests (see
- * dispatch.h). Runs on the core thread only.
+ * dispatch.c - the single dispatch function of action requests, and the
+ * commands waiting for the broker's PUBACK (see dispatch.h for the states).
+ * Runs on the core thread only (or whoever holds the core's lock).
+ *
+ * A pending command owns copies of everything its command_logs row and its
+ * `set` need (the config may be reloaded meanwhile): it is found again by
+ * its token, so an answer that comes after the command timed out finds
+ * nothing and is only logged.
  */
 #include "wbmb/dispatch.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,11 +53,201 @@ static void mark_control_error(struct dispatch_ctx *d, const struct cfg_device *
     mirror_publish_raw(d->pub, topic, error ? "w" : "", error ? 1 : 0, 1, true);
 }
 
+struct dispatch_pending {
+    struct dispatch_pending *next;
+    uint64_t token;
+    int64_t deadline_ms;
+    char command_id[37];
+    char created[UTIL_TS_LEN];
+    char *device_id, *action, *params, *source, *topic;
+    json_object *changes; /* the optimistic set, applied on the PUBACK; owned */
+    dispatch_done_fn done;
+    void *done_ud;
+};
+
+static void pending_free(struct dispatch_pending *p)
+{
+    free(p->device_id);
+    free(p->action);
+    free(p->params);
+    free(p->source);
+    free(p->topic);
+    json_object_put(p->changes);
+    free(p);
+}
+
+/* One command_logs row (and its log line) for a finished command. */
+static void log_row(struct dispatch_ctx *d, const struct dispatch_result *out,
+                    const char *device_id, const char *action, const char *ptext,
+                    const char *source, const char *created)
+{
+    char completed[UTIL_TS_LEN];
+    util_iso8601_now(completed);
+    struct store_command_row row = {
+        .command_id = out->command_id,
+        .device_id = device_id,
+        .action = action,
+        .params = ptext,
+        .source = source,
+        .status = out->status,
+        .error = out->error[0] ? out->error : NULL,
+        .created_at = created,
+        .completed_at = completed,
+    };
+    if (store_command_put(d->store, &row) != WB_OK)
+        log_warn("command %s: could not queue its command_logs row", out->command_id);
+    if (out->st == WB_OK)
+        log_info("command %s: %s/%s from %s sent", out->command_id, device_id, action, source);
+    else if (out->refused)
+        log_error("command %s: %.64s/%.64s from %s %s: %s", out->command_id, device_id, action,
+                  source, out->status, out->error);
+    else
+        log_warn("command %s: %.64s/%.64s from %s %s: %s", out->command_id, device_id, action,
+                 source, out->status, out->error);
+}
+
+/* Ends a pending command (already unlinked): the set, the row, the
+ * caller. rc 0 = acknowledged. */
+static void pending_finish(struct dispatch_ctx *d, struct dispatch_pending *p, int rc,
+                           const char *why)
+{
+    struct dispatch_result r;
+    memset(&r, 0, sizeof(r));
+    memcpy(r.command_id, p->command_id, sizeof(r.command_id));
+    const struct cfg_device *dev = cfg_find_device(d->cfg, p->device_id);
+    if (rc == 0) {
+        r.status = "sent";
+        r.st = WB_OK;
+        if (p->changes)
+            devmgr_apply(d->devmgr, p->device_id, p->changes);
+    } else {
+        r.refused = rc >= 0x80;
+        set_error(&r, WB_ERR_MQTT, "failed", "%s '%s': %s",
+                  r.refused ? "the broker refused the publication to"
+                            : "not delivered to the broker:",
+                  p->topic, why && why[0] ? why : "unknown reason");
+    }
+    if (rc == 0 || r.refused)
+        mark_control_error(d, dev, p->action, rc != 0);
+    log_row(d, &r, p->device_id, p->action, p->params, p->source, p->created);
+    if (p->done)
+        p->done(p->done_ud, &r);
+    pending_free(p);
+}
+
+static struct dispatch_pending *pending_take(struct dispatch_ctx *d, uint64_t token)
+{
+    for (struct dispatch_pending **pp = &d->pending; *pp; pp = &(*pp)->next)
+        if ((*pp)->token == token) {
+            struct dispatch_pending *p = *pp;
+            *pp = p->next;
+            return p;
+        }
+    return NULL;
+}
+
+void dispatch_on_ack(struct dispatch_ctx *d, uint64_t token, int rc, const char *why)
+{
+    struct dispatch_pending *p = pending_take(d, token);
+    if (!p) {
+        if (!d->stopping)
+            log_warn("a PUBACK came after its command had timed out (%s): the command was %s "
+                     "after all",
+                     rc == 0 ? "acknowledged" : why, rc == 0 ? "delivered" : "not delivered");
+        return;
+    }
+    pending_finish(d, p, rc, why);
+}
+
+int64_t dispatch_tick(struct dispatch_ctx *d, int64_t now_ms)
+{
+    int64_t next = INT64_MAX;
+    for (bool again = true; again;) {
+        again = false;
+        for (struct dispatch_pending *p = d->pending; p; p = p->next) {
+            if (p->deadline_ms <= now_ms) {
+                /* finish may dispatch more (a scenario's next step): rescan */
+                pending_finish(d, pending_take(d, p->token), -1,
+                               "no PUBACK from the broker within 5 s");
+                again = true;
+                break;
+            }
+        }
+    }
+    for (struct dispatch_pending *p = d->pending; p; p = p->next)
+        if (p->deadline_ms < next)
+            next = p->deadline_ms;
+    return next;
+}
+
+void dispatch_abort(struct dispatch_ctx *d, const char *why)
+{
+    d->stopping = true;
+    while (d->pending) {
+        struct dispatch_pending *p = d->pending;
+        d->pending = p->next;
+        pending_finish(d, p, -1, why);
+    }
+}
+
+static char *dup_or_null(const char *s, bool *oom)
+{
+    char *r = s ? strdup(s) : NULL;
+    if (s && !r)
+        *oom = true;
+    return r;
+}
+
+/* Hands the command to the publisher that reports outcomes; WB_OK when it
+ * is pending (changes then belong to it). */
+static wb_status send_pending(struct dispatch_ctx *d, const struct cfg_action *a,
+                              const char *payload, const char *device_id, const char *ptext,
+                              const char *source, const char *created, json_object **changes,
+                              dispatch_done_fn done, void *done_ud, struct dispatch_result *out)
+{
+    struct dispatch_pending *p = calloc(1, sizeof(*p));
+    bool oom = !p;
+    if (p) {
+        p->device_id = dup_or_null(device_id, &oom);
+        p->action = dup_or_null(a->name, &oom);
+        p->params = dup_or_null(ptext, &oom);
+        p->source = dup_or_null(source, &oom);
+        p->topic = dup_or_null(a->topic, &oom);
+    }
+    if (oom) {
+        if (p)
+            pending_free(p);
+        set_error(out, WB_ERR_NOMEM, "failed", "out of memory");
+        return WB_ERR_NOMEM;
+    }
+    p->token = ++d->next_token;
+    memcpy(p->command_id, out->command_id, sizeof(p->command_id));
+    memcpy(p->created, created, sizeof(p->created));
+    if (d->publish_acked(d->publish_acked_ud, a->topic, payload, strlen(payload), p->token) !=
+        WB_OK) {
+        pending_free(p);
+        set_error(out, WB_ERR_MQTT, "failed", "could not publish to '%s': MQTT not connected",
+                  a->topic);
+        return WB_ERR_MQTT;
+    }
+    p->changes = *changes;
+    *changes = NULL;
+    p->done = done;
+    p->done_ud = done_ud;
+    p->deadline_ms = util_mono_ms() + DISPATCH_ACK_TIMEOUT_MS;
+    p->next = d->pending;
+    d->pending = p;
+    out->pending = true;
+    log_debug("command %s: %s/%s from %s published, waiting for the PUBACK", out->command_id,
+              device_id, a->name, source);
+    return WB_OK;
+}
+
 static wb_status dispatch(struct dispatch_ctx *d, const char *device_id, const char *action,
                           json_object *params, const char *raw, size_t raw_len, const char *source,
-                          struct dispatch_result *out)
+                          dispatch_done_fn done, void *done_ud, struct dispatch_result *out)
 {
-    char created[UTIL_TS_LEN], completed[UTIL_TS_LEN];
+    char created[UTIL_TS_LEN];
     json_object *valid = NULL, *changes = NULL, *parsed = NULL;
     char *payload = NULL;
     const struct cfg_action *a = NULL;
@@ -92,7 +289,22 @@ static wb_status dispatch(struct dispatch_ctx *d, const char *device_id, const c
         set_error(out, st == WB_ERR_NOMEM ? WB_ERR_NOMEM : WB_ERR_INVALID, "rejected", "%s", err);
         goto log;
     }
+    if (d->stopping) {
+        set_error(out, WB_ERR_MQTT, "failed", "the bridge is stopping");
+        goto log;
+    }
     devmgr_expect_echo(d->devmgr, a->topic, payload, strlen(payload));
+    if (d->publish_acked) {
+        const char *pt = json_object_to_json_string_ext(valid, JSON_C_TO_STRING_PLAIN);
+        if (send_pending(d, a, payload, device_id, pt, source, created, &changes, done, done_ud,
+                         out) != WB_OK)
+            goto log;
+        free(payload);
+        json_object_put(valid);
+        json_object_put(changes);
+        json_object_put(parsed);
+        return WB_OK;
+    }
     if (mirror_publish_raw(d->pub, a->topic, payload, strlen(payload), 1, false) != WB_OK) {
         set_error(out, WB_ERR_MQTT, "failed", "could not publish to '%s': MQTT not connected",
                   a->topic);
@@ -103,28 +315,10 @@ static wb_status dispatch(struct dispatch_ctx *d, const char *device_id, const c
 log:
     if (out->st == WB_OK || out->st == WB_ERR_INVALID)
         mark_control_error(d, dev, a ? a->name : action, out->st == WB_ERR_INVALID);
-    util_iso8601_now(completed);
     const char *ptext = valid    ? json_object_to_json_string_ext(valid, JSON_C_TO_STRING_PLAIN)
                         : params ? json_object_to_json_string_ext(params, JSON_C_TO_STRING_PLAIN)
                                  : NULL;
-    struct store_command_row row = {
-        .command_id = out->command_id,
-        .device_id = device_id,
-        .action = action,
-        .params = ptext,
-        .source = source,
-        .status = out->status,
-        .error = out->error[0] ? out->error : NULL,
-        .created_at = created,
-        .completed_at = completed,
-    };
-    if (store_command_put(d->store, &row) != WB_OK)
-        log_warn("command %s: could not queue its command_logs row", out->command_id);
-    if (out->st == WB_OK)
-        log_info("command %s: %s/%s from %s sent", out->command_id, device_id, action, source);
-    else
-        log_warn("command %s: %.64s/%.64s from %s %s: %s", out->command_id, device_id, action,
-                 source, out->status, out->error);
+    log_row(d, out, device_id, action, ptext, source, created);
     free(payload);
     json_object_put(valid);
     json_object_put(changes);
@@ -135,12 +329,20 @@ log:
 wb_status dispatch_action(struct dispatch_ctx *d, const char *device_id, const char *action,
                           json_object *params, const char *source, struct dispatch_result *out)
 {
-    return dispatch(d, device_id, action, params, NULL, 0, source, out);
+    return dispatch(d, device_id, action, params, NULL, 0, source, NULL, NULL, out);
+}
+
+wb_status dispatch_action_cb(struct dispatch_ctx *d, const char *device_id, const char *action,
+                             json_object *params, const char *source, dispatch_done_fn done,
+                             void *done_ud, struct dispatch_result *out)
+{
+    return dispatch(d, device_id, action, params, NULL, 0, source, done, done_ud, out);
 }
 
 wb_status dispatch_action_payload(struct dispatch_ctx *d, const char *device_id, const char *action,
                                   const char *payload, size_t len, const char *source,
                                   struct dispatch_result *out)
 {
-    return dispatch(d, device_id, action, NULL, payload ? payload : "", len, source, out);
+    return dispatch(d, device_id, action, NULL, payload ? payload : "", len, source, NULL, NULL,
+                    out);
 }

@@ -9,11 +9,16 @@
  *    ^      (persisted before     |  ^  \                                 |
  *    |       the first step)      |  |   `-- step with delay_after_ms:    |
  *    |                            |  '------ scenmgr_tick() resumes -----'
+ *    |                            |  ^
+ *    |                            |  '-- a step's command waits for its PUBACK:
+ *    |                            '------ step_done() resumes (dispatch.h)
  *    |   scenmgr_shutdown(): the active scenario's shutdown steps -> off
  *    '------------------------------------------------------------------
  *
  * A step whose `when` is false is skipped (logged, not a failure). A failed
- * step is recorded and the plan goes on. Only one switch runs at a time.
+ * step (also one the broker refused) is recorded and the plan goes on; the
+ * next step starts only when the broker has answered the previous one, so
+ * its `when` sees that step's `set`. Only one switch runs at a time.
  * scenario:last is flushed to disk at the start and at the end of a switch:
  * a restart in between finds "switching" and records the switch as failed.
  */
@@ -51,6 +56,10 @@ struct scenmgr {
     json_object *shared;
     scenmgr_done_cb cb;
     void *cb_ud;
+    /* The step in flight waits for the broker's PUBACK (dispatch.h): the
+     * plan goes on in step_done(), with that step's `set` applied. */
+    bool waiting;
+    size_t wait_idx;
 };
 
 static const char *last_str(const struct scenmgr *s, const char *key)
@@ -148,6 +157,7 @@ static void end_plan(struct scenmgr *s)
     json_object_put(s->shared);
     s->failed_steps = s->shared = NULL;
     s->running = false;
+    s->waiting = false;
     s->target = NULL;
     s->cb = NULL;
 }
@@ -181,11 +191,51 @@ static void finish(struct scenmgr *s)
     json_object_put(r);
 }
 
-/* Runs steps until one asks for a delay or the plan is done. */
+/* A step's outcome: recorded when it failed; true when the plan waits for
+ * its delay_after_ms now. */
+static bool after_step(struct scenmgr *s, const struct plan_step *ps,
+                       const struct dispatch_result *res)
+{
+    const struct cfg_step *st = ps->step;
+    if (res->st != WB_OK) {
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "phase", json_object_new_string(ps->phase));
+        json_object_object_add(f, "device", json_object_new_string(st->device));
+        json_object_object_add(f, "action", json_object_new_string(st->action));
+        json_object_object_add(f, "command_id", json_object_new_string(res->command_id));
+        json_object_object_add(f, "error", json_object_new_string(res->error));
+        json_object_array_add(s->failed_steps, f);
+    }
+    if (st->delay_after_ms) {
+        /* Counted from after the send (its PUBACK), so the spacing is a true
+         * minimum. */
+        s->next_at = util_mono_ms() + st->delay_after_ms;
+        return true;
+    }
+    return false;
+}
+
+static void run(struct scenmgr *s, int64_t now);
+
+/* The broker answered the step in flight (dispatch_done_fn). */
+static void step_done(void *ud, const struct dispatch_result *res)
+{
+    struct scenmgr *s = ud;
+    if (!s->waiting || !s->running)
+        return;
+    s->waiting = false;
+    /* A delay now is a timer: the owner's loop runs scenmgr_tick() (the
+     * PUBACK's handler wakes it). */
+    if (!after_step(s, &s->plan[s->wait_idx], res))
+        run(s, util_mono_ms());
+}
+
+/* Runs steps until one asks for a delay, waits for its PUBACK, or the plan
+ * is done. */
 static void run(struct scenmgr *s, int64_t now)
 {
     while (s->running && s->idx < s->n_plan) {
-        if (now < s->next_at)
+        if (s->waiting || now < s->next_at)
             return;
         const struct plan_step *ps = &s->plan[s->idx++];
         const struct cfg_step *st = ps->step;
@@ -201,20 +251,15 @@ static void run(struct scenmgr *s, int64_t now)
             continue;
         }
         struct dispatch_result res;
-        if (dispatch_action(s->d, st->device, st->action, st->params, "scenario", &res) != WB_OK) {
-            json_object *f = json_object_new_object();
-            json_object_object_add(f, "phase", json_object_new_string(ps->phase));
-            json_object_object_add(f, "device", json_object_new_string(st->device));
-            json_object_object_add(f, "action", json_object_new_string(st->action));
-            json_object_object_add(f, "command_id", json_object_new_string(res.command_id));
-            json_object_object_add(f, "error", json_object_new_string(res.error));
-            json_object_array_add(s->failed_steps, f);
-        }
-        if (st->delay_after_ms) {
-            /* Counted from after the send, so the spacing is a true minimum. */
-            s->next_at = util_mono_ms() + st->delay_after_ms;
+        dispatch_action_cb(s->d, st->device, st->action, st->params, "scenario", step_done, s,
+                           &res);
+        if (res.pending) { /* step_done() goes on, never inside the call */
+            s->waiting = true;
+            s->wait_idx = s->idx - 1;
             return;
         }
+        if (after_step(s, ps, &res))
+            return;
     }
     if (s->running)
         finish(s);

@@ -1,6 +1,7 @@
 /*
- * mqttc.c - the MQTT connection: one paho MQTTAsync client (MQTT 3.1.1,
- * clean session, no persistence) kept connected for ever.
+ * mqttc.c - the MQTT connection: one paho MQTTAsync client (MQTT 5 with
+ * clean start, or MQTT 3.1.1 with a clean session; no persistence) kept
+ * connected for ever.
  *
  * This module owns the paho handle, copies of every option string, the
  * current subscription set, the connection statistics and one small
@@ -9,7 +10,8 @@
  * made by the reconnect thread, which sleeps on a condition variable until
  * the backoff deadline passes or mqttc_stop() wakes it. The backoff starts at
  * 1 s, doubles after every failure up to 30 s, and falls back to 1 s after a
- * successful connect.
+ * successful connect. paho wants the *5 callbacks from a client made for MQTT
+ * 5 and the others from a 3.1.1 one: c->v5 picks them everywhere.
  *
  * Invariants:
  *  - every field below `mu` is read and written only with `mu` held;
@@ -29,19 +31,28 @@
  *   WAITING BACKOFF (ST_BACKOFF) <-------------------------------------------+
  *        | reconnect_main(): deadline passed, MQTTAsync_connect()             |
  *        v                                                                    |
- *   CONNECTING (ST_CONNECTING) --on_connect_failure(): "MQTT connect failed:  |
+ *   CONNECTING (ST_CONNECTING) --connect_failed(): "MQTT connect failed:      |
  *        |                        reason; retrying in N s", backoff *= 2 -----+
- *        | on_connect_success(): "MQTT connected to host:port",               |
- *        | subscribeMany(set), on_connection(true), backoff = 1 s             |
+ *        |     (paho's generic "TCP/TLS connect failure": reconnect_main()    |
+ *        |      logs the cause found by mqttc_diagnose(), mqttc_diag.c)       |
+ *        | connected(): "MQTT connected to host:port (MQTT 5, TLS)",          |
+ *        | mqttc_subscribe_all() (mqttc_sub.c), on_connection(true),          |
+ *        | backoff = 1 s                                                      |
  *        v                                                                    |
  *   CONNECTED (ST_CONNECTED)                                                  |
- *        | on_connection_lost(): on_connection(false)                         |
+ *        | connection_gone(): from on_connection_lost() (socket, keepalive)   |
+ *        | or on_disconnected() (MQTT 5 DISCONNECT with its reason code);     |
+ *        | counted in the flap window, on_connection(false)                   |
  *        v                                                                    |
  *   LOST --"MQTT connection lost: reason; retrying in N s"--------------------+
  *
  *   any state --mqttc_stop(): join the reconnect thread, let a connect in
  *   flight finish, drain pending publications, MQTTAsync_disconnect()
  *   (a clean DISCONNECT, so no Last Will)--> STOPPED (ST_STOPPED)
+ *
+ * More than flap_disconnects losses within flap_window_s make the connection
+ * "flapping" (mqttc_stats.flapping; /health says so) until the window has
+ * room again.
  *
  * Publications (mqttc_send.c): mqttc_publish() only puts the message in an
  * outbox (mqtt/outbox.h) and one sender thread (mqttc_sender_main) hands it
@@ -54,8 +65,10 @@
  * core applying a message in place on paho's receive thread) goes straight
  * to MQTTAsync_send() while the outbox is idle: that thread holds paho's
  * lock already, and the detour cost ~15 us of CPU per mirror publication.
+ * mqttc_publish_acked() (commands) always goes through the outbox; its
+ * outcome (PUBACK reason code, or why it never got one) is reported once.
  *
- * LOST is not stored: on_connection_lost() goes straight to ST_BACKOFF.
+ * LOST is not stored: connection_gone() goes straight to ST_BACKOFF.
  * Retries are never sooner than 1 s, which also leaves paho time to finish
  * tearing down the failed attempt before the next MQTTAsync_connect().
  */
@@ -91,181 +104,28 @@ static char *dup_opt(const char *s, bool *fail)
     return d;
 }
 
-/* Deep copy of a string vector; NULL on allocation failure (or n == 0). */
-static char **dup_strv(const char *const *v, size_t n)
-{
-    if (n == 0)
-        return NULL;
-    char **d = calloc(n, sizeof(*d));
-    if (!d)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        d[i] = strdup(v[i]);
-        if (!d[i]) {
-            free_strv(d, i);
-            return NULL;
-        }
-    }
-    return d;
-}
-
-/* Marks a paho callback as running; paired with cb_leave(). No lock: the
- * receive thread runs this per message, and mu is shared with the sender. */
-static void cb_enter(struct mqttc *c)
-{
-    atomic_fetch_add(&c->cb_active, 1);
-}
-
-/* Once mqttc_destroy() drains, the last callback leaves under mu and wakes
- * it (so c stays alive until the unlock). Before that, a plain decrement:
- * a drain that starts in between sees the count on its next timed check. */
-static void cb_leave_counting(struct mqttc *c, bool received)
-{
-    if (received)
-        atomic_fetch_add_explicit(&c->n_received, 1, memory_order_relaxed);
-    if (!atomic_load(&c->draining)) {
-        atomic_fetch_sub(&c->cb_active, 1);
-        return;
-    }
-    pthread_mutex_lock(&c->mu);
-    if (atomic_fetch_sub(&c->cb_active, 1) == 1)
-        pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-}
-
-static void cb_leave(struct mqttc *c)
-{
-    cb_leave_counting(c, false);
-}
-
 /* Schedules the next connect attempt after a failure or a loss and logs the
  * state change; mu held. */
 static void schedule_retry_locked(struct mqttc *c, const char *what, const char *reason)
 {
     unsigned d = c->backoff_s;
-    log_warn("MQTT %s: %s; retrying in %u s", what, reason, d);
+    if (what) /* NULL: reconnect_main() logs it with its cause */
+        log_warn("MQTT %s: %s; retrying in %u s", what, reason, d);
     c->retry_at_ms = util_mono_ms() + (int64_t)d * 1000;
     c->backoff_s = d * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : d * 2;
     c->st = ST_BACKOFF;
     pthread_cond_broadcast(&c->cv);
 }
 
-/* Filters per SUBSCRIBE packet. One packet of 10 000 filters made paho hold
- * about 5 MB (copies, its own allocation tracking, the 200 KB packet) until
- * the SUBACK; the next chunk is sent when the previous one is answered. */
-#define SUB_CHUNK 256
-
-/* One subscription round: c->subs from the start, a chunk at a time. The
- * filters are copied from c->subs under mu per chunk, so the round holds
- * nothing big. A round ends when done, superseded (gen), stopped, or when
- * paho refuses a chunk; one paho never answers (the connection went) is
- * freed by mqttc_destroy(). */
-struct sub_round {
-    struct mqttc *c;
-    struct sub_round *next_round; /* c->rounds */
-    size_t sent;
-    unsigned gen;
-};
-
-static void round_free_locked(struct mqttc *c, struct sub_round *r)
-{
-    for (struct sub_round **p = &c->rounds; *p; p = &(*p)->next_round)
-        if (*p == r) {
-            *p = r->next_round;
-            break;
-        }
-    free(r);
-}
-
-static void on_sub_success(void *ctx, MQTTAsync_successData *resp);
-static void on_sub_failure(void *ctx, MQTTAsync_failureData *resp);
-
-/* Sends the round's next chunk or ends the round. r is not touched after
- * paho has it: its callback may run at once on paho's thread. */
-static void round_next(struct sub_round *r)
-{
-    struct mqttc *c = r->c;
-    char *chunk[SUB_CHUNK];
-    int qoss[SUB_CHUNK];
-    size_t k = 0, first;
-    pthread_mutex_lock(&c->mu);
-    if (r->gen == c->sub_gen && !c->stopping && c->st == ST_CONNECTED)
-        for (; k < SUB_CHUNK && r->sent + k < c->nsubs; k++) {
-            if (!(chunk[k] = strdup(c->subs[r->sent + k]))) {
-                log_error("MQTT subscribe: out of memory");
-                break;
-            }
-            qoss[k] = c->sub_qos;
-        }
-    first = r->sent;
-    r->sent += k;
-    if (k == 0)
-        round_free_locked(c, r);
-    pthread_mutex_unlock(&c->mu);
-    if (k == 0)
-        return;
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    ro.onSuccess = on_sub_success;
-    ro.onFailure = on_sub_failure;
-    ro.context = r;
-    int rc = c->api->subscribe_many(c->cli, (int)k, chunk, qoss, &ro); /* paho copies */
-    for (size_t i = 0; i < k; i++)
-        free(chunk[i]);
-    if (rc != MQTTASYNC_SUCCESS) {
-        log_warn("MQTT subscribe to filters %zu.. failed: %s", first + 1, c->api->strerror(rc));
-        pthread_mutex_lock(&c->mu);
-        round_free_locked(c, r);
-        pthread_mutex_unlock(&c->mu);
-    }
-}
-
-static void on_sub_success(void *ctx, MQTTAsync_successData *resp)
-{
-    (void)resp;
-    struct sub_round *r = ctx;
-    struct mqttc *c = r->c;
-    cb_enter(c);
-    round_next(r);
-    cb_leave(c);
-}
-
-static void on_sub_failure(void *ctx, MQTTAsync_failureData *resp)
-{
-    struct sub_round *r = ctx;
-    struct mqttc *c = r->c;
-    cb_enter(c);
-    log_warn("MQTT subscribe refused: %s",
-             resp && resp->message ? resp->message
-                                   : c->api->strerror(resp ? resp->code : MQTTASYNC_FAILURE));
-    round_next(r); /* the other chunks still go out while connected */
-    cb_leave(c);
-}
-
-/* Subscribes to all of c->subs, in chunks; a new round supersedes one still
- * running. Called without mu. */
-void mqttc_subscribe_all(struct mqttc *c)
-{
-    struct sub_round *r = calloc(1, sizeof(*r));
-    if (!r) {
-        log_error("MQTT subscribe: out of memory");
-        return;
-    }
-    pthread_mutex_lock(&c->mu);
-    *r = (struct sub_round){.c = c, .next_round = c->rounds, .gen = ++c->sub_gen};
-    c->rounds = r;
-    pthread_mutex_unlock(&c->mu);
-    round_next(r);
-}
-
 /* ---- paho callbacks (paho's thread) ----------------------------------- */
 
-static void on_connect_success(void *ctx, MQTTAsync_successData *resp)
+static void connected(struct mqttc *c)
 {
-    struct mqttc *c = ctx;
     cb_enter(c);
     pthread_mutex_lock(&c->mu);
     c->st = ST_CONNECTED;
     atomic_store(&c->sender_inflight, 0); /* died with the old session */
+    atomic_store(&c->qos_inflight, 0);
     if (c->stopping) {
         /* mqttc_stop() is waiting for this attempt to end; it disconnects. */
         pthread_cond_broadcast(&c->cv);
@@ -279,7 +139,8 @@ static void on_connect_success(void *ctx, MQTTAsync_successData *resp)
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
 
-    log_info("MQTT connected to %s:%d", c->host, c->port);
+    log_info("MQTT connected to %s:%d (MQTT %s%s)", c->host, c->port, c->v5 ? "5" : "3.1.1",
+             c->tls ? c->verify_hostname ? ", TLS" : ", TLS without host name check" : "");
     /* paho never sets TCP_NODELAY: two small publications in a row would
      * wait for the broker's delayed ACK (Nagle), ~40 ms on loopback. */
     util_tcp_nodelay_to_port(c->port);
@@ -289,44 +150,52 @@ static void on_connect_success(void *ctx, MQTTAsync_successData *resp)
     cb_leave(c);
 }
 
-/* MQTT 3.1.1 CONNACK return codes; paho reports them as the failure code
- * with the bare message "CONNACK return code". */
-static const char *connack_text(int code)
+static void on_connect_success(void *ctx, MQTTAsync_successData *resp)
 {
-    switch (code) {
-    case 1:
-        return "unacceptable protocol version";
-    case 2:
-        return "client identifier rejected";
-    case 3:
-        return "server unavailable";
-    case 4:
-        return "bad user name or password";
-    case 5:
-        return "not authorized";
-    default:
-        return NULL;
-    }
+    (void)resp;
+    struct mqttc *c = ctx;
+    atomic_store(&c->qos_limit, 65534); /* 3.1.1: paho's own limit, 65535 */
+    connected(c);
 }
 
-static void on_connect_failure(void *ctx, MQTTAsync_failureData *resp)
+static void on_connect_success5(void *ctx, MQTTAsync_successData5 *resp)
 {
     struct mqttc *c = ctx;
-    char reason[160];
-    const char *ck =
-        resp && resp->message && strstr(resp->message, "CONNACK") ? connack_text(resp->code) : NULL;
+    int recv_max = 65535; /* no Receive Maximum in the CONNACK */
+    for (int i = 0; resp && i < resp->properties.count; i++)
+        if (resp->properties.array[i].identifier == MQTTPROPERTY_CODE_RECEIVE_MAXIMUM)
+            recv_max = resp->properties.array[i].value.integer2;
+    atomic_store(&c->qos_limit, recv_max > 1 ? recv_max - 1 : 1);
+    connected(c);
+}
+
+/* A connect attempt failed: code/message from paho, reason5 the CONNACK's
+ * MQTT 5 reason code (0 when none). paho's generic TCP/TLS failure is
+ * diagnosed by the reconnect thread before it is logged. */
+static void connect_failed(struct mqttc *c, int code, const char *message, int reason5)
+{
+    char reason[200];
+    bool connack = message && strstr(message, "CONNACK");
+    const char *ck = connack && !c->v5 ? mqttc_connack_text(code) : NULL;
+    bool generic = !connack && message && strstr(message, "TCP/TLS connect failure");
     if (ck)
         snprintf(reason, sizeof(reason), "broker refused: %s", ck);
-    else if (resp && resp->message)
-        snprintf(reason, sizeof(reason), "%s (%d)", resp->message, resp->code);
+    else if (connack && reason5 >= 0x80)
+        mqttc_reason(c, reason5, NULL, reason, sizeof(reason));
     else
-        snprintf(reason, sizeof(reason), "%s",
-                 c->api->strerror(resp ? resp->code : MQTTASYNC_FAILURE));
+        mqttc_reason(c, code, message, reason, sizeof(reason));
+    if (c->v5 && reason5 == MQTTREASONCODE_UNSUPPORTED_PROTOCOL_VERSION)
+        snprintf(reason + strlen(reason), sizeof(reason) - strlen(reason),
+                 "; set mqtt.protocol: 3.1.1 for this broker");
     cb_enter(c);
     pthread_mutex_lock(&c->mu);
     if (c->stopping) {
         c->st = ST_STOPPED;
         pthread_cond_broadcast(&c->cv);
+    } else if (generic) {
+        c->diag_pending = true; /* logged by reconnect_main() with its cause */
+        c->diag_retry_s = c->backoff_s;
+        schedule_retry_locked(c, NULL, NULL);
     } else {
         schedule_retry_locked(c, "connect failed", reason);
     }
@@ -334,28 +203,71 @@ static void on_connect_failure(void *ctx, MQTTAsync_failureData *resp)
     cb_leave(c);
 }
 
-static void on_connection_lost(void *ctx, char *cause)
+static void on_connect_failure(void *ctx, MQTTAsync_failureData *resp)
 {
-    struct mqttc *c = ctx;
+    connect_failed(ctx, resp ? resp->code : MQTTASYNC_FAILURE, resp ? resp->message : NULL, 0);
+}
+
+static void on_connect_failure5(void *ctx, MQTTAsync_failureData5 *resp)
+{
+    connect_failed(ctx, resp ? resp->code : MQTTASYNC_FAILURE, resp ? resp->message : NULL,
+                   resp ? (int)resp->reasonCode : 0);
+}
+
+/* The connection is gone: a loss paho saw (on_connection_lost) or a
+ * DISCONNECT from the broker (on_disconnected, MQTT 5; paho then does not
+ * call on_connection_lost). Counted in the flap window and logged with its
+ * reason. */
+static void connection_gone(struct mqttc *c, const char *reason)
+{
     cb_enter(c);
     pthread_mutex_lock(&c->mu);
     bool was_up = c->stats.connected;
+    if (c->st != ST_CONNECTED && !was_up) {
+        pthread_mutex_unlock(&c->mu); /* already handled */
+        cb_leave(c);
+        return;
+    }
     c->stats.connected = false;
-    if (was_up)
+    if (was_up) {
         c->stats.disconnects++;
+        flap_note(&c->flaps, util_mono_ms());
+    }
     if (c->stopping) {
         c->st = ST_STOPPED;
         pthread_cond_broadcast(&c->cv);
     } else {
-        /* paho (3.1.1) passes NULL as the cause in practice. */
-        schedule_retry_locked(c, "connection lost", cause ? cause : "closed by peer or timed out");
+        schedule_retry_locked(c, "connection lost", reason);
+        if (flap_is_flapping(&c->flaps, util_mono_ms()))
+            log_error("MQTT connection is flapping: more than %u losses within %lld s",
+                      c->flaps.max_losses, (long long)(c->flaps.window_ms / 1000));
     }
     pthread_mutex_unlock(&c->mu);
     /* paho refuses sends now; the owner republishes after the next connect. */
-    outbox_clear(c->out);
+    outbox_clear(c->out, "connection lost before it was sent");
     if (was_up && c->on_connection)
         c->on_connection(c->ud, false);
     cb_leave(c);
+}
+
+static void on_connection_lost(void *ctx, char *cause)
+{
+    /* paho passes NULL as the cause in practice: a socket error, the
+     * broker closing the TCP connection, or a keepalive timeout. */
+    connection_gone(ctx, cause ? cause
+                               : "the socket closed or the keepalive timed out (no reason from "
+                                 "the broker)");
+}
+
+static void on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCodes rc)
+{
+    (void)props;
+    struct mqttc *c = ctx;
+    char why[200];
+    const char *t = c->api->reason_text(rc);
+    snprintf(why, sizeof(why), "the broker sent DISCONNECT: %s (0x%02X)", t ? t : "no reason",
+             (unsigned)rc);
+    connection_gone(c, why);
 }
 
 static int on_message_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
@@ -393,6 +305,7 @@ static int on_message_arrived(void *ctx, char *topic, int topic_len, MQTTAsync_m
 
 static void on_disconnect_done(void *ctx, MQTTAsync_successData *resp)
 {
+    (void)resp;
     struct mqttc *c = ctx;
     cb_enter(c);
     pthread_mutex_lock(&c->mu);
@@ -404,28 +317,36 @@ static void on_disconnect_done(void *ctx, MQTTAsync_successData *resp)
 
 static void on_disconnect_failed(void *ctx, MQTTAsync_failureData *resp)
 {
+    (void)resp;
     on_disconnect_done(ctx, NULL);
 }
 
 /* ---- reconnect thread ------------------------------------------------- */
 
 /* Issues one asynchronous connect; the result arrives in
- * on_connect_success() / on_connect_failure(). */
+ * on_connect_success*() / on_connect_failure*(). */
 static int start_connect(struct mqttc *c)
 {
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_connectOptions co5 = MQTTAsync_connectOptions_initializer5;
     MQTTAsync_willOptions wo = MQTTAsync_willOptions_initializer;
     MQTTAsync_SSLOptions so = MQTTAsync_SSLOptions_initializer;
 
-    co.MQTTVersion = MQTTVERSION_3_1_1;
-    co.cleansession = 1;
+    if (c->v5) {
+        co = co5; /* cleanstart = 1: no session is kept, as with 3.1.1 */
+        co.onSuccess5 = on_connect_success5;
+        co.onFailure5 = on_connect_failure5;
+    } else {
+        co.MQTTVersion = MQTTVERSION_3_1_1;
+        co.cleansession = 1;
+        co.onSuccess = on_connect_success;
+        co.onFailure = on_connect_failure;
+    }
     co.keepAliveInterval = (int)c->keepalive_s;
     co.connectTimeout = 10;
     co.automaticReconnect = 0; /* ours, see the file comment */
     co.username = c->username;
     co.password = c->password;
-    co.onSuccess = on_connect_success;
-    co.onFailure = on_connect_failure;
     co.context = c;
     if (c->will_topic) {
         wo.topicName = c->will_topic;
@@ -435,17 +356,37 @@ static int start_connect(struct mqttc *c)
         co.will = &wo;
     }
     if (c->tls) {
-        so.trustStore = c->ca_file;
+        so.trustStore = c->ca_file; /* NULL: the system's CAs */
         so.keyStore = c->cert_file;
         so.privateKey = c->key_file;
-        /* Verify the broker's chain when we have a CA to verify it with.
-         * Host name checks (verify) stay off: brokers on Wiren Board are
-         * usually addressed by IP and their certificates lack IP SANs. */
-        so.enableServerCertAuth = c->ca_file != NULL;
+        /* The chain is always verified (against ca_file, or the system's
+         * CAs); the host name too unless verify_hostname is false: a chain
+         * check alone accepts any certificate the CA ever signed. */
+        so.enableServerCertAuth = 1;
+        so.verify = c->verify_hostname ? 1 : 0;
+        so.ssl_error_cb = mqttc_ssl_error_cb;
+        so.ssl_error_context = c;
         co.ssl = &so;
+        pthread_mutex_lock(&c->mu);
+        c->tls_errors[0] = '\0';
+        pthread_mutex_unlock(&c->mu);
     }
     /* paho copies everything it keeps from co, wo and so. */
     return c->api->connect(c->cli, &co);
+}
+
+/* The cause of a failed TCP/TLS step, found and logged here (the probe may
+ * take up to 2 s: never on paho's thread). mu held on entry and return. */
+static void log_diagnosis_locked(struct mqttc *c)
+{
+    char errs[sizeof(c->tls_errors)], cause[1024];
+    unsigned retry = c->diag_retry_s;
+    c->diag_pending = false;
+    memcpy(errs, c->tls_errors, sizeof(errs));
+    pthread_mutex_unlock(&c->mu);
+    mqttc_diagnose(c, errs, cause, sizeof(cause));
+    log_warn("MQTT connect failed: %s; retrying in %u s", cause, retry);
+    pthread_mutex_lock(&c->mu);
 }
 
 static void *reconnect_main(void *arg)
@@ -454,6 +395,10 @@ static void *reconnect_main(void *arg)
     pthread_setname_np(pthread_self(), "wbmb-reconnect"); /* top -H, perf, gdb */
     pthread_mutex_lock(&c->mu);
     while (!c->stopping) {
+        if (c->diag_pending) {
+            log_diagnosis_locked(c);
+            continue;
+        }
         if (c->st != ST_BACKOFF) {
             pthread_cond_wait(&c->cv, &c->mu);
             continue;
@@ -537,8 +482,15 @@ struct mqttc *mqttc_create(const struct mqttc_options *opts, mqttc_message_cb on
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    if (flap_init(&c->flaps, opts->flap_disconnects, opts->flap_window_s) != WB_OK) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     c->port = opts->port;
     c->keepalive_s = opts->keepalive_s;
+    c->v5 = opts->protocol != 4;
+    c->stats.protocol = c->v5 ? 5 : 4;
+    c->verify_hostname = opts->verify_hostname;
     c->tls = opts->tls;
     c->will_retained = opts->will_retained;
     c->will_qos = opts->will_qos;
@@ -582,7 +534,14 @@ struct mqttc *mqttc_create(const struct mqttc_options *opts, mqttc_message_cb on
     MQTTAsync_init_options io = MQTTAsync_init_options_initializer;
     io.do_openssl_init = 0;
     c->api->global_init(&io);
-    int rc = c->api->create(&c->cli, uri, c->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
+    /* MQTT 5 needs a client made for it. Its create options also bound
+     * the commands paho queues (100 by default; none without options): the
+     * sender bounds them itself (SENDER_MAX_INFLIGHT). */
+    MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer5;
+    cro.maxBufferedMessages = INT_MAX;
+    int rc = c->v5 ? c->api->create_with_options(&c->cli, uri, c->client_id,
+                                                 MQTTCLIENT_PERSISTENCE_NONE, NULL, &cro)
+                   : c->api->create(&c->cli, uri, c->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
     if (rc != MQTTASYNC_SUCCESS) {
         c->cli = NULL;
         snprintf(err, errlen, "MQTT client for %s: %s", uri, c->api->strerror(rc));
@@ -590,6 +549,12 @@ struct mqttc *mqttc_create(const struct mqttc_options *opts, mqttc_message_cb on
     }
     rc = c->api->set_callbacks(c->cli, c, on_connection_lost, on_message_arrived, NULL);
     if (rc != MQTTASYNC_SUCCESS) {
+        snprintf(err, errlen, "MQTT callbacks: %s", c->api->strerror(rc));
+        goto fail;
+    }
+    /* MQTT 5: a DISCONNECT from the broker (with its reason code) arrives
+     * here, and paho then does not call on_connection_lost(). */
+    if (c->v5 && (rc = c->api->set_disconnected(c->cli, c, on_disconnected)) != MQTTASYNC_SUCCESS) {
         snprintf(err, errlen, "MQTT callbacks: %s", c->api->strerror(rc));
         goto fail;
     }
@@ -604,6 +569,7 @@ fail:
     if (mu_ok)
         pthread_mutex_destroy(&c->mu);
     free_options(c);
+    flap_free(&c->flaps);
     free(c);
     return NULL;
 }
@@ -636,62 +602,6 @@ wb_status mqttc_start(struct mqttc *c)
     return WB_OK;
 }
 
-wb_status mqttc_set_subscriptions(struct mqttc *c, const char *const *filters, size_t n, int qos)
-{
-    if (!c || (n && !filters) || qos < 0 || qos > 2 || n > INT_MAX)
-        return WB_ERR_INVALID;
-    for (size_t i = 0; i < n; i++)
-        if (!filters[i] || !filters[i][0])
-            return WB_ERR_INVALID;
-    /* The topic gate (topic_gate.h): a filter the broker would refuse is
-     * left out of the set (counted and logged), never sent. */
-    const char **admitted = n ? malloc(n * sizeof(*admitted)) : NULL;
-    if (n && !admitted)
-        return WB_ERR_NOMEM;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (tgate_admit(filters[i], TGATE_FILTER) == TGATE_OK)
-            admitted[k++] = filters[i];
-    filters = admitted;
-    n = k;
-    char **fresh = dup_strv(filters, n);
-    if (n && !fresh) {
-        free(admitted);
-        return WB_ERR_NOMEM;
-    }
-
-    pthread_mutex_lock(&c->mu);
-    bool up = c->st == ST_CONNECTED && !c->stopping;
-    if (up && c->nsubs) {
-        /* Filters dropped from the set are unsubscribed by the sender
-         * thread; a reconnect (clean session) would forget them anyway. */
-        char **gone = realloc(c->resub_gone, (c->resub_ngone + c->nsubs) * sizeof(*gone));
-        if (gone) {
-            c->resub_gone = gone;
-            for (size_t i = 0; i < c->nsubs; i++) {
-                bool kept = false;
-                for (size_t j = 0; j < n && !kept; j++)
-                    kept = strcmp(c->subs[i], filters[j]) == 0;
-                if (!kept) {
-                    c->resub_gone[c->resub_ngone++] = c->subs[i];
-                    c->subs[i] = NULL; /* ownership moves to resub_gone */
-                }
-            }
-        }
-    }
-    free_strv(c->subs, c->nsubs);
-    c->subs = fresh;
-    c->nsubs = n;
-    c->sub_qos = qos;
-    if (up)
-        c->resub_pending = true;
-    pthread_mutex_unlock(&c->mu);
-    if (up)
-        outbox_wake(c->out);
-    free(admitted);
-    return WB_OK;
-}
-
 bool mqttc_is_connected(struct mqttc *c)
 {
     if (!c)
@@ -712,6 +622,7 @@ void mqttc_get_stats(struct mqttc *c, struct mqttc_stats *out)
     }
     pthread_mutex_lock(&c->mu);
     *out = c->stats;
+    out->flapping = flap_is_flapping(&c->flaps, util_mono_ms());
     pthread_mutex_unlock(&c->mu);
     out->received = atomic_load(&c->n_received);
     out->published = atomic_load(&c->n_published);
@@ -821,8 +732,8 @@ void mqttc_destroy(struct mqttc *c)
         cv_wait_until(c, util_mono_ms() + 10);
     pthread_mutex_unlock(&c->mu);
 
-    while (c->rounds) /* chunks paho dropped with the connection */
-        round_free_locked(c, c->rounds);
+    mqttc_free_rounds(c); /* chunks paho dropped with the connection */
+    flap_free(&c->flaps);
     free_strv(c->resub_gone, c->resub_ngone);
     free_strv(c->subs, c->nsubs);
     pthread_cond_destroy(&c->cv);

@@ -42,6 +42,25 @@
 
 enum conn_state { ST_IDLE, ST_BACKOFF, ST_CONNECTING, ST_CONNECTED, ST_STOPPED };
 
+/* mqttc_options.flap_*: more than 3 connection losses within 60 s. */
+#define FLAP_DEFAULT_DISCONNECTS 3u
+#define FLAP_DEFAULT_WINDOW_S 60u
+
+/* The times of the last max_losses + 1 connection losses (mqttc_diag.c). */
+struct flap_window {
+    int64_t *t; /* ring of cap = max_losses + 1 */
+    unsigned cap, max_losses;
+    uint64_t n; /* losses noted */
+    int64_t window_ms;
+};
+
+/* 0 arguments take the defaults. WB_ERR_NOMEM when out of memory. */
+wb_status flap_init(struct flap_window *f, unsigned max_losses, unsigned window_s);
+void flap_free(struct flap_window *f);
+void flap_note(struct flap_window *f, int64_t now_ms);
+/* More than max_losses losses within the window ending at now_ms. */
+bool flap_is_flapping(const struct flap_window *f, int64_t now_ms);
+
 struct mqttc {
     MQTTAsync cli;
     const struct paho_api *api; /* the library that made cli (paho_api.h) */
@@ -50,6 +69,8 @@ struct mqttc {
     char *ca_file, *cert_file, *key_file, *will_topic, *will_payload;
     int port;
     unsigned keepalive_s;
+    bool v5;              /* MQTT 5 (else 3.1.1): picks paho's *5 callbacks */
+    bool verify_hostname; /* TLS: MQTTAsync_SSLOptions.verify */
     bool tls, will_retained;
     int will_qos;
 
@@ -64,6 +85,13 @@ struct mqttc {
     bool sender_started;
     volatile bool sender_stop;  /* written before outbox_wake(), read after take */
     atomic_int sender_inflight; /* see SENDER_MAX_INFLIGHT; waits on cv */
+    /* QoS 1/2 publications in paho's hands, and how many the broker takes at
+     * once (MQTT 5 Receive Maximum, less one for a SUBSCRIBE in flight).
+     * paho blocks its whole command queue - QoS 0 behind it too - on a QoS 1
+     * publication past that limit and looks again only after up to 1 s, so
+     * the sender never hands it one more (mosquitto's default is 20). */
+    atomic_int qos_inflight;
+    atomic_int qos_limit;
     /* A subscription change made while connected, applied by the sender
      * thread (under mu): the caller (the core thread) must never call paho,
      * whose lock paho's receive thread may hold while it waits for room in
@@ -94,6 +122,13 @@ struct mqttc {
     struct sub_round *rounds;
     unsigned sub_gen;
     struct mqttc_stats stats;
+    struct flap_window flaps;
+    /* OpenSSL's errors of the current connect attempt (mqttc_ssl_error_cb). */
+    char tls_errors[768];
+    /* A connect failed with paho's generic "TCP/TLS connect failure": the
+     * reconnect thread finds the cause (mqttc_diagnose) and logs it. */
+    bool diag_pending;
+    unsigned diag_retry_s;
 };
 
 static inline void free_strv(char **v, size_t n)
@@ -101,6 +136,35 @@ static inline void free_strv(char **v, size_t n)
     for (size_t i = 0; i < n; i++)
         free(v[i]);
     free(v);
+}
+
+/* Marks a paho callback as running; paired with cb_leave(). No lock: the
+ * receive thread runs this per message, and mu is shared with the sender. */
+static inline void cb_enter(struct mqttc *c)
+{
+    atomic_fetch_add(&c->cb_active, 1);
+}
+
+/* Once mqttc_destroy() drains, the last callback leaves under mu and wakes
+ * it (so c stays alive until the unlock). Before that, a plain decrement:
+ * a drain that starts in between sees the count on its next timed check. */
+static inline void cb_leave_counting(struct mqttc *c, bool received)
+{
+    if (received)
+        atomic_fetch_add_explicit(&c->n_received, 1, memory_order_relaxed);
+    if (!atomic_load(&c->draining)) {
+        atomic_fetch_sub(&c->cb_active, 1);
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    if (atomic_fetch_sub(&c->cb_active, 1) == 1)
+        pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static inline void cb_leave(struct mqttc *c)
+{
+    cb_leave_counting(c, false);
 }
 
 /* Waits on c->cv until deadline_ms (util_mono_ms() clock); mu held. */
@@ -118,8 +182,22 @@ static inline void sleep_ms(unsigned ms)
         ;
 }
 
-/* mqttc.c: (re)subscribes the whole set in chunks; mu not held. */
+/* mqttc_sub.c: (re)subscribes the whole set in chunks; mu not held. */
 void mqttc_subscribe_all(struct mqttc *c);
+/* mqttc_sub.c: frees the rounds paho never answered (mqttc_destroy). */
+void mqttc_free_rounds(struct mqttc *c);
+
+/* mqttc_diag.c: MQTTAsync_SSLOptions.ssl_error_cb (u is the client). */
+int mqttc_ssl_error_cb(const char *str, size_t len, void *u);
+/* mqttc_diag.c: the cause of a failed TCP/TLS connect step, in words, from
+ * a TCP probe of the broker (up to 2 s; mu not held) and tls_errors. */
+void mqttc_diagnose(struct mqttc *c, const char *tls_errors, char *out, size_t outlen);
+
+/* "broker refused: Not authorized (0x87)", "connection lost (paho -9)": the
+ * words of an MQTT 5 reason code (>= 0) or of a paho error code (< 0). */
+void mqttc_reason(struct mqttc *c, int rc, const char *msg, char *out, size_t outlen);
+/* mqttc_diag.c: the words of an MQTT 3.1.1 CONNACK return code, or NULL. */
+const char *mqttc_connack_text(int code);
 
 /* mqttc_send.c: the sender thread, and its stop (joins it). */
 void *mqttc_sender_main(void *arg);

@@ -54,7 +54,15 @@ static void outbox_msg_free(struct outbox_msg *m)
     free(m);
 }
 
-size_t outbox_clear(struct outbox *o)
+/* Tells an acked publication that it never went out. */
+static void msg_dropped(struct outbox_msg *m, const char *why)
+{
+    if (m->ack)
+        m->ack(m->ack_ud, m->token, -1, why);
+    m->ack = NULL;
+}
+
+size_t outbox_clear(struct outbox *o, const char *why)
 {
     pthread_mutex_lock(&o->mu);
     struct outbox_msg *m = o->head;
@@ -65,6 +73,7 @@ size_t outbox_clear(struct outbox *o)
     pthread_mutex_unlock(&o->mu);
     while (m) {
         struct outbox_msg *next = m->next;
+        msg_dropped(m, why);
         outbox_msg_free(m);
         m = next;
     }
@@ -75,7 +84,7 @@ void outbox_destroy(struct outbox *o)
 {
     if (!o)
         return;
-    outbox_clear(o);
+    outbox_clear(o, "the MQTT client was destroyed");
     free(o->buckets);
     pthread_cond_destroy(&o->cv);
     pthread_mutex_destroy(&o->mu);
@@ -114,8 +123,9 @@ static void grow(struct outbox *o)
     o->nbuckets = n;
 }
 
-wb_status outbox_put(struct outbox *o, const char *topic, const void *payload, size_t len, int qos,
-                     bool retained)
+static wb_status put(struct outbox *o, const char *topic, const void *payload, size_t len, int qos,
+                     bool retained, void (*ack)(void *, uint64_t, int, const char *), void *ud,
+                     uint64_t token)
 {
     uint32_t h = retained ? util_hash_str(topic) : 0;
     char *p = dup_payload(payload, len);
@@ -152,6 +162,9 @@ wb_status outbox_put(struct outbox *o, const char *topic, const void *payload, s
     m->retained = retained;
     m->len = len;
     m->payload = p;
+    m->ack = ack;
+    m->ack_ud = ud;
+    m->token = token;
 
     pthread_mutex_lock(&o->mu);
     if (retained) {
@@ -182,6 +195,19 @@ wb_status outbox_put(struct outbox *o, const char *topic, const void *payload, s
     pthread_cond_signal(&o->cv);
     pthread_mutex_unlock(&o->mu);
     return WB_OK;
+}
+
+wb_status outbox_put(struct outbox *o, const char *topic, const void *payload, size_t len, int qos,
+                     bool retained)
+{
+    return put(o, topic, payload, len, qos, retained, NULL, NULL, 0);
+}
+
+wb_status outbox_put_acked(struct outbox *o, const char *topic, const void *payload, size_t len,
+                           int qos, void (*ack)(void *, uint64_t, int, const char *), void *ud,
+                           uint64_t token)
+{
+    return put(o, topic, payload, len, qos, false, ack, ud, token);
 }
 
 struct outbox_msg *outbox_take(struct outbox *o, int timeout_ms)
@@ -225,6 +251,7 @@ void outbox_done(struct outbox *o, struct outbox_msg *m)
 {
     if (!m)
         return;
+    msg_dropped(m, "not sent");
     outbox_msg_free(m);
     pthread_mutex_lock(&o->mu);
     o->taken--;

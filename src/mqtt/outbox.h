@@ -33,6 +33,11 @@ struct outbox_msg {
     int qos;
     bool retained;
     size_t len;
+    /* Set for a publication whose outcome is wanted (mqttc_publish_acked):
+     * called once, also when the outbox drops it (outbox_clear/destroy). */
+    void (*ack)(void *ud, uint64_t token, int rc, const char *why);
+    void *ack_ud;
+    uint64_t token;
     char *payload; /* owned, NUL-terminated */
     char topic[];  /* inline */
 };
@@ -47,6 +52,11 @@ void outbox_destroy(struct outbox *o);
 /* Copies topic and payload; WB_ERR_NOMEM when out of memory. Never blocks. */
 wb_status outbox_put(struct outbox *o, const char *topic, const void *payload, size_t len, int qos,
                      bool retained);
+/* outbox_put() of a non-retained publication with an outcome callback (see
+ * struct outbox_msg); the callback is not called when this fails. */
+wb_status outbox_put_acked(struct outbox *o, const char *topic, const void *payload, size_t len,
+                           int qos, void (*ack)(void *, uint64_t, int, const char *), void *ud,
+                           uint64_t token);
 /* The oldest publication, removed; waits up to timeout_ms for one. NULL when
  * none came or outbox_wake() was called. Hand it back with outbox_done(). */
 struct outbox_msg *outbox_take(struct outbox *o, int timeout_ms);
@@ -56,8 +66,9 @@ void outbox_done(struct outbox *o, struct outbox_msg *m);
 bool outbox_idle(struct outbox *o);
 /* Wakes a waiting outbox_take(). */
 void outbox_wake(struct outbox *o);
-/* Drops everything queued; returns how many were dropped. */
-size_t outbox_clear(struct outbox *o);
+/* Drops everything queued (the acked ones are told, with rc -1 and why,
+ * outside the outbox's lock); returns how many were dropped. */
+size_t outbox_clear(struct outbox *o, const char *why);
 /* Publications queued now. */
 size_t outbox_depth(struct outbox *o);
 /* Publications coalesced away since creation. */

@@ -35,6 +35,9 @@ static bool load(struct paho_api *a, const char *lib, char *err, size_t errlen)
     a->library = lib;
     if (sym(h, lib, "MQTTAsync_global_init", &a->global_init, err, errlen) &&
         sym(h, lib, "MQTTAsync_create", &a->create, err, errlen) &&
+        sym(h, lib, "MQTTAsync_createWithOptions", &a->create_with_options, err, errlen) &&
+        sym(h, lib, "MQTTAsync_setDisconnected", &a->set_disconnected, err, errlen) &&
+        sym(h, lib, "MQTTReasonCode_toString", &a->reason_text, err, errlen) &&
         sym(h, lib, "MQTTAsync_setCallbacks", &a->set_callbacks, err, errlen) &&
         sym(h, lib, "MQTTAsync_connect", &a->connect, err, errlen) &&
         sym(h, lib, "MQTTAsync_disconnect", &a->disconnect, err, errlen) &&

@@ -28,6 +28,9 @@ struct paho_api {
     const char *library; /* the file name it was loaded from */
     __typeof__(MQTTAsync_global_init) *global_init;
     __typeof__(MQTTAsync_create) *create;
+    __typeof__(MQTTAsync_createWithOptions) *create_with_options; /* MQTT 5 */
+    __typeof__(MQTTAsync_setDisconnected) *set_disconnected;      /* server DISCONNECT (5) */
+    __typeof__(MQTTReasonCode_toString) *reason_text;             /* MQTT 5 reason codes */
     __typeof__(MQTTAsync_setCallbacks) *set_callbacks;
     __typeof__(MQTTAsync_connect) *connect;
     __typeof__(MQTTAsync_disconnect) *disconnect;

@@ -232,18 +232,29 @@ static void test_defaults(void **state)
 static void test_values_and_tls(void **state)
 {
     (void)state;
-    const char *text = "mqtt: {port: 8883, tls: {ca_file: /etc/ca.pem}, username: u}\n"
-                       "persistence: {commit_interval_ms: 0, history: {enabled: false}}\n"
-                       "http: {listen: \"\"}\n"
-                       "log: {level: debug}\n"
-                       "bridge: {mirror_min_interval_ms: 0}\n";
+    char ca[] = "/tmp/wbmb-ca-XXXXXX";
+    int fd = mkstemp(ca);
+    assert_true(fd >= 0);
+    close(fd);
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "mqtt: {port: 8883, tls: {ca_file: %s}, username: u}\n"
+             "persistence: {commit_interval_ms: 0, history: {enabled: false}}\n"
+             "http: {listen: \"\"}\n"
+             "log: {level: debug}\n"
+             "bridge: {mirror_min_interval_ms: 0}\n",
+             ca);
     struct config *cfg = NULL;
     struct cfg_errors errs = {0};
     assert_int_equal(parse_text(text, &cfg, &errs), WB_OK);
     assert_int_equal(cfg->mirror_min_interval_ms, 0);
     assert_int_equal(cfg->mqtt.port, 8883);
     assert_true(cfg->mqtt.tls);
-    assert_string_equal(cfg->mqtt.ca_file, "/etc/ca.pem");
+    assert_true(cfg->mqtt.tls_verify_hostname); /* on unless turned off */
+    assert_int_equal(cfg->mqtt.protocol, CFG_MQTT_5);
+    assert_int_equal(cfg->mqtt.flap_disconnects, 3);
+    assert_int_equal(cfg->mqtt.flap_window_s, 60);
+    assert_string_equal(cfg->mqtt.ca_file, ca);
     assert_null(cfg->mqtt.cert_file);
     assert_string_equal(cfg->mqtt.username, "u");
     assert_int_equal(cfg->persistence.commit_interval_ms, 0);
@@ -251,6 +262,50 @@ static void test_values_and_tls(void **state)
     assert_string_equal(cfg->http.listen, "");
     assert_int_equal(cfg->log_level, LOG_LVL_DEBUG);
     cfg_free(cfg);
+
+    snprintf(text, sizeof(text),
+             "mqtt:\n  protocol: 3.1.1\n  flap_disconnects: 5\n  flap_window_s: 10\n"
+             "  tls: {ca_file: %s, verify_hostname: false}\n",
+             ca);
+    assert_int_equal(parse_text(text, &cfg, &errs), WB_OK);
+    assert_int_equal(cfg->mqtt.protocol, CFG_MQTT_311);
+    assert_int_equal(cfg->mqtt.flap_disconnects, 5);
+    assert_int_equal(cfg->mqtt.flap_window_s, 10);
+    assert_false(cfg->mqtt.tls_verify_hostname);
+    cfg_free(cfg);
+    unlink(ca);
+}
+
+/* Issue 14: a TLS file that is missing or unreadable is a config error at
+ * its key (it passed --check-config and then made the bridge retry for
+ * ever); so is an unknown protocol. */
+static void test_tls_files_checked(void **state)
+{
+    (void)state;
+    const char *text = "mqtt:\n"
+                       "  protocol: 4\n"
+                       "  tls:\n"
+                       "    ca_file: /nonexistent/ca.pem\n"
+                       "    cert_file: /nonexistent/c.pem\n"
+                       "    key_file: /nonexistent/k.pem\n";
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(parse_text(text, &cfg, &errs), WB_ERR_CONFIG);
+    assert_null(cfg);
+    dump(&errs);
+    assert_true(has_error(&errs, "2:13: protocol must be one of 5|3.1.1, got '4'"));
+    assert_true(has_error(
+        &errs, "4:14: cannot read tls.ca_file '/nonexistent/ca.pem': No such file or directory"));
+    assert_true(has_error(
+        &errs, "5:16: cannot read tls.cert_file '/nonexistent/c.pem': No such file or directory"));
+    assert_true(has_error(
+        &errs, "6:15: cannot read tls.key_file '/nonexistent/k.pem': No such file or directory"));
+    cfg_errors_free(&errs);
+
+    const char *dir = "mqtt: {tls: {ca_file: /tmp}}\n";
+    assert_int_equal(parse_text(dir, &cfg, &errs), WB_ERR_CONFIG);
+    assert_true(has_error(&errs, "1:23: tls.ca_file '/tmp' is not a regular file"));
+    cfg_errors_free(&errs);
 }
 
 /* ---- broken fixtures ----------------------------------------------------- */
@@ -1077,31 +1132,19 @@ static void test_load_equals_parse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_own_mirror_topic),
-        cmocka_unit_test(test_example),
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_values_and_tls),
-        cmocka_unit_test(test_syntax_error),
-        cmocka_unit_test(test_unknown_keys),
-        cmocka_unit_test(test_wrong_types),
-        cmocka_unit_test(test_out_of_range),
-        cmocka_unit_test(test_duplicate_device),
-        cmocka_unit_test(test_bad_refs),
-        cmocka_unit_test(test_bad_when_in_file),
-        cmocka_unit_test(test_bad_templates),
-        cmocka_unit_test(test_wrong_shapes),
-        cmocka_unit_test(test_truncated_inputs),
-        cmocka_unit_test(test_secrets),
-        cmocka_unit_test(test_missing_file),
-        cmocka_unit_test(test_condition_good),
-        cmocka_unit_test(test_condition_bad),
-        cmocka_unit_test(test_all_fixtures_no_leaks),
-        cmocka_unit_test(test_many_devices),
-        cmocka_unit_test(test_many_devices_errors),
-        cmocka_unit_test(test_devices_shapes),
-        cmocka_unit_test(test_syntax_error_in_device),
-        cmocka_unit_test(test_file_limits),
-        cmocka_unit_test(test_load_equals_parse),
+        cmocka_unit_test(test_own_mirror_topic),  cmocka_unit_test(test_example),
+        cmocka_unit_test(test_defaults),          cmocka_unit_test(test_values_and_tls),
+        cmocka_unit_test(test_tls_files_checked), cmocka_unit_test(test_syntax_error),
+        cmocka_unit_test(test_unknown_keys),      cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_out_of_range),      cmocka_unit_test(test_duplicate_device),
+        cmocka_unit_test(test_bad_refs),          cmocka_unit_test(test_bad_when_in_file),
+        cmocka_unit_test(test_bad_templates),     cmocka_unit_test(test_wrong_shapes),
+        cmocka_unit_test(test_truncated_inputs),  cmocka_unit_test(test_secrets),
+        cmocka_unit_test(test_missing_file),      cmocka_unit_test(test_condition_good),
+        cmocka_unit_test(test_condition_bad),     cmocka_unit_test(test_all_fixtures_no_leaks),
+        cmocka_unit_test(test_many_devices),      cmocka_unit_test(test_many_devices_errors),
+        cmocka_unit_test(test_devices_shapes),    cmocka_unit_test(test_syntax_error_in_device),
+        cmocka_unit_test(test_file_limits),       cmocka_unit_test(test_load_equals_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -78,6 +78,60 @@ static wb_status record(void *ud, const char *topic, const char *payload, size_t
     return WB_OK;
 }
 
+/* dispatch_ctx.publish_acked: records the command and its token; the test
+ * answers with dispatch_on_ack() as the broker would. */
+static uint64_t g_tokens[8];
+static int g_ntokens;
+
+static wb_status record_acked(void *ud, const char *topic, const char *payload, size_t len,
+                              uint64_t token)
+{
+    struct fixture *f = ud;
+    if (f->broker_down)
+        return WB_ERR_MQTT;
+    size_t n = strlen(f->log);
+    snprintf(f->log + n, sizeof(f->log) - n, "%s=%.*s;", topic, (int)len, payload);
+    if (g_ntokens < 8)
+        g_tokens[g_ntokens++] = token;
+    return WB_OK;
+}
+
+static struct dispatch_result g_done;
+static int g_done_calls;
+
+static void command_done(void *ud, const struct dispatch_result *r)
+{
+    (void)ud;
+    g_done = *r;
+    g_done_calls++;
+}
+
+static void acked_mode(struct fixture *f)
+{
+    f->d.publish_acked = record_acked;
+    f->d.publish_acked_ud = f;
+    g_ntokens = 0;
+    g_done_calls = 0;
+}
+
+static const char *command_row(struct fixture *f, const char *id, const char *col)
+{
+    static char buf[300];
+    json_object *rows = NULL;
+    struct store_command_filter flt = {0};
+    buf[0] = '\0';
+    assert_int_equal(store_command_query(f->store, &flt, 100, &rows), WB_OK);
+    for (size_t i = 0; i < json_object_array_length(rows); i++) {
+        json_object *r = json_object_array_get_idx(rows, i);
+        if (strcmp(json_object_get_string(json_object_object_get(r, "command_id")), id) == 0) {
+            json_object *v = json_object_object_get(r, col);
+            snprintf(buf, sizeof(buf), "%s", v ? json_object_get_string(v) : "(null)");
+        }
+    }
+    json_object_put(rows);
+    return buf;
+}
+
 static void done(void *ud, json_object *result)
 {
     struct fixture *f = ud;
@@ -106,7 +160,11 @@ static int setup(void **state)
     f->pub.fn = record;
     f->pub.ud = f;
     f->dm = devmgr_create(f->cfg, f->store, &f->pub, NULL, NULL, NULL, 0);
-    f->d = (struct dispatch_ctx){f->cfg, f->dm, f->store, &f->pub, json_object_new_object()};
+    f->d = (struct dispatch_ctx){.cfg = f->cfg,
+                                 .devmgr = f->dm,
+                                 .store = f->store,
+                                 .pub = &f->pub,
+                                 .errors_set = json_object_new_object()};
     start(f);
     *state = f;
     return 0;
@@ -127,6 +185,7 @@ static int teardown(void **state)
     json_object_put(g_state);
     g_state = NULL;
     struct fixture *f = *state;
+    dispatch_abort(&f->d, "teardown"); /* what still waits for a PUBACK */
     scenmgr_destroy(f->sm);
     json_object_put(f->d.errors_set);
     devmgr_destroy(f->dm);
@@ -247,6 +306,125 @@ static void test_failed_steps(void **state)
     assert_non_null(strstr(last_field(f, "error"), "2 step(s) failed"));
 }
 
+/* Issue 14, defect 6: a command is "sent" only on its PUBACK; a refusal
+ * (reason code >= 0x80) makes it "failed" with the reason in
+ * command_logs.error and its optimistic set is not applied. */
+static void test_pending_commands(void **state)
+{
+    struct fixture *f = *state;
+    acked_mode(f);
+    struct dispatch_result r;
+    assert_int_equal(dispatch_action_cb(&f->d, "tv", "on", NULL, "http", command_done, NULL, &r),
+                     WB_OK);
+    assert_true(r.pending);
+    assert_int_equal(g_ntokens, 1);
+    assert_string_equal(f->log, "cmd/tv=1;");
+    assert_null(json_object_object_get(state_of(f->dm, "tv"), "power")); /* not yet */
+    assert_string_equal(command_row(f, r.command_id, "status"), "");     /* no row yet */
+    assert_int_equal(g_done_calls, 0);
+
+    dispatch_on_ack(&f->d, g_tokens[0], 0x87, "broker refused: Not authorized (0x87)");
+    assert_int_equal(g_done_calls, 1);
+    assert_string_equal(g_done.status, "failed");
+    assert_true(g_done.refused);
+    assert_int_equal(g_done.st, WB_ERR_MQTT);
+    assert_non_null(strstr(g_done.error, "Not authorized (0x87)"));
+    assert_null(json_object_object_get(state_of(f->dm, "tv"), "power")); /* never applied */
+    assert_string_equal(command_row(f, r.command_id, "status"), "failed");
+    assert_non_null(strstr(command_row(f, r.command_id, "error"), "Not authorized (0x87)"));
+    /* A second answer for the same token changes nothing. */
+    dispatch_on_ack(&f->d, g_tokens[0], 0, "");
+    assert_int_equal(g_done_calls, 1);
+
+    /* Acknowledged: sent, and the set is applied then. */
+    assert_int_equal(dispatch_action_cb(&f->d, "tv", "on", NULL, "http", command_done, NULL, &r),
+                     WB_OK);
+    assert_true(r.pending);
+    dispatch_on_ack(&f->d, g_tokens[1], 0, "");
+    assert_string_equal(g_done.status, "sent");
+    assert_int_equal(g_done.st, WB_OK);
+    assert_true(json_object_get_boolean(json_object_object_get(state_of(f->dm, "tv"), "power")));
+    assert_string_equal(command_row(f, r.command_id, "status"), "sent");
+
+    /* No PUBACK within DISPATCH_ACK_TIMEOUT_MS: failed, not refused. */
+    assert_int_equal(dispatch_action_cb(&f->d, "tv", "off", NULL, "mqtt", NULL, NULL, &r), WB_OK);
+    assert_true(r.pending);
+    int64_t next = dispatch_tick(&f->d, util_mono_ms());
+    assert_true(next != INT64_MAX && next <= util_mono_ms() + DISPATCH_ACK_TIMEOUT_MS);
+    assert_int_equal(dispatch_tick(&f->d, next), INT64_MAX);
+    assert_string_equal(command_row(f, r.command_id, "status"), "failed");
+    assert_non_null(strstr(command_row(f, r.command_id, "error"), "no PUBACK"));
+    assert_true(json_object_get_boolean(json_object_object_get(state_of(f->dm, "tv"), "power")));
+    dispatch_on_ack(&f->d, g_tokens[2], 0, ""); /* late: only logged */
+
+    /* The broker away: failed at once, done not called. */
+    f->broker_down = true;
+    g_done_calls = 0;
+    assert_int_equal(dispatch_action_cb(&f->d, "tv", "off", NULL, "http", command_done, NULL, &r),
+                     WB_ERR_MQTT);
+    assert_false(r.pending);
+    assert_string_equal(r.status, "failed");
+    assert_int_equal(g_done_calls, 0);
+    f->broker_down = false;
+
+    /* Shutdown: what waits fails, and so does what comes after. */
+    assert_int_equal(dispatch_action_cb(&f->d, "amp", "on", NULL, "http", command_done, NULL, &r),
+                     WB_OK);
+    dispatch_abort(&f->d, "the bridge is stopping");
+    assert_int_equal(g_done_calls, 1);
+    assert_string_equal(g_done.status, "failed");
+    assert_non_null(strstr(g_done.error, "stopping"));
+    assert_int_equal(dispatch_action_cb(&f->d, "amp", "on", NULL, "http", command_done, NULL, &r),
+                     WB_ERR_MQTT);
+    assert_false(r.pending);
+}
+
+/* A scenario step waits for its PUBACK: the next step's `when` sees its
+ * set, and a refused step is a failed step. */
+static void test_scenario_waits_for_pubacks(void **state)
+{
+    struct fixture *f = *state;
+    acked_mode(f);
+    assert_int_equal(scenmgr_switch(f->sm, "b", done, f), WB_OK);
+    assert_string_equal(f->log, "cmd/amp=1;"); /* only the first step */
+    scenmgr_tick(f->sm, util_mono_ms() + 10000);
+    assert_string_equal(f->log, "cmd/amp=1;"); /* still waiting: no timer moves it */
+    dispatch_on_ack(&f->d, g_tokens[0], 0x87, "broker refused: Not authorized (0x87)");
+    assert_string_equal(f->log, "cmd/amp=1;cmd/amp/vol=5;");
+    assert_true(scenmgr_busy(f->sm));
+    dispatch_on_ack(&f->d, g_tokens[1], 0, "");
+    assert_false(scenmgr_busy(f->sm));
+    assert_int_equal(f->done_calls, 1);
+    assert_false(f->last_success);
+    json_object *fs = json_object_object_get(scenmgr_state(f->sm), "failed_steps");
+    assert_int_equal(json_object_array_length(fs), 1);
+    assert_non_null(strstr(
+        json_object_get_string(json_object_object_get(json_object_array_get_idx(fs, 0), "error")),
+        "Not authorized"));
+    /* amp/on was refused: its set never applied, vol's was. */
+    assert_null(json_object_object_get(state_of(f->dm, "amp"), "power"));
+    assert_int_equal(json_object_get_int(json_object_object_get(state_of(f->dm, "amp"), "vol")), 5);
+
+    /* Scenario a: tv/on acknowledged, then amp/on's 50 ms delay starts only
+     * after its PUBACK. */
+    f->log[0] = '\0';
+    g_ntokens = 0;
+    assert_int_equal(scenmgr_switch(f->sm, "a", done, f), WB_OK);
+    assert_string_equal(f->log, "cmd/tv=1;"); /* amp is shared with b: not shut down */
+    dispatch_on_ack(&f->d, g_tokens[0], 0, "");
+    assert_string_equal(f->log, "cmd/tv=1;cmd/amp=1;");
+    int64_t acked = util_mono_ms();
+    dispatch_on_ack(&f->d, g_tokens[1], 0, "");
+    int64_t deadline = util_mono_ms() + 5000;
+    while (!strstr(f->log, "vol") && util_mono_ms() < deadline)
+        scenmgr_tick(f->sm, util_mono_ms());
+    assert_true(util_mono_ms() - acked >= 40); /* the delay counts from the PUBACK */
+    assert_string_equal(f->log, "cmd/tv=1;cmd/amp=1;cmd/amp/vol=3;");
+    dispatch_on_ack(&f->d, g_tokens[2], 0, "");
+    assert_false(scenmgr_busy(f->sm));
+    assert_true(f->last_success);
+}
+
 static void test_restore_interrupted(void **state)
 {
     struct fixture *f = *state;
@@ -270,6 +448,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_switch_with_delay_and_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_interrupted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending_commands, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scenario_waits_for_pubacks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
