@@ -315,6 +315,10 @@ wb_status mqttc_publish_acked(struct mqttc *c, const char *topic, const void *pa
     if (!c || !topic || !topic[0] || (qos != 1 && qos != 2) || len > INT_MAX || (len && !payload) ||
         !ack)
         return WB_ERR_INVALID;
+    if (tgate_admit(topic, TGATE_NAME) != TGATE_OK) { /* the gate, as in mqttc_publish() */
+        atomic_fetch_add(&c->n_publish_failures, 1);
+        return WB_ERR_INVALID;
+    }
     pthread_mutex_lock(&c->mu);
     bool up = c->st == ST_CONNECTED && !c->stopping;
     pthread_mutex_unlock(&c->mu);
