@@ -234,9 +234,13 @@ static void step_done(void *ud, const struct dispatch_result *res)
  * is done. */
 static void run(struct scenmgr *s, int64_t now)
 {
-    while (s->running && s->idx < s->n_plan) {
+    while (s->running) {
+        /* Also after the last step: the plan is done only once its PUBACK
+         * (or its delay) is over. */
         if (s->waiting || now < s->next_at)
             return;
+        if (s->idx >= s->n_plan)
+            break;
         const struct plan_step *ps = &s->plan[s->idx++];
         const struct cfg_step *st = ps->step;
         bool holds = true;

@@ -392,6 +392,9 @@ static void test_scenario_waits_for_pubacks(void **state)
     dispatch_on_ack(&f->d, g_tokens[0], 0x87, "broker refused: Not authorized (0x87)");
     assert_string_equal(f->log, "cmd/amp=1;cmd/amp/vol=5;");
     assert_true(scenmgr_busy(f->sm));
+    /* The last step too: a tick before its PUBACK does not end the plan. */
+    scenmgr_tick(f->sm, util_mono_ms() + 10000);
+    assert_true(scenmgr_busy(f->sm));
     dispatch_on_ack(&f->d, g_tokens[1], 0, "");
     assert_false(scenmgr_busy(f->sm));
     assert_int_equal(f->done_calls, 1);
