@@ -29,6 +29,7 @@
 # E2E_BIG_K, E2E_PAIRS, E2E_MIRROR_MS (bridge.mirror_min_interval_ms of every phase but
 # latency, which uses 0; unset = the daemon's default), E2E_SYNC_MS
 # (persistence.sync_interval_ms of every phase; unset = the default),
+# E2E_PROTOCOL (mqtt.protocol of every phase, "5" or "3.1.1"; unset = the default),
 # E2E_KEEP=1 keeps the work folder; E2E_ONLY="io big" runs only
 # those phases (no table, no results.json); E2E_IO_SQL (experiments
 # only) runs one SQL statement on the io database before its load.
@@ -86,15 +87,16 @@ CONF
 gen_config() {
     local file=$1 prefix=$2 k=$3 db=$4 mirror=${5:-${E2E_MIRROR_MS:-}}
     python3 - "$file" "$prefix" "$k" "$db" "$E2E_PORT" "$mirror" "${E2E_SYNC_MS:-}" <<'PY'
-import sys
+import os, sys
 f, prefix, k, db, port = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 mirror = f"\n  mirror_min_interval_ms: {int(sys.argv[6])}" if sys.argv[6] else ""
 sync = f"\n  sync_interval_ms: {int(sys.argv[7])}" if sys.argv[7] else ""
+proto = f"\n  protocol: \"{os.environ['E2E_PROTOCOL']}\"" if os.environ.get("E2E_PROTOCOL") else ""
 out = [f"""mqtt:
   host: 127.0.0.1
   port: {port}
   client_id: wbmb-bench-{prefix}
-  keepalive_s: 30
+  keepalive_s: 30{proto}
 persistence:
   db_path: {db}
   commit_interval_ms: 100{sync}
