@@ -286,3 +286,15 @@ scenarios:
     shutdown: []
 YAML
 }
+
+# A test PKI in folder $P (set by the caller), made with openssl.
+# mkca NAME CN: a self-signed CA. mkcert NAME CN CA [SAN] [DAYS]: a
+# certificate signed by CA, with the subjectAltName SAN (none when empty),
+# valid for DAYS (default 2; -1 makes an expired one).
+mkca() { openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$2" -keyout "$P/$1.key" -out "$P/$1.crt" 2>/dev/null; }
+mkcert() {
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$P/$1.key" -out "$P/$1.csr" 2>/dev/null
+    if [ -n "${4:-}" ]; then printf 'subjectAltName=%s\n' "$4" >"$P/$1.ext"; else : >"$P/$1.ext"; fi
+    openssl x509 -req -in "$P/$1.csr" -CA "$P/$3.crt" -CAkey "$P/$3.key" -CAcreateserial -days "${5:-2}" \
+        -extfile "$P/$1.ext" -out "$P/$1.crt" 2>/dev/null
+}

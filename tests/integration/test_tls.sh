@@ -13,13 +13,6 @@ source "$(dirname "$0")/lib.sh"
 
 P="$T_DIR/pki"
 mkdir -p "$P"
-mkca() { openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$2" -keyout "$P/$1.key" -out "$P/$1.crt" 2>/dev/null; }
-mkcert() { # NAME CN CA SAN [DAYS]
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$P/$1.key" -out "$P/$1.csr" 2>/dev/null
-    printf 'subjectAltName=%s\n' "$4" >"$P/$1.ext"
-    openssl x509 -req -in "$P/$1.csr" -CA "$P/$3.crt" -CAkey "$P/$3.key" -CAcreateserial -days "${5:-2}" \
-        -extfile "$P/$1.ext" -out "$P/$1.crt" 2>/dev/null
-}
 mkca ca "wbmb test CA"
 mkca otherca "wbmb other CA"
 mkcert good 127.0.0.1 ca "IP:127.0.0.1,DNS:localhost"
