@@ -36,8 +36,3 @@ bool owner_is_me(void)
     return !atomic_load_explicit(&armed, memory_order_relaxed) ||
            atomic_load_explicit(&holder, memory_order_relaxed) == (uintptr_t)&me;
 }
-
-#include "wbmb/lockstat.h"
-#ifndef NDEBUG
-_Thread_local uint64_t lockstat_count;
-#endif
