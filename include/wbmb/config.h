@@ -205,6 +205,8 @@ void cfg_condition_free(struct cfg_condition *c);
 
 /* Lookups; NULL when absent. */
 const struct cfg_device *cfg_find_device(const struct config *cfg, const char *id);
+/* TEMP(i16-merge) */
+long cfg_device_index(const struct config *cfg, const char *id);
 const struct cfg_action *cfg_find_action(const struct cfg_device *dev, const char *name);
 const struct cfg_scenario *cfg_find_scenario(const struct config *cfg, const char *id);
 

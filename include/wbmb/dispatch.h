@@ -1,8 +1,8 @@
 /*
  * dispatch.h - the one way an action request becomes an MQTT command.
  *
- * MQTT /on topics, HTTP POSTs and scenario steps all call dispatch_action()
- * on the core thread. It validates the params, renders the payload, publishes
+ * MQTT commands (a sink's input: a Wiren Board /on topic), HTTP POSTs and
+ * scenario steps all call dispatch_action() on the core. It validates the params, renders the payload, publishes
  * it (QoS 1, never retained), applies the action's optimistic `set` as a
  * transition, and writes one command_logs row whatever happens:
  *   sent     - the broker acknowledged it (PUBACK), and the set was applied
@@ -11,9 +11,9 @@
  *              or refused by the broker (MQTT 5 PUBACK reason code >= 0x80,
  *              e.g. an ACL: "Not authorized (0x87)"); the set is not applied
  *   rejected - unknown device/action or invalid params: nothing published
- * For mirrored devices an invalid or refused request also sets the Wiren
- * Board /devices/<id>/controls/<action>/meta/error to "w"; the next success
- * clears it.
+ * Each outcome is one EV_COMMAND event to the sinks (sink.h): its
+ * command_logs row, and for mirrored devices the Wiren Board meta/error
+ * "w" of an invalid or refused request (cleared by the next success).
  *
  * With a publisher that reports outcomes (dispatch_ctx.publish_acked) a
  * command is pending from the publication until dispatch_on_ack(): the row,
@@ -31,8 +31,7 @@
 
 #include "wbmb/config.h"
 #include "wbmb/devmgr.h"
-#include "wbmb/mirror.h"
-#include "wbmb/state_store.h"
+#include "wbmb/sink.h"
 #include "wbmb/status.h"
 
 /* How long a command waits for its PUBACK before it is failed. */
@@ -43,13 +42,15 @@ struct dispatch_pending;
 struct dispatch_ctx {
     const struct config *cfg;
     struct devmgr *devmgr;
-    struct state_store *store;
-    const struct mirror_publisher *pub;
-    json_object *errors_set; /* "device/action" keys whose meta/error is "w"; owned */
+    const struct sinks *sinks; /* the outcomes go there (EV_COMMAND) */
+    /* Publishes a command that counts as sent at once (QoS 1, never
+     * retained); used when publish_acked is NULL. */
+    wb_status (*publish)(void *ud, const char *topic, const char *payload, size_t len);
+    void *publish_ud;
     /* Optional: publishes a command whose outcome the broker reports (QoS 1,
      * never retained). WB_OK when on its way: the owner then reports the
      * outcome with dispatch_on_ack(token, ...), later, never inside this
-     * call. NULL: commands go through pub and count as sent at once. */
+     * call. NULL: commands go through publish and count as sent at once. */
     wb_status (*publish_acked)(void *ud, const char *topic, const char *payload, size_t len,
                                uint64_t token);
     void *publish_acked_ud;
@@ -87,7 +88,7 @@ wb_status dispatch_action_cb(struct dispatch_ctx *d, const char *device_id, cons
                              json_object *params, const char *source, dispatch_done_fn done,
                              void *done_ud, struct dispatch_result *out);
 
-/* The broker's answer for token (core thread, the core's lock held): rc 0
+/* The broker's answer for token (on the core): rc 0
  * acknowledged, else failed with why. An unknown token (timed out or
  * aborted before) is logged and ignored. */
 void dispatch_on_ack(struct dispatch_ctx *d, uint64_t token, int rc, const char *why);

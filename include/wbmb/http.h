@@ -85,6 +85,8 @@ void http_stop(struct http_server *h);
 void http_broadcast(struct http_server *h, const char *event, json_object *data);
 
 void http_get_stats(struct http_server *h, struct http_stats *out);
+/* TEMP(i16-merge) */
+size_t http_sse_clients(struct http_server *h);
 
 /* The TCP port actually bound (useful with "host:0", which picks a free
  * port); 0 when unknown. Added by the HTTP module for its tests. */

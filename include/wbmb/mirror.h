@@ -1,21 +1,25 @@
 /*
- * mirror.h - Wiren Board conventions for publishing a device (CONTRACT §5).
+ * mirror.h - the Wiren Board mirror (src/mirror/): every device as Wiren
+ * Board's conventions publish it (CONTRACT §5), as one sink (sink.h). This
+ * module is the only place that builds or parses a /devices/... topic.
  *
  *   /devices/<id>/meta                     {"driver":"wb-mqtt-bridge","title":{"en":NAME}}
  *   /devices/<id>/meta/error               "offline" while the bridge is down, "" otherwise
  *   /devices/<id>/controls/<c>             the value: booleans 1/0, numbers, text
  *   /devices/<id>/controls/<c>/meta
  * {"type":"switch|value|text|pushbutton","readonly":true,"order":N,...}
- *   /devices/<id>/controls/<c>/meta/error  "r" while the value is null, "" otherwise
+ *   /devices/<id>/controls/<c>/meta/error  "r" while the value is null, "w" after a
+ *                                          write that failed, "" otherwise
+ *   /devices/<id>/controls/<action>/on     input: runs the action (a pushbutton)
  *
  * A value goes out byte-exact with its length (a string with a NUL
  * included). A JSON null is never a value payload (an empty retained
- * payload would delete the control's value on the broker): the device
- * manager publishes the control's meta/error "r" instead.
+ * payload would delete the control's value on the broker): the control's
+ * meta/error says "r" instead.
  *
  * Everything here is retained except pushes through mirror_publish_raw()
- * with retained = false. The publisher is a function pointer so the device
- * manager can be tested without a broker.
+ * with retained = false. The publisher is a function pointer so the mirror
+ * can be tested without a broker.
  */
 #ifndef WBMB_MIRROR_H
 #define WBMB_MIRROR_H
@@ -24,6 +28,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "wbmb/config.h"
+#include "wbmb/sink.h"
 #include "wbmb/status.h"
 
 #define MIRROR_TOPIC_MAX 512
@@ -40,17 +46,14 @@ struct mirror_publisher {
     size_t (*backlog)(void *ud);
 };
 
-/* Publications that may wait in the sender's queue before the device
- * manager holds mirrored values back (their latest values go out later). */
+/* Publications that may wait in the sender's queue before the mirror holds
+ * values back (their latest values go out later). */
 #define MIRROR_BACKLOG_MAX 1024
 
 /* Formats a state value the Wiren Board way into buf (booleans 1/0, numbers
  * as text, strings verbatim, objects/arrays as JSON). Returns the length, or
  * the length it would need when cap is too small (like snprintf). */
 size_t mirror_format_value(json_object *v, char *buf, size_t cap);
-
-/* The control type for a value: "switch", "value" or "text". */
-const char *mirror_control_type(json_object *v);
 
 /* true when name can be a control name: at most MIRROR_FIELD_MAX bytes and
  * one topic level by the gate's rules (topic_gate.h: non-empty, no / + #,
@@ -72,5 +75,14 @@ wb_status mirror_control_error(const struct mirror_publisher *p, const char *dev
                                const char *control, const char *error);
 wb_status mirror_control_value(const struct mirror_publisher *p, const char *device_id,
                                const char *control, json_object *value);
+
+/* The mirror sink for cfg (borrowed until the next EV_DEVICES_DONE brings
+ * the next one) publishing through pub (copied). NULL when out of memory.
+ * Freed through its ops (sinks_destroy). */
+struct sink *mirror_sink_create(const struct config *cfg, const struct mirror_publisher *pub);
+
+/* The bridge's own error topic, its Last Will: /devices/<bridge_id>/meta/error.
+ * false when it does not fit in cap. */
+bool mirror_will_topic(char *buf, size_t cap, const char *bridge_id);
 
 #endif

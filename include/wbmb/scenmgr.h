@@ -1,8 +1,9 @@
 /*
- * scenmgr.h - the scenario manager: switches between scenarios and keeps
- * "scenario:last" in the store through every step.
+ * scenmgr.h - the scenario manager: switches between scenarios and tells
+ * the sinks "scenario:last" through every step (EV_SCENARIO; the store sink
+ * keeps it).
  *
- * Owned by the core thread. A switch runs its steps through dispatch_action()
+ * Owned by the core (OWNER_ASSERT at every entry point). A switch runs its steps through dispatch_action()
  * (source "scenario"); delay_after_ms is a timer checked by scenmgr_tick(),
  * never a sleep, so messages keep being applied during a switch.
  */
@@ -15,7 +16,7 @@
 
 #include "wbmb/config.h"
 #include "wbmb/dispatch.h"
-#include "wbmb/state_store.h"
+#include "wbmb/sink.h"
 #include "wbmb/status.h"
 
 struct scenmgr;
@@ -25,22 +26,18 @@ struct scenmgr;
  * borrowed for the call. */
 typedef void (*scenmgr_done_cb)(void *ud, json_object *result);
 
-struct scenmgr_hooks {
-    /* scenario:last changed (borrowed). */
-    void (*on_change)(void *ud, json_object *scenario_last);
-    void *ud;
-};
-
-/* cfg, dispatch and store are borrowed. NULL on allocation failure. */
+/* cfg, dispatch and sinks are borrowed (sinks may be NULL). NULL on
+ * allocation failure. */
 struct scenmgr *scenmgr_create(const struct config *cfg, struct dispatch_ctx *dispatch,
-                               struct state_store *store, const struct scenmgr_hooks *hooks);
+                               const struct sinks *sinks);
 /* scenmgr_destroy(NULL) is a no-op. A switch still running is ended: its
  * callback gets {"success": false, "error": "shutting down"}. */
 void scenmgr_destroy(struct scenmgr *s);
 
-/* Loads scenario:last without sending any command; a switch that was
- * interrupted by the process dying is recorded as failed. */
-void scenmgr_restore(struct scenmgr *s);
+/* Takes scenario:last as read from the store (owned; NULL or not an
+ * object: none) without sending any command, and tells the sinks; a switch
+ * that was interrupted by the process dying is recorded as failed. */
+void scenmgr_restore(struct scenmgr *s, json_object *stored);
 
 /* SIGHUP: point at a new config (scenario:last is kept). Refused with
  * WB_ERR_BUSY while a switch runs. */

@@ -46,6 +46,7 @@ struct sink_device {
     const struct cfg_device *cfg;
     uint32_t index; /* the device manager's index, until the next EV_DEVICES_DONE */
     bool online;
+    int64_t connected_ms;      /* wall clock of the last online edge; 0 = never */
     const struct dev_field *f; /* the whole state, in insertion order */
     size_t n_f;
 };
@@ -90,6 +91,7 @@ enum ev_verdict {
 
 struct ev_command {
     const char *command_id; /* NULL: no command_logs row (the scenario control) */
+    const struct cfg_device *dev; /* NULL for an unknown device and the bridge */
     const char *device_id;
     const char *action;
     const char *params; /* JSON text, NULL when none */
@@ -107,7 +109,12 @@ struct event {
     union {
         struct {
             const struct cfg_device *old_cfg;
-        } changed; /* EV_DEVICE_CHANGED */
+            uint32_t old_index; /* its index before the reload */
+        } changed;              /* EV_DEVICE_CHANGED */
+        struct {
+            const struct config *cfg; /* the config in force from now on */
+            bool reload;              /* false at start-up */
+        } done;                       /* EV_DEVICES_DONE */
         struct {
             const struct ev_change *c;
             size_t n;
@@ -121,6 +128,7 @@ struct event {
         struct {
             json_object *last;  /* the scenario:last object */
             const char *active; /* the active scenario id, or "none" */
+            bool stored;        /* read from the store at start-up: nothing to write */
         } scenario;             /* EV_SCENARIO */
         struct ev_command command;
     } u;

@@ -1,6 +1,6 @@
 /*
- * api.c - the core's side of the HTTP API (struct http_backend, http.h) and
- * the live events for SSE clients.
+ * api.c - the core's side of the HTTP API (struct http_backend, http.h).
+ * (The live events for SSE clients are a sink: http_sink.c.)
  *
  * HTTP threads never touch device state: each read is a core call that
  * deep-copies what it needs on the core thread (a consistent snapshot), and
@@ -34,38 +34,6 @@ json_object *api_error(const char *fmt, ...)
     return o;
 }
 
-int core_call_run(struct app *a, struct core_call *c)
-{
-    struct core_call *ptr = c;
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
-    c->done = false;
-    c->body = NULL;
-    c->text = NULL;
-    if (queue_push(a->queue, QUEUE_CALL, "", &ptr, sizeof(ptr), false) != WB_OK) {
-        c->status = 503;
-        c->body = api_error("the bridge is shutting down");
-    } else {
-        pthread_mutex_lock(&c->mu);
-        while (!c->done)
-            pthread_cond_wait(&c->cv, &c->mu);
-        pthread_mutex_unlock(&c->mu);
-    }
-    pthread_cond_destroy(&c->cv);
-    pthread_mutex_destroy(&c->mu);
-    return c->status;
-}
-
-void core_call_done(struct core_call *c, int status, json_object *body)
-{
-    pthread_mutex_lock(&c->mu);
-    c->status = status;
-    c->body = body;
-    c->done = true;
-    pthread_cond_signal(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-}
-
 /* ---- snapshots (core thread) ------------------------------------------- */
 
 static json_object *copy(json_object *v)
@@ -77,25 +45,22 @@ static json_object *copy(json_object *v)
     return out;
 }
 
-static size_t device_index(struct app *a, const char *id)
+static size_t device_index(struct core *a, const char *id)
 {
-    size_t n = devmgr_count(a->devmgr);
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(devmgr_device_cfg(a->devmgr, i)->id, id) == 0)
-            return i;
-    return SIZE_MAX;
+    long i = devmgr_find(core_devmgr(a), id);
+    return i < 0 ? SIZE_MAX : (size_t)i;
 }
 
-static json_object *device_summary(struct app *a, size_t i)
+static json_object *device_summary(struct core *a, size_t i)
 {
-    const struct cfg_device *d = devmgr_device_cfg(a->devmgr, i);
+    const struct cfg_device *d = devmgr_device_cfg(core_devmgr(a), i);
     json_object *o = json_object_new_object();
     json_object_object_add(o, "id", json_object_new_string(d->id));
     json_object_object_add(o, "name", json_object_new_string(d->name));
     json_object_object_add(o, "type", json_object_new_string(d->type ? d->type : ""));
     json_object_object_add(o, "online",
-                           json_object_new_boolean(devmgr_device_online(a->devmgr, i)));
-    json_object *st = devmgr_device_state_new(a->devmgr, i);
+                           json_object_new_boolean(devmgr_device_online(core_devmgr(a), i)));
+    json_object *st = devmgr_device_state_new(core_devmgr(a), i);
     json_object_object_add(o, "state", copy(st));
     json_object_put(st);
     return o;
@@ -148,16 +113,16 @@ static json_object *action_description(const struct cfg_action *act)
     return o;
 }
 
-static void call_devices(struct app *a, struct core_call *c)
+static void call_devices(struct core *a, struct core_call *c)
 {
     json_object *arr = json_object_new_array();
-    size_t n = devmgr_count(a->devmgr);
+    size_t n = devmgr_count(core_devmgr(a));
     for (size_t i = 0; i < n; i++)
         json_object_array_add(arr, device_summary(a, i));
     core_call_done(c, 200, arr);
 }
 
-static void call_device(struct app *a, struct core_call *c)
+static void call_device(struct core *a, struct core_call *c)
 {
     size_t i = device_index(a, c->id);
     if (i == SIZE_MAX) {
@@ -166,16 +131,16 @@ static void call_device(struct app *a, struct core_call *c)
     }
     json_object *o = device_summary(a, i);
     json_object *acts = json_object_new_array();
-    const struct cfg_device *d = devmgr_device_cfg(a->devmgr, i);
+    const struct cfg_device *d = devmgr_device_cfg(core_devmgr(a), i);
     for (size_t k = 0; k < d->n_actions; k++)
         json_object_array_add(acts, action_description(&d->actions[k]));
     json_object_object_add(o, "actions", acts);
     core_call_done(c, 200, o);
 }
 
-static void call_device_state(struct app *a, struct core_call *c)
+static void call_device_state(struct core *a, struct core_call *c)
 {
-    json_object *st = devmgr_state_new(a->devmgr, c->id);
+    json_object *st = devmgr_state_new(core_devmgr(a), c->id);
     if (!st)
         core_call_done(c, 404, api_error("unknown device '%s'", c->id));
     else
@@ -183,9 +148,9 @@ static void call_device_state(struct app *a, struct core_call *c)
     json_object_put(st);
 }
 
-static void call_device_exists(struct app *a, struct core_call *c)
+static void call_device_exists(struct core *a, struct core_call *c)
 {
-    if (!devmgr_has_device(a->devmgr, c->id))
+    if (!devmgr_has_device(core_devmgr(a), c->id))
         core_call_done(c, 404, api_error("unknown device '%s'", c->id));
     else
         core_call_done(c, 200, NULL);
@@ -195,7 +160,7 @@ static void call_device_exists(struct app *a, struct core_call *c)
 static void action_done(void *ud, const struct dispatch_result *r)
 {
     struct core_call *c = ud;
-    struct app *a = c->app;
+    struct core *a = c->core;
     if (r->st != WB_OK) {
         /* Errors are {"error": "..."} (CONTRACT §6); the command id in the
          * text finds the request's command_logs row. 502: the broker refused
@@ -211,16 +176,16 @@ static void action_done(void *ud, const struct dispatch_result *r)
     json_object *o = json_object_new_object();
     json_object_object_add(o, "command_id", json_object_new_string(r->command_id));
     json_object_object_add(o, "status", json_object_new_string(r->status));
-    json_object *st = devmgr_state_new(a->devmgr, c->id);
+    json_object *st = devmgr_state_new(core_devmgr(a), c->id);
     json_object_object_add(o, "state", copy(st));
     json_object_put(st);
     core_call_done(c, 200, o);
 }
 
-static void call_action(struct app *a, struct core_call *c)
+static void call_action(struct core *a, struct core_call *c)
 {
     json_object *jaction = NULL, *params = NULL;
-    if (!devmgr_has_device(a->devmgr, c->id)) {
+    if (!devmgr_has_device(core_devmgr(a), c->id)) {
         core_call_done(c, 404, api_error("unknown device '%s'", c->id));
         return;
     }
@@ -235,8 +200,8 @@ static void call_action(struct app *a, struct core_call *c)
         return;
     }
     struct dispatch_result r;
-    c->app = a;
-    dispatch_action_cb(&a->dispatch, c->id, json_object_get_string(jaction), params, "http",
+    c->core = a;
+    dispatch_action_cb(core_dispatch(a), c->id, json_object_get_string(jaction), params, "http",
                        action_done, c, &r);
     if (!r.pending)
         action_done(c, &r);
@@ -244,9 +209,9 @@ static void call_action(struct app *a, struct core_call *c)
      * DISPATCH_ACK_TIMEOUT_MS): action_done() completes the call. */
 }
 
-static void call_scenario_state(struct app *a, struct core_call *c)
+static void call_scenario_state(struct core *a, struct core_call *c)
 {
-    core_call_done(c, 200, copy(scenmgr_state(a->scenmgr)));
+    core_call_done(c, 200, copy(scenmgr_state(core_scenmgr(a))));
 }
 
 static json_object *steps_json(const struct cfg_step *steps, size_t n)
@@ -274,11 +239,11 @@ static json_object *steps_json(const struct cfg_step *steps, size_t n)
     return arr;
 }
 
-static void call_scenarios(struct app *a, struct core_call *c)
+static void call_scenarios(struct core *a, struct core_call *c)
 {
     json_object *arr = json_object_new_array();
-    for (size_t i = 0; i < a->cfg->n_scenarios; i++) {
-        const struct cfg_scenario *sc = &a->cfg->scenarios[i];
+    for (size_t i = 0; i < core_config(a)->n_scenarios; i++) {
+        const struct cfg_scenario *sc = &core_config(a)->scenarios[i];
         json_object *o = json_object_new_object();
         json_object *devs = json_object_new_array();
         for (size_t k = 0; k < sc->n_devices; k++)
@@ -312,7 +277,7 @@ static void finish_start(struct core_call *c, wb_status st, const char *id)
         core_call_done(c, 500, api_error("%s", wb_strerror(st)));
 }
 
-static void call_switch(struct app *a, struct core_call *c)
+static void call_switch(struct core *a, struct core_call *c)
 {
     json_object *jid;
     if (!json_object_object_get_ex(c->request, "id", &jid) ||
@@ -321,23 +286,23 @@ static void call_switch(struct app *a, struct core_call *c)
         return;
     }
     const char *id = json_object_get_string(jid);
-    finish_start(c, scenmgr_switch(a->scenmgr, id, switch_done, c), id);
+    finish_start(c, scenmgr_switch(core_scenmgr(a), id, switch_done, c), id);
 }
 
-static void call_shutdown(struct app *a, struct core_call *c)
+static void call_shutdown(struct core *a, struct core_call *c)
 {
-    finish_start(c, scenmgr_shutdown(a->scenmgr, switch_done, c), "");
+    finish_start(c, scenmgr_shutdown(core_scenmgr(a), switch_done, c), "");
 }
 
-static void call_sse_init(struct app *a, struct core_call *c)
+static void call_sse_init(struct core *a, struct core_call *c)
 {
     json_object *o = json_object_new_object();
     json_object *arr = json_object_new_array();
-    size_t n = devmgr_count(a->devmgr);
+    size_t n = devmgr_count(core_devmgr(a));
     for (size_t i = 0; i < n; i++)
         json_object_array_add(arr, device_summary(a, i));
     json_object_object_add(o, "devices", arr);
-    json_object_object_add(o, "scenario", copy(scenmgr_state(a->scenmgr)));
+    json_object_object_add(o, "scenario", copy(scenmgr_state(core_scenmgr(a))));
     core_call_done(c, 200, o);
 }
 
@@ -365,16 +330,18 @@ static void metric(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
     }
 }
 
-static void call_metrics(struct app *a, struct core_call *c)
+static void call_metrics(struct core *a, struct core_call *c)
 {
     struct devmgr_stats ds;
     struct store_status ss;
     struct queue_stats qs;
     struct mqttc_stats ms;
-    devmgr_get_stats(a->devmgr, &ds);
-    store_get_status(a->store, &ss);
-    queue_get_stats(a->queue, &qs);
-    mqttc_get_stats(a->mqtt, &ms);
+    devmgr_get_stats(core_devmgr(a), &ds);
+    struct core_stats cs;
+    store_get_status(core_store(a), &ss);
+    queue_get_stats(core_queue(a), &qs);
+    mqttc_get_stats(core_mqtt(a), &ms);
+    core_get_stats(a, &cs);
     size_t cap = 4096, len = 0;
     char *t = malloc(cap);
     if (!t) {
@@ -398,11 +365,11 @@ static void call_metrics(struct app *a, struct core_call *c)
            "wbmb_messages_total{outcome=\"unknown_topic\"} %llu\n"
            "wbmb_messages_total{outcome=\"own\"} %llu\n"
            "wbmb_messages_total{outcome=\"dropped\"} %llu\n",
-           (unsigned long long)(ds.received + atomic_load(&a->oversize_rejected)),
-           (unsigned long long)ds.applied, (unsigned long long)ds.unchanged,
-           (unsigned long long)(ds.rejected + atomic_load(&a->oversize_rejected)),
-           (unsigned long long)ds.unknown, (unsigned long long)ds.own,
-           (unsigned long long)atomic_load(&a->dropped));
+           (unsigned long long)cs.received, (unsigned long long)ds.applied,
+           (unsigned long long)ds.unchanged,
+           (unsigned long long)(ds.rejected + cs.oversize_rejected),
+           (unsigned long long)ds.unknown, (unsigned long long)cs.own,
+           (unsigned long long)cs.dropped);
     COUNTER("wbmb_fields_rejected_total",
             "Fields of JSON state messages rejected alone (the others applied).",
             ds.fields_rejected);
@@ -424,7 +391,7 @@ static void call_metrics(struct app *a, struct core_call *c)
           ss.durable_seq);
     COUNTER("wbmb_store_syncs_total", "WAL syncs of the sync policy (sync_interval_ms).", ss.syncs);
     GAUGE("wbmb_store_ok", "1 when the last commit succeeded.", ss.ok ? 1 : 0);
-    COUNTER("wbmb_store_errors_total", "Store calls of the core that failed.", ds.store_errors);
+    COUNTER("wbmb_store_errors_total", "Store calls of the core that failed.", cs.store_errors);
     metric(&t, &len, &cap,
            "# HELP wbmb_commit_latency_seconds Duration of store commits.\n"
            "# TYPE wbmb_commit_latency_seconds summary\n"
@@ -455,7 +422,17 @@ static void call_metrics(struct app *a, struct core_call *c)
     COUNTER("wbmb_mqtt_published_total", "Publications accepted by the client.", ms.published);
     COUNTER("wbmb_mqtt_publish_failures_total", "Publications refused.", ms.publish_failures);
     GAUGE("wbmb_uptime_seconds", "Seconds since start.",
-          (util_mono_ms() - a->started_mono_ms) / 1000);
+          (util_mono_ms() - cs.started_mono_ms) / 1000);
+#ifndef NDEBUG
+    COUNTER("wbmb_debug_inplace_messages_total",
+            "Debug build: messages applied in place on paho's thread.", cs.inplace_messages);
+    COUNTER("wbmb_debug_inplace_locks_total",
+            "Debug build: mutexes of ours taken for the messages applied in place.",
+            cs.inplace_locks);
+    GAUGE("wbmb_debug_inplace_locks_max",
+          "Debug build: the most mutexes of ours one message applied in place took.",
+          cs.inplace_locks_max);
+#endif
 #undef COUNTER
 #undef GAUGE
     c->text = t;
@@ -531,12 +508,12 @@ typedef wb_status (*device_query_fn)(struct state_store *s, const char *device_i
 static int device_query(void *ud, device_query_fn query, const char *id, int limit,
                         json_object **body)
 {
-    struct app *a = ud;
+    struct core *a = ud;
     int code = run_call(ud, call_device_exists, id, NULL, body);
     if (code != 200)
         return code;
     json_object *rows = NULL;
-    wb_status st = query(a->store, id, limit, &rows);
+    wb_status st = query(core_store(a), id, limit, &rows);
     return query_result(st, rows, body);
 }
 
@@ -553,22 +530,22 @@ static int be_connections(void *ud, const char *id, int limit, json_object **bod
 static int be_commands(void *ud, const char *status, const char *device_id, int limit,
                        json_object **body)
 {
-    struct app *a = ud;
+    struct core *a = ud;
     struct store_command_filter f = {.status = status, .device_id = device_id};
     json_object *rows = NULL;
-    wb_status st = store_command_query(a->store, &f, limit, &rows);
+    wb_status st = store_command_query(core_store(a), &f, limit, &rows);
     return query_result(st, rows, body);
 }
 
 static int be_health(void *ud, json_object **body)
 {
-    struct app *a = ud;
+    struct core *a = ud;
     struct store_status ss;
-    store_get_status(a->store, &ss);
+    store_get_status(core_store(a), &ss);
     struct mqttc_stats ms;
-    mqttc_get_stats(a->mqtt, &ms);
+    mqttc_get_stats(core_mqtt(a), &ms);
     bool up = ms.connected;
-    int64_t since = atomic_load(&a->disconnected_since_ms);
+    int64_t since = core_disconnected_since_ms(a);
     /* Down for more than 30 s, or flapping: more than mqtt.flap_disconnects
      * losses within mqtt.flap_window_s (a reconnect loop whose short
      * connections each restart the 30 s). */
@@ -583,7 +560,7 @@ static int be_health(void *ud, json_object **body)
                                                               : "disconnected"));
     json_object_object_add(o, "db", json_object_new_string(ss.ok ? "ok" : "error"));
     json_object_object_add(o, "uptime_s",
-                           json_object_new_int64((util_mono_ms() - a->started_mono_ms) / 1000));
+                           json_object_new_int64((util_mono_ms() - core_started_ms(a)) / 1000));
     if (!ss.ok && ss.last_error_text[0])
         json_object_object_add(o, "db_error", json_object_new_string(ss.last_error_text));
     *body = o;
@@ -608,7 +585,7 @@ static json_object *be_sse_init(void *ud)
     return c.body;
 }
 
-void api_backend(struct app *a, struct http_backend *be)
+void api_backend(struct core *a, struct http_backend *be)
 {
     memset(be, 0, sizeof(*be));
     be->ud = a;
@@ -626,52 +603,4 @@ void api_backend(struct app *a, struct http_backend *be)
     be->get_health = be_health;
     be->get_metrics = be_metrics;
     be->sse_init = be_sse_init;
-}
-
-/* ---- live events (core thread) ----------------------------------------- */
-
-static bool has_listeners(struct app *a)
-{
-    if (!a->http)
-        return false;
-    struct http_stats hs;
-    http_get_stats(a->http, &hs);
-    return hs.sse_clients > 0;
-}
-
-bool api_wants_state(void *ud)
-{
-    return has_listeners(ud);
-}
-
-void api_on_state(void *ud, const char *device_id, json_object *changed, json_object *state)
-{
-    struct app *a = ud;
-    if (!has_listeners(a))
-        return; /* no JSON built on the hot path when nobody listens */
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "device_id", json_object_new_string(device_id));
-    json_object_object_add(o, "changed", json_object_get(changed));
-    json_object_object_add(o, "state", json_object_get(state));
-    http_broadcast(a->http, "state", o);
-    json_object_put(o);
-}
-
-void api_on_connection(void *ud, const char *device_id, bool online, const char *event)
-{
-    struct app *a = ud;
-    if (!has_listeners(a))
-        return;
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "device_id", json_object_new_string(device_id));
-    json_object_object_add(o, "online", json_object_new_boolean(online));
-    json_object_object_add(o, "event", json_object_new_string(event));
-    http_broadcast(a->http, "connection", o);
-    json_object_put(o);
-}
-
-void api_on_scenario(struct app *a, json_object *scenario_last)
-{
-    if (has_listeners(a))
-        http_broadcast(a->http, "scenario", scenario_last);
 }

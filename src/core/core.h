@@ -1,25 +1,24 @@
 /*
- * core.h - the daemon's core context, shared by app.c (start-up, the loop,
- * shutdown) and api.c (the HTTP backend). Internal to src/.
+ * core.h - the core: the one owner of device and scenario state (core.c's
+ * top says who that is and why). Internal to src/: app.c builds it at
+ * start-up and tears it down at shutdown, api.c answers HTTP through core
+ * calls, paho's threads hand it messages and connection changes.
  *
- * Everything in struct app belongs to "the core" except the fields marked
- * otherwise: whoever holds core_mu. That is the core thread (the loop in
- * app.c), or paho's receive thread applying a message in place when nothing
- * is queued ahead of it (app.c on_message). Other threads reach the core only
+ * Its struct is private to core.c. Other threads reach the state only
  * through core_call_run(): the call travels through the same queue as MQTT
- * messages, runs on the core thread, and the caller sleeps until
- * core_call_done() is called for it.
+ * messages, runs on the core, and the caller sleeps until core_call_done()
+ * is called for it. The accessors below are for code that runs on the core
+ * (core calls), except those marked thread-safe.
  */
 #ifndef WBMB_CORE_H
 #define WBMB_CORE_H
 
 #include <json-c/json.h>
 #include <pthread.h>
-#include <stdatomic.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "wbmb/app.h"
 #include "wbmb/config.h"
 #include "wbmb/devmgr.h"
 #include "wbmb/dispatch.h"
@@ -28,46 +27,101 @@
 #include "wbmb/mqttc.h"
 #include "wbmb/queue.h"
 #include "wbmb/scenmgr.h"
+#include "wbmb/sink.h"
 #include "wbmb/state_store.h"
 
-struct app {
-    /* Taken around every queue pop and the work it leads to, and by paho's
-     * thread for a message applied in place. Invariant: with core_mu held
-     * and the queue empty, everything pushed so far has been handled, so a
-     * message applied in place never overtakes an earlier one. */
-    pthread_mutex_t core_mu;
-    bool apply_in_place;  /* under core_mu: the loop runs (not at start-up or shutdown) */
-    char *msg_buf;        /* under core_mu: NUL-terminated copy of an in-place payload */
-    int64_t core_wake_ms; /* under core_mu: when the sleeping loop looks at its timers */
-    bool timers_changed;  /* under core_mu: a command may have started a timer */
-    const struct app_options *opts;
-    struct config *cfg;
-    struct state_store *store;  /* thread-safe */
-    struct store_lock *db_lock; /* <db_path>.lock, held from start() to shutdown's end */
-    struct queue *queue;        /* thread-safe */
-    struct devmgr *devmgr;
-    struct mqttc *mqtt; /* thread-safe */
-    struct scenmgr *scenmgr;
-    struct dispatch_ctx dispatch;
-    struct mirror_publisher pub;
-    struct http_server *http; /* thread-safe */
-    bool connected;
-    bool republishing;     /* a republish round is in progress (app.c) */
-    size_t republish_next; /* its next device index */
-    int64_t started_mono_ms;
-    /* Written on paho's thread, read anywhere. */
-    atomic_uint_fast64_t oversize_rejected;
-    atomic_uint_fast64_t dropped;
-    atomic_int_fast64_t disconnected_since_ms; /* 0 while connected */
+struct core;
+
+/* Builds the core for cfg (owned from now on, also on failure: core_destroy
+ * frees it and every config a reload brings), store and queue (borrowed,
+ * thread-safe): the device manager, the dispatcher, the scenario manager,
+ * and the first sink, the store's (store_sink.h). Returns NULL with a
+ * reason in err. */
+struct core *core_create(struct config *cfg, struct state_store *store, struct queue *queue,
+                         char *err, size_t errlen);
+/* core_destroy(NULL) is a no-op. Destroys the sinks too. */
+void core_destroy(struct core *c);
+
+/* Registers a sink (owned from now on, also when refused; NULL: out of
+ * memory). At start-up, before core_restore(), except the HTTP sink, which
+ * starts with the HTTP server after it. */
+wb_status core_add_sink(struct core *c, struct sink *s);
+
+/* Loads every device:<id> and scenario:last from the store and announces
+ * the devices to the sinks. Returns the number of devices restored. */
+size_t core_restore(struct core *c);
+
+/* The MQTT client (borrowed; created with core_on_message and
+ * core_on_connection): the core publishes through it and subscribes to what
+ * the device manager and the sinks need. */
+void core_set_mqtt(struct core *c, struct mqttc *mqtt);
+/* The publisher the mirror sink uses (publishes only while connected). */
+struct mirror_publisher core_mirror_publisher(struct core *c);
+
+/* paho's threads (mqttc_message_cb, mqttc_connection_cb); ud is the core. */
+void core_on_message(void *ud, const char *topic, const void *payload, size_t len, bool retained);
+void core_on_connection(void *ud, bool connected);
+
+/* The loop's flags (set by signal handlers) and what a reload does. */
+struct core_loop {
+    volatile sig_atomic_t *stop;
+    volatile sig_atomic_t *reload;
+    /* Runs on the core when *reload was set (and cleared). */
+    void (*on_reload)(void *ud, struct core *c);
+    void *ud;
 };
 
-struct core_call;
-typedef void (*core_call_fn)(struct app *a, struct core_call *c);
+/* Runs the loop until *l->stop. */
+void core_run(struct core *c, const struct core_loop *l);
 
-/* A request from another thread to the core thread. */
+/* A reload (on the core, from core_loop.on_reload): swaps in ncfg (owned
+ * on success; the caller frees it on failure). The running bridge id is
+ * kept: it names the Last Will. */
+wb_status core_reload(struct core *c, struct config *ncfg);
+/* A scenario switch runs (a reload waits for it). */
+bool core_busy(struct core *c);
+
+/* Shutdown, before the HTTP server stops: no more intake (the queue is
+ * closed), what was queued is applied, pending commands and a running
+ * switch fail, the sinks get EV_STOPPING. */
+void core_stop(struct core *c);
+
+/* The config in force (on the core, or before the loop runs). */
+const struct config *core_config(const struct core *c);
+struct devmgr *core_devmgr(struct core *c);
+struct scenmgr *core_scenmgr(struct core *c);
+struct dispatch_ctx *core_dispatch(struct core *c);
+/* Thread-safe. */
+struct state_store *core_store(struct core *c);
+struct mqttc *core_mqtt(struct core *c);
+struct queue *core_queue(struct core *c);
+
+struct core_stats {
+    uint64_t received;          /* messages from paho, every one */
+    uint64_t oversize_rejected; /* payloads over PAYLOAD_MAX_LEN, refused on paho's thread */
+    uint64_t dropped;           /* messages or calls the closed queue refused */
+    uint64_t own;               /* our own publications seen again, ignored */
+    uint64_t store_errors;      /* store calls of the store sink that failed */
+    int64_t disconnected_since_ms; /* monotonic; 0 while connected */
+    int64_t started_mono_ms;
+    /* Debug builds (lockstat.h): messages applied in place on paho's
+     * thread, the mutexes taken for them, the most for one. */
+    uint64_t inplace_messages, inplace_locks, inplace_locks_max;
+};
+/* On the core (a core call). */
+void core_get_stats(struct core *c, struct core_stats *out);
+/* Thread-safe: when the broker went away (0 while connected), when the
+ * core started (monotonic ms). */
+int64_t core_disconnected_since_ms(struct core *c);
+int64_t core_started_ms(const struct core *c);
+
+struct core_call;
+typedef void (*core_call_fn)(struct core *c, struct core_call *call);
+
+/* A request from another thread to the core. */
 struct core_call {
     core_call_fn fn;
-    struct app *app; /* set by call functions that complete later (an action) */
+    struct core *core; /* set by call functions that complete later (an action) */
     /* arguments */
     const char *id;
     json_object *request;
@@ -81,21 +135,16 @@ struct core_call {
     bool done;
 };
 
-/* Runs c->fn on the core thread and waits until it calls core_call_done().
- * Returns c->status; 503 with an error body when the core is stopping. */
-int core_call_run(struct app *a, struct core_call *c);
-/* Completes a call (core thread); body ownership passes to the caller. */
-void core_call_done(struct core_call *c, int status, json_object *body);
+/* Runs call->fn on the core and waits until it calls core_call_done().
+ * Returns call->status; 503 with an error body when the core is stopping. */
+int core_call_run(struct core *c, struct core_call *call);
+/* Completes a call (on the core); body ownership passes to the caller. */
+void core_call_done(struct core_call *call, int status, json_object *body);
 
 /* {"error": msg} */
 json_object *api_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* The HTTP backend of this core (api.c). */
-void api_backend(struct app *a, struct http_backend *be);
-/* Core-thread hooks: live events for SSE clients. */
-void api_on_state(void *ud, const char *device_id, json_object *changed, json_object *state);
-bool api_wants_state(void *ud); /* an SSE client listens */
-void api_on_connection(void *ud, const char *device_id, bool online, const char *event);
-void api_on_scenario(struct app *a, json_object *scenario_last);
+void api_backend(struct core *c, struct http_backend *be);
 
 #endif

@@ -1,13 +1,11 @@
 /*
  * devmgr_fields.c - a JSON state message applied field by field (see
- * devmgr_int.h), the warnings about odd fields, and the control type each
- * field shows on the mirror.
+ * devmgr_int.h), and the warnings about bad fields.
  *
  * A message is never refused for one field. Each field is one of:
- *   - good: applied, stored, served, mirrored;
- *   - applied but not mirrored: its name cannot be a control name (empty,
- *     '/', '+', '#', a control character or a non-character, over
- *     MIRROR_FIELD_MAX bytes; see mirror_field_name_ok): warned once;
+ *   - good: applied, stored, served, handed to the sinks (a sink may still
+ *     leave out a name its protocol cannot carry: mirror/wb.c warns about
+ *     those itself);
  *   - rejected: a name longer than DEV_FIELD_NAME_MAX, a value holding NaN,
  *     Infinity or a number beyond double range, or a new field past
  *     DEV_MAX_FIELDS: counted in stats.fields_rejected and warned once.
@@ -143,40 +141,4 @@ size_t dm_fields_from_message(struct devmgr *m, struct dev *d, const struct cfg_
         left = n == 16 ? left - n : 0;
     }
     return rejected;
-}
-
-enum ctl_type dm_declared_type(const struct cfg_device *c, const char *name)
-{
-    for (size_t i = 0; i < c->n_state; i++) {
-        const struct cfg_state_binding *b = &c->state[i];
-        if (b->type == CFG_T_JSON || !b->field || strcmp(b->field, name) != 0)
-            continue;
-        switch (b->type) {
-        case CFG_T_BOOL:
-            return CTL_SWITCH;
-        case CFG_T_INT:
-        case CFG_T_FLOAT:
-            return CTL_VALUE;
-        default:
-            return CTL_TEXT;
-        }
-    }
-    return CTL_NONE;
-}
-
-enum ctl_type dm_control_type(const struct field *f)
-{
-    if (f->declared != CTL_NONE)
-        return (enum ctl_type)f->declared; /* the config wins */
-    switch (json_object_get_type(f->v)) {
-    case json_type_boolean:
-        return CTL_SWITCH;
-    case json_type_int:
-    case json_type_double:
-        return CTL_VALUE;
-    case json_type_null: /* unknown: keeps what the control showed */
-        return f->meta_type != CTL_NONE ? (enum ctl_type)f->meta_type : CTL_TEXT;
-    default:
-        return CTL_TEXT;
-    }
 }

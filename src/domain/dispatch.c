@@ -1,7 +1,9 @@
 /*
  * dispatch.c - the single dispatch function of action requests, and the
  * commands waiting for the broker's PUBACK (see dispatch.h for the states).
- * Runs on the core thread only (or whoever holds the core's lock).
+ * Runs on the core only (core.c's top; OWNER_ASSERT at every entry point).
+ * Every outcome goes to the sinks as one EV_COMMAND event (the store sink
+ * writes its command_logs row, the Wiren Board mirror its meta/error).
  *
  * A pending command owns copies of everything its command_logs row and its
  * `set` need (the config may be reloaded meanwhile): it is found again by
@@ -18,6 +20,7 @@
 
 #include "wbmb/action.h"
 #include "wbmb/log.h"
+#include "wbmb/owner.h"
 #include "wbmb/util.h"
 
 static void set_error(struct dispatch_result *out, wb_status st, const char *status,
@@ -32,25 +35,6 @@ static void set_error(struct dispatch_result *out, wb_status st, const char *sta
     va_end(ap);
     out->st = st;
     out->status = status;
-}
-
-/* WB convention: meta/error "w" on a control whose last write failed. */
-static void mark_control_error(struct dispatch_ctx *d, const struct cfg_device *dev,
-                               const char *action, bool error)
-{
-    if (!dev || !dev->wb_mirror || !mirror_field_name_ok(action))
-        return;
-    char key[300], topic[MIRROR_TOPIC_MAX];
-    snprintf(key, sizeof(key), "%s/%s", dev->id, action);
-    bool was = json_object_object_get_ex(d->errors_set, key, NULL);
-    if (error == was)
-        return;
-    if (error)
-        json_object_object_add(d->errors_set, key, NULL);
-    else
-        json_object_object_del(d->errors_set, key);
-    snprintf(topic, sizeof(topic), "/devices/%s/controls/%s/meta/error", dev->id, action);
-    mirror_publish_raw(d->pub, topic, error ? "w" : "", error ? 1 : 0, 1, true);
 }
 
 struct dispatch_pending {
@@ -76,15 +60,33 @@ static void pending_free(struct dispatch_pending *p)
     free(p);
 }
 
-/* One command_logs row (and its log line) for a finished command. */
+static enum ev_verdict verdict(const struct dispatch_result *r)
+{
+    switch (r->st) {
+    case WB_OK:
+        return EV_CMD_SENT;
+    case WB_ERR_INVALID:
+    case WB_ERR_RANGE:
+        return EV_CMD_INVALID;
+    case WB_ERR_NOT_FOUND:
+        return EV_CMD_UNKNOWN;
+    default:
+        return r->refused ? EV_CMD_REFUSED : EV_CMD_UNDELIVERED;
+    }
+}
+
+/* The outcome of a finished command: one EV_COMMAND (its command_logs row)
+ * and its log line. */
 static void log_row(struct dispatch_ctx *d, const struct dispatch_result *out,
                     const char *device_id, const char *action, const char *ptext,
                     const char *source, const char *created)
 {
     char completed[UTIL_TS_LEN];
     util_iso8601_now(completed);
-    struct store_command_row row = {
+    struct event ev = {.kind = EV_COMMAND, .now_ms = util_mono_ms()};
+    ev.u.command = (struct ev_command){
         .command_id = out->command_id,
+        .dev = cfg_find_device(d->cfg, device_id),
         .device_id = device_id,
         .action = action,
         .params = ptext,
@@ -93,9 +95,9 @@ static void log_row(struct dispatch_ctx *d, const struct dispatch_result *out,
         .error = out->error[0] ? out->error : NULL,
         .created_at = created,
         .completed_at = completed,
+        .verdict = verdict(out),
     };
-    if (store_command_put(d->store, &row) != WB_OK)
-        log_warn("command %s: could not queue its command_logs row", out->command_id);
+    sinks_emit(d->sinks, &ev);
     if (out->st == WB_OK)
         log_info("command %s: %s/%s from %s sent", out->command_id, device_id, action, source);
     else if (out->refused)
@@ -114,7 +116,6 @@ static void pending_finish(struct dispatch_ctx *d, struct dispatch_pending *p, i
     struct dispatch_result r;
     memset(&r, 0, sizeof(r));
     memcpy(r.command_id, p->command_id, sizeof(r.command_id));
-    const struct cfg_device *dev = cfg_find_device(d->cfg, p->device_id);
     if (rc == 0) {
         r.status = "sent";
         r.st = WB_OK;
@@ -127,8 +128,6 @@ static void pending_finish(struct dispatch_ctx *d, struct dispatch_pending *p, i
                             : "not delivered to the broker:",
                   p->topic, why && why[0] ? why : "unknown reason");
     }
-    if (rc == 0 || r.refused)
-        mark_control_error(d, dev, p->action, rc != 0);
     log_row(d, &r, p->device_id, p->action, p->params, p->source, p->created);
     if (p->done)
         p->done(p->done_ud, &r);
@@ -148,6 +147,7 @@ static struct dispatch_pending *pending_take(struct dispatch_ctx *d, uint64_t to
 
 void dispatch_on_ack(struct dispatch_ctx *d, uint64_t token, int rc, const char *why)
 {
+    OWNER_ASSERT();
     struct dispatch_pending *p = pending_take(d, token);
     if (!p) {
         if (!d->stopping)
@@ -161,6 +161,7 @@ void dispatch_on_ack(struct dispatch_ctx *d, uint64_t token, int rc, const char 
 
 int64_t dispatch_tick(struct dispatch_ctx *d, int64_t now_ms)
 {
+    OWNER_ASSERT();
     int64_t next = INT64_MAX;
     for (bool again = true; again;) {
         again = false;
@@ -182,6 +183,7 @@ int64_t dispatch_tick(struct dispatch_ctx *d, int64_t now_ms)
 
 void dispatch_abort(struct dispatch_ctx *d, const char *why)
 {
+    OWNER_ASSERT();
     d->stopping = true;
     while (d->pending) {
         struct dispatch_pending *p = d->pending;
@@ -250,8 +252,10 @@ static wb_status dispatch(struct dispatch_ctx *d, const char *device_id, const c
     char created[UTIL_TS_LEN];
     json_object *valid = NULL, *changes = NULL, *parsed = NULL;
     char *payload = NULL;
+    const char *ptext;
     const struct cfg_action *a = NULL;
 
+    OWNER_ASSERT();
     memset(out, 0, sizeof(*out));
     util_uuid(out->command_id);
     util_iso8601_now(created);
@@ -293,7 +297,7 @@ static wb_status dispatch(struct dispatch_ctx *d, const char *device_id, const c
         set_error(out, WB_ERR_MQTT, "failed", "the bridge is stopping");
         goto log;
     }
-    devmgr_expect_echo(d->devmgr, a->topic, payload, strlen(payload));
+    sinks_expect_echo(d->sinks, a->topic, payload, strlen(payload));
     if (d->publish_acked) {
         const char *pt = json_object_to_json_string_ext(valid, JSON_C_TO_STRING_PLAIN);
         if (send_pending(d, a, payload, device_id, pt, source, created, &changes, done, done_ud,
@@ -305,7 +309,8 @@ static wb_status dispatch(struct dispatch_ctx *d, const char *device_id, const c
         json_object_put(parsed);
         return WB_OK;
     }
-    if (mirror_publish_raw(d->pub, a->topic, payload, strlen(payload), 1, false) != WB_OK) {
+    if (!d->publish ||
+        d->publish(d->publish_ud, a->topic, payload, strlen(payload)) != WB_OK) {
         set_error(out, WB_ERR_MQTT, "failed", "could not publish to '%s': MQTT not connected",
                   a->topic);
         goto log;
@@ -313,11 +318,9 @@ static wb_status dispatch(struct dispatch_ctx *d, const char *device_id, const c
     if (changes)
         devmgr_apply(d->devmgr, device_id, changes);
 log:
-    if (out->st == WB_OK || out->st == WB_ERR_INVALID)
-        mark_control_error(d, dev, a ? a->name : action, out->st == WB_ERR_INVALID);
-    const char *ptext = valid    ? json_object_to_json_string_ext(valid, JSON_C_TO_STRING_PLAIN)
-                        : params ? json_object_to_json_string_ext(params, JSON_C_TO_STRING_PLAIN)
-                                 : NULL;
+    ptext = valid    ? json_object_to_json_string_ext(valid, JSON_C_TO_STRING_PLAIN)
+            : params ? json_object_to_json_string_ext(params, JSON_C_TO_STRING_PLAIN)
+                     : NULL;
     log_row(d, out, device_id, action, ptext, source, created);
     free(payload);
     json_object_put(valid);

@@ -19,8 +19,10 @@
  * step (also one the broker refused) is recorded and the plan goes on; the
  * next step starts only when the broker has answered the previous one, so
  * its `when` sees that step's `set`. Only one switch runs at a time.
- * scenario:last is flushed to disk at the start and at the end of a switch:
- * a restart in between finds "switching" and records the switch as failed.
+ * scenario:last goes to the sinks (EV_SCENARIO) at the start and at the end
+ * of a switch; the store sink flushes it to disk each time, so a restart in
+ * between finds "switching" and records the switch as failed. Every entry
+ * point runs on the core (OWNER_ASSERT).
  */
 #include "wbmb/scenmgr.h"
 
@@ -30,9 +32,8 @@
 
 #include "wbmb/action.h"
 #include "wbmb/log.h"
+#include "wbmb/owner.h"
 #include "wbmb/util.h"
-
-#define LAST_KEY "scenario:last"
 
 struct plan_step {
     const struct cfg_step *step;
@@ -42,8 +43,7 @@ struct plan_step {
 struct scenmgr {
     const struct config *cfg;
     struct dispatch_ctx *d;
-    struct state_store *store;
-    struct scenmgr_hooks hooks;
+    const struct sinks *sinks;
     json_object *last;
 
     bool running;
@@ -88,12 +88,19 @@ static const struct cfg_scenario *active_scenario(const struct scenmgr *s)
     return cfg_find_scenario(s->cfg, id);
 }
 
+/* scenario:last to the sinks; stored: it was just read from the store. */
+static void announce(struct scenmgr *s, bool stored)
+{
+    struct event ev = {.kind = EV_SCENARIO, .now_ms = util_mono_ms()};
+    ev.u.scenario.last = s->last;
+    ev.u.scenario.active = scenmgr_control_value(s);
+    ev.u.scenario.stored = stored;
+    sinks_emit(s->sinks, &ev);
+}
+
 static void persist(struct scenmgr *s)
 {
-    if (store_set(s->store, LAST_KEY, s->last) != WB_OK || store_flush(s->store) != WB_OK)
-        log_warn("scenario: %s is kept in memory; the store will retry writing it", LAST_KEY);
-    if (s->hooks.on_change)
-        s->hooks.on_change(s->hooks.ud, s->last);
+    announce(s, false);
 }
 
 static json_object *device_states(struct scenmgr *s, const struct cfg_scenario *sc)
@@ -283,16 +290,15 @@ static void add_steps(struct scenmgr *s, const struct cfg_step *steps, size_t n,
 }
 
 struct scenmgr *scenmgr_create(const struct config *cfg, struct dispatch_ctx *dispatch,
-                               struct state_store *store, const struct scenmgr_hooks *hooks)
+                               const struct sinks *sinks)
 {
+    OWNER_ASSERT();
     struct scenmgr *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
     s->cfg = cfg;
     s->d = dispatch;
-    s->store = store;
-    if (hooks)
-        s->hooks = *hooks;
+    s->sinks = sinks;
     s->last = json_object_new_object();
     return s;
 }
@@ -301,6 +307,7 @@ void scenmgr_destroy(struct scenmgr *s)
 {
     if (!s)
         return;
+    OWNER_ASSERT();
     if (s->running && s->cb) {
         json_object *r = make_result(false, s->target ? s->target->id : NULL, s->shared,
                                      s->failed_steps, "shutting down");
@@ -312,15 +319,16 @@ void scenmgr_destroy(struct scenmgr *s)
     free(s);
 }
 
-void scenmgr_restore(struct scenmgr *s)
+void scenmgr_restore(struct scenmgr *s, json_object *stored)
 {
-    json_object *v = NULL;
-    if (store_get(s->store, LAST_KEY, &v) != WB_OK || !json_object_is_type(v, json_type_object)) {
-        json_object_put(v);
+    OWNER_ASSERT();
+    if (!json_object_is_type(stored, json_type_object)) {
+        json_object_put(stored);
+        announce(s, true);
         return;
     }
     json_object_put(s->last);
-    s->last = v;
+    s->last = stored;
     const char *status = last_str(s, "status");
     const char *id = last_str(s, "scenario_id");
     if (status && strcmp(status, "switching") == 0) {
@@ -331,6 +339,8 @@ void scenmgr_restore(struct scenmgr *s)
         json_object_object_add(s->last, "error", json_object_new_string(err));
         log_warn("scenario: %s", err);
         persist(s);
+    } else {
+        announce(s, true);
     }
     log_info("scenario: restored %s (status %s); no command sent", id ? id : "none",
              last_str(s, "status") ? last_str(s, "status") : "?");
@@ -338,6 +348,7 @@ void scenmgr_restore(struct scenmgr *s)
 
 wb_status scenmgr_set_config(struct scenmgr *s, const struct config *cfg)
 {
+    OWNER_ASSERT();
     if (s->running)
         return WB_ERR_BUSY;
     s->cfg = cfg;
@@ -384,6 +395,7 @@ static wb_status start_plan(struct scenmgr *s, const struct cfg_scenario *target
 
 wb_status scenmgr_switch(struct scenmgr *s, const char *id, scenmgr_done_cb cb, void *ud)
 {
+    OWNER_ASSERT();
     if (s->running)
         return WB_ERR_BUSY;
     const struct cfg_scenario *target = cfg_find_scenario(s->cfg, id);
@@ -404,6 +416,7 @@ wb_status scenmgr_switch(struct scenmgr *s, const char *id, scenmgr_done_cb cb, 
 
 wb_status scenmgr_shutdown(struct scenmgr *s, scenmgr_done_cb cb, void *ud)
 {
+    OWNER_ASSERT();
     if (s->running)
         return WB_ERR_BUSY;
     const struct cfg_scenario *active = active_scenario(s);
@@ -425,6 +438,7 @@ wb_status scenmgr_shutdown(struct scenmgr *s, scenmgr_done_cb cb, void *ud)
 
 int64_t scenmgr_tick(struct scenmgr *s, int64_t now_ms)
 {
+    OWNER_ASSERT();
     if (!s->running)
         return INT64_MAX;
     run(s, now_ms);
@@ -433,11 +447,13 @@ int64_t scenmgr_tick(struct scenmgr *s, int64_t now_ms)
 
 bool scenmgr_busy(const struct scenmgr *s)
 {
+    OWNER_ASSERT();
     return s->running;
 }
 
 json_object *scenmgr_state(const struct scenmgr *s)
 {
+    OWNER_ASSERT();
     return s->last;
 }
 

@@ -783,3 +783,13 @@ uint16_t http_port(struct http_server *h)
     di = mhd->get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
     return di ? di->port : 0;
 }
+
+/* TEMP(i16-merge): replaced by the lock-free count of branch i16-locks. */
+size_t http_sse_clients(struct http_server *h)
+{
+    if (!h)
+        return 0;
+    struct http_stats st;
+    http_get_stats(h, &st);
+    return (size_t)st.sse_clients;
+}

@@ -1,5 +1,6 @@
 /*
- * mirror.c - Wiren Board topic and payload formats (see mirror.h).
+ * mirror.c - Wiren Board topic and payload formats (see mirror.h), used by
+ * the mirror sink (wb.c, wb_throttle.c).
  *
  * Topic and value buffers live on the stack and are bounded: a name that
  * would overflow MIRROR_TOPIC_MAX is refused with WB_ERR_RANGE rather than
@@ -93,19 +94,6 @@ size_t mirror_format_value(json_object *v, char *buf, size_t cap)
         break;
     }
     return n < 0 ? 0 : (size_t)n;
-}
-
-const char *mirror_control_type(json_object *v)
-{
-    switch (json_object_get_type(v)) {
-    case json_type_boolean:
-        return "switch";
-    case json_type_int:
-    case json_type_double:
-        return "value";
-    default:
-        return "text";
-    }
 }
 
 bool mirror_field_name_ok(const char *name)
@@ -205,4 +193,9 @@ wb_status mirror_control_error(const struct mirror_publisher *p, const char *dev
                          control) >= sizeof(topic))
         return WB_ERR_RANGE;
     return mirror_publish_raw(p, topic, error, strlen(error), 1, true);
+}
+
+bool mirror_will_topic(char *buf, size_t cap, const char *bridge_id)
+{
+    return (size_t)snprintf(buf, cap, "/devices/%s/meta/error", bridge_id) < cap;
 }

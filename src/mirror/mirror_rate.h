@@ -1,6 +1,6 @@
 /*
  * mirror_rate.h - the mirror's publication rate, and the interval it
- * stretches to under a flood (internal to src/domain/).
+ * stretches to under a flood (internal to src/mirror/).
  *
  * bridge.mirror_min_interval_ms bounds each control; this bounds the sum. A
  * mirror publication costs the bridge about as much CPU as an incoming
@@ -13,10 +13,10 @@
  * MIRROR_STRETCH_CAP_MS (nor below the configured value, nor at all when
  * that is 0: every change was asked for).
  *
- * Not thread-safe: the device manager's (core) lock covers it.
+ * Not thread-safe: the core calls the mirror sink one event at a time.
  */
-#ifndef WBMB_DOMAIN_MIRROR_RATE_H
-#define WBMB_DOMAIN_MIRROR_RATE_H
+#ifndef WBMB_MIRROR_MIRROR_RATE_H
+#define WBMB_MIRROR_MIRROR_RATE_H
 
 #include <stdbool.h>
 #include <stdint.h>
