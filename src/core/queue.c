@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "wbmb/lockstat.h"
 #include "wbmb/util.h"
 
 struct slot {
@@ -96,7 +97,7 @@ wb_status queue_push(struct queue *q, enum queue_kind kind, const char *topic, c
     size_t need = tlen + len + 2;
     int64_t now = mono_us();
 
-    pthread_mutex_lock(&q->mu);
+    wb_lock(&q->mu);
     if (!q->closed && used_slots(q) >= q->capacity) {
         q->stats.full_waits++;
         while (!q->closed && used_slots(q) >= q->capacity)
@@ -173,7 +174,7 @@ static void wait_locked(struct queue *q, int timeout_ms)
 
 void queue_kick(struct queue *q)
 {
-    pthread_mutex_lock(&q->mu);
+    wb_lock(&q->mu);
     q->kicked = true;
     pthread_cond_signal(&q->not_empty);
     pthread_mutex_unlock(&q->mu);
@@ -181,7 +182,7 @@ void queue_kick(struct queue *q)
 
 bool queue_wait(struct queue *q, int timeout_ms)
 {
-    pthread_mutex_lock(&q->mu);
+    wb_lock(&q->mu);
     wait_locked(q, timeout_ms);
     bool have = q->count != 0;
     pthread_mutex_unlock(&q->mu);
@@ -190,7 +191,7 @@ bool queue_wait(struct queue *q, int timeout_ms)
 
 bool queue_empty(struct queue *q)
 {
-    pthread_mutex_lock(&q->mu);
+    wb_lock(&q->mu);
     bool empty = q->count == 0;
     pthread_mutex_unlock(&q->mu);
     return empty;
@@ -198,7 +199,7 @@ bool queue_empty(struct queue *q)
 
 bool queue_pop(struct queue *q, struct queue_item *out, int timeout_ms)
 {
-    pthread_mutex_lock(&q->mu);
+    wb_lock(&q->mu);
     if (q->holding) {
         q->holding = false;
         pthread_cond_signal(&q->not_full);
@@ -231,7 +232,7 @@ bool queue_pop(struct queue *q, struct queue_item *out, int timeout_ms)
 
 void queue_close(struct queue *q)
 {
-    pthread_mutex_lock(&q->mu);
+    wb_lock(&q->mu);
     q->closed = true;
     pthread_cond_broadcast(&q->not_full);
     pthread_cond_broadcast(&q->not_empty);
@@ -240,7 +241,7 @@ void queue_close(struct queue *q)
 
 void queue_get_stats(struct queue *q, struct queue_stats *out)
 {
-    pthread_mutex_lock(&q->mu);
+    wb_lock(&q->mu);
     *out = q->stats;
     out->depth = q->count;
     pthread_mutex_unlock(&q->mu);

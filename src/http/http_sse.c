@@ -64,6 +64,7 @@
 #include <unistd.h>
 
 #include "http/mhd_api.h"
+#include "wbmb/lockstat.h"
 #include "wbmb/log.h"
 #include "wbmb/util.h"
 
@@ -135,7 +136,7 @@ void http_sse_stop(struct http_sse *s)
     struct sse_client *c;
     if (!s)
         return;
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     s->stopping = true;
     for (c = s->head; c; c = c->next)
         wake(c);
@@ -282,7 +283,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
     ssize_t ret;
 
     for (;;) {
-        pthread_mutex_lock(&s->lock);
+        wb_lock(&s->lock);
         if (c->dropped || c->gone) {
             ret = MHD_CONTENT_READER_END_WITH_ERROR;
             break;
@@ -314,7 +315,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
         if (!wait_io(c, deadline)) {
             /* The peer closed or reset: free the slot now; MHD closes the
              * connection and destroys the response when we answer. */
-            pthread_mutex_lock(&s->lock);
+            wb_lock(&s->lock);
             if (!c->dropped) {
                 c->gone = true;
                 unlink_client(s, c);
@@ -332,7 +333,7 @@ static void sse_free(void *cls)
 {
     struct sse_client *c = cls;
     struct http_sse *s = c->sse;
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     unlink_client(s, c);
     pthread_mutex_unlock(&s->lock);
     close(c->efd);
@@ -461,7 +462,7 @@ struct MHD_Response *http_sse_open(struct http_sse *s, struct MHD_Connection *co
         mhd->add_response_header(r, "X-Accel-Buffering", "no") != MHD_YES)
         goto fail;
 
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     if (s->stopping || s->clients >= HTTP_SSE_MAX_CLIENTS) {
         pthread_mutex_unlock(&s->lock);
         goto fail;
@@ -492,7 +493,7 @@ struct MHD_Response *http_sse_open(struct http_sse *s, struct MHD_Connection *co
         msg_stamp(&m, init_id);
     json_object_put(snap);
 
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     if (m.mem && !c->dropped) {
         c->limit += m.len;
         if (!buf_put(c, m.mem + m.off, m.len, true))
@@ -521,7 +522,7 @@ void http_sse_broadcast(struct http_sse *s, const char *event, json_object *data
     }
     if (!msg_format(&m, event, data))
         return;
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     msg_stamp(&m, ++s->seq);
     s->events++;
     for (c = s->head; c; c = next) {
@@ -537,7 +538,7 @@ void http_sse_broadcast(struct http_sse *s, const char *event, json_object *data
 
 void http_sse_counts(struct http_sse *s, uint64_t *clients, uint64_t *dropped, uint64_t *events)
 {
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     *clients = s->clients;
     *dropped = s->dropped;
     *events = s->events;

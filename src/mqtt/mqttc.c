@@ -88,6 +88,7 @@
 #include "mqtt/mqttc_int.h"
 #include "mqtt/outbox.h"
 #include "mqtt/paho_api.h"
+#include "wbmb/lockstat.h"
 #include "wbmb/log.h"
 #include "wbmb/topic_gate.h"
 #include "wbmb/util.h"
@@ -122,7 +123,7 @@ static void schedule_retry_locked(struct mqttc *c, const char *what, const char 
 static void connected(struct mqttc *c)
 {
     cb_enter(c);
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     c->st = ST_CONNECTED;
     atomic_store(&c->sender_inflight, 0); /* died with the old session */
     atomic_store(&c->qos_inflight, 0);
@@ -188,7 +189,7 @@ static void connect_failed(struct mqttc *c, int code, const char *message, int r
         snprintf(reason + strlen(reason), sizeof(reason) - strlen(reason),
                  "; set mqtt.protocol: 3.1.1 for this broker");
     cb_enter(c);
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     if (c->stopping) {
         c->st = ST_STOPPED;
         pthread_cond_broadcast(&c->cv);
@@ -221,7 +222,7 @@ static void on_connect_failure5(void *ctx, MQTTAsync_failureData5 *resp)
 static void connection_gone(struct mqttc *c, const char *reason)
 {
     cb_enter(c);
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     bool was_up = c->stats.connected;
     if (c->st != ST_CONNECTED && !was_up) {
         pthread_mutex_unlock(&c->mu); /* already handled */
@@ -308,7 +309,7 @@ static void on_disconnect_done(void *ctx, MQTTAsync_successData *resp)
     (void)resp;
     struct mqttc *c = ctx;
     cb_enter(c);
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     c->disconnect_done = true;
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
@@ -367,7 +368,7 @@ static int start_connect(struct mqttc *c)
         so.ssl_error_cb = mqttc_ssl_error_cb;
         so.ssl_error_context = c;
         co.ssl = &so;
-        pthread_mutex_lock(&c->mu);
+        wb_lock(&c->mu);
         c->tls_errors[0] = '\0';
         pthread_mutex_unlock(&c->mu);
     }
@@ -386,14 +387,14 @@ static void log_diagnosis_locked(struct mqttc *c)
     pthread_mutex_unlock(&c->mu);
     mqttc_diagnose(c, errs, cause, sizeof(cause));
     log_warn("MQTT connect failed: %s; retrying in %u s", cause, retry);
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
 }
 
 static void *reconnect_main(void *arg)
 {
     struct mqttc *c = arg;
     pthread_setname_np(pthread_self(), "wbmb-reconnect"); /* top -H, perf, gdb */
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     while (!c->stopping) {
         if (c->diag_pending) {
             log_diagnosis_locked(c);
@@ -411,7 +412,7 @@ static void *reconnect_main(void *arg)
         pthread_mutex_unlock(&c->mu);
         log_debug("MQTT connecting to %s:%d", c->host, c->port);
         int rc = start_connect(c);
-        pthread_mutex_lock(&c->mu);
+        wb_lock(&c->mu);
         if (rc != MQTTASYNC_SUCCESS) {
             if (c->stopping)
                 c->st = ST_STOPPED;
@@ -578,7 +579,7 @@ wb_status mqttc_start(struct mqttc *c)
 {
     if (!c)
         return WB_ERR_INVALID;
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     if (c->st != ST_IDLE) {
         pthread_mutex_unlock(&c->mu);
         return WB_ERR_INVALID;
@@ -587,7 +588,7 @@ wb_status mqttc_start(struct mqttc *c)
     c->retry_at_ms = util_mono_ms(); /* the first attempt at once */
     pthread_mutex_unlock(&c->mu);
     if (pthread_create(&c->thr, NULL, reconnect_main, c) != 0) {
-        pthread_mutex_lock(&c->mu);
+        wb_lock(&c->mu);
         c->st = ST_IDLE;
         pthread_mutex_unlock(&c->mu);
         log_error("MQTT: cannot start the reconnect thread");
@@ -606,7 +607,7 @@ bool mqttc_is_connected(struct mqttc *c)
 {
     if (!c)
         return false;
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     bool up = c->stats.connected;
     pthread_mutex_unlock(&c->mu);
     return up;
@@ -620,7 +621,7 @@ void mqttc_get_stats(struct mqttc *c, struct mqttc_stats *out)
         memset(out, 0, sizeof(*out));
         return;
     }
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     *out = c->stats;
     out->flapping = flap_is_flapping(&c->flaps, util_mono_ms());
     pthread_mutex_unlock(&c->mu);
@@ -652,7 +653,7 @@ void mqttc_stop(struct mqttc *c, unsigned timeout_ms)
         return;
     int64_t deadline = util_mono_ms() + timeout_ms;
 
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     if (c->stopping || c->st == ST_IDLE) {
         c->stopping = true;
         c->st = ST_STOPPED;
@@ -670,7 +671,7 @@ void mqttc_stop(struct mqttc *c, unsigned timeout_ms)
 
     /* A connect in flight must end before we can disconnect it; otherwise
      * destroying the client would drop the TCP connection and fire the will. */
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     while (c->st == ST_CONNECTING && util_mono_ms() < deadline)
         cv_wait_until(c, deadline);
     bool up = c->st == ST_CONNECTED || c->st == ST_CONNECTING;
@@ -689,7 +690,7 @@ void mqttc_stop(struct mqttc *c, unsigned timeout_ms)
         dopt.onFailure = on_disconnect_failed;
         dopt.context = c;
         int rc = c->api->disconnect(c->cli, &dopt);
-        pthread_mutex_lock(&c->mu);
+        wb_lock(&c->mu);
         if (rc == MQTTASYNC_SUCCESS) {
             /* The DISCONNECT packet is written within moments; allow a
              * little beyond the caller's deadline so it always goes out. */
@@ -707,7 +708,7 @@ void mqttc_stop(struct mqttc *c, unsigned timeout_ms)
     }
 
     mqttc_stop_sender(c); /* when the connection was not up */
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     bool was_up = c->stats.connected;
     c->stats.connected = false;
     c->st = ST_STOPPED;
@@ -724,7 +725,7 @@ void mqttc_destroy(struct mqttc *c)
     c->api->destroy(&c->cli);
     /* paho calls no new callback for a destroyed handle; wait for the ones
      * that may still be returning before freeing what they touch. */
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     atomic_store(&c->draining, true);
     /* Timed: a callback that decremented just before draining was set did
      * not broadcast (see cb_leave_counting()). */

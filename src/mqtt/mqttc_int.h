@@ -19,6 +19,7 @@
 
 #include "mqtt/outbox.h"
 #include "mqtt/paho_api.h"
+#include "wbmb/lockstat.h"
 #include "wbmb/mqttc.h"
 
 #define BACKOFF_FIRST_S 1u
@@ -156,7 +157,7 @@ static inline void cb_leave_counting(struct mqttc *c, bool received)
         atomic_fetch_sub(&c->cb_active, 1);
         return;
     }
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     if (atomic_fetch_sub(&c->cb_active, 1) == 1)
         pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);

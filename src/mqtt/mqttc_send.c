@@ -11,6 +11,7 @@
 
 #include <MQTTAsync.h>
 
+#include "wbmb/lockstat.h"
 #include "wbmb/log.h"
 #include "wbmb/topic_gate.h"
 #include "wbmb/util.h"
@@ -24,7 +25,7 @@ static void sent_done(struct mqttc *c, bool qos)
     bool was_full = qos && atomic_fetch_sub(&c->qos_inflight, 1) >= atomic_load(&c->qos_limit);
     if (atomic_fetch_sub(&c->sender_inflight, 1) < SENDER_MAX_INFLIGHT && !was_full)
         return;
-    pthread_mutex_lock(&c->mu); /* the sender may wait for room */
+    wb_lock(&c->mu); /* the sender may wait for room */
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
 }
@@ -103,7 +104,7 @@ static void acked(struct send_ack *a, int rc, const char *msg)
     if (rc != 0) {
         mqttc_reason(c, rc, msg, why, sizeof(why));
         if (rc >= 0x80) {
-            pthread_mutex_lock(&c->mu);
+            wb_lock(&c->mu);
             c->stats.publish_refused++;
             pthread_mutex_unlock(&c->mu);
         }
@@ -144,7 +145,7 @@ static void on_acked_fail5(void *ctx, MQTTAsync_failureData5 *r)
  * while connected is applied here, outside mu. */
 static void apply_pending_resub(struct mqttc *c)
 {
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     if (!c->resub_pending) {
         pthread_mutex_unlock(&c->mu);
         return;
@@ -234,7 +235,7 @@ void *mqttc_sender_main(void *arg)
             /* Bounded wait: a connection lost with publications in flight
              * may not report them all, so the count is reset on the next
              * connect. sent_done() broadcasts under mu, after its decrement. */
-            pthread_mutex_lock(&c->mu);
+            wb_lock(&c->mu);
             if (atomic_load(&c->sender_inflight) >= SENDER_MAX_INFLIGHT && !c->sender_stop)
                 cv_wait_until(c, util_mono_ms() + 100);
             pthread_mutex_unlock(&c->mu);
@@ -246,7 +247,7 @@ void *mqttc_sender_main(void *arg)
         /* A QoS 1 publication past the broker's Receive Maximum waits here
          * (in hand, so the order is kept) until a PUBACK makes room. */
         while (m->qos > 0 && !qos_room(c) && !c->sender_stop) {
-            pthread_mutex_lock(&c->mu);
+            wb_lock(&c->mu);
             if (!qos_room(c) && !c->sender_stop && c->st == ST_CONNECTED)
                 cv_wait_until(c, util_mono_ms() + 100);
             bool up = c->st == ST_CONNECTED;
@@ -284,7 +285,7 @@ wb_status mqttc_publish(struct mqttc *c, const char *topic, const void *payload,
         atomic_fetch_add(&c->n_publish_failures, 1);
         return WB_ERR_INVALID;
     }
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     bool up = c->st == ST_CONNECTED && !c->stopping;
     pthread_mutex_unlock(&c->mu);
     if (!up) {
@@ -319,7 +320,7 @@ wb_status mqttc_publish_acked(struct mqttc *c, const char *topic, const void *pa
         atomic_fetch_add(&c->n_publish_failures, 1);
         return WB_ERR_INVALID;
     }
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     bool up = c->st == ST_CONNECTED && !c->stopping;
     pthread_mutex_unlock(&c->mu);
     if (!up) {

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "wbmb/lockstat.h"
 #include "wbmb/util.h"
 
 struct outbox {
@@ -64,7 +65,7 @@ static void msg_dropped(struct outbox_msg *m, const char *why)
 
 size_t outbox_clear(struct outbox *o, const char *why)
 {
-    pthread_mutex_lock(&o->mu);
+    wb_lock(&o->mu);
     struct outbox_msg *m = o->head;
     size_t n = o->depth;
     o->head = o->tail = NULL;
@@ -131,7 +132,7 @@ static wb_status put(struct outbox *o, const char *topic, const void *payload, s
     char *p = dup_payload(payload, len);
     if (!p)
         return WB_ERR_NOMEM;
-    pthread_mutex_lock(&o->mu);
+    wb_lock(&o->mu);
     if (retained) {
         for (struct outbox_msg *m = o->buckets[h & (o->nbuckets - 1)]; m; m = m->hnext) {
             if (m->hash == h && strcmp(m->topic, topic) == 0) {
@@ -166,7 +167,7 @@ static wb_status put(struct outbox *o, const char *topic, const void *payload, s
     m->ack_ud = ud;
     m->token = token;
 
-    pthread_mutex_lock(&o->mu);
+    wb_lock(&o->mu);
     if (retained) {
         /* Another producer may have queued the topic meanwhile. */
         for (struct outbox_msg *x = o->buckets[h & (o->nbuckets - 1)]; x; x = x->hnext) {
@@ -212,7 +213,7 @@ wb_status outbox_put_acked(struct outbox *o, const char *topic, const void *payl
 
 struct outbox_msg *outbox_take(struct outbox *o, int timeout_ms)
 {
-    pthread_mutex_lock(&o->mu);
+    wb_lock(&o->mu);
     if (!o->head && timeout_ms > 0 && !o->woken) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -253,14 +254,14 @@ void outbox_done(struct outbox *o, struct outbox_msg *m)
         return;
     msg_dropped(m, "not sent");
     outbox_msg_free(m);
-    pthread_mutex_lock(&o->mu);
+    wb_lock(&o->mu);
     o->taken--;
     pthread_mutex_unlock(&o->mu);
 }
 
 bool outbox_idle(struct outbox *o)
 {
-    pthread_mutex_lock(&o->mu);
+    wb_lock(&o->mu);
     bool idle = !o->head && o->taken == 0;
     pthread_mutex_unlock(&o->mu);
     return idle;
@@ -268,7 +269,7 @@ bool outbox_idle(struct outbox *o)
 
 void outbox_wake(struct outbox *o)
 {
-    pthread_mutex_lock(&o->mu);
+    wb_lock(&o->mu);
     o->woken = true;
     pthread_cond_broadcast(&o->cv);
     pthread_mutex_unlock(&o->mu);
@@ -276,7 +277,7 @@ void outbox_wake(struct outbox *o)
 
 size_t outbox_depth(struct outbox *o)
 {
-    pthread_mutex_lock(&o->mu);
+    wb_lock(&o->mu);
     size_t n = o->depth;
     pthread_mutex_unlock(&o->mu);
     return n;
@@ -284,7 +285,7 @@ size_t outbox_depth(struct outbox *o)
 
 uint64_t outbox_coalesced(struct outbox *o)
 {
-    pthread_mutex_lock(&o->mu);
+    wb_lock(&o->mu);
     uint64_t n = o->coalesced;
     pthread_mutex_unlock(&o->mu);
     return n;
