@@ -6,11 +6,22 @@
  * so that slot is not counted free until then. One mutex guards indices; the
  * copy into a slot happens under it too (messages are small and the copy is
  * cheaper than a second lock round-trip).
+ *
+ * `depth` mirrors `count` for queue_empty(), which takes no lock (it runs
+ * per message on paho's receive thread): it is written only under mu, at
+ * the same points as count (store release), and read without mu (load
+ * acquire). It is one atomic object, so a reader gets a value count really
+ * had at some moment during the call: the answer the locked read gave.
+ * Nothing is read through it (the slots stay under mu), so the ordering is
+ * only there to make "empty" mean "the pops written before are visible";
+ * a caller that acts on the answer re-checks it under its own lock, the
+ * one its consumer pops under, which is what orders its data.
  */
 #include "wbmb/queue.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,9 +45,10 @@ struct queue {
     pthread_cond_t not_full;
     struct slot *slots;
     size_t capacity;
-    size_t head;  /* next slot to pop */
-    size_t count; /* queued items */
-    bool holding; /* the consumer holds the slot before head */
+    size_t head;         /* next slot to pop */
+    size_t count;        /* queued items */
+    atomic_size_t depth; /* == count; written under mu, read without it */
+    bool holding;        /* the consumer holds the slot before head */
     bool closed;
     bool kicked; /* queue_kick(): the next wait returns at once */
     struct queue_stats stats;
@@ -144,6 +156,7 @@ wb_status queue_push(struct queue *q, enum queue_kind kind, const char *topic, c
     s->retained = retained;
     s->received_mono_us = now;
     q->count++;
+    atomic_store_explicit(&q->depth, q->count, memory_order_release);
     q->stats.pushed++;
     pthread_cond_signal(&q->not_empty);
     pthread_mutex_unlock(&q->mu);
@@ -191,10 +204,8 @@ bool queue_wait(struct queue *q, int timeout_ms)
 
 bool queue_empty(struct queue *q)
 {
-    wb_lock(&q->mu);
-    bool empty = q->count == 0;
-    pthread_mutex_unlock(&q->mu);
-    return empty;
+    /* No lock: see `depth` at the top. */
+    return atomic_load_explicit(&q->depth, memory_order_acquire) == 0;
 }
 
 bool queue_pop(struct queue *q, struct queue_item *out, int timeout_ms)
@@ -217,6 +228,7 @@ bool queue_pop(struct queue *q, struct queue_item *out, int timeout_ms)
     struct slot *s = &q->slots[q->head];
     q->head = (q->head + 1) % q->capacity;
     q->count--;
+    atomic_store_explicit(&q->depth, q->count, memory_order_release);
     q->holding = true;
     q->stats.popped++;
     pthread_mutex_unlock(&q->mu);
