@@ -259,6 +259,8 @@ void *mqttc_sender_main(void *arg)
             hand_acked(c, m);
         else
             hand_to_paho(c, m->topic, m->payload, m->len, m->qos, m->retained, NULL);
+        /* Done only now that MQTTAsync_send() returned: the direct path of
+         * mqttc_publish() relies on it (outbox_idle()). */
         outbox_done(c->out, m);
     }
     return NULL;
@@ -285,20 +287,21 @@ wb_status mqttc_publish(struct mqttc *c, const char *topic, const void *payload,
         atomic_fetch_add(&c->n_publish_failures, 1);
         return WB_ERR_INVALID;
     }
-    wb_lock(&c->mu);
-    bool up = c->st == ST_CONNECTED && !c->stopping;
-    pthread_mutex_unlock(&c->mu);
-    if (!up) {
+    if (!mqttc_up(c)) { /* no lock: see `up` (mqttc_int.h) */
         atomic_fetch_add(&c->n_publish_failures, 1);
         return WB_ERR_MQTT;
     }
-    /* Inside our own message callback on paho's receive thread (the core
-     * applying a message in place), with nothing queued or in the sender's
-     * hand: straight to paho. That thread already holds paho's lock, which
-     * the sender thread would have to wait for; and with the outbox idle
-     * nothing older can overtake, so the order of the publications is kept
-     * (every publisher runs under the core's lock). Otherwise the outbox: a
-     * refusal by paho later is counted in publish_failures. */
+    /* Inside our own message callback on paho's receive thread (a message
+     * applied in place), with nothing queued or in the sender's hand:
+     * straight to paho. That thread already holds paho's lock, which the
+     * sender thread would have to wait for. The order (mqttc.c's top,
+     * "Order") is kept: every publication that happens-before this one and
+     * went to the outbox is, when outbox_idle() says so, already done, and
+     * the sender marks one done only after its MQTTAsync_send() returned;
+     * the acquire load in outbox_idle() pairs with the release in the
+     * outbox's counts, so that send happens-before the one below. One that
+     * is still queued or in hand makes this one queue behind it. Otherwise
+     * the outbox: a refusal by paho later is counted in publish_failures. */
     if (mqttc_in_callback == c && atomic_load(&c->sender_inflight) < SENDER_MAX_INFLIGHT &&
         (qos == 0 || qos_room(c)) && outbox_idle(c->out)) {
         hand_to_paho(c, topic, len ? payload : "", len, qos, retained, NULL);
@@ -320,16 +323,13 @@ wb_status mqttc_publish_acked(struct mqttc *c, const char *topic, const void *pa
         atomic_fetch_add(&c->n_publish_failures, 1);
         return WB_ERR_INVALID;
     }
-    wb_lock(&c->mu);
-    bool up = c->st == ST_CONNECTED && !c->stopping;
-    pthread_mutex_unlock(&c->mu);
-    if (!up) {
+    if (!mqttc_up(c)) { /* no lock, as in mqttc_publish() */
         atomic_fetch_add(&c->n_publish_failures, 1);
         return WB_ERR_MQTT;
     }
     /* Always through the outbox and the sender thread, even on paho's
-     * receive thread: the outcome must never be reported inside this call
-     * (its caller holds the core's lock, which the callback takes). */
+     * receive thread: the ack callback is never called inside
+     * mqttc_publish_acked() (a caller may hold a lock the callback takes). */
     wb_status st = outbox_put_acked(c->out, topic, len ? payload : "", len, qos, ack, ud, token);
     atomic_fetch_add(st == WB_OK ? &c->n_published : &c->n_publish_failures, 1);
     return st == WB_OK ? WB_OK : WB_ERR_MQTT;
@@ -337,5 +337,5 @@ wb_status mqttc_publish_acked(struct mqttc *c, const char *topic, const void *pa
 
 size_t mqttc_backlog(struct mqttc *c)
 {
-    return c ? outbox_depth(c->out) : 0;
+    return c ? outbox_depth(c->out) : 0; /* no lock (an atomic count) */
 }

@@ -5,10 +5,25 @@
  * retained entries by topic (power-of-two buckets, doubled when the load
  * passes 1). Invariant: an entry is in the table iff it is retained and still
  * in the FIFO; outbox_take() unlinks it from both.
+ *
+ * outbox_depth() and outbox_idle() take no lock (mqttc_publish() and
+ * mqttc_backlog() run per message): two atomic mirrors, `n_depth` (== depth)
+ * and `n_pending` (== depth + taken: queued or in the sender's hand), are
+ * stored (release) by counts_locked() under mu after every change of depth
+ * or taken, and loaded (acquire) without it. All their stores are made
+ * under mu, so their order is mu's order; an acquire load that reads 0 from
+ * n_pending synchronizes with the mu section that stored that 0, and every
+ * publication put before it (in mu's order) was then neither queued nor in
+ * hand: it was cleared, or outbox_done() ran for it - after the sender's
+ * MQTTAsync_send() returned - in an earlier mu section. So a caller that
+ * sees outbox_idle() true after its own outbox_put() (one thread, or
+ * threads ordered by happens-before) sees that publication already handed
+ * to paho (or dropped): see mqttc_publish()'s direct path.
  */
 #include "mqtt/outbox.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,7 +37,8 @@ struct outbox {
     struct outbox_msg *head, *tail;
     struct outbox_msg **buckets;
     size_t nbuckets, nretained, depth;
-    size_t taken; /* taken and not yet done */
+    size_t taken;                     /* taken and not yet done */
+    atomic_size_t n_depth, n_pending; /* see the top; stored by counts_locked() */
     uint64_t coalesced;
     bool woken;
 };
@@ -45,6 +61,13 @@ struct outbox *outbox_create(void)
     pthread_cond_init(&o->cv, &ca);
     pthread_condattr_destroy(&ca);
     return o;
+}
+
+/* Caller holds mu, after changing depth or taken: the lock-free mirrors. */
+static void counts_locked(struct outbox *o)
+{
+    atomic_store_explicit(&o->n_depth, o->depth, memory_order_release);
+    atomic_store_explicit(&o->n_pending, o->depth + o->taken, memory_order_release);
 }
 
 static void outbox_msg_free(struct outbox_msg *m)
@@ -71,6 +94,7 @@ size_t outbox_clear(struct outbox *o, const char *why)
     o->head = o->tail = NULL;
     memset(o->buckets, 0, o->nbuckets * sizeof(*o->buckets));
     o->nretained = o->depth = 0;
+    counts_locked(o);
     pthread_mutex_unlock(&o->mu);
     while (m) {
         struct outbox_msg *next = m->next;
@@ -193,6 +217,7 @@ static wb_status put(struct outbox *o, const char *topic, const void *payload, s
         o->head = m;
     o->tail = m;
     o->depth++;
+    counts_locked(o);
     pthread_cond_signal(&o->cv);
     pthread_mutex_unlock(&o->mu);
     return WB_OK;
@@ -243,6 +268,7 @@ struct outbox_msg *outbox_take(struct outbox *o, int timeout_ms)
         }
         m->next = m->hnext = NULL;
         o->taken++;
+        counts_locked(o);
     }
     pthread_mutex_unlock(&o->mu);
     return m;
@@ -256,15 +282,14 @@ void outbox_done(struct outbox *o, struct outbox_msg *m)
     outbox_msg_free(m);
     wb_lock(&o->mu);
     o->taken--;
+    counts_locked(o);
     pthread_mutex_unlock(&o->mu);
 }
 
 bool outbox_idle(struct outbox *o)
 {
-    wb_lock(&o->mu);
-    bool idle = !o->head && o->taken == 0;
-    pthread_mutex_unlock(&o->mu);
-    return idle;
+    /* No lock: see the top (acquire pairs with counts_locked()'s release). */
+    return atomic_load_explicit(&o->n_pending, memory_order_acquire) == 0;
 }
 
 void outbox_wake(struct outbox *o)
@@ -277,10 +302,7 @@ void outbox_wake(struct outbox *o)
 
 size_t outbox_depth(struct outbox *o)
 {
-    wb_lock(&o->mu);
-    size_t n = o->depth;
-    pthread_mutex_unlock(&o->mu);
-    return n;
+    return atomic_load_explicit(&o->n_depth, memory_order_acquire); /* no lock */
 }
 
 uint64_t outbox_coalesced(struct outbox *o)
