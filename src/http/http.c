@@ -775,6 +775,11 @@ void http_get_stats(struct http_server *h, struct http_stats *out)
     http_sse_counts(h->sse, &out->sse_clients, &out->sse_dropped, &out->events_broadcast);
 }
 
+size_t http_sse_clients(const struct http_server *h)
+{
+    return h ? http_sse_client_count(h->sse) : 0;
+}
+
 uint16_t http_port(struct http_server *h)
 {
     const union MHD_DaemonInfo *di;

@@ -4,12 +4,12 @@
  * callback.
  *
  * One mutex (s->lock) guards the client list, every client's buffer, the
- * event sequence and the ring. Each client has an eventfd that broadcasts
- * signal; its reader (sse_read, on the connection's own MHD thread) polls
- * that eventfd together with the client's socket, so it wakes at once for
- * new data, for the stop, and for the peer going away (FIN or RST: POLLRDHUP,
- * POLLHUP, POLLERR). Without watching the socket a dead client would only be
- * noticed when a write fails, one or two heartbeats (15-30 s) later, holding
+ * event sequence and the ring; the client count has a lock-free mirror
+ * (nclients, for http_sse_client_count()) stored under it. Each client has an eventfd that
+ * broadcasts signal; its reader (sse_read, on the connection's own MHD thread) polls that eventfd
+ * together with the client's socket, so it wakes at once for new data, for the stop, and for the
+ * peer going away (FIN or RST: POLLRDHUP, POLLHUP, POLLERR). Without watching the socket a dead
+ * client would only be noticed when a write fails, one or two heartbeats (15-30 s) later, holding
  * one of the HTTP_SSE_MAX_CLIENTS slots all that time.
  *
  * Each client is owned by its MHD response: it is freed by the response's
@@ -54,6 +54,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +104,9 @@ struct http_sse {
     struct sse_client *head;
     bool stopping;
     uint64_t clients, dropped, events;
+    /* == clients: stored (release) under the lock wherever clients changes,
+     * loaded (acquire) without it by http_sse_client_count(). */
+    atomic_size_t nclients;
     uint64_t seq;   /* id of the newest event */
     uint64_t floor; /* every event with an id above it is in the ring */
     struct sse_msg ring[HTTP_SSE_RING_EVENTS];
@@ -197,6 +201,7 @@ static void unlink_client(struct http_sse *s, struct sse_client *c)
     c->prev = c->next = NULL;
     c->linked = false;
     s->clients--;
+    atomic_store_explicit(&s->nclients, (size_t)s->clients, memory_order_release);
 }
 
 /* Appends n bytes (front=true: before the pending bytes). Caller holds the
@@ -473,6 +478,7 @@ struct MHD_Response *http_sse_open(struct http_sse *s, struct MHD_Connection *co
     s->head = c;
     c->linked = true;
     s->clients++;
+    atomic_store_explicit(&s->nclients, (size_t)s->clients, memory_order_release);
     init_id = s->seq;
     resume = parse_event_id(last_event_id, &last) && last >= s->floor && last <= s->seq;
     if (resume) {
@@ -534,6 +540,11 @@ void http_sse_broadcast(struct http_sse *s, const char *event, json_object *data
     }
     ring_push(s, &m);
     pthread_mutex_unlock(&s->lock);
+}
+
+size_t http_sse_client_count(const struct http_sse *s)
+{
+    return s ? atomic_load_explicit(&s->nclients, memory_order_acquire) : 0;
 }
 
 void http_sse_counts(struct http_sse *s, uint64_t *clients, uint64_t *dropped, uint64_t *events)
