@@ -156,8 +156,8 @@ static wb_status put(struct outbox *o, const char *topic, const void *payload, s
     char *p = dup_payload(payload, len);
     if (!p)
         return WB_ERR_NOMEM;
-    wb_lock(&o->mu);
-    if (retained) {
+    if (retained) { /* coalesced in place: no allocation (one lock) */
+        wb_lock(&o->mu);
         for (struct outbox_msg *m = o->buckets[h & (o->nbuckets - 1)]; m; m = m->hnext) {
             if (m->hash == h && strcmp(m->topic, topic) == 0) {
                 char *old = m->payload;
@@ -171,8 +171,8 @@ static wb_status put(struct outbox *o, const char *topic, const void *payload, s
                 return WB_OK;
             }
         }
+        pthread_mutex_unlock(&o->mu);
     }
-    pthread_mutex_unlock(&o->mu);
 
     size_t tl = strlen(topic) + 1;
     struct outbox_msg *m = malloc(sizeof(*m) + tl);
@@ -199,6 +199,8 @@ static wb_status put(struct outbox *o, const char *topic, const void *payload, s
                 m->payload = x->payload;
                 x->payload = p;
                 x->len = len;
+                if (qos > x->qos)
+                    x->qos = qos;
                 o->coalesced++;
                 pthread_mutex_unlock(&o->mu);
                 outbox_msg_free(m);
