@@ -85,8 +85,10 @@ void http_stop(struct http_server *h);
 void http_broadcast(struct http_server *h, const char *event, json_object *data);
 
 void http_get_stats(struct http_server *h, struct http_stats *out);
-/* TEMP(i16-merge) */
-size_t http_sse_clients(struct http_server *h);
+/* SSE clients connected now (http_stats.sse_clients) without taking a lock
+ * (an atomic count), for a broadcaster that skips building events nobody
+ * listens to; 0 for NULL. */
+size_t http_sse_clients(const struct http_server *h);
 
 /* The TCP port actually bound (useful with "host:0", which picks a free
  * port); 0 when unknown. Added by the HTTP module for its tests. */

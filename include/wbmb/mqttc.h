@@ -83,7 +83,12 @@ wb_status mqttc_start(struct mqttc *c);
  * now when connected, and after every reconnect. The strings are copied. */
 wb_status mqttc_set_subscriptions(struct mqttc *c, const char *const *filters, size_t n, int qos);
 
-/* Queues a publication. Fails with WB_ERR_MQTT when not connected. */
+/* Queues a publication. Fails with WB_ERR_MQTT when not connected (read
+ * without a lock). Order: publications ordered by happens-before in their
+ * callers (one thread, or threads that synchronise with each other) are sent
+ * in that order, but a retained one that coalesces with a queued one of its
+ * topic takes that one's place; concurrent ones that nothing orders have no
+ * order. Needs no lock of the caller for it. */
 wb_status mqttc_publish(struct mqttc *c, const char *topic, const void *payload, size_t len,
                         int qos, bool retained);
 
@@ -95,7 +100,7 @@ wb_status mqttc_publish_acked(struct mqttc *c, const char *topic, const void *pa
                               int qos, mqttc_ack_cb ack, void *ud, uint64_t token);
 
 /* Publications queued by mqttc_publish() and not yet handed to paho (0 for
- * NULL). A producer of many publications (the republish after a connect)
+ * NULL); takes no lock. A producer of many publications (the republish after a connect)
  * keeps this bounded instead of queueing everything at once. */
 size_t mqttc_backlog(struct mqttc *c);
 

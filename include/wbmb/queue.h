@@ -64,7 +64,9 @@ wb_status queue_push(struct queue *q, enum queue_kind kind, const char *topic, c
 bool queue_pop(struct queue *q, struct queue_item *out, int timeout_ms);
 
 /* Waits up to timeout_ms for an item without taking it; true when one is
- * queued. queue_empty() says whether nothing is queued right now. */
+ * queued. queue_empty() says whether nothing is queued right now; it takes
+ * no lock (an atomic count), so a caller that acts on it re-checks it under
+ * the lock its consumer pops under. */
 bool queue_wait(struct queue *q, int timeout_ms);
 /* Ends the current (or next) queue_wait() early without queueing anything. */
 void queue_kick(struct queue *q);

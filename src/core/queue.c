@@ -6,15 +6,27 @@
  * so that slot is not counted free until then. One mutex guards indices; the
  * copy into a slot happens under it too (messages are small and the copy is
  * cheaper than a second lock round-trip).
+ *
+ * `depth` mirrors `count` for queue_empty(), which takes no lock (it runs
+ * per message on paho's receive thread): it is written only under mu, at
+ * the same points as count (store release), and read without mu (load
+ * acquire). It is one atomic object, so a reader gets a value count really
+ * had at some moment during the call: the answer the locked read gave.
+ * Nothing is read through it (the slots stay under mu), so the ordering is
+ * only there to make "empty" mean "the pops written before are visible";
+ * a caller that acts on the answer re-checks it under its own lock, the
+ * one its consumer pops under, which is what orders its data.
  */
 #include "wbmb/queue.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "wbmb/lockstat.h"
 #include "wbmb/util.h"
 
 struct slot {
@@ -33,9 +45,10 @@ struct queue {
     pthread_cond_t not_full;
     struct slot *slots;
     size_t capacity;
-    size_t head;  /* next slot to pop */
-    size_t count; /* queued items */
-    bool holding; /* the consumer holds the slot before head */
+    size_t head;         /* next slot to pop */
+    size_t count;        /* queued items */
+    atomic_size_t depth; /* == count; written under mu, read without it */
+    bool holding;        /* the consumer holds the slot before head */
     bool closed;
     bool kicked; /* queue_kick(): the next wait returns at once */
     struct queue_stats stats;
@@ -96,7 +109,7 @@ wb_status queue_push(struct queue *q, enum queue_kind kind, const char *topic, c
     size_t need = tlen + len + 2;
     int64_t now = mono_us();
 
-    pthread_mutex_lock(&q->mu);
+    wb_lock(&q->mu);
     if (!q->closed && used_slots(q) >= q->capacity) {
         q->stats.full_waits++;
         while (!q->closed && used_slots(q) >= q->capacity)
@@ -143,6 +156,7 @@ wb_status queue_push(struct queue *q, enum queue_kind kind, const char *topic, c
     s->retained = retained;
     s->received_mono_us = now;
     q->count++;
+    atomic_store_explicit(&q->depth, q->count, memory_order_release);
     q->stats.pushed++;
     pthread_cond_signal(&q->not_empty);
     pthread_mutex_unlock(&q->mu);
@@ -173,7 +187,7 @@ static void wait_locked(struct queue *q, int timeout_ms)
 
 void queue_kick(struct queue *q)
 {
-    pthread_mutex_lock(&q->mu);
+    wb_lock(&q->mu);
     q->kicked = true;
     pthread_cond_signal(&q->not_empty);
     pthread_mutex_unlock(&q->mu);
@@ -181,7 +195,7 @@ void queue_kick(struct queue *q)
 
 bool queue_wait(struct queue *q, int timeout_ms)
 {
-    pthread_mutex_lock(&q->mu);
+    wb_lock(&q->mu);
     wait_locked(q, timeout_ms);
     bool have = q->count != 0;
     pthread_mutex_unlock(&q->mu);
@@ -190,15 +204,13 @@ bool queue_wait(struct queue *q, int timeout_ms)
 
 bool queue_empty(struct queue *q)
 {
-    pthread_mutex_lock(&q->mu);
-    bool empty = q->count == 0;
-    pthread_mutex_unlock(&q->mu);
-    return empty;
+    /* No lock: see `depth` at the top. */
+    return atomic_load_explicit(&q->depth, memory_order_acquire) == 0;
 }
 
 bool queue_pop(struct queue *q, struct queue_item *out, int timeout_ms)
 {
-    pthread_mutex_lock(&q->mu);
+    wb_lock(&q->mu);
     if (q->holding) {
         q->holding = false;
         pthread_cond_signal(&q->not_full);
@@ -216,6 +228,7 @@ bool queue_pop(struct queue *q, struct queue_item *out, int timeout_ms)
     struct slot *s = &q->slots[q->head];
     q->head = (q->head + 1) % q->capacity;
     q->count--;
+    atomic_store_explicit(&q->depth, q->count, memory_order_release);
     q->holding = true;
     q->stats.popped++;
     pthread_mutex_unlock(&q->mu);
@@ -231,7 +244,7 @@ bool queue_pop(struct queue *q, struct queue_item *out, int timeout_ms)
 
 void queue_close(struct queue *q)
 {
-    pthread_mutex_lock(&q->mu);
+    wb_lock(&q->mu);
     q->closed = true;
     pthread_cond_broadcast(&q->not_full);
     pthread_cond_broadcast(&q->not_empty);
@@ -240,7 +253,7 @@ void queue_close(struct queue *q)
 
 void queue_get_stats(struct queue *q, struct queue_stats *out)
 {
-    pthread_mutex_lock(&q->mu);
+    wb_lock(&q->mu);
     *out = q->stats;
     out->depth = q->count;
     pthread_mutex_unlock(&q->mu);

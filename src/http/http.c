@@ -775,6 +775,11 @@ void http_get_stats(struct http_server *h, struct http_stats *out)
     http_sse_counts(h->sse, &out->sse_clients, &out->sse_dropped, &out->events_broadcast);
 }
 
+size_t http_sse_clients(const struct http_server *h)
+{
+    return h ? http_sse_client_count(h->sse) : 0;
+}
+
 uint16_t http_port(struct http_server *h)
 {
     const union MHD_DaemonInfo *di;
@@ -782,14 +787,4 @@ uint16_t http_port(struct http_server *h)
         return 0;
     di = mhd->get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
     return di ? di->port : 0;
-}
-
-/* TEMP(i16-merge): replaced by the lock-free count of branch i16-locks. */
-size_t http_sse_clients(struct http_server *h)
-{
-    if (!h)
-        return 0;
-    struct http_stats st;
-    http_get_stats(h, &st);
-    return (size_t)st.sse_clients;
 }

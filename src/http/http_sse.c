@@ -4,12 +4,12 @@
  * callback.
  *
  * One mutex (s->lock) guards the client list, every client's buffer, the
- * event sequence and the ring. Each client has an eventfd that broadcasts
- * signal; its reader (sse_read, on the connection's own MHD thread) polls
- * that eventfd together with the client's socket, so it wakes at once for
- * new data, for the stop, and for the peer going away (FIN or RST: POLLRDHUP,
- * POLLHUP, POLLERR). Without watching the socket a dead client would only be
- * noticed when a write fails, one or two heartbeats (15-30 s) later, holding
+ * event sequence and the ring; the client count has a lock-free mirror
+ * (nclients, for http_sse_client_count()) stored under it. Each client has an eventfd that
+ * broadcasts signal; its reader (sse_read, on the connection's own MHD thread) polls that eventfd
+ * together with the client's socket, so it wakes at once for new data, for the stop, and for the
+ * peer going away (FIN or RST: POLLRDHUP, POLLHUP, POLLERR). Without watching the socket a dead
+ * client would only be noticed when a write fails, one or two heartbeats (15-30 s) later, holding
  * one of the HTTP_SSE_MAX_CLIENTS slots all that time.
  *
  * Each client is owned by its MHD response: it is freed by the response's
@@ -54,6 +54,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,7 @@
 #include <unistd.h>
 
 #include "http/mhd_api.h"
+#include "wbmb/lockstat.h"
 #include "wbmb/log.h"
 #include "wbmb/util.h"
 
@@ -102,6 +104,9 @@ struct http_sse {
     struct sse_client *head;
     bool stopping;
     uint64_t clients, dropped, events;
+    /* == clients: stored (release) under the lock wherever clients changes,
+     * loaded (acquire) without it by http_sse_client_count(). */
+    atomic_size_t nclients;
     uint64_t seq;   /* id of the newest event */
     uint64_t floor; /* every event with an id above it is in the ring */
     struct sse_msg ring[HTTP_SSE_RING_EVENTS];
@@ -135,7 +140,7 @@ void http_sse_stop(struct http_sse *s)
     struct sse_client *c;
     if (!s)
         return;
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     s->stopping = true;
     for (c = s->head; c; c = c->next)
         wake(c);
@@ -196,6 +201,7 @@ static void unlink_client(struct http_sse *s, struct sse_client *c)
     c->prev = c->next = NULL;
     c->linked = false;
     s->clients--;
+    atomic_store_explicit(&s->nclients, (size_t)s->clients, memory_order_release);
 }
 
 /* Appends n bytes (front=true: before the pending bytes). Caller holds the
@@ -282,7 +288,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
     ssize_t ret;
 
     for (;;) {
-        pthread_mutex_lock(&s->lock);
+        wb_lock(&s->lock);
         if (c->dropped || c->gone) {
             ret = MHD_CONTENT_READER_END_WITH_ERROR;
             break;
@@ -314,7 +320,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
         if (!wait_io(c, deadline)) {
             /* The peer closed or reset: free the slot now; MHD closes the
              * connection and destroys the response when we answer. */
-            pthread_mutex_lock(&s->lock);
+            wb_lock(&s->lock);
             if (!c->dropped) {
                 c->gone = true;
                 unlink_client(s, c);
@@ -332,7 +338,7 @@ static void sse_free(void *cls)
 {
     struct sse_client *c = cls;
     struct http_sse *s = c->sse;
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     unlink_client(s, c);
     pthread_mutex_unlock(&s->lock);
     close(c->efd);
@@ -461,7 +467,7 @@ struct MHD_Response *http_sse_open(struct http_sse *s, struct MHD_Connection *co
         mhd->add_response_header(r, "X-Accel-Buffering", "no") != MHD_YES)
         goto fail;
 
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     if (s->stopping || s->clients >= HTTP_SSE_MAX_CLIENTS) {
         pthread_mutex_unlock(&s->lock);
         goto fail;
@@ -472,6 +478,7 @@ struct MHD_Response *http_sse_open(struct http_sse *s, struct MHD_Connection *co
     s->head = c;
     c->linked = true;
     s->clients++;
+    atomic_store_explicit(&s->nclients, (size_t)s->clients, memory_order_release);
     init_id = s->seq;
     resume = parse_event_id(last_event_id, &last) && last >= s->floor && last <= s->seq;
     if (resume) {
@@ -492,7 +499,7 @@ struct MHD_Response *http_sse_open(struct http_sse *s, struct MHD_Connection *co
         msg_stamp(&m, init_id);
     json_object_put(snap);
 
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     if (m.mem && !c->dropped) {
         c->limit += m.len;
         if (!buf_put(c, m.mem + m.off, m.len, true))
@@ -521,7 +528,7 @@ void http_sse_broadcast(struct http_sse *s, const char *event, json_object *data
     }
     if (!msg_format(&m, event, data))
         return;
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     msg_stamp(&m, ++s->seq);
     s->events++;
     for (c = s->head; c; c = next) {
@@ -535,9 +542,14 @@ void http_sse_broadcast(struct http_sse *s, const char *event, json_object *data
     pthread_mutex_unlock(&s->lock);
 }
 
+size_t http_sse_client_count(const struct http_sse *s)
+{
+    return s ? atomic_load_explicit(&s->nclients, memory_order_acquire) : 0;
+}
+
 void http_sse_counts(struct http_sse *s, uint64_t *clients, uint64_t *dropped, uint64_t *events)
 {
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     *clients = s->clients;
     *dropped = s->dropped;
     *events = s->events;

@@ -54,6 +54,12 @@ struct MHD_Response *http_sse_open(struct http_sse *s, struct MHD_Connection *c,
 void http_sse_broadcast(struct http_sse *s, const char *event, json_object *data);
 
 void http_sse_counts(struct http_sse *s, uint64_t *clients, uint64_t *dropped, uint64_t *events);
+/* Clients registered now, without the lock (an atomic kept with the list;
+ * 0 for NULL). A client registered before its init() snapshot is taken, so
+ * a broadcaster that sees 0 and skips an event cannot lose it for that
+ * client, as long as the snapshot reads what the broadcaster wrote before
+ * (ordered by the backend's own lock). */
+size_t http_sse_client_count(const struct http_sse *s);
 
 /* Heartbeat period in ms (15000); a test may shorten it before starting. */
 extern int http_sse_heartbeat_ms;

@@ -14,7 +14,10 @@
  * 5 and the others from a 3.1.1 one: c->v5 picks them everywhere.
  *
  * Invariants:
- *  - every field below `mu` is read and written only with `mu` held;
+ *  - every field below `mu` is read and written only with `mu` held, but
+ *    the atomics, each of which says how it is kept (`up`, the lock-free
+ *    mirror of st and stopping that mqttc_publish() reads, is stored only
+ *    under `mu`, by set_st_locked() and set_stopping_locked());
  *  - no paho function is ever called with `mu` held: paho's thread takes its
  *    own lock before calling us back, so holding ours across a paho call
  *    could deadlock with a callback waiting for `mu`;
@@ -61,12 +64,28 @@
  * full queue, so a core thread calling MQTTAsync_send() directly deadlocks
  * under load. Retained publications of one topic coalesce in the outbox; a
  * lost connection clears it (the owner republishes after the next connect).
- * One exception: a publication made inside our own message callback (the
- * core applying a message in place on paho's receive thread) goes straight
- * to MQTTAsync_send() while the outbox is idle: that thread holds paho's
- * lock already, and the detour cost ~15 us of CPU per mirror publication.
+ * One exception: a publication made inside our own message callback (a
+ * message applied in place on paho's receive thread) goes straight to
+ * MQTTAsync_send() while the outbox is idle: that thread holds paho's lock
+ * already, and the detour cost ~15 us of CPU per mirror publication.
  * mqttc_publish_acked() (commands) always goes through the outbox; its
- * outcome (PUBACK reason code, or why it never got one) is reported once.
+ * outcome (PUBACK reason code, or why it never got one) is reported once,
+ * never inside mqttc_publish_acked() itself.
+ *
+ * Order: publications ordered by happens-before in their callers (made by
+ * one thread, or by threads that synchronise with each other) are handed to
+ * paho, and so sent, in that order; concurrent publications that nothing
+ * orders have no order. mqttc needs no lock of its callers for it: the
+ * outbox is a FIFO drained by one sender thread, which takes a publication
+ * and calls outbox_done() only after its MQTTAsync_send() returned; the
+ * direct path sends only when outbox_idle() (nothing queued, nothing in the
+ * sender's hand), read with acquire ordering against the outbox's release,
+ * so every earlier publication of the caller that went through the outbox
+ * was already handed to paho. The one exception is coalescing: a retained
+ * publication that replaces a queued one of its topic takes that one's
+ * place, so it goes out before what was queued between the two (the broker
+ * still ends with the newest value of every topic). Neither the up-check nor
+ * the idle check takes a lock (atomics; see mqttc_int.h and outbox.c).
  *
  * LOST is not stored: connection_gone() goes straight to ST_BACKOFF.
  * Retries are never sooner than 1 s, which also leaves paho time to finish
@@ -88,6 +107,7 @@
 #include "mqtt/mqttc_int.h"
 #include "mqtt/outbox.h"
 #include "mqtt/paho_api.h"
+#include "wbmb/lockstat.h"
 #include "wbmb/log.h"
 #include "wbmb/topic_gate.h"
 #include "wbmb/util.h"
@@ -113,7 +133,7 @@ static void schedule_retry_locked(struct mqttc *c, const char *what, const char 
         log_warn("MQTT %s: %s; retrying in %u s", what, reason, d);
     c->retry_at_ms = util_mono_ms() + (int64_t)d * 1000;
     c->backoff_s = d * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : d * 2;
-    c->st = ST_BACKOFF;
+    set_st_locked(c, ST_BACKOFF);
     pthread_cond_broadcast(&c->cv);
 }
 
@@ -122,8 +142,8 @@ static void schedule_retry_locked(struct mqttc *c, const char *what, const char 
 static void connected(struct mqttc *c)
 {
     cb_enter(c);
-    pthread_mutex_lock(&c->mu);
-    c->st = ST_CONNECTED;
+    wb_lock(&c->mu);
+    set_st_locked(c, ST_CONNECTED);
     atomic_store(&c->sender_inflight, 0); /* died with the old session */
     atomic_store(&c->qos_inflight, 0);
     if (c->stopping) {
@@ -188,9 +208,9 @@ static void connect_failed(struct mqttc *c, int code, const char *message, int r
         snprintf(reason + strlen(reason), sizeof(reason) - strlen(reason),
                  "; set mqtt.protocol: 3.1.1 for this broker");
     cb_enter(c);
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     if (c->stopping) {
-        c->st = ST_STOPPED;
+        set_st_locked(c, ST_STOPPED);
         pthread_cond_broadcast(&c->cv);
     } else if (generic) {
         c->diag_pending = true; /* logged by reconnect_main() with its cause */
@@ -221,7 +241,7 @@ static void on_connect_failure5(void *ctx, MQTTAsync_failureData5 *resp)
 static void connection_gone(struct mqttc *c, const char *reason)
 {
     cb_enter(c);
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     bool was_up = c->stats.connected;
     if (c->st != ST_CONNECTED && !was_up) {
         pthread_mutex_unlock(&c->mu); /* already handled */
@@ -234,7 +254,7 @@ static void connection_gone(struct mqttc *c, const char *reason)
         flap_note(&c->flaps, util_mono_ms());
     }
     if (c->stopping) {
-        c->st = ST_STOPPED;
+        set_st_locked(c, ST_STOPPED);
         pthread_cond_broadcast(&c->cv);
     } else {
         schedule_retry_locked(c, "connection lost", reason);
@@ -308,7 +328,7 @@ static void on_disconnect_done(void *ctx, MQTTAsync_successData *resp)
     (void)resp;
     struct mqttc *c = ctx;
     cb_enter(c);
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     c->disconnect_done = true;
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
@@ -367,7 +387,7 @@ static int start_connect(struct mqttc *c)
         so.ssl_error_cb = mqttc_ssl_error_cb;
         so.ssl_error_context = c;
         co.ssl = &so;
-        pthread_mutex_lock(&c->mu);
+        wb_lock(&c->mu);
         c->tls_errors[0] = '\0';
         pthread_mutex_unlock(&c->mu);
     }
@@ -386,14 +406,14 @@ static void log_diagnosis_locked(struct mqttc *c)
     pthread_mutex_unlock(&c->mu);
     mqttc_diagnose(c, errs, cause, sizeof(cause));
     log_warn("MQTT connect failed: %s; retrying in %u s", cause, retry);
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
 }
 
 static void *reconnect_main(void *arg)
 {
     struct mqttc *c = arg;
     pthread_setname_np(pthread_self(), "wbmb-reconnect"); /* top -H, perf, gdb */
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     while (!c->stopping) {
         if (c->diag_pending) {
             log_diagnosis_locked(c);
@@ -407,14 +427,14 @@ static void *reconnect_main(void *arg)
             cv_wait_until(c, c->retry_at_ms);
             continue;
         }
-        c->st = ST_CONNECTING;
+        set_st_locked(c, ST_CONNECTING);
         pthread_mutex_unlock(&c->mu);
         log_debug("MQTT connecting to %s:%d", c->host, c->port);
         int rc = start_connect(c);
-        pthread_mutex_lock(&c->mu);
+        wb_lock(&c->mu);
         if (rc != MQTTASYNC_SUCCESS) {
             if (c->stopping)
-                c->st = ST_STOPPED;
+                set_st_locked(c, ST_STOPPED);
             else
                 schedule_retry_locked(c, "connect failed", c->api->strerror(rc));
         }
@@ -497,7 +517,7 @@ struct mqttc *mqttc_create(const struct mqttc_options *opts, mqttc_message_cb on
     c->on_message = on_message;
     c->on_connection = on_connection;
     c->ud = ud;
-    c->st = ST_IDLE;
+    set_st_locked(c, ST_IDLE);
     c->backoff_s = BACKOFF_FIRST_S;
 
     if (pthread_mutex_init(&c->mu, NULL) != 0) {
@@ -578,17 +598,17 @@ wb_status mqttc_start(struct mqttc *c)
 {
     if (!c)
         return WB_ERR_INVALID;
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     if (c->st != ST_IDLE) {
         pthread_mutex_unlock(&c->mu);
         return WB_ERR_INVALID;
     }
-    c->st = ST_BACKOFF;
+    set_st_locked(c, ST_BACKOFF);
     c->retry_at_ms = util_mono_ms(); /* the first attempt at once */
     pthread_mutex_unlock(&c->mu);
     if (pthread_create(&c->thr, NULL, reconnect_main, c) != 0) {
-        pthread_mutex_lock(&c->mu);
-        c->st = ST_IDLE;
+        wb_lock(&c->mu);
+        set_st_locked(c, ST_IDLE);
         pthread_mutex_unlock(&c->mu);
         log_error("MQTT: cannot start the reconnect thread");
         return WB_ERR_NOMEM;
@@ -606,7 +626,7 @@ bool mqttc_is_connected(struct mqttc *c)
 {
     if (!c)
         return false;
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     bool up = c->stats.connected;
     pthread_mutex_unlock(&c->mu);
     return up;
@@ -620,7 +640,7 @@ void mqttc_get_stats(struct mqttc *c, struct mqttc_stats *out)
         memset(out, 0, sizeof(*out));
         return;
     }
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     *out = c->stats;
     out->flapping = flap_is_flapping(&c->flaps, util_mono_ms());
     pthread_mutex_unlock(&c->mu);
@@ -652,15 +672,15 @@ void mqttc_stop(struct mqttc *c, unsigned timeout_ms)
         return;
     int64_t deadline = util_mono_ms() + timeout_ms;
 
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     if (c->stopping || c->st == ST_IDLE) {
-        c->stopping = true;
-        c->st = ST_STOPPED;
+        set_stopping_locked(c);
+        set_st_locked(c, ST_STOPPED);
         pthread_mutex_unlock(&c->mu);
         mqttc_stop_sender(c);
         return;
     }
-    c->stopping = true; /* new publications are refused from here on */
+    set_stopping_locked(c); /* new publications are refused from here on */
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
     if (c->thr_started) {
@@ -670,7 +690,7 @@ void mqttc_stop(struct mqttc *c, unsigned timeout_ms)
 
     /* A connect in flight must end before we can disconnect it; otherwise
      * destroying the client would drop the TCP connection and fire the will. */
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     while (c->st == ST_CONNECTING && util_mono_ms() < deadline)
         cv_wait_until(c, deadline);
     bool up = c->st == ST_CONNECTED || c->st == ST_CONNECTING;
@@ -689,7 +709,7 @@ void mqttc_stop(struct mqttc *c, unsigned timeout_ms)
         dopt.onFailure = on_disconnect_failed;
         dopt.context = c;
         int rc = c->api->disconnect(c->cli, &dopt);
-        pthread_mutex_lock(&c->mu);
+        wb_lock(&c->mu);
         if (rc == MQTTASYNC_SUCCESS) {
             /* The DISCONNECT packet is written within moments; allow a
              * little beyond the caller's deadline so it always goes out. */
@@ -707,10 +727,10 @@ void mqttc_stop(struct mqttc *c, unsigned timeout_ms)
     }
 
     mqttc_stop_sender(c); /* when the connection was not up */
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     bool was_up = c->stats.connected;
     c->stats.connected = false;
-    c->st = ST_STOPPED;
+    set_st_locked(c, ST_STOPPED);
     pthread_mutex_unlock(&c->mu);
     if (was_up)
         log_info("MQTT disconnected from %s:%d", c->host, c->port);
@@ -724,7 +744,7 @@ void mqttc_destroy(struct mqttc *c)
     c->api->destroy(&c->cli);
     /* paho calls no new callback for a destroyed handle; wait for the ones
      * that may still be returning before freeing what they touch. */
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     atomic_store(&c->draining, true);
     /* Timed: a callback that decremented just before draining was set did
      * not broadcast (see cb_leave_counting()). */

@@ -73,7 +73,7 @@ bool flap_is_flapping(const struct flap_window *f, int64_t now_ms)
 int mqttc_ssl_error_cb(const char *str, size_t len, void *u)
 {
     struct mqttc *c = u;
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     size_t have = strlen(c->tls_errors);
     while (len && (str[len - 1] == '\n' || str[len - 1] == '\r'))
         len--;

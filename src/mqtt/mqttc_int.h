@@ -19,6 +19,7 @@
 
 #include "mqtt/outbox.h"
 #include "mqtt/paho_api.h"
+#include "wbmb/lockstat.h"
 #include "wbmb/mqttc.h"
 
 #define BACKOFF_FIRST_S 1u
@@ -101,9 +102,16 @@ struct mqttc {
     size_t resub_ngone;
 
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* CLOCK_MONOTONIC; any change of the fields below */
-    enum conn_state st;
-    bool stopping;        /* mqttc_stop() began: no more connects */
+    pthread_cond_t cv;  /* CLOCK_MONOTONIC; any change of the fields below */
+    enum conn_state st; /* written only by set_st_locked() */
+    bool stopping;      /* mqttc_stop() began: no more connects (set_stopping_locked()) */
+    /* st == ST_CONNECTED && !stopping, for mqttc_publish*() (per message,
+     * no lock): stored (release) under mu by up_sync_locked() after every
+     * write of st or stopping, loaded (acquire) by mqttc_up() without mu.
+     * All its stores are made under mu, so it follows their order: a
+     * publication made after mqttc_stop() set stopping (happens-before) is
+     * refused, as when it was read under mu. */
+    atomic_bool up;
     bool disconnect_done; /* the c->api->disconnect() callback ran */
     unsigned backoff_s;   /* the delay before the next retry */
     int64_t retry_at_ms;  /* util_mono_ms() of the next attempt (BACKOFF) */
@@ -131,6 +139,30 @@ struct mqttc {
     unsigned diag_retry_s;
 };
 
+/* mu held (or c not shared yet): keeps `up` in step with st and stopping. */
+static inline void up_sync_locked(struct mqttc *c)
+{
+    atomic_store_explicit(&c->up, c->st == ST_CONNECTED && !c->stopping, memory_order_release);
+}
+
+static inline void set_st_locked(struct mqttc *c, enum conn_state st)
+{
+    c->st = st;
+    up_sync_locked(c);
+}
+
+static inline void set_stopping_locked(struct mqttc *c)
+{
+    c->stopping = true;
+    up_sync_locked(c);
+}
+
+/* Connected and not stopping, without mu (see `up`). */
+static inline bool mqttc_up(struct mqttc *c)
+{
+    return atomic_load_explicit(&c->up, memory_order_acquire);
+}
+
 static inline void free_strv(char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -156,7 +188,7 @@ static inline void cb_leave_counting(struct mqttc *c, bool received)
         atomic_fetch_sub(&c->cb_active, 1);
         return;
     }
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     if (atomic_fetch_sub(&c->cb_active, 1) == 1)
         pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);

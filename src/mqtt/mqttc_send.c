@@ -11,6 +11,7 @@
 
 #include <MQTTAsync.h>
 
+#include "wbmb/lockstat.h"
 #include "wbmb/log.h"
 #include "wbmb/topic_gate.h"
 #include "wbmb/util.h"
@@ -24,7 +25,7 @@ static void sent_done(struct mqttc *c, bool qos)
     bool was_full = qos && atomic_fetch_sub(&c->qos_inflight, 1) >= atomic_load(&c->qos_limit);
     if (atomic_fetch_sub(&c->sender_inflight, 1) < SENDER_MAX_INFLIGHT && !was_full)
         return;
-    pthread_mutex_lock(&c->mu); /* the sender may wait for room */
+    wb_lock(&c->mu); /* the sender may wait for room */
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
 }
@@ -103,7 +104,7 @@ static void acked(struct send_ack *a, int rc, const char *msg)
     if (rc != 0) {
         mqttc_reason(c, rc, msg, why, sizeof(why));
         if (rc >= 0x80) {
-            pthread_mutex_lock(&c->mu);
+            wb_lock(&c->mu);
             c->stats.publish_refused++;
             pthread_mutex_unlock(&c->mu);
         }
@@ -144,7 +145,7 @@ static void on_acked_fail5(void *ctx, MQTTAsync_failureData5 *r)
  * while connected is applied here, outside mu. */
 static void apply_pending_resub(struct mqttc *c)
 {
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     if (!c->resub_pending) {
         pthread_mutex_unlock(&c->mu);
         return;
@@ -234,7 +235,7 @@ void *mqttc_sender_main(void *arg)
             /* Bounded wait: a connection lost with publications in flight
              * may not report them all, so the count is reset on the next
              * connect. sent_done() broadcasts under mu, after its decrement. */
-            pthread_mutex_lock(&c->mu);
+            wb_lock(&c->mu);
             if (atomic_load(&c->sender_inflight) >= SENDER_MAX_INFLIGHT && !c->sender_stop)
                 cv_wait_until(c, util_mono_ms() + 100);
             pthread_mutex_unlock(&c->mu);
@@ -246,7 +247,7 @@ void *mqttc_sender_main(void *arg)
         /* A QoS 1 publication past the broker's Receive Maximum waits here
          * (in hand, so the order is kept) until a PUBACK makes room. */
         while (m->qos > 0 && !qos_room(c) && !c->sender_stop) {
-            pthread_mutex_lock(&c->mu);
+            wb_lock(&c->mu);
             if (!qos_room(c) && !c->sender_stop && c->st == ST_CONNECTED)
                 cv_wait_until(c, util_mono_ms() + 100);
             bool up = c->st == ST_CONNECTED;
@@ -258,6 +259,8 @@ void *mqttc_sender_main(void *arg)
             hand_acked(c, m);
         else
             hand_to_paho(c, m->topic, m->payload, m->len, m->qos, m->retained, NULL);
+        /* Done only now that MQTTAsync_send() returned: the direct path of
+         * mqttc_publish() relies on it (outbox_idle()). */
         outbox_done(c->out, m);
     }
     return NULL;
@@ -284,20 +287,21 @@ wb_status mqttc_publish(struct mqttc *c, const char *topic, const void *payload,
         atomic_fetch_add(&c->n_publish_failures, 1);
         return WB_ERR_INVALID;
     }
-    pthread_mutex_lock(&c->mu);
-    bool up = c->st == ST_CONNECTED && !c->stopping;
-    pthread_mutex_unlock(&c->mu);
-    if (!up) {
+    if (!mqttc_up(c)) { /* no lock: see `up` (mqttc_int.h) */
         atomic_fetch_add(&c->n_publish_failures, 1);
         return WB_ERR_MQTT;
     }
-    /* Inside our own message callback on paho's receive thread (the core
-     * applying a message in place), with nothing queued or in the sender's
-     * hand: straight to paho. That thread already holds paho's lock, which
-     * the sender thread would have to wait for; and with the outbox idle
-     * nothing older can overtake, so the order of the publications is kept
-     * (every publisher runs under the core's lock). Otherwise the outbox: a
-     * refusal by paho later is counted in publish_failures. */
+    /* Inside our own message callback on paho's receive thread (a message
+     * applied in place), with nothing queued or in the sender's hand:
+     * straight to paho. That thread already holds paho's lock, which the
+     * sender thread would have to wait for. The order (mqttc.c's top,
+     * "Order") is kept: every publication that happens-before this one and
+     * went to the outbox is, when outbox_idle() says so, already done, and
+     * the sender marks one done only after its MQTTAsync_send() returned;
+     * the acquire load in outbox_idle() pairs with the release in the
+     * outbox's counts, so that send happens-before the one below. One that
+     * is still queued or in hand makes this one queue behind it. Otherwise
+     * the outbox: a refusal by paho later is counted in publish_failures. */
     if (mqttc_in_callback == c && atomic_load(&c->sender_inflight) < SENDER_MAX_INFLIGHT &&
         (qos == 0 || qos_room(c)) && outbox_idle(c->out)) {
         hand_to_paho(c, topic, len ? payload : "", len, qos, retained, NULL);
@@ -319,16 +323,13 @@ wb_status mqttc_publish_acked(struct mqttc *c, const char *topic, const void *pa
         atomic_fetch_add(&c->n_publish_failures, 1);
         return WB_ERR_INVALID;
     }
-    pthread_mutex_lock(&c->mu);
-    bool up = c->st == ST_CONNECTED && !c->stopping;
-    pthread_mutex_unlock(&c->mu);
-    if (!up) {
+    if (!mqttc_up(c)) { /* no lock, as in mqttc_publish() */
         atomic_fetch_add(&c->n_publish_failures, 1);
         return WB_ERR_MQTT;
     }
     /* Always through the outbox and the sender thread, even on paho's
-     * receive thread: the outcome must never be reported inside this call
-     * (its caller holds the core's lock, which the callback takes). */
+     * receive thread: the ack callback is never called inside
+     * mqttc_publish_acked() (a caller may hold a lock the callback takes). */
     wb_status st = outbox_put_acked(c->out, topic, len ? payload : "", len, qos, ack, ud, token);
     atomic_fetch_add(st == WB_OK ? &c->n_published : &c->n_publish_failures, 1);
     return st == WB_OK ? WB_OK : WB_ERR_MQTT;
@@ -336,5 +337,5 @@ wb_status mqttc_publish_acked(struct mqttc *c, const char *topic, const void *pa
 
 size_t mqttc_backlog(struct mqttc *c)
 {
-    return c ? outbox_depth(c->out) : 0;
+    return c ? outbox_depth(c->out) : 0; /* no lock (an atomic count) */
 }

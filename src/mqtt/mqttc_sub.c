@@ -19,6 +19,7 @@
 
 #include <MQTTAsync.h>
 
+#include "wbmb/lockstat.h"
 #include "wbmb/log.h"
 #include "wbmb/topic_gate.h"
 
@@ -80,7 +81,7 @@ static void round_next(struct sub_round *r)
     struct mqttc *c = r->c;
     int qoss[SUB_CHUNK];
     size_t k = 0, first;
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     chunk_free(r);
     if (r->gen == c->sub_gen && !c->stopping && c->st == ST_CONNECTED)
         for (; k < SUB_CHUNK && r->sent + k < c->nsubs; k++) {
@@ -115,7 +116,7 @@ static void round_next(struct sub_round *r)
     int rc = c->api->subscribe_many(c->cli, (int)k, r->chunk, qoss, &ro);
     if (rc != MQTTASYNC_SUCCESS) {
         log_warn("MQTT subscribe to filters %zu.. failed: %s", first + 1, c->api->strerror(rc));
-        pthread_mutex_lock(&c->mu);
+        wb_lock(&c->mu);
         round_free_locked(c, r);
         pthread_mutex_unlock(&c->mu);
     }
@@ -127,7 +128,7 @@ static void chunk_answered(struct sub_round *r, const int *codes,
                            const enum MQTTReasonCodes *codes5, size_t n, int one)
 {
     struct mqttc *c = r->c;
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     for (size_t i = 0; i < r->k; i++) {
         int rc = codes && i < n ? codes[i] : codes5 && i < n ? (int)codes5[i] : one;
         if (rc < 0x80)
@@ -210,7 +211,7 @@ void mqttc_subscribe_all(struct mqttc *c)
         log_error("MQTT subscribe: out of memory");
         return;
     }
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     r->c = c;
     r->next_round = c->rounds;
     r->gen = ++c->sub_gen;
@@ -261,7 +262,7 @@ wb_status mqttc_set_subscriptions(struct mqttc *c, const char *const *filters, s
         return WB_ERR_NOMEM;
     }
 
-    pthread_mutex_lock(&c->mu);
+    wb_lock(&c->mu);
     bool up = c->st == ST_CONNECTED && !c->stopping;
     if (up && c->nsubs) {
         /* Filters dropped from the set are unsubscribed by the sender

@@ -5,14 +5,30 @@
  * retained entries by topic (power-of-two buckets, doubled when the load
  * passes 1). Invariant: an entry is in the table iff it is retained and still
  * in the FIFO; outbox_take() unlinks it from both.
+ *
+ * outbox_depth() and outbox_idle() take no lock (mqttc_publish() and
+ * mqttc_backlog() run per message): two atomic mirrors, `n_depth` (== depth)
+ * and `n_pending` (== depth + taken: queued or in the sender's hand), are
+ * stored (release) by counts_locked() under mu after every change of depth
+ * or taken, and loaded (acquire) without it. All their stores are made
+ * under mu, so their order is mu's order; an acquire load that reads 0 from
+ * n_pending synchronizes with the mu section that stored that 0, and every
+ * publication put before it (in mu's order) was then neither queued nor in
+ * hand: it was cleared, or outbox_done() ran for it - after the sender's
+ * MQTTAsync_send() returned - in an earlier mu section. So a caller that
+ * sees outbox_idle() true after its own outbox_put() (one thread, or
+ * threads ordered by happens-before) sees that publication already handed
+ * to paho (or dropped): see mqttc_publish()'s direct path.
  */
 #include "mqtt/outbox.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "wbmb/lockstat.h"
 #include "wbmb/util.h"
 
 struct outbox {
@@ -21,7 +37,8 @@ struct outbox {
     struct outbox_msg *head, *tail;
     struct outbox_msg **buckets;
     size_t nbuckets, nretained, depth;
-    size_t taken; /* taken and not yet done */
+    size_t taken;                     /* taken and not yet done */
+    atomic_size_t n_depth, n_pending; /* see the top; stored by counts_locked() */
     uint64_t coalesced;
     bool woken;
 };
@@ -46,6 +63,13 @@ struct outbox *outbox_create(void)
     return o;
 }
 
+/* Caller holds mu, after changing depth or taken: the lock-free mirrors. */
+static void counts_locked(struct outbox *o)
+{
+    atomic_store_explicit(&o->n_depth, o->depth, memory_order_release);
+    atomic_store_explicit(&o->n_pending, o->depth + o->taken, memory_order_release);
+}
+
 static void outbox_msg_free(struct outbox_msg *m)
 {
     if (!m)
@@ -64,12 +88,13 @@ static void msg_dropped(struct outbox_msg *m, const char *why)
 
 size_t outbox_clear(struct outbox *o, const char *why)
 {
-    pthread_mutex_lock(&o->mu);
+    wb_lock(&o->mu);
     struct outbox_msg *m = o->head;
     size_t n = o->depth;
     o->head = o->tail = NULL;
     memset(o->buckets, 0, o->nbuckets * sizeof(*o->buckets));
     o->nretained = o->depth = 0;
+    counts_locked(o);
     pthread_mutex_unlock(&o->mu);
     while (m) {
         struct outbox_msg *next = m->next;
@@ -131,8 +156,8 @@ static wb_status put(struct outbox *o, const char *topic, const void *payload, s
     char *p = dup_payload(payload, len);
     if (!p)
         return WB_ERR_NOMEM;
-    pthread_mutex_lock(&o->mu);
-    if (retained) {
+    if (retained) { /* coalesced in place: no allocation (one lock) */
+        wb_lock(&o->mu);
         for (struct outbox_msg *m = o->buckets[h & (o->nbuckets - 1)]; m; m = m->hnext) {
             if (m->hash == h && strcmp(m->topic, topic) == 0) {
                 char *old = m->payload;
@@ -146,8 +171,8 @@ static wb_status put(struct outbox *o, const char *topic, const void *payload, s
                 return WB_OK;
             }
         }
+        pthread_mutex_unlock(&o->mu);
     }
-    pthread_mutex_unlock(&o->mu);
 
     size_t tl = strlen(topic) + 1;
     struct outbox_msg *m = malloc(sizeof(*m) + tl);
@@ -166,7 +191,7 @@ static wb_status put(struct outbox *o, const char *topic, const void *payload, s
     m->ack_ud = ud;
     m->token = token;
 
-    pthread_mutex_lock(&o->mu);
+    wb_lock(&o->mu);
     if (retained) {
         /* Another producer may have queued the topic meanwhile. */
         for (struct outbox_msg *x = o->buckets[h & (o->nbuckets - 1)]; x; x = x->hnext) {
@@ -174,6 +199,8 @@ static wb_status put(struct outbox *o, const char *topic, const void *payload, s
                 m->payload = x->payload;
                 x->payload = p;
                 x->len = len;
+                if (qos > x->qos)
+                    x->qos = qos;
                 o->coalesced++;
                 pthread_mutex_unlock(&o->mu);
                 outbox_msg_free(m);
@@ -192,6 +219,7 @@ static wb_status put(struct outbox *o, const char *topic, const void *payload, s
         o->head = m;
     o->tail = m;
     o->depth++;
+    counts_locked(o);
     pthread_cond_signal(&o->cv);
     pthread_mutex_unlock(&o->mu);
     return WB_OK;
@@ -212,7 +240,7 @@ wb_status outbox_put_acked(struct outbox *o, const char *topic, const void *payl
 
 struct outbox_msg *outbox_take(struct outbox *o, int timeout_ms)
 {
-    pthread_mutex_lock(&o->mu);
+    wb_lock(&o->mu);
     if (!o->head && timeout_ms > 0 && !o->woken) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -242,6 +270,7 @@ struct outbox_msg *outbox_take(struct outbox *o, int timeout_ms)
         }
         m->next = m->hnext = NULL;
         o->taken++;
+        counts_locked(o);
     }
     pthread_mutex_unlock(&o->mu);
     return m;
@@ -253,22 +282,21 @@ void outbox_done(struct outbox *o, struct outbox_msg *m)
         return;
     msg_dropped(m, "not sent");
     outbox_msg_free(m);
-    pthread_mutex_lock(&o->mu);
+    wb_lock(&o->mu);
     o->taken--;
+    counts_locked(o);
     pthread_mutex_unlock(&o->mu);
 }
 
 bool outbox_idle(struct outbox *o)
 {
-    pthread_mutex_lock(&o->mu);
-    bool idle = !o->head && o->taken == 0;
-    pthread_mutex_unlock(&o->mu);
-    return idle;
+    /* No lock: see the top (acquire pairs with counts_locked()'s release). */
+    return atomic_load_explicit(&o->n_pending, memory_order_acquire) == 0;
 }
 
 void outbox_wake(struct outbox *o)
 {
-    pthread_mutex_lock(&o->mu);
+    wb_lock(&o->mu);
     o->woken = true;
     pthread_cond_broadcast(&o->cv);
     pthread_mutex_unlock(&o->mu);
@@ -276,15 +304,12 @@ void outbox_wake(struct outbox *o)
 
 size_t outbox_depth(struct outbox *o)
 {
-    pthread_mutex_lock(&o->mu);
-    size_t n = o->depth;
-    pthread_mutex_unlock(&o->mu);
-    return n;
+    return atomic_load_explicit(&o->n_depth, memory_order_acquire); /* no lock */
 }
 
 uint64_t outbox_coalesced(struct outbox *o)
 {
-    pthread_mutex_lock(&o->mu);
+    wb_lock(&o->mu);
     uint64_t n = o->coalesced;
     pthread_mutex_unlock(&o->mu);
     return n;

@@ -60,16 +60,21 @@ wb_status outbox_put_acked(struct outbox *o, const char *topic, const void *payl
 /* The oldest publication, removed; waits up to timeout_ms for one. NULL when
  * none came or outbox_wake() was called. Hand it back with outbox_done(). */
 struct outbox_msg *outbox_take(struct outbox *o, int timeout_ms);
-/* Frees a taken publication: it is no longer "in hand" for outbox_idle(). */
+/* Frees a taken publication: it is no longer "in hand" for outbox_idle().
+ * The sender calls it only after its MQTTAsync_send() returned. */
 void outbox_done(struct outbox *o, struct outbox_msg *m);
-/* True when nothing is queued and no taken publication is still in hand. */
+/* True when nothing is queued and no taken publication is still in hand.
+ * Takes no lock (an atomic, load acquire): true after an outbox_put() that
+ * happens-before the call means that publication's outbox_done() (or its
+ * drop by outbox_clear()) happens-before it too (see outbox.c's top). */
 bool outbox_idle(struct outbox *o);
 /* Wakes a waiting outbox_take(). */
 void outbox_wake(struct outbox *o);
 /* Drops everything queued (the acked ones are told, with rc -1 and why,
  * outside the outbox's lock); returns how many were dropped. */
 size_t outbox_clear(struct outbox *o, const char *why);
-/* Publications queued now. */
+/* Publications queued now (not counting one in the sender's hand); takes no
+ * lock. */
 size_t outbox_depth(struct outbox *o);
 /* Publications coalesced away since creation. */
 uint64_t outbox_coalesced(struct outbox *o);

@@ -7,6 +7,8 @@
 #include <pthread.h>
 #include <stdio.h>
 
+#include "wbmb/lockstat.h"
+
 static pthread_mutex_t load_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct paho_api apis[2]; /* [0] plain, [1] TLS */
 static bool loaded[2];
@@ -57,7 +59,7 @@ static bool load(struct paho_api *a, const char *lib, char *err, size_t errlen)
 const struct paho_api *paho_api(bool tls, char *err, size_t errlen)
 {
     int i = tls ? 1 : 0;
-    pthread_mutex_lock(&load_mu);
+    wb_lock(&load_mu);
     if (!loaded[i])
         loaded[i] = load(&apis[i], tls ? WBMB_PAHO_TLS_SO : WBMB_PAHO_PLAIN_SO, err, errlen);
     const struct paho_api *a = loaded[i] ? &apis[i] : NULL;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "store/store_map.h"
+#include "wbmb/lockstat.h"
 #include "wbmb/state_store.h"
 #include "wbmb/util.h"
 
@@ -146,7 +147,7 @@ static wb_status mem_get(struct state_store *s, const char *key, json_object **o
     *out = NULL;
     if (!key)
         return WB_ERR_INVALID;
-    pthread_mutex_lock(&m->lock);
+    wb_lock(&m->lock);
     const struct smap_entry *e = smap_find(&m->kv, key);
     if (e && e->text)
         *out = json_tokener_parse(e->text);
@@ -156,7 +157,7 @@ static wb_status mem_get(struct state_store *s, const char *key, json_object **o
 
 static wb_status mem_put(struct memory_store *m, const char *key, char *text, bool is_set)
 {
-    pthread_mutex_lock(&m->lock);
+    wb_lock(&m->lock);
     wb_status st = smap_put(&m->kv, key, text, 0, NULL);
     if (st == WB_OK) {
         if (is_set) {
@@ -199,7 +200,7 @@ static wb_status mem_list(struct state_store *s, const char *prefix, store_list_
     wb_status st = WB_OK;
     /* Copy key and text under the lock, call back without it: a callback may
      * use the store. keys[2i] = key, keys[2i+1] = text. */
-    pthread_mutex_lock(&m->lock);
+    wb_lock(&m->lock);
     char **kv = calloc(m->kv.count * 2 + 1, sizeof(*kv));
     for (size_t i = 0; kv && i < m->kv.cap; i++) {
         const struct smap_entry *e = &m->kv.slots[i];
@@ -257,7 +258,7 @@ static wb_status mem_history_append(struct state_store *s, const char *device_id
     }
     const char *f[] = {device_id, json_object_to_json_string_ext(state, JSON_C_TO_STRING_PLAIN),
                        ts};
-    pthread_mutex_lock(&m->lock);
+    wb_lock(&m->lock);
     wb_status st = rows_push(&m->hist, f, 3, 0);
     if (st == WB_OK) {
         committed(m, false);
@@ -311,7 +312,7 @@ static wb_status mem_history_query(struct state_store *s, const char *device_id,
     if (!device_id)
         return WB_ERR_INVALID;
     char cutoff[UTIL_TS_LEN];
-    pthread_mutex_lock(&m->lock);
+    wb_lock(&m->lock);
     age_cutoff(m, cutoff);
     *out = pairs_query(&m->hist, device_id, limit, cutoff, "ts", "state", true);
     pthread_mutex_unlock(&m->lock);
@@ -330,7 +331,7 @@ static wb_status mem_connection_append(struct state_store *s, const char *device
         ts = now;
     }
     const char *f[] = {device_id, event, ts};
-    pthread_mutex_lock(&m->lock);
+    wb_lock(&m->lock);
     wb_status st = rows_push(&m->conn, f, 3, 0);
     if (st == WB_OK)
         committed(m, false);
@@ -345,7 +346,7 @@ static wb_status mem_connection_query(struct state_store *s, const char *device_
     *out = NULL;
     if (!device_id)
         return WB_ERR_INVALID;
-    pthread_mutex_lock(&m->lock);
+    wb_lock(&m->lock);
     *out = pairs_query(&m->conn, device_id, limit, NULL, "ts", "event", false);
     pthread_mutex_unlock(&m->lock);
     return WB_OK;
@@ -374,7 +375,7 @@ static wb_status mem_device_upsert(struct state_store *s, const struct store_dev
         return WB_ERR_INVALID;
     const char *f[] = {d->device_id, d->device_type, d->name, d->last_seen, d->connected_at};
     static const bool keep[] = {false, false, false, true, true};
-    pthread_mutex_lock(&m->lock);
+    wb_lock(&m->lock);
     size_t i = rows_find(&m->devices, d->device_id);
     wb_status st = i == (size_t)-1 ? rows_push(&m->devices, f, 5, d->is_online)
                                    : row_update(&m->devices.v[i], f, 5, keep);
@@ -398,7 +399,7 @@ static wb_status mem_command_put(struct state_store *s, const struct store_comma
                        c->completed_at};
     /* Like the SQLite upsert: created_at is kept, identity columns coalesce. */
     static const bool keep[] = {false, true, true, true, true, false, false, true, false};
-    pthread_mutex_lock(&m->lock);
+    wb_lock(&m->lock);
     size_t i = rows_find(&m->cmds, c->command_id);
     wb_status st = WB_OK;
     if (i == (size_t)-1) {
@@ -420,7 +421,7 @@ static wb_status mem_command_query(struct state_store *s, const struct store_com
                                         "params",     "source",     "status",
                                         "error",      "created_at", "completed_at"};
     struct memory_store *m = M(s);
-    pthread_mutex_lock(&m->lock);
+    wb_lock(&m->lock);
     /* Newest first by created_at, then by insertion (the rowid order). */
     size_t *idx = malloc((m->cmds.n + 1) * sizeof(*idx));
     size_t n = 0;
@@ -461,7 +462,7 @@ static wb_status mem_command_query(struct state_store *s, const struct store_com
 static void mem_get_status(struct state_store *s, struct store_status *out)
 {
     struct memory_store *m = M(s);
-    pthread_mutex_lock(&m->lock);
+    wb_lock(&m->lock);
     *out = m->st;
     out->pending = 0;
     pthread_mutex_unlock(&m->lock);

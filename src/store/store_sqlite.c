@@ -64,6 +64,7 @@
 #include "store/store_map.h"
 
 #define WRITER_NICE 5
+#include "wbmb/lockstat.h"
 #include "wbmb/log.h"
 #include "wbmb/util.h"
 
@@ -159,7 +160,7 @@ static wb_status enqueue_op(struct sqlite_store *s, struct op *o)
         free(o);
         return WB_ERR_READONLY;
     }
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     append_op_locked(s, o);
     pthread_mutex_unlock(&s->lock);
     return s->cfg.commit_interval_ms == 0 ? s->base.ops->flush(&s->base) : WB_OK;
@@ -209,7 +210,7 @@ static int entry_cmp(const void *a, const void *b)
 static int commit_batch(struct sqlite_store *s, const struct batch *b)
 {
     int64_t now_ms = util_wall_ms(); /* updated_at, one for the whole commit */
-    pthread_mutex_lock(&s->wlock);
+    wb_lock(&s->wlock);
     /* Key order instead of hash order: B-tree inserts then walk the pages
      * sequentially (about 2x faster for big batches). Without memory for
      * the index the batch goes in hash order. */
@@ -296,13 +297,13 @@ static void sync_wal_locked(struct sqlite_store *s)
 {
     uint64_t seq = s->st.committed_seq;
     pthread_mutex_unlock(&s->lock);
-    pthread_mutex_lock(&s->wlock);
+    wb_lock(&s->wlock);
     sqlite3_file *f = NULL;
     int rc = sqlite3_file_control(s->wdb, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f);
     if (rc == SQLITE_OK && f && f->pMethods)
         rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
     pthread_mutex_unlock(&s->wlock);
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     if (rc != SQLITE_OK) {
         if (!s->sync_failing)
             log_error("store: syncing the WAL of %s failed (%d); retrying", s->db_path, rc);
@@ -326,7 +327,7 @@ static void *writer_main(void *arg)
      * the message path (a commit can wait a few ms, a message should not).
      * Linux applies a nice value per thread. */
     setpriority(PRIO_PROCESS, (id_t)gettid(), WRITER_NICE);
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     while (!s->stop) {
         bool have = s->pending.kv.count || s->pending.nops;
         bool flush = s->flush_req > s->flush_done;
@@ -360,7 +361,7 @@ static void *writer_main(void *arg)
             uint64_t us =
                 (uint64_t)((z.tv_sec - a.tv_sec) * 1000000 + (z.tv_nsec - a.tv_nsec) / 1000);
 
-            pthread_mutex_lock(&s->lock);
+            wb_lock(&s->lock);
             store_sqlite_hist_end(s, rc == SQLITE_OK);
             s->has_inflight = false;
             result = store_sqlite_status(rc);
@@ -422,7 +423,7 @@ static wb_status sq_flush(struct state_store *base)
     struct sqlite_store *s = S(base);
     if (!s->thread_started)
         return WB_OK; /* read-only: nothing is ever pending */
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     uint64_t req = ++s->flush_req;
     pthread_cond_signal(&s->wake);
     while (s->flush_done < req)
@@ -450,7 +451,7 @@ static wb_status put_kv(struct sqlite_store *s, const char *key, char *text, boo
         free(text);
         return WB_ERR_READONLY;
     }
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     wb_status st = put_kv_locked(s, key, text, is_set);
     pthread_mutex_unlock(&s->lock);
     if (st == WB_OK && s->cfg.commit_interval_ms == 0)
@@ -541,7 +542,7 @@ static wb_status sq_transition(struct state_store *base, const char *key, const 
         }
         o->ms = util_wall_ms();
     }
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     wb_status st = put_kv_locked(s, key, text, true); /* takes text */
     if (st == WB_OK && o)
         append_op_locked(s, o);
@@ -590,7 +591,7 @@ static wb_status sq_command_put(struct state_store *base, const struct store_com
 static void sq_get_status(struct state_store *base, struct store_status *out)
 {
     struct sqlite_store *s = S(base);
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     *out = s->st;
     out->pending = s->pending.kv.count + s->pending.nops;
     if (s->has_inflight)
@@ -601,7 +602,7 @@ static void sq_get_status(struct state_store *base, struct store_status *out)
 wb_status store_sqlite_exec_for_test(struct state_store *base, const char *sql)
 {
     struct sqlite_store *s = S(base);
-    pthread_mutex_lock(&s->wlock);
+    wb_lock(&s->wlock);
     int rc = sqlite3_exec(s->wdb, sql, NULL, NULL, NULL);
     pthread_mutex_unlock(&s->wlock);
     return store_sqlite_status(rc);
@@ -616,7 +617,7 @@ static void sq_close(struct state_store *base)
         return;
     if (s->thread_started) {
         wb_status st = sq_flush(base);
-        pthread_mutex_lock(&s->lock);
+        wb_lock(&s->lock);
         size_t left = s->pending.kv.count + s->pending.nops;
         s->stop = true;
         pthread_cond_signal(&s->wake);

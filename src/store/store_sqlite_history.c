@@ -52,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wbmb/lockstat.h"
 #include "wbmb/log.h"
 #include "wbmb/util.h"
 
@@ -116,7 +117,7 @@ static long dev_index(struct sqlite_store *s, const char *device_id, bool create
     long idx = ix_find(s, device_id);
     if (idx >= 0 || !create)
         return idx;
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     char *id = NULL;
     if (s->n_hist >= STRIX_EMPTY - 1 ||
         !strix_reserve(&s->hist_ix, s->n_hist + 1, s->n_hist, chain_key, s) ||

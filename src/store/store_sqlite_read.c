@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wbmb/lockstat.h"
 #include "wbmb/log.h"
 #include "wbmb/util.h"
 
@@ -97,7 +98,7 @@ wb_status store_sqlite_get(struct state_store *base, const char *key, json_objec
     *out = NULL;
     if (!key)
         return WB_ERR_INVALID;
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     const struct smap_entry *e = overlay_find(s, key);
     bool found = e != NULL;
     char *text = e && e->text ? strdup(e->text) : NULL;
@@ -109,7 +110,7 @@ wb_status store_sqlite_get(struct state_store *base, const char *key, json_objec
         free(text);
         return *out ? WB_OK : WB_ERR_INVALID;
     }
-    pthread_mutex_lock(&s->rlock);
+    wb_lock(&s->rlock);
     sqlite3_stmt *st = s->r[R_GET];
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
@@ -201,14 +202,14 @@ wb_status store_sqlite_list(struct state_store *base, const char *prefix, store_
     wb_status ret = WB_OK;
 
     /* Overlay first, database second: see the invariants at the top. */
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     ret = overlay_collect(&it, &s->pending.kv, prefix, plen, 2);
     if (ret == WB_OK && s->has_inflight)
         ret = overlay_collect(&it, &s->inflight.kv, prefix, plen, 1);
     pthread_mutex_unlock(&s->lock);
 
     char upper[1024];
-    pthread_mutex_lock(&s->rlock);
+    wb_lock(&s->rlock);
     sqlite3_stmt *st =
         s->r[prefix_upper(prefix, upper, sizeof(upper)) ? R_LIST_RANGE : R_LIST_FROM];
     sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
@@ -299,10 +300,10 @@ wb_status store_sqlite_history_query(struct state_store *base, const char *devic
         cutoff = util_wall_ms() - (int64_t)s->cfg.history_max_age_days * 86400000;
     static const char *const names[] = {"ts", "state"};
     static const bool parse[] = {false, true};
-    pthread_mutex_lock(&s->lock);
+    wb_lock(&s->lock);
     int64_t head = store_sqlite_hist_head(s, device_id);
     pthread_mutex_unlock(&s->lock);
-    pthread_mutex_lock(&s->rlock);
+    wb_lock(&s->rlock);
     sqlite3_stmt *st = s->r[R_HIST];
     sqlite3_bind_int64(st, 1, head);
     sqlite3_bind_text(st, 2, device_id, -1, SQLITE_STATIC);
@@ -323,7 +324,7 @@ wb_status store_sqlite_connection_query(struct state_store *base, const char *de
     store_flush(base);
     static const char *const names[] = {"ts", "event"};
     static const bool parse[] = {false, false};
-    pthread_mutex_lock(&s->rlock);
+    wb_lock(&s->rlock);
     sqlite3_stmt *st = s->r[R_CONN];
     sqlite3_bind_text(st, 1, device_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, limit > 0 ? limit : -1);
@@ -342,7 +343,7 @@ wb_status store_sqlite_command_query(struct state_store *base, const struct stor
                                         "params",     "source",     "status",
                                         "error",      "created_at", "completed_at"};
     static const bool parse[] = {false, false, false, true, false, false, false, false, false};
-    pthread_mutex_lock(&s->rlock);
+    wb_lock(&s->rlock);
     sqlite3_stmt *st = s->r[R_CMD];
     sqlite3_bind_text(st, 1, f ? f->status : NULL, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, f ? f->device_id : NULL, -1, SQLITE_STATIC);

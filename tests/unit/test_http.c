@@ -27,6 +27,7 @@
 
 #include "http/http_sse.h" /* http_sse_heartbeat_ms: a test hook */
 #include "wbmb/http.h"
+#include "wbmb/lockstat.h"
 #include "wbmb/util.h"
 
 /* ---- fake backend ------------------------------------------------------ */
@@ -347,12 +348,15 @@ static uint64_t stat_clients(void)
     return st.sse_clients;
 }
 
+/* Both counts: http_get_stats() (under the SSE lock) and http_sse_clients()
+ * (lock-free) agree once the registry settles. */
 static void wait_clients(uint64_t n)
 {
     int64_t deadline = util_mono_ms() + 10000;
-    while (stat_clients() != n && util_mono_ms() < deadline)
+    while ((stat_clients() != n || http_sse_clients(srv) != n) && util_mono_ms() < deadline)
         usleep(10000);
     assert_int_equal(stat_clients(), n);
+    assert_int_equal(http_sse_clients(srv), n);
 }
 
 /* ---- tests ------------------------------------------------------------- */
@@ -671,6 +675,29 @@ static void test_sse(void **state)
     wait_clients(0);
 }
 
+/* http_sse_clients() counts a connected client, without a lock. */
+static void test_sse_clients(void **state)
+{
+    struct rx a = {0};
+    static const char req[] = "GET /events HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(http_sse_clients(NULL), 0);
+    assert_int_equal(http_sse_clients(srv), 0);
+    a.fd = connect_to(port, 0);
+    send_all(a.fd, req, sizeof(req) - 1);
+    assert_true(rx_until(&a, 0, "event: init", 5000) != (size_t)-1);
+    wait_clients(1);
+    uint64_t n = lockstat_thread();
+    assert_int_equal(http_sse_clients(srv), 1);
+    assert_int_equal(lockstat_thread() - n, 0);
+#ifndef NDEBUG
+    n = lockstat_thread();
+    assert_int_equal(stat_clients(), 1);
+    assert_int_equal(lockstat_thread() - n, 1); /* http_get_stats: the SSE lock */
+#endif
+    rx_close(&a);
+    wait_clients(0);
+}
+
 static void test_sse_heartbeat(void **state)
 {
     struct rx a = {0};
@@ -770,6 +797,7 @@ int main(void)
         cmocka_unit_test(test_too_large),
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_sse),
+        cmocka_unit_test(test_sse_clients),
         cmocka_unit_test(test_sse_heartbeat),
         cmocka_unit_test(test_huge_header),
         cmocka_unit_test(test_binds_loopback_only),

@@ -4,7 +4,9 @@
  * directly while the outbox is idle, through the outbox otherwise; either
  * way their order holds and the latest value arrives (a retained
  * publication waiting in the outbox may be replaced by a newer one of the
- * same topic: that is the outbox's coalescing). Against a real mosquitto.
+ * same topic: that is the outbox's coalescing). And the lock budget of
+ * the message path (lockstat.h): the up-check, the idle check and
+ * mqttc_backlog() take no lock. Against a real mosquitto.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,7 +19,10 @@
 #include <stdlib.h>
 
 #include "broker_fixture.h"
+#include "wbmb/http.h"
+#include "wbmb/lockstat.h"
 #include "wbmb/mqttc.h"
+#include "wbmb/queue.h"
 
 #define ECHO_N 2000
 
@@ -173,6 +178,135 @@ static void test_publish_inside_callback(void **state)
     pthread_mutex_destroy(&s.mu);
 }
 
+/* The lock budget: inside the message callback, with the outbox idle (this
+ * client publishes only from there), mqttc_backlog() and mqttc_publish()
+ * (the direct path) take no lock of ours; from another thread a publication
+ * goes to the outbox and takes its lock only (the up-check takes none). */
+struct budget {
+    struct mqttc *c;
+    atomic_int seen, failed;
+    atomic_uint_fast64_t backlog_locks, publish_locks; /* summed over messages */
+};
+
+static void on_budget(void *ud, const char *topic, const void *payload, size_t len, bool retained)
+{
+    (void)retained;
+    struct budget *b = ud;
+    if (strcmp(topic, "lock/in") != 0)
+        return;
+    uint64_t n = lockstat_thread();
+    (void)mqttc_backlog(b->c);
+    atomic_fetch_add(&b->backlog_locks, lockstat_thread() - n);
+    n = lockstat_thread();
+    wb_status st = mqttc_publish(b->c, "lock/out", payload, len, 0, true);
+    atomic_fetch_add(&b->publish_locks, lockstat_thread() - n);
+    if (st != WB_OK)
+        atomic_fetch_add(&b->failed, 1);
+    atomic_fetch_add(&b->seen, 1);
+}
+
+static atomic_int budget_acks;
+static void on_budget_ack(void *ud, uint64_t token, int rc, const char *why)
+{
+    (void)ud;
+    (void)token;
+    (void)why;
+    if (rc == 0)
+        atomic_fetch_add(&budget_acks, 1);
+}
+
+static void test_lock_budget(void **state)
+{
+    (void)state;
+#ifdef NDEBUG
+    skip(); /* lockstat counts in debug builds only */
+#endif
+    struct budget b;
+    memset(&b, 0, sizeof(b));
+    b.c = client("t-budget", on_budget, &b);
+    struct mqttc *tx = client("t-budget-tx", NULL, NULL);
+    const char *fin[] = {"lock/in"};
+    assert_int_equal(mqttc_set_subscriptions(b.c, fin, 1, 0), WB_OK);
+
+    /* Refused while not connected: the up-check takes no lock either. */
+    uint64_t n = lockstat_thread();
+    assert_int_equal(mqttc_publish(b.c, "lock/x", "1", 1, 0, false), WB_ERR_MQTT);
+    assert_int_equal(mqttc_publish_acked(b.c, "lock/x", "1", 1, 1, on_budget_ack, NULL, 1),
+                     WB_ERR_MQTT);
+    assert_int_equal(lockstat_thread() - n, 0);
+
+    assert_int_equal(mqttc_start(b.c), WB_OK);
+    assert_int_equal(mqttc_start(tx), WB_OK);
+    int64_t end = util_mono_ms() + DEADLINE_MS;
+    while (!(mqttc_is_connected(b.c) && mqttc_is_connected(tx))) {
+        assert_true(util_mono_ms() < end);
+        sleep_ms(10);
+    }
+    /* Probe until the subscription is active. */
+    end = util_mono_ms() + DEADLINE_MS;
+    while (atomic_load(&b.seen) == 0) {
+        assert_true(util_mono_ms() < end);
+        assert_int_equal(mqttc_publish(tx, "lock/in", "0", 1, 1, false), WB_OK);
+        sleep_ms(50);
+    }
+    int probes = atomic_load(&b.seen);
+    for (int i = 1; i <= 50; i++) {
+        char buf[16];
+        int l = snprintf(buf, sizeof(buf), "%d", i);
+        assert_int_equal(mqttc_publish(tx, "lock/in", buf, (size_t)l, 1, false), WB_OK);
+    }
+    end = util_mono_ms() + DEADLINE_MS;
+    while (atomic_load(&b.seen) < probes + 50) {
+        assert_true(util_mono_ms() < end);
+        sleep_ms(10);
+    }
+    assert_int_equal(atomic_load(&b.failed), 0);
+    assert_int_equal(atomic_load(&b.backlog_locks), 0);
+    assert_int_equal(atomic_load(&b.publish_locks), 0); /* direct path: none */
+
+    /* This thread, the outbox idle: the reads take no lock. */
+    end = util_mono_ms() + DEADLINE_MS;
+    while (mqttc_backlog(b.c) != 0) {
+        assert_true(util_mono_ms() < end);
+        sleep_ms(10);
+    }
+    struct queue *q = queue_create(4);
+    assert_non_null(q);
+    n = lockstat_thread();
+    assert_int_equal(mqttc_backlog(b.c), 0);
+    assert_int_equal(lockstat_thread() - n, 0);
+    n = lockstat_thread();
+    assert_true(queue_empty(q));
+    assert_int_equal(lockstat_thread() - n, 0);
+    n = lockstat_thread();
+    assert_int_equal(http_sse_clients(NULL), 0);
+    assert_int_equal(lockstat_thread() - n, 0);
+    queue_destroy(q);
+
+    /* Not in the callback: the outbox path, whose put of a non-retained
+     * publication takes one lock (the outbox's) and the up-check none. */
+    n = lockstat_thread();
+    assert_int_equal(mqttc_publish(b.c, "lock/cmd", "1", 1, 0, false), WB_OK);
+    assert_int_equal(lockstat_thread() - n, 1);
+    atomic_store(&budget_acks, 0);
+    n = lockstat_thread();
+    assert_int_equal(mqttc_publish_acked(b.c, "lock/cmd", "2", 1, 1, on_budget_ack, NULL, 2),
+                     WB_OK);
+    assert_int_equal(lockstat_thread() - n, 1);
+    end = util_mono_ms() + DEADLINE_MS;
+    while (atomic_load(&budget_acks) == 0) {
+        assert_true(util_mono_ms() < end);
+        sleep_ms(10);
+    }
+    mqttc_stop(b.c, 5000);
+    /* Refused once stopping: still without a lock. */
+    n = lockstat_thread();
+    assert_int_equal(mqttc_publish(b.c, "lock/x", "1", 1, 0, false), WB_ERR_MQTT);
+    assert_int_equal(lockstat_thread() - n, 0);
+    mqttc_destroy(b.c);
+    mqttc_destroy(tx);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -193,6 +327,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_publish_inside_callback),
+        cmocka_unit_test(test_lock_budget),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,6 +1,7 @@
 /*
  * test_queue.c - the bounded queue between paho's thread and the core:
- * order, time-outs, blocking when full (never dropping), close.
+ * order, time-outs, blocking when full (never dropping), close, and
+ * queue_empty() (lock-free) across push and pop.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -12,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "wbmb/lockstat.h"
 #include "wbmb/queue.h"
 
 static void test_order_and_content(void **state)
@@ -173,6 +175,53 @@ static void test_close_wakes_blocked_producer(void **state)
     queue_destroy(q);
 }
 
+/* queue_empty() follows every push and pop (the slot the consumer still
+ * holds is not "queued"), and takes no lock. */
+static void test_empty(void **state)
+{
+    (void)state;
+    struct queue *q = queue_create(4);
+    struct queue_item it;
+    assert_true(queue_empty(q));
+    assert_int_equal(queue_push(q, QUEUE_MSG, "a", "1", 1, false), WB_OK);
+    assert_false(queue_empty(q));
+    assert_int_equal(queue_push(q, QUEUE_CALL, "", "2", 1, false), WB_OK);
+    assert_false(queue_empty(q));
+    assert_true(queue_pop(q, &it, 0));
+    assert_false(queue_empty(q));
+    assert_true(queue_pop(q, &it, 0));
+    assert_true(queue_empty(q)); /* the held slot does not count */
+    assert_false(queue_pop(q, &it, 0));
+    assert_true(queue_empty(q));
+    /* round the ring a few times */
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(queue_push(q, QUEUE_MSG, "a", "1", 1, false), WB_OK);
+        assert_int_equal(queue_push(q, QUEUE_MSG, "b", "2", 1, false), WB_OK);
+        assert_int_equal(queue_push(q, QUEUE_MSG, "c", "3", 1, false), WB_OK);
+        assert_true(queue_pop(q, &it, 0));
+        assert_false(queue_empty(q));
+        assert_true(queue_pop(q, &it, 0));
+        assert_true(queue_pop(q, &it, 0));
+        assert_true(queue_empty(q));
+    }
+    assert_int_equal(queue_push(q, QUEUE_MSG, "a", "1", 1, false), WB_OK);
+    queue_close(q);
+    assert_false(queue_empty(q)); /* queued items survive close */
+    assert_int_equal(queue_push(q, QUEUE_MSG, "a", "1", 1, false), WB_ERR_BUSY);
+    assert_true(queue_pop(q, &it, 0));
+    assert_false(queue_pop(q, &it, 0));
+    assert_true(queue_empty(q));
+#ifndef NDEBUG
+    uint64_t n = lockstat_thread();
+    assert_true(queue_empty(q));
+    assert_int_equal(lockstat_thread() - n, 0);
+    n = lockstat_thread();
+    assert_false(queue_pop(q, &it, 0));
+    assert_int_equal(lockstat_thread() - n, 1); /* counted: pop takes the lock */
+#endif
+    queue_destroy(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -181,6 +230,7 @@ int main(void)
         cmocka_unit_test(test_big_message),
         cmocka_unit_test(test_full_blocks_never_drops),
         cmocka_unit_test(test_close_wakes_blocked_producer),
+        cmocka_unit_test(test_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
