@@ -143,26 +143,6 @@ static void reload_config(struct app *a)
     log_info("reload done: %zu devices, %zu scenarios", n_devices, n_scenarios);
 }
 
-static void log_summary(struct app *a)
-{
-    struct devmgr_stats ds;
-    struct store_status ss;
-    struct queue_stats qs;
-    struct core_stats cs;
-    devmgr_get_stats(core_devmgr(a->core), &ds);
-    core_get_stats(a->core, &cs);
-    store_get_status(a->store, &ss);
-    queue_get_stats(a->queue, &qs);
-    log_info("stats: received=%llu applied=%llu unchanged=%llu rejected=%llu unknown=%llu "
-             "dropped=%llu queue_full_waits=%llu commits=%llu rows_written=%llu syncs=%llu",
-             (unsigned long long)cs.received, (unsigned long long)ds.applied,
-             (unsigned long long)ds.unchanged,
-             (unsigned long long)(ds.rejected + cs.oversize_rejected),
-             (unsigned long long)ds.unknown, (unsigned long long)cs.dropped,
-             (unsigned long long)qs.full_waits, (unsigned long long)ss.commits,
-             (unsigned long long)ss.rows_written, (unsigned long long)ss.syncs);
-}
-
 static int start(struct app *a)
 {
     struct config *cfg = NULL;
@@ -313,7 +293,7 @@ static bool shutdown_app(struct app *a)
     if (a->store)
         flushed = final_flush(a->store);
     if (a->core)
-        log_summary(a);
+        core_log_summary(a->core);
     if (a->mqtt)
         mqttc_stop(a->mqtt, SHUTDOWN_PUBLISH_WAIT_MS);
     mqttc_destroy(a->mqtt);

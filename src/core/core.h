@@ -86,6 +86,9 @@ bool core_busy(struct core *c);
  * switch fail, the sinks get EV_STOPPING. */
 void core_stop(struct core *c);
 
+/* Logs the day's counters (at shutdown, after the store's last flush). */
+void core_log_summary(struct core *c);
+
 /* The config in force (on the core, or before the loop runs). */
 const struct config *core_config(const struct core *c);
 struct devmgr *core_devmgr(struct core *c);

@@ -239,11 +239,13 @@ static bool view_device(const void *ud, size_t i, struct sink_device *out)
 
 void devmgr_view(const struct devmgr *m, struct sink_view *out)
 {
+    OWNER_ASSERT();
     *out = (struct sink_view){.count = view_count, .device = view_device, .ud = m};
 }
 
 const char *const *devmgr_subscriptions(struct devmgr *m, size_t *n)
 {
+    OWNER_ASSERT();
     *n = m->n_subs;
     return m->subs;
 }
@@ -498,41 +500,49 @@ int64_t devmgr_tick(struct devmgr *m, int64_t now_ms)
 
 size_t devmgr_count(const struct devmgr *m)
 {
+    OWNER_ASSERT();
     return m->n_devs;
 }
 
 const struct cfg_device *devmgr_device_cfg(const struct devmgr *m, size_t i)
 {
+    OWNER_ASSERT();
     return i < m->n_devs ? m->devs[i].cfg : NULL;
 }
 
 json_object *devmgr_device_state_new(const struct devmgr *m, size_t i)
 {
+    OWNER_ASSERT();
     return i < m->n_devs ? dm_state_object(&m->devs[i]) : NULL;
 }
 
 json_object *devmgr_state_new(const struct devmgr *m, const char *device_id)
 {
+    OWNER_ASSERT();
     struct dev *d = find_dev(m, device_id);
     return d ? dm_state_object(d) : NULL;
 }
 
 bool devmgr_has_device(const struct devmgr *m, const char *device_id)
 {
+    OWNER_ASSERT();
     return find_dev(m, device_id) != NULL;
 }
 
 long devmgr_find(const struct devmgr *m, const char *device_id)
 {
+    OWNER_ASSERT();
     return cfg_device_index(m->cfg, device_id);
 }
 
 bool devmgr_device_online(const struct devmgr *m, size_t i)
 {
+    OWNER_ASSERT();
     return i < m->n_devs && m->devs[i].online;
 }
 
 void devmgr_get_stats(const struct devmgr *m, struct devmgr_stats *out)
 {
+    OWNER_ASSERT();
     *out = m->stats;
 }

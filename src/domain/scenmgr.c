@@ -459,6 +459,7 @@ json_object *scenmgr_state(const struct scenmgr *s)
 
 const char *scenmgr_control_value(const struct scenmgr *s)
 {
+    OWNER_ASSERT();
     const char *id = last_str(s, "scenario_id");
     const char *status = last_str(s, "status");
     return id && status && strcmp(status, "off") != 0 ? id : "none";
