@@ -30,6 +30,8 @@
 # latency, which uses 0; unset = the daemon's default), E2E_SYNC_MS
 # (persistence.sync_interval_ms of every phase; unset = the default),
 # E2E_PROTOCOL (mqtt.protocol of every phase, "5" or "3.1.1"; unset = the default),
+# WBMB_APPLY_IN_PLACE=0 (passed to the daemon: every message through the
+# queue, for the comparison in bench/RESULTS.md),
 # E2E_KEEP=1 keeps the work folder; E2E_ONLY="io big" runs only
 # those phases (no table, no results.json); E2E_IO_SQL (experiments
 # only) runs one SQL statement on the io database before its load.
@@ -209,6 +211,7 @@ phase_ingest() {
     R_INGEST_SECS=$(python3 -c "print(($done_us-$t_start)/1e6)")
     R_INGEST_RATE=$(python3 -c "print(round($rows*1e6/($done_us-$t_start)))")
     R_INGEST_CPU=$(python3 -c "print(round(($cpu1-$cpu0)/$(getconf CLK_TCK)/$R_INGEST_SECS*100))")
+    R_INGEST_CPU_US=$(python3 -c "print(round(($cpu1-$cpu0)/$(getconf CLK_TCK)/max($rows,1)*1e6,1))")
     R_INGEST_ROWS=$rows
     R_PUB_RATE=$(kv "$E2E_DIR/ingest_load.out" pub_rate)
     stop_bridge ingest
@@ -219,7 +222,7 @@ phase_ingest() {
     R_INGEST_STATS=$(grep -o 'stats: .*' "$E2E_DIR/ingest.log" | tail -n 1)
     R_INGEST_BADVAL=$(check_values "$cfg" bench "$E2E_K" "$E2E_N")
     R_INGEST_LOST=$((E2E_N - ${ST_applied:-0}))
-    echo "   committed $rows in $R_INGEST_SECS s = $R_INGEST_RATE msg/s (bridge CPU $R_INGEST_CPU %)" >&2
+    echo "   committed $rows in $R_INGEST_SECS s = $R_INGEST_RATE msg/s (bridge CPU $R_INGEST_CPU %, $R_INGEST_CPU_US us/msg)" >&2
     echo "   $R_INGEST_STATS; devices with a wrong final value: $R_INGEST_BADVAL" >&2
 }
 
@@ -236,7 +239,7 @@ phase_pairs() {
         phase_ingest
         local r
         r=$(python3 -c "print(round($R_INGEST_RATE/$R_CEIL_RATE*100,1))")
-        pairs+=("$r $R_CEIL_RATE $R_CEIL_COUNT $R_INGEST_RATE $R_INGEST_SECS $R_INGEST_CPU $R_INGEST_ROWS ${R_PUB_RATE:-0} ${R_INGEST_APPLIED:-0} ${R_INGEST_DROPPED:-0} ${R_INGEST_REJECTED:-0} ${R_INGEST_COMMITS:-0}")
+        pairs+=("$r $R_CEIL_RATE $R_CEIL_COUNT $R_INGEST_RATE $R_INGEST_SECS $R_INGEST_CPU $R_INGEST_ROWS ${R_PUB_RATE:-0} ${R_INGEST_APPLIED:-0} ${R_INGEST_DROPPED:-0} ${R_INGEST_REJECTED:-0} ${R_INGEST_COMMITS:-0} $R_INGEST_CPU_US")
         printf '%s\n' "$R_INGEST_STATS" >"$E2E_DIR/pair$i.stats"
         lost=$((lost + R_INGEST_LOST))
         bad=$((bad + R_INGEST_BADVAL))
@@ -247,7 +250,8 @@ phase_pairs() {
     med=$(printf '%s\n' "${pairs[@]}" | awk '{print NR, $0}' | sort -k2,2g | awk -v n="${#pairs[@]}" 'NR == int((n + 1) / 2)')
     local idx
     read -r idx R_RATIO R_CEIL_RATE R_CEIL_COUNT R_INGEST_RATE R_INGEST_SECS R_INGEST_CPU R_INGEST_ROWS R_PUB_RATE \
-        R_INGEST_APPLIED R_INGEST_DROPPED R_INGEST_REJECTED R_INGEST_COMMITS <<<"$med"
+        R_INGEST_APPLIED R_INGEST_DROPPED R_INGEST_REJECTED R_INGEST_COMMITS R_INGEST_CPU_US <<<"$med"
+    R_CPU_US_ALL=$(printf '%s\n' "${pairs[@]}" | awk '{print $13}' | paste -sd, | sed 's/,/, /g')
     R_INGEST_STATS=$(cat "$E2E_DIR/pair$idx.stats")
     R_INGEST_LOST=$lost
     R_INGEST_BADVAL=$bad
@@ -392,6 +396,8 @@ print_results() {
         printf '%-44s %-22s %-14s %s\n' "bridge ingest to committed (QoS 0)" "$R_INGEST_RATE msg/s" "-" "-"
         printf '%-44s %-22s %-14s %s\n' "bridge / ceiling (median of $E2E_PAIRS pairs)" "$ratio %" ">= 90 %" "$(yn "$ratio >= 90")"
         printf '%-44s %-22s %-14s %s\n' "  every pair's ratio" "$R_RATIOS %" "-" "-"
+        printf '%-44s %-22s %-14s %s\n' "bridge CPU per message (median pair)" "$R_INGEST_CPU_US us" "-" "-"
+        printf '%-44s %-22s %-14s %s\n' "  every pair's CPU per message" "$R_CPU_US_ALL us" "-" "-"
         printf '%-44s %-22s %-14s %s\n' "messages lost (N - applied), all pairs" "$R_INGEST_LOST" "0" "$(yn "$R_INGEST_LOST == 0 and $R_INGEST_BADVAL == 0")"
         printf '%-44s %-22s %-14s %s\n' "devices with a wrong final value" "$R_INGEST_BADVAL" "0" "$(yn "$R_INGEST_BADVAL == 0")"
         printf '%-44s %-22s %-14s %s\n' "latency p50 @${E2E_LAT_RATE}/s" "${R_LAT_P50:-?} us" "-" "-"
@@ -421,6 +427,7 @@ r = {
   "load": {"messages": $E2E_N, "devices": $E2E_K, "qos": 0, "payloads": "even devices plain int, odd devices JSON {seq,t}"},
   "ceiling_msg_s": $R_CEIL_RATE, "ceiling_received": $R_CEIL_COUNT,
   "bridge_msg_s": $R_INGEST_RATE, "bridge_seconds": $R_INGEST_SECS, "bridge_cpu_percent": $R_INGEST_CPU,
+  "bridge_cpu_us_per_msg": $R_INGEST_CPU_US, "pair_cpu_us_per_msg": [$R_CPU_US_ALL],
   "publisher_msg_s": ${R_PUB_RATE:-0},
   "bridge_over_ceiling_percent": $ratio, "pairs": $E2E_PAIRS, "pair_ratios_percent": [$R_RATIOS],
   "committed_rows": $R_INGEST_ROWS, "applied": ${R_INGEST_APPLIED:-0}, "lost": $R_INGEST_LOST,

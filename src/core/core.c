@@ -196,7 +196,11 @@ struct core *core_create(struct config *cfg, struct state_store *store, struct q
     atomic_init(&c->oversize_rejected, 0);
     atomic_init(&c->dropped, 0);
     atomic_init(&c->disconnected_since_ms, util_mono_ms());
-    c->msg_buf = malloc(PAYLOAD_MAX_LEN + 1); /* NULL: every message is queued */
+    /* NULL: every message is queued. WBMB_APPLY_IN_PLACE=0 asks for that
+     * (the benchmark's comparison of the two paths, bench/RESULTS.md). */
+    const char *inplace = getenv("WBMB_APPLY_IN_PLACE");
+    if (!inplace || strcmp(inplace, "0") != 0)
+        c->msg_buf = malloc(PAYLOAD_MAX_LEN + 1);
     if (!(c->devmgr = devmgr_create(cfg, &c->sinks, NULL, err, errlen)))
         goto fail;
     devmgr_view(c->devmgr, &c->sinks.view);
