@@ -124,11 +124,11 @@ static void reload_config(struct app *a)
         return;
     }
     const struct config *cur = core_config(a->core);
-    bool restart_only =
-        !same_str(ncfg->mqtt.host, cur->mqtt.host) || ncfg->mqtt.port != cur->mqtt.port ||
-        !same_str(ncfg->persistence.db_path, cur->persistence.db_path) ||
-        !same_str(ncfg->http.listen, cur->http.listen) ||
-        strcmp(ncfg->bridge_device_id, cur->bridge_device_id) != 0;
+    bool restart_only = !same_str(ncfg->mqtt.host, cur->mqtt.host) ||
+                        ncfg->mqtt.port != cur->mqtt.port ||
+                        !same_str(ncfg->persistence.db_path, cur->persistence.db_path) ||
+                        !same_str(ncfg->http.listen, cur->http.listen) ||
+                        strcmp(ncfg->bridge_device_id, cur->bridge_device_id) != 0;
     size_t n_devices = ncfg->n_devices, n_scenarios = ncfg->n_scenarios;
     enum log_level level = ncfg->log_level;
     if (core_reload(a->core, ncfg) != WB_OK) {
@@ -199,8 +199,8 @@ static int start(struct app *a)
     }
     int64_t t0 = util_mono_ms();
     size_t restored = core_restore(a->core);
-    log_info("restored %zu of %zu devices from %s in %lld ms", restored, cfg->n_devices,
-             p->db_path, (long long)(util_mono_ms() - t0));
+    log_info("restored %zu of %zu devices from %s in %lld ms", restored, cfg->n_devices, p->db_path,
+             (long long)(util_mono_ms() - t0));
 
     char will_topic[MIRROR_TOPIC_MAX];
     if (!mirror_will_topic(will_topic, sizeof(will_topic), cfg->bridge_device_id)) {
@@ -228,8 +228,8 @@ static int start(struct app *a)
         .will_retained = true,
         .will_qos = 1,
     };
-    if (!(a->mqtt = mqttc_create(&mo, core_on_message, core_on_connection, a->core, err,
-                                 sizeof(err)))) {
+    if (!(a->mqtt =
+              mqttc_create(&mo, core_on_message, core_on_connection, a->core, err, sizeof(err)))) {
         log_error("cannot create the MQTT client: %s", err);
         return APP_EXIT_FAILURE;
     }

@@ -2,8 +2,8 @@
  * dispatch.h - the one way an action request becomes an MQTT command.
  *
  * MQTT commands (a sink's input: a Wiren Board /on topic), HTTP POSTs and
- * scenario steps all call dispatch_action() on the core. It validates the params, renders the payload, publishes
- * it (QoS 1, never retained), applies the action's optimistic `set` as a
+ * scenario steps all call dispatch_action() on the core. It validates the params, renders the
+ * payload, publishes it (QoS 1, never retained), applies the action's optimistic `set` as a
  * transition, and writes one command_logs row whatever happens:
  *   sent     - the broker acknowledged it (PUBACK), and the set was applied
  *   failed   - valid, but not delivered: the broker away, the connection

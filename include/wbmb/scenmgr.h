@@ -3,9 +3,9 @@
  * the sinks "scenario:last" through every step (EV_SCENARIO; the store sink
  * keeps it).
  *
- * Owned by the core (OWNER_ASSERT at every entry point). A switch runs its steps through dispatch_action()
- * (source "scenario"); delay_after_ms is a timer checked by scenmgr_tick(),
- * never a sleep, so messages keep being applied during a switch.
+ * Owned by the core (OWNER_ASSERT at every entry point). A switch runs its steps through
+ * dispatch_action() (source "scenario"); delay_after_ms is a timer checked by scenmgr_tick(), never
+ * a sleep, so messages keep being applied during a switch.
  */
 #ifndef WBMB_SCENMGR_H
 #define WBMB_SCENMGR_H

@@ -90,7 +90,7 @@ enum ev_verdict {
 };
 
 struct ev_command {
-    const char *command_id; /* NULL: no command_logs row (the scenario control) */
+    const char *command_id;       /* NULL: no command_logs row (the scenario control) */
     const struct cfg_device *dev; /* NULL for an unknown device and the bridge */
     const char *device_id;
     const char *action;
@@ -198,7 +198,6 @@ int64_t sinks_tick(const struct sinks *set, int64_t now_ms);
 /* The first sink that claims topic; SINK_IN_NONE when none does. */
 enum sink_input sinks_input(const struct sinks *set, const char *topic, const char *payload,
                             size_t len, bool retained, struct sink_command *cmd);
-void sinks_expect_echo(const struct sinks *set, const char *topic, const char *payload,
-                       size_t len);
+void sinks_expect_echo(const struct sinks *set, const char *topic, const char *payload, size_t len);
 
 #endif

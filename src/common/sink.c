@@ -56,8 +56,7 @@ enum sink_input sinks_input(const struct sinks *set, const char *topic, const ch
     return SINK_IN_NONE;
 }
 
-void sinks_expect_echo(const struct sinks *set, const char *topic, const char *payload,
-                       size_t len)
+void sinks_expect_echo(const struct sinks *set, const char *topic, const char *payload, size_t len)
 {
     for (size_t i = 0; set && i < set->n; i++)
         if (set->s[i]->ops->expect_echo)

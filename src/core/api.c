@@ -367,9 +367,8 @@ static void call_metrics(struct core *a, struct core_call *c)
            "wbmb_messages_total{outcome=\"dropped\"} %llu\n",
            (unsigned long long)cs.received, (unsigned long long)ds.applied,
            (unsigned long long)ds.unchanged,
-           (unsigned long long)(ds.rejected + cs.oversize_rejected),
-           (unsigned long long)ds.unknown, (unsigned long long)cs.own,
-           (unsigned long long)cs.dropped);
+           (unsigned long long)(ds.rejected + cs.oversize_rejected), (unsigned long long)ds.unknown,
+           (unsigned long long)cs.own, (unsigned long long)cs.dropped);
     COUNTER("wbmb_fields_rejected_total",
             "Fields of JSON state messages rejected alone (the others applied).",
             ds.fields_rejected);

@@ -491,7 +491,7 @@ void core_run(struct core *c, const struct core_loop *l)
         }
         /* Scenario delays are timers: a step waits, messages keep flowing. */
         int64_t next_scen = scenmgr_tick(c->scenmgr, now);
-        int64_t next_sink = sinks_tick(&c->sinks, now); /* held values, republish steps */
+        int64_t next_sink = sinks_tick(&c->sinks, now);      /* held values, republish steps */
         int64_t next_ack = dispatch_tick(&c->dispatch, now); /* overdue PUBACKs */
         next_tick = next_scen < next_dev_tick ? next_scen : next_dev_tick;
         if (next_sink < next_tick)

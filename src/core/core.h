@@ -100,11 +100,11 @@ struct mqttc *core_mqtt(struct core *c);
 struct queue *core_queue(struct core *c);
 
 struct core_stats {
-    uint64_t received;          /* messages from paho, every one */
-    uint64_t oversize_rejected; /* payloads over PAYLOAD_MAX_LEN, refused on paho's thread */
-    uint64_t dropped;           /* messages or calls the closed queue refused */
-    uint64_t own;               /* our own publications seen again, ignored */
-    uint64_t store_errors;      /* store calls of the store sink that failed */
+    uint64_t received;             /* messages from paho, every one */
+    uint64_t oversize_rejected;    /* payloads over PAYLOAD_MAX_LEN, refused on paho's thread */
+    uint64_t dropped;              /* messages or calls the closed queue refused */
+    uint64_t own;                  /* our own publications seen again, ignored */
+    uint64_t store_errors;         /* store calls of the store sink that failed */
     int64_t disconnected_since_ms; /* monotonic; 0 while connected */
     int64_t started_mono_ms;
     /* Debug builds (lockstat.h): messages applied in place on paho's

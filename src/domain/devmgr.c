@@ -186,8 +186,7 @@ bool devmgr_restore_state(struct devmgr *m, const char *device_id, json_object *
     }
     json_object_object_foreach(state, k, val)
     {
-        if (!dm_is_transient(d->cfg, k) &&
-            dm_field_set(m, d, k, json_object_get(val), NULL) < 0) {
+        if (!dm_is_transient(d->cfg, k) && dm_field_set(m, d, k, json_object_get(val), NULL) < 0) {
             log_warn("store: device:%s: field '%s' not restored (out of memory or too many "
                      "fields)",
                      device_id, k);

@@ -38,8 +38,8 @@ struct dev {
     int64_t last_msg_ms;
     int64_t connected_ms; /* wall clock of the last online edge; 0 = never */
     uint16_t n_f, cap_f;
-    bool tracked : 1;      /* has an availability section */
-    bool known : 1;        /* availability seen at least once */
+    bool tracked : 1; /* has an availability section */
+    bool known : 1;   /* availability seen at least once */
     bool online : 1;
     bool carried : 1; /* state carried over from a previous manager */
 };

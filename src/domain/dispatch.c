@@ -309,8 +309,7 @@ static wb_status dispatch(struct dispatch_ctx *d, const char *device_id, const c
         json_object_put(parsed);
         return WB_OK;
     }
-    if (!d->publish ||
-        d->publish(d->publish_ud, a->topic, payload, strlen(payload)) != WB_OK) {
+    if (!d->publish || d->publish(d->publish_ud, a->topic, payload, strlen(payload)) != WB_OK) {
         set_error(out, WB_ERR_MQTT, "failed", "could not publish to '%s': MQTT not connected",
                   a->topic);
         goto log;

@@ -142,8 +142,8 @@ static void publish_meta(struct wb *w, struct wdev *d, const struct sink_device 
 {
     uint8_t *b = &wb_fb(d)[fi];
     enum ctl_type t = control_type(*b, sd->f[fi].v);
-    if (mirror_control_meta(&w->pub, sd->cfg->id, sd->f[fi].name, ctl_name[t], true, order,
-                            NULL) == WB_OK)
+    if (mirror_control_meta(&w->pub, sd->cfg->id, sd->f[fi].name, ctl_name[t], true, order, NULL) ==
+        WB_OK)
         *b = (uint8_t)((*b & ~(3u << FB_META_SHIFT)) | ((unsigned)t << FB_META_SHIFT));
 }
 
@@ -180,8 +180,7 @@ void wb_publish_field(struct wb *w, struct wdev *d, const struct sink_device *sd
     }
     if (control_type(fb[fi], f->v) != fb_meta(fb[fi]))
         publish_meta(w, d, sd, fi, control_order(d, fi));
-    if ((fb[fi] & FB_ERR_SHOWN) &&
-        mirror_control_error(&w->pub, sd->cfg->id, f->name, "") == WB_OK)
+    if ((fb[fi] & FB_ERR_SHOWN) && mirror_control_error(&w->pub, sd->cfg->id, f->name, "") == WB_OK)
         fb[fi] &= (uint8_t)~FB_ERR_SHOWN;
     if (!throttle(w, d, fi))
         mirror_control_value(&w->pub, sd->cfg->id, f->name, f->v);
