@@ -20,8 +20,8 @@
  *    into commands (sink_ops.input), which the core routes like any other
  *    request.
  *
- * This header is below the domain (README, "Layers"): it names the
- * config's types but no module above it.
+ * This header is in the lowest layer (README, "Layers"): it names the
+ * config's types by forward declaration only and includes no module above.
  */
 #ifndef WBMB_SINK_H
 #define WBMB_SINK_H
@@ -31,7 +31,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "wbmb/config.h"
+#include "wbmb/status.h"
+
+struct cfg_device;
+struct config;
 
 /* A state field as the device manager keeps it (its own record). */
 struct dev_field {
