@@ -7,6 +7,8 @@
 
 #include <stdlib.h>
 
+#include "wbmb/config.h"
+
 struct http_sink {
     struct sink base; /* first: the sink */
     struct http_server *http;
