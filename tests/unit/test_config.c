@@ -432,6 +432,22 @@ static void test_duplicate_device(void **state)
     EXPECT(errs, "4:10: duplicate scenario id 's' (first defined at 3:10)");
     EXPECT(errs, "5:10: scenario id 'none' must match [a-z0-9_]+ and not be 'none'");
     cfg_errors_free(&errs);
+
+    /* Listing is per scenario: 'b' listed by s1 does not count for s2, and
+     * both may list 'a' once each; an unknown id listed twice is still
+     * reported as such. */
+    const char *per_scen =
+        "devices: [{id: a}, {id: b, actions: {x: {topic: t}}}]\n"
+        "scenarios:\n"
+        "  - {id: s1, devices: [a, b]}\n"
+        "  - {id: s2, devices: [a, zz, zz], startup: [{device: b, action: x}]}\n";
+    assert_int_equal(parse_text(per_scen, &cfg, &errs), WB_ERR_CONFIG);
+    assert_int_equal(errs.n, 4);
+    EXPECT(errs, "4:27: scenario 's2' lists unknown device 'zz'");
+    EXPECT(errs, "4:31: scenario 's2' lists unknown device 'zz'");
+    EXPECT(errs, "4:31: scenario 's2' lists device 'zz' twice");
+    EXPECT(errs, "4:55: scenario 's2' step uses device 'b' which is not in its devices list");
+    cfg_errors_free(&errs);
 }
 
 static void test_bad_refs(void **state)
@@ -896,6 +912,17 @@ static void test_many_devices(void **state)
         assert_int_equal(d->state[0].type, i % 2 ? CFG_T_JSON : CFG_T_INT);
     }
     assert_ptr_equal(cfg_find_device(cfg, "dev2999"), &cfg->devices[MANY - 1]);
+    /* The one index: every id at its position in cfg->devices. */
+    for (int i = 0; i < MANY; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "dev%d", i);
+        assert_int_equal(cfg_device_index(cfg, id), i);
+    }
+    assert_int_equal(cfg_device_index(cfg, "dev3000"), -1);
+    assert_int_equal(cfg_device_index(cfg, ""), -1);
+    assert_int_equal(cfg_device_index(cfg, NULL), -1);
+    assert_int_equal(cfg_device_index(NULL, "dev0"), -1);
+    assert_null(cfg_find_device(NULL, "dev0"));
     assert_int_equal(cfg->n_scenarios, 1);
     cfg_free(cfg);
 
