@@ -515,9 +515,9 @@ static void test_bad_templates(void **state)
     EXPECT(errs, "18:16: topic '/devices/d/+/on' of action 'raw' of device 'dimmer' must be a "
                  "valid MQTT topic name (non-empty, no wildcards, control characters or "
                  "non-characters)");
-    /* A JSON-object payload is checked by the action module's renderer. */
-    EXPECT(errs, "19:18: payload of action 'raw' of device 'dimmer': action 'raw': unknown "
-                 "placeholder '{nope}'");
+    /* A JSON-object payload is checked with the same grammar and wording. */
+    EXPECT(errs, "19:18: payload of action 'raw' of device 'dimmer' refers to undeclared param "
+                 "'nope'");
     EXPECT(errs, "21:7: availability needs a topic or timeout_s > 0");
     cfg_errors_free(&errs);
 
@@ -529,7 +529,17 @@ static void test_bad_templates(void **state)
     cfg_free(cfg);
     const char *lone = "devices:\n  - id: d\n    actions:\n      a: {topic: x, payload: 'a}b'}\n";
     assert_int_equal(parse_text(lone, &cfg, &errs), WB_ERR_CONFIG);
-    assert_true(has_substr(&errs, "has a lone '}'"));
+    assert_true(has_substr(&errs, "payload of action 'a' of device 'd': stray '}' at offset 1 "
+                                  "of the template (write '}}' for a literal brace)"));
+    cfg_errors_free(&errs);
+
+    /* A set value is rendered in plain mode, so a JSON-looking one is
+     * refused at load rather than at every run of the action. */
+    const char *jset = "devices:\n  - id: d\n    actions:\n"
+                       "      a: {topic: x, set: {v: '{\"a\": 1}'}}\n";
+    assert_int_equal(parse_text(jset, &cfg, &errs), WB_ERR_CONFIG);
+    assert_true(has_substr(&errs, "set value of 'v' in action 'a' of device 'd': stray '{' at "
+                                  "offset 0"));
     cfg_errors_free(&errs);
 }
 
