@@ -83,7 +83,7 @@ expect up "common including config is up a layer" \
     "src/common/util.c:2: includes wbmb/config.h (layer config) above its own layer common"
 expect up "io including a core private header is up a layer" \
     "src/store/state_store.c:2: includes core/core.h (layer core) above its own layer io"
-grep -q '^lint-layers: 2 problem(s)' <<<"$out" && ok "both are counted" || bad "both are counted"
+if grep -q '^lint-layers: 2 problem(s)' <<<"$out"; then ok "both are counted"; else bad "both are counted"; fi
 
 clean hcycle
 put hcycle src/store/a.h '#include "store/b.h"'
