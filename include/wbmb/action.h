@@ -2,10 +2,11 @@
  * action.h - validation of action parameters, payload templates, the
  * optimistic "set" update, and scenario step conditions. Pure functions.
  *
- * Templates: "{name}" is replaced by the param's value (numbers in shortest
- * form, booleans as true/false, strings as they are); "{{" and "}}" stand for
- * literal braces. A payload template that is a JSON object stays valid JSON:
- * a string param substituted inside a JSON string is escaped.
+ * Templates (grammar in template.h): "{name}" is replaced by the param's
+ * value (numbers in shortest form, booleans as true/false, strings as they
+ * are); "{{" and "}}" stand for literal braces. A payload template that is a
+ * JSON object stays valid JSON: a string param substituted inside a JSON
+ * string is escaped.
  */
 #ifndef WBMB_ACTION_H
 #define WBMB_ACTION_H
@@ -32,16 +33,6 @@ wb_status action_params_from_payload(const struct cfg_action *a, const char *buf
 /* *out = malloc'd payload text from a->payload and validated params. */
 wb_status action_render_payload(const struct cfg_action *a, json_object *params, char **out,
                                 char *err, size_t errlen);
-
-/* true when template t is a JSON-object template (first non-space char '{'
- * followed by '"' or '}'): braces outside JSON strings are structure there. */
-bool action_template_is_json(const char *t);
-
-/* Checks a payload template of action a without real values: every {name}
- * is declared, braces are balanced, and a JSON template renders to a JSON
- * object for any values. WB_OK, or WB_ERR_INVALID with a reason in err. */
-wb_status action_template_check(const struct cfg_action *a, const char *t, char *err,
-                                size_t errlen);
 
 /* *out = new object of state changes from a->set; a string value that is
  * exactly "{name}" takes the param's typed value, other strings are

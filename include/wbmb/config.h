@@ -5,7 +5,8 @@
  * validates all of it, and reports every error as "FILE:LINE:COLUMN: message"
  * (all errors, not only the first). The caller swaps the new config in only
  * when it is valid (also on SIGHUP). A struct config is immutable once loaded
- * and owns every string and json_object in it; cfg_free() releases it all.
+ * and owns every string and json_object in it, and an index of its devices
+ * by id (cfg_device_index()); cfg_free() releases it all.
  *
  * Secrets: mqtt.password and http.token hold the loaded secrets; they are
  * never logged and never served.
@@ -19,6 +20,7 @@
 
 #include "wbmb/log.h"
 #include "wbmb/status.h"
+#include "wbmb/strix.h"
 
 #define CFG_DEFAULT_PATH "/etc/wb-mqtt-bridge.yaml"
 
@@ -171,12 +173,15 @@ struct config {
     enum log_level log_level; /* default info */
     char *bridge_device_id;   /* default "wb-mqtt-bridge" */
     /* A mirrored control's value is published at most once per interval;
-     * the latest value always goes out (default 100, 0 = every change). */
+     * the latest value always goes out (default 250, 0 = every change). */
     unsigned mirror_min_interval_ms;
     struct cfg_device *devices;
     size_t n_devices;
     struct cfg_scenario *scenarios;
     size_t n_scenarios;
+    /* Private to config.c: device id -> position in devices, built once
+     * when the devices are parsed; read through cfg_device_index(). */
+    struct strix device_ix;
 };
 
 /* Collected error lines, each "FILE:LINE:COLUMN: message". */
@@ -203,7 +208,13 @@ void cfg_errors_free(struct cfg_errors *errs);
 struct cfg_condition *cfg_condition_parse(const char *text, char *err, size_t errlen);
 void cfg_condition_free(struct cfg_condition *c);
 
-/* Lookups; NULL when absent. */
+/* The position of device id in cfg->devices, -1 when there is none (or cfg
+ * or id is NULL). O(1): the config's own index, so a module that keeps its
+ * devices in the order of cfg->devices (the device manager) needs no index
+ * of its own. */
+long cfg_device_index(const struct config *cfg, const char *id);
+
+/* Lookups; NULL when absent. cfg_find_device() goes through the index. */
 const struct cfg_device *cfg_find_device(const struct config *cfg, const char *id);
 /* TEMP(i16-merge) */
 long cfg_device_index(const struct config *cfg, const char *id);

@@ -12,7 +12,9 @@
  * only when no error was found, otherwise it is freed and the caller gets
  * every error line. Secrets (mqtt.password, http.token) are read from files
  * or the environment and never appear in an error line: only the file name
- * does.
+ * does. The config owns the one id -> device index (cfg_device_index()),
+ * built right after the devices are parsed so the scenario checks already
+ * use it; cfg_free() frees it with the rest.
  */
 #include "wbmb/config.h"
 
@@ -262,6 +264,32 @@ static void load_secrets(struct cfgw_ctx *c, const struct ydoc_node *root, struc
             read_secret(c, cfg->http.token_file, node_at(root, "http", "token_file"), "token_file");
 }
 
+/* ---- the device index ---------------------------------------------------- */
+
+static const char *device_key(const void *owner, uint32_t pos)
+{
+    return ((const struct config *)owner)->devices[pos].id;
+}
+
+/* Builds cfg->device_ix once every device is parsed (and the devices array
+ * has its final address). The keys are the devices' own ids, not copies. A
+ * device without an id is left out, and of two devices with the same id
+ * (an error reported by config_devices.c) the first is indexed, so lookups
+ * while the rest of the config is checked find what a scan would. */
+static void index_devices(struct cfgw_ctx *c, struct config *cfg)
+{
+    if (cfg->n_devices > UINT32_MAX / 2 ||
+        !strix_reserve(&cfg->device_ix, cfg->n_devices, 0, device_key, cfg)) {
+        c->oom = true;
+        return;
+    }
+    for (size_t i = 0; i < cfg->n_devices; i++) {
+        const char *id = cfg->devices[i].id;
+        if (id && strix_find(&cfg->device_ix, id, device_key, cfg) < 0)
+            strix_put(&cfg->device_ix, id, (uint32_t)i);
+    }
+}
+
 /* ---- public API ---------------------------------------------------------- */
 
 static void config_release(struct config *cfg);
@@ -332,6 +360,7 @@ static wb_status load(const char *name, const struct ydoc_input *in, struct conf
     t.cfg.path = cfgw_strdup(&c, name);
     cfgd_devices(&dl, t.devices);
     cfgd_end(&dl);
+    index_devices(&c, &t.cfg);
     cfgs_scenarios(&c, t.scenarios, &t.cfg);
     check_top(&c, root, &t.cfg);
     check_tls(&c, root, &t.cfg.mqtt);
@@ -418,6 +447,7 @@ static void config_release(struct config *cfg)
         free(cfg->http.token);
     }
     free(cfg->bridge_device_id);
+    strix_free(&cfg->device_ix);
     cfgs_free(cfg);
     cfgd_free(cfg);
 }
@@ -441,12 +471,17 @@ void cfg_errors_free(struct cfg_errors *errs)
     errs->n = 0;
 }
 
+long cfg_device_index(const struct config *cfg, const char *id)
+{
+    if (!cfg || !id)
+        return -1;
+    return strix_find(&cfg->device_ix, id, device_key, cfg);
+}
+
 const struct cfg_device *cfg_find_device(const struct config *cfg, const char *id)
 {
-    for (size_t i = 0; cfg && id && i < cfg->n_devices; i++)
-        if (strcmp(cfg->devices[i].id, id) == 0)
-            return &cfg->devices[i];
-    return NULL;
+    long i = cfg_device_index(cfg, id);
+    return i < 0 ? NULL : &cfg->devices[i];
 }
 
 const struct cfg_action *cfg_find_action(const struct cfg_device *dev, const char *name)

@@ -2,13 +2,14 @@
  * config_actions.c - devices[].actions of the config: params, templates, set.
  *
  * An action's params are walked first, so the payload template and the
- * string values of set can be checked against them: every "{name}" must
- * name a declared param, "{{" and "}}" are literal braces. Param defaults
+ * string values of set can be checked against them with the renderer's own
+ * grammar (template.h): every "{name}" must name a declared param, "{{" and
+ * "}}" are literal braces, a JSON payload renders to a JSON object. Param defaults
  * and scenario step params go through cfga_param_value(), the one place
  * that types a YAML scalar by a param declaration and checks its bounds.
  */
 #include "config/config_actions.h"
-#include "wbmb/action.h"
+#include "wbmb/template.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -154,44 +155,50 @@ const struct cfg_param *cfga_find_param(const struct cfg_action *a, const char *
     return NULL;
 }
 
-/* "{name}" must name a declared param; "{{" and "}}" are literal braces. */
-static void check_template(struct cfgw_ctx *c, const struct ydoc_node *at, const char *text,
-                           const struct cfg_action *a, const char *what)
+/* What tmpl_check() asks while a template of action a is checked. */
+struct tmpl_arg {
+    struct cfgw_ctx *c;
+    const struct ydoc_node *at;
+    const struct cfg_action *a;
+    const char *what;
+};
+
+/* An undeclared name is reported here, with the config's wording, and the
+ * check goes on with a string stand-in: every undeclared name is found. */
+static enum tmpl_kind param_kind_of(void *arg, const char *name, size_t n)
 {
-    if (action_template_is_json(text)) {
-        /* A JSON-object payload ({"state": "{state}"}): braces outside
-         * strings are JSON; the action module's renderer is the judge. */
-        char err[256];
-        if (action_template_check(a, text, err, sizeof(err)) != WB_OK)
-            cfgw_err_node(c, at, "%s: %s", what, err);
-        return;
+    struct tmpl_arg *t = arg;
+    const struct cfg_param *p = cfga_find_param(t->a, name, n);
+    if (!p) {
+        cfgw_err_node(t->c, t->at, "%s refers to undeclared param '%.*s'", t->what,
+                      (int)(n < 127 ? n : 127), name);
+        return TMPL_STRING;
     }
-    for (const char *s = text; *s; s++) {
-        if ((s[0] == '{' && s[1] == '{') || (s[0] == '}' && s[1] == '}')) {
-            s++;
-            continue;
-        }
-        if (*s == '}') {
-            cfgw_err_node(c, at, "%s has a lone '}' (write '}}' for a literal brace)", what);
-            return;
-        }
-        if (*s != '{')
-            continue;
-        const char *end = strchr(s + 1, '}');
-        size_t n = end ? (size_t)(end - s - 1) : 0;
-        char name[128];
-        cfgw_fmt(name, sizeof(name), "%.*s", (int)(n < 127 ? n : 127), s + 1);
-        if (!end || !cfgw_name_valid(name)) {
-            cfgw_err_node(c, at,
-                          "%s has a '{' that does not start a {param} reference (write '{{' for "
-                          "a literal brace)",
-                          what);
-            return;
-        }
-        if (!cfga_find_param(a, s + 1, n))
-            cfgw_err_node(c, at, "%s refers to undeclared param '%s'", what, name);
-        s = end;
+    switch (p->type) {
+    case CFG_T_INT:
+    case CFG_T_FLOAT:
+        return TMPL_NUMBER;
+    case CFG_T_BOOL:
+        return TMPL_BOOL;
+    default:
+        return TMPL_STRING;
     }
+}
+
+/* Checks a template of action a with the grammar the renderer uses
+ * (template.h). A payload may be a JSON-object template; a set value never
+ * is: the renderer reads set strings in plain mode. */
+static void check_template(struct cfgw_ctx *c, const struct ydoc_node *at, const char *text,
+                           const struct cfg_action *a, const char *what, bool payload)
+{
+    struct tmpl_arg t = {.c = c, .at = at, .a = a, .what = what};
+    char err[256];
+    wb_status st =
+        tmpl_check(text, payload && tmpl_is_json(text), param_kind_of, &t, err, sizeof(err));
+    if (st == WB_ERR_NOMEM)
+        c->oom = true;
+    else if (st != WB_OK)
+        cfgw_err_node(c, at, "%s: %s", what, err);
 }
 
 static void parse_params(struct cfgw_ctx *c, const struct ydoc_node *map, struct cfg_action *a,
@@ -298,7 +305,7 @@ static void parse_set(struct cfgw_ctx *c, const struct ydoc_node *map, struct cf
         if (json_object_is_type(j, json_type_string)) {
             char tw[320];
             cfgw_fmt(tw, sizeof(tw), "set value of '%s' in %s", k->value, where);
-            check_template(c, v, v->value, a, tw);
+            check_template(c, v, v->value, a, tw, false);
         }
         json_object_object_add(a->set, k->value, j);
     }
@@ -347,7 +354,7 @@ void cfga_actions(struct cfgw_ctx *c, const struct ydoc_node *map, struct cfg_de
         if (pl && a->payload) {
             char pw[300];
             cfgw_fmt(pw, sizeof(pw), "payload of %s", where);
-            check_template(c, pl, a->payload, a, pw);
+            check_template(c, pl, a->payload, a, pw, true);
         }
         parse_set(c, t.set, a, where);
     }

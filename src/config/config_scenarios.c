@@ -6,10 +6,13 @@
  * has, and params that fit the action's declarations; "when" goes through
  * cfg_condition_parse(). Scenario ids also appear as values of the bridge's
  * "scenario" control, where "none" means no scenario, so "none" is refused.
+ * Devices are looked up through the config's id index (cfg_device_index()),
+ * which config.c builds before this runs.
  */
 #include "config/config_scenarios.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,13 +50,15 @@ static const struct cfgw_field step_fields[] = {
     {NULL},
 };
 
-static const struct cfg_device *find_device(const struct config *cfg, const char *id)
-{
-    for (size_t i = 0; i < cfg->n_devices; i++)
-        if (cfg->devices[i].id && strcmp(cfg->devices[i].id, id) == 0)
-            return &cfg->devices[i];
-    return NULL;
-}
+/* Which scenario listed each device last: mark[i] == stamp when devices[i]
+ * is in the devices list of the scenario being checked (stamps are the
+ * scenario's position + 1, so nothing is ever reset). Positions come from
+ * the config's index: listing a device and checking a step's device are
+ * O(1), with no copy of the devices. */
+struct listed {
+    uint32_t *mark; /* cfg->n_devices entries */
+    uint32_t stamp;
+};
 
 static const struct cfg_action *find_action(const struct cfg_device *d, const char *name)
 {
@@ -102,7 +107,7 @@ static void check_step_params(struct cfgw_ctx *c, struct step_tmp *t, const stru
 }
 
 static void parse_steps(struct cfgw_ctx *c, const struct ydoc_node *list, struct cfg_scenario *s,
-                        const struct config *cfg, bool startup)
+                        const struct config *cfg, const struct listed *ls, bool startup)
 {
     const char *phase = startup ? "startup" : "shutdown";
     const char *sid = s->id ? s->id : "?";
@@ -145,16 +150,18 @@ static void parse_steps(struct cfgw_ctx *c, const struct ydoc_node *list, struct
         const struct cfg_action *a = NULL;
         if (t.s.device) {
             const struct ydoc_node *dn = ydoc_map_get(v, "device");
-            bool listed = false;
-            for (size_t j = 0; j < s->n_devices; j++)
-                listed = listed || strcmp(s->devices[j], t.s.device) == 0;
-            if (!(d = find_device(cfg, t.s.device)))
+            long ix = cfg_device_index(cfg, t.s.device);
+            if (ix < 0) {
                 cfgw_err_node(c, dn, "scenario '%s' step refers to unknown device '%s'", sid,
                               t.s.device);
-            else if (!listed)
-                cfgw_err_node(
-                    c, dn, "scenario '%s' step uses device '%s' which is not in its devices list",
-                    sid, t.s.device);
+            } else {
+                d = &cfg->devices[ix];
+                if (ls->mark[ix] != ls->stamp)
+                    cfgw_err_node(
+                        c, dn,
+                        "scenario '%s' step uses device '%s' which is not in its devices list", sid,
+                        t.s.device);
+            }
         }
         if (d && t.s.action && !(a = find_action(d, t.s.action)))
             cfgw_err_node(c, ydoc_map_get(v, "action"),
@@ -176,7 +183,13 @@ void cfgs_scenarios(struct cfgw_ctx *c, const struct ydoc_node *list, struct con
         return;
     }
     struct cfgw_ids ids = {0}; /* the first "id" of every entry so far */
+    struct listed ls = {.mark = calloc(cfg->n_devices ? cfg->n_devices : 1, sizeof(uint32_t))};
+    if (!ls.mark) {
+        c->oom = true;
+        return;
+    }
     for (size_t i = 0; i < list->n; i++) {
+        ls.stamp = (uint32_t)i + 1;
         const struct ydoc_node *v = list->items[i];
         const struct ydoc_node *idn = ydoc_map_get(v, "id");
         char where[160];
@@ -226,17 +239,27 @@ void cfgs_scenarios(struct cfgw_ctx *c, const struct ydoc_node *list, struct con
                 const struct ydoc_node *e = t.devices->items[j];
                 if (!cfgw_is_string(c, e, "scenario devices entries"))
                     continue;
-                if (!find_device(cfg, e->value))
+                long ix = cfg_device_index(cfg, e->value);
+                bool twice = false;
+                if (ix < 0) {
                     cfgw_err_node(c, e, "%s lists unknown device '%s'", where, e->value);
-                for (size_t q = 0; q < s->n_devices; q++)
-                    if (strcmp(s->devices[q], e->value) == 0)
-                        cfgw_err_node(c, e, "%s lists device '%s' twice", where, e->value);
+                    /* Not in the index, so not marked: an unknown id listed
+                     * twice is found the slow way (this is an error path). */
+                    for (size_t q = 0; q < s->n_devices; q++)
+                        twice = twice || (s->devices[q] && strcmp(s->devices[q], e->value) == 0);
+                } else {
+                    twice = ls.mark[ix] == ls.stamp;
+                    ls.mark[ix] = ls.stamp;
+                }
+                if (twice)
+                    cfgw_err_node(c, e, "%s lists device '%s' twice", where, e->value);
                 s->devices[s->n_devices++] = cfgw_strdup(c, e->value);
             }
         }
-        parse_steps(c, t.startup, s, cfg, true);
-        parse_steps(c, t.shutdown, s, cfg, false);
+        parse_steps(c, t.startup, s, cfg, &ls, true);
+        parse_steps(c, t.shutdown, s, cfg, &ls, false);
     }
+    free(ls.mark);
     cfgw_ids_free(&ids);
 }
 

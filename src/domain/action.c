@@ -8,7 +8,8 @@
  * shared between threads and json-c reference counts are not atomic), so
  * every value handed out is a deep copy or a fresh object.
  *
- * Template rules (CONTRACT §3 "payload", action.h):
+ * Template rules (CONTRACT §3 "payload"; the grammar, which the config
+ * checks too, is template.h's tmpl_walk(), the values are put in here):
  *   Plain mode (every template that is not a JSON object): "{name}" is the
  *   param's value (ints as integers, doubles in shortest round-trip form,
  *   booleans true/false, strings as they are), "{{" and "}}" are literal
@@ -46,7 +47,13 @@
 #include <string.h>
 
 #include "wbmb/payload.h"
+#include "wbmb/template.h"
 #include "wbmb/util.h"
+
+/* The config checks templates against template.h's bounds; a payload that
+ * passed them must pass payload_parse_object() here too. */
+_Static_assert(TMPL_MAX_LEN == PAYLOAD_MAX_LEN, "template and payload length bounds differ");
+_Static_assert(TMPL_MAX_DEPTH == PAYLOAD_MAX_DEPTH, "template and payload depth bounds differ");
 
 /* 2^63 as a double: the first value past the int64 range. */
 #define TWO_POW_63 9223372036854775808.0
@@ -422,9 +429,7 @@ static void ob_put_escaped(struct obuf *o, const char *s, size_t n)
     }
 }
 
-enum subst_ctx { CTX_PLAIN, CTX_JSON_STRING, CTX_JSON_VALUE };
-
-static void ob_put_value(struct obuf *o, json_object *v, enum subst_ctx ctx)
+static void ob_put_value(struct obuf *o, json_object *v, enum tmpl_ctx ctx)
 {
     char num[40];
     switch (json_object_get_type(v)) {
@@ -446,9 +451,9 @@ static void ob_put_value(struct obuf *o, json_object *v, enum subst_ctx ctx)
     case json_type_string: {
         const char *s = json_object_get_string(v);
         size_t n = (size_t)json_object_get_string_len(v);
-        if (ctx == CTX_PLAIN) {
+        if (ctx == TMPL_PLAIN) {
             ob_put(o, s, n);
-        } else if (ctx == CTX_JSON_STRING) {
+        } else if (ctx == TMPL_JSON_STRING) {
             ob_put_escaped(o, s, n);
         } else {
             ob_put(o, "\"", 1);
@@ -459,7 +464,7 @@ static void ob_put_value(struct obuf *o, json_object *v, enum subst_ctx ctx)
     }
     default: {
         const char *s = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
-        if (ctx == CTX_JSON_STRING)
+        if (ctx == TMPL_JSON_STRING)
             ob_put_escaped(o, s, strlen(s));
         else
             ob_put(o, s, strlen(s));
@@ -468,34 +473,8 @@ static void ob_put_value(struct obuf *o, json_object *v, enum subst_ctx ctx)
     }
 }
 
-static bool name_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-' || c == '.';
-}
-
-/* Length of the name of a "{name}" placeholder at t[0] == '{', 0 if none. */
-static size_t placeholder_len(const char *t)
-{
-    size_t n = 0;
-    while (name_char(t[1 + n]))
-        n++;
-    return n && t[1 + n] == '}' ? n : 0;
-}
-
-bool action_template_is_json(const char *t)
-{
-    while (*t == ' ' || *t == '\t' || *t == '\r' || *t == '\n')
-        t++;
-    if (*t++ != '{')
-        return false;
-    while (*t == ' ' || *t == '\t' || *t == '\r' || *t == '\n')
-        t++;
-    return *t == '"' || *t == '}';
-}
-
 static wb_status substitute(const struct cfg_action *a, json_object *params, const char *name,
-                            size_t n, struct obuf *o, enum subst_ctx ctx, char *err, size_t errlen)
+                            size_t n, struct obuf *o, enum tmpl_ctx ctx, char *err, size_t errlen)
 {
     const struct cfg_param *p = find_param(a, name, n);
     if (!p) {
@@ -513,58 +492,41 @@ static wb_status substitute(const struct cfg_action *a, json_object *params, con
     return WB_OK;
 }
 
+/* What tmpl_walk() calls back while render() runs. */
+struct render_arg {
+    const struct cfg_action *a;
+    json_object *params;
+    struct obuf *o;
+    char *err;
+    size_t errlen;
+};
+
+static void render_text(void *arg, const char *s, size_t n)
+{
+    struct render_arg *r = arg;
+    ob_put(r->o, s, n);
+}
+
+static wb_status render_placeholder(void *arg, const char *name, size_t n, enum tmpl_ctx ctx)
+{
+    struct render_arg *r = arg;
+    return substitute(r->a, r->params, name, n, r->o, ctx, r->err, r->errlen);
+}
+
 /* Renders template t into o under the rules at the top of this file. */
 static wb_status render(const struct cfg_action *a, const char *t, json_object *params,
                         bool json_mode, struct obuf *o, char *err, size_t errlen)
 {
-    bool in_str = false;
-    for (size_t i = 0; t[i];) {
-        char c = t[i];
-        bool braces_strict = !json_mode || in_str;
-        if (c == '{') {
-            size_t n = placeholder_len(t + i);
-            if (n) {
-                enum subst_ctx ctx = !json_mode ? CTX_PLAIN
-                                     : in_str   ? CTX_JSON_STRING
-                                                : CTX_JSON_VALUE;
-                wb_status st = substitute(a, params, t + i + 1, n, o, ctx, err, errlen);
-                if (st != WB_OK)
-                    return st;
-                i += n + 2;
-                continue;
-            }
-            if (braces_strict && t[i + 1] == '{') {
-                ob_put(o, "{", 1);
-                i += 2;
-                continue;
-            }
-            if (braces_strict) {
-                util_errf(err, errlen,
-                          "action '%s': stray '{' at offset %zu of the template "
-                          "(write '{{' for a literal brace)",
-                          a->name, i);
-                return WB_ERR_INVALID;
-            }
-        } else if (c == '}' && braces_strict) {
-            if (t[i + 1] != '}') {
-                util_errf(err, errlen,
-                          "action '%s': stray '}' at offset %zu of the template "
-                          "(write '}}' for a literal brace)",
-                          a->name, i);
-                return WB_ERR_INVALID;
-            }
-            ob_put(o, "}", 1);
-            i += 2;
-            continue;
-        } else if (json_mode && c == '"') {
-            in_str = !in_str;
-        } else if (json_mode && in_str && c == '\\' && t[i + 1]) {
-            ob_put(o, t + i, 2); /* an escaped char never ends the string */
-            i += 2;
-            continue;
-        }
-        ob_put(o, &t[i], 1);
-        i++;
+    static const struct tmpl_ops ops = {.text = render_text, .placeholder = render_placeholder};
+    struct render_arg r = {.a = a, .params = params, .o = o, .err = err, .errlen = errlen};
+    char werr[160] = "";
+    wb_status st = tmpl_walk(t, json_mode, &ops, &r, werr, sizeof(werr));
+    if (st != WB_OK) {
+        /* A stray brace is reported by the walk, an unknown placeholder by
+         * substitute() (straight into err). */
+        if (werr[0])
+            util_errf(err, errlen, "action '%s': %s", a->name, werr);
+        return st;
     }
     if (o->nomem)
         return WB_ERR_NOMEM;
@@ -582,7 +544,7 @@ wb_status action_render_payload(const struct cfg_action *a, json_object *params,
 {
     *out = NULL;
     const char *t = a->payload ? a->payload : "1";
-    bool json_mode = action_template_is_json(t);
+    bool json_mode = tmpl_is_json(t);
     struct obuf o = {0};
     wb_status st = render(a, t, params, json_mode, &o, err, errlen);
     if (st != WB_OK)
@@ -634,7 +596,7 @@ wb_status action_render_set(const struct cfg_action *a, json_object *params, jso
         if (json_object_is_type(val, json_type_string)) {
             const char *s = json_object_get_string(val);
             size_t n = strlen(s);
-            if (n > 2 && s[0] == '{' && placeholder_len(s) == n - 2) {
+            if (n > 2 && s[0] == '{' && tmpl_placeholder_len(s) == n - 2) {
                 const struct cfg_param *p = find_param(a, s + 1, n - 2);
                 if (!p) {
                     util_errf(err, errlen, "action '%s': set '%s': unknown placeholder '%s'",
@@ -732,39 +694,4 @@ bool action_condition_holds(const struct cfg_condition *c, json_object *state)
                  json_object_object_get_ex(state, c->field, &v);
     bool eq = found && values_equal(v, c->value);
     return c->op == CFG_COND_EQ ? eq : !eq;
-}
-
-wb_status action_template_check(const struct cfg_action *a, const char *t, char *err, size_t errlen)
-{
-    /* Render once with a stand-in value of each param's type; a string
-     * stand-in with a quote and a backslash proves escaping inside JSON. */
-    json_object *params = json_object_new_object();
-    if (!params)
-        return WB_ERR_NOMEM;
-    for (size_t i = 0; i < a->n_params; i++) {
-        const struct cfg_param *p = &a->params[i];
-        json_object *v;
-        switch (p->type) {
-        case CFG_T_INT:
-            v = json_object_new_int64(1);
-            break;
-        case CFG_T_FLOAT:
-            v = json_object_new_double(1.5);
-            break;
-        case CFG_T_BOOL:
-            v = json_object_new_boolean(1);
-            break;
-        default:
-            v = json_object_new_string("a\"b\\c");
-            break;
-        }
-        json_object_object_add(params, p->name, v);
-    }
-    struct cfg_action probe = *a;
-    probe.payload = (char *)t;
-    char *out = NULL;
-    wb_status st = action_render_payload(&probe, params, &out, err, errlen);
-    free(out);
-    json_object_put(params);
-    return st;
 }

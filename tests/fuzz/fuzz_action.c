@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "wbmb/action.h"
+#include "wbmb/template.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -64,6 +65,19 @@ static struct cfg_action actions[] = {
 };
 #define N_ACTIONS (sizeof(actions) / sizeof(*actions))
 
+/* tmpl_check()'s view of a param of action arg (as the config gives it). */
+static enum tmpl_kind kind_of(void *arg, const char *name, size_t n)
+{
+    const struct cfg_action *a = arg;
+    for (size_t i = 0; i < a->n_params; i++)
+        if (strlen(a->params[i].name) == n && memcmp(a->params[i].name, name, n) == 0)
+            return a->params[i].type == CFG_T_BOOL    ? TMPL_BOOL
+                   : a->params[i].type == CFG_T_INT   ? TMPL_NUMBER
+                   : a->params[i].type == CFG_T_FLOAT ? TMPL_NUMBER
+                                                      : TMPL_STRING;
+    return TMPL_UNDECLARED;
+}
+
 static void init_once(void)
 {
     static int done;
@@ -77,7 +91,8 @@ static void init_once(void)
     actions[3].set = json_tokener_parse("{\"f\": \"{f}\"}");
     for (size_t i = 0; i < N_ACTIONS; i++) {
         char err[256];
-        if (action_template_check(&actions[i], actions[i].payload, err, sizeof(err)) != WB_OK)
+        const char *t = actions[i].payload;
+        if (tmpl_check(t, tmpl_is_json(t), kind_of, &actions[i], err, sizeof(err)) != WB_OK)
             abort(); /* the target's own actions must be valid */
     }
 }
@@ -109,7 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (action_validate(a, in, &params, err, sizeof(err)) == WB_OK) {
         if (action_render_payload(a, params, &payload, err, sizeof(err)) == WB_OK) {
-            if (action_template_is_json(a->payload)) {
+            if (tmpl_is_json(a->payload)) {
                 json_object *o = json_tokener_parse(payload);
                 if (!o || !json_object_is_type(o, json_type_object))
                     abort(); /* a JSON template always renders to a JSON object */

@@ -432,6 +432,22 @@ static void test_duplicate_device(void **state)
     EXPECT(errs, "4:10: duplicate scenario id 's' (first defined at 3:10)");
     EXPECT(errs, "5:10: scenario id 'none' must match [a-z0-9_]+ and not be 'none'");
     cfg_errors_free(&errs);
+
+    /* Listing is per scenario: 'b' listed by s1 does not count for s2, and
+     * both may list 'a' once each; an unknown id listed twice is still
+     * reported as such. */
+    const char *per_scen =
+        "devices: [{id: a}, {id: b, actions: {x: {topic: t}}}]\n"
+        "scenarios:\n"
+        "  - {id: s1, devices: [a, b]}\n"
+        "  - {id: s2, devices: [a, zz, zz], startup: [{device: b, action: x}]}\n";
+    assert_int_equal(parse_text(per_scen, &cfg, &errs), WB_ERR_CONFIG);
+    assert_int_equal(errs.n, 4);
+    EXPECT(errs, "4:27: scenario 's2' lists unknown device 'zz'");
+    EXPECT(errs, "4:31: scenario 's2' lists unknown device 'zz'");
+    EXPECT(errs, "4:31: scenario 's2' lists device 'zz' twice");
+    EXPECT(errs, "4:55: scenario 's2' step uses device 'b' which is not in its devices list");
+    cfg_errors_free(&errs);
 }
 
 static void test_bad_refs(void **state)
@@ -499,9 +515,9 @@ static void test_bad_templates(void **state)
     EXPECT(errs, "18:16: topic '/devices/d/+/on' of action 'raw' of device 'dimmer' must be a "
                  "valid MQTT topic name (non-empty, no wildcards, control characters or "
                  "non-characters)");
-    /* A JSON-object payload is checked by the action module's renderer. */
-    EXPECT(errs, "19:18: payload of action 'raw' of device 'dimmer': action 'raw': unknown "
-                 "placeholder '{nope}'");
+    /* A JSON-object payload is checked with the same grammar and wording. */
+    EXPECT(errs, "19:18: payload of action 'raw' of device 'dimmer' refers to undeclared param "
+                 "'nope'");
     EXPECT(errs, "21:7: availability needs a topic or timeout_s > 0");
     cfg_errors_free(&errs);
 
@@ -513,7 +529,17 @@ static void test_bad_templates(void **state)
     cfg_free(cfg);
     const char *lone = "devices:\n  - id: d\n    actions:\n      a: {topic: x, payload: 'a}b'}\n";
     assert_int_equal(parse_text(lone, &cfg, &errs), WB_ERR_CONFIG);
-    assert_true(has_substr(&errs, "has a lone '}'"));
+    assert_true(has_substr(&errs, "payload of action 'a' of device 'd': stray '}' at offset 1 "
+                                  "of the template (write '}}' for a literal brace)"));
+    cfg_errors_free(&errs);
+
+    /* A set value is rendered in plain mode, so a JSON-looking one is
+     * refused at load rather than at every run of the action. */
+    const char *jset = "devices:\n  - id: d\n    actions:\n"
+                       "      a: {topic: x, set: {v: '{\"a\": 1}'}}\n";
+    assert_int_equal(parse_text(jset, &cfg, &errs), WB_ERR_CONFIG);
+    assert_true(has_substr(&errs, "set value of 'v' in action 'a' of device 'd': stray '{' at "
+                                  "offset 0"));
     cfg_errors_free(&errs);
 }
 
@@ -896,6 +922,17 @@ static void test_many_devices(void **state)
         assert_int_equal(d->state[0].type, i % 2 ? CFG_T_JSON : CFG_T_INT);
     }
     assert_ptr_equal(cfg_find_device(cfg, "dev2999"), &cfg->devices[MANY - 1]);
+    /* The one index: every id at its position in cfg->devices. */
+    for (int i = 0; i < MANY; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "dev%d", i);
+        assert_int_equal(cfg_device_index(cfg, id), i);
+    }
+    assert_int_equal(cfg_device_index(cfg, "dev3000"), -1);
+    assert_int_equal(cfg_device_index(cfg, ""), -1);
+    assert_int_equal(cfg_device_index(cfg, NULL), -1);
+    assert_int_equal(cfg_device_index(NULL, "dev0"), -1);
+    assert_null(cfg_find_device(NULL, "dev0"));
     assert_int_equal(cfg->n_scenarios, 1);
     cfg_free(cfg);
 
