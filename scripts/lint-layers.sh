@@ -56,9 +56,10 @@ config_json config
 devmgr domain
 dispatch domain
 http http
+http_sink http
 lockstat common
 log common
-mirror domain
+mirror mirror
 mqttc mqtt
 owner common
 payload domain
@@ -68,6 +69,7 @@ sdnotify core
 sink common
 state_import store
 state_store store
+store_sink store
 status common
 store_lock store
 strix common

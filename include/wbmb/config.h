@@ -216,8 +216,6 @@ long cfg_device_index(const struct config *cfg, const char *id);
 
 /* Lookups; NULL when absent. cfg_find_device() goes through the index. */
 const struct cfg_device *cfg_find_device(const struct config *cfg, const char *id);
-/* TEMP(i16-merge) */
-long cfg_device_index(const struct config *cfg, const char *id);
 const struct cfg_action *cfg_find_action(const struct cfg_device *dev, const char *name);
 const struct cfg_scenario *cfg_find_scenario(const struct config *cfg, const char *id);
 

@@ -607,12 +607,3 @@ void cfg_condition_free(struct cfg_condition *c)
     json_object_put(c->value);
     free(c);
 }
-
-/* TEMP(i16-merge): replaced by the indexed lookup of branch i16-config. */
-long cfg_device_index(const struct config *cfg, const char *id)
-{
-    for (size_t i = 0; i < cfg->n_devices; i++)
-        if (strcmp(cfg->devices[i].id, id) == 0)
-            return (long)i;
-    return -1;
-}
