@@ -4,16 +4,18 @@
  *
  * The input is a sequence of messages, each [topic selector byte][length,
  * 2 bytes little endian][payload], applied in order to a fresh device
- * manager (memory store, mirror on, no interval) whose bindings cover every
+ * manager (memory store, the store and mirror sinks, no interval) whose bindings cover every
  * type: a JSON object merged whole, one mapped by dotted paths, bool, int,
- * float and string; then the mirror is republished as after a connect.
+ * float and string; then the mirror is republished as after a connect (EV_LINK_UP and
+ * ticks until the round is done: tests/unit/pipeline_fixture.h).
  * Every publication is checked as it goes out:
  *   - its topic passes the topic gate (tgate_check, TGATE_NAME);
  *   - a control value is exactly the bytes the field's current value
  *     formats to (a string byte for byte, NULs included; length equal),
  *     never a null;
  *   - a control meta is a JSON object with a known type; a meta/error is
- *     "", "r" or "offline".
+ *     "", "r" or "offline";
+ *   - the bridge's own device (the mirror's EV_LINK_UP) shows scenario "none".
  * At the end the stored state ("device:<id>") equals the served one (the
  * same values over SQLite and HTTP). Any violation aborts.
  */
@@ -31,6 +33,7 @@
 #include "wbmb/mirror.h"
 #include "wbmb/state_store.h"
 #include "wbmb/topic_gate.h"
+#include "../unit/pipeline_fixture.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -153,6 +156,13 @@ static wb_status oracle(void *ud, const char *topic, const char *payload, size_t
         free(copy);
         return WB_OK;
     }
+    if (strcmp(dev, cfg->bridge_device_id) == 0) {
+        /* The bridge's own device (published at EV_LINK_UP): its only
+         * value is the scenario control, "none" (no scenario manager). */
+        check(strcmp(name, "scenario") == 0 && len == 4 && memcmp(payload, "none", 4) == 0,
+              "bridge device value", topic);
+        return WB_OK;
+    }
     json_object *st = devmgr_state_new(dm, dev);
     check(st != NULL, "value of an unknown device", topic);
     json_object *v = NULL;
@@ -175,10 +185,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (store_open(&store, &sc, NULL, 0) != WB_OK)
         abort();
     struct mirror_publisher pub = {oracle, NULL, NULL};
-    dm = devmgr_create(cfg, store, &pub, NULL, NULL, NULL, 0);
-    if (!dm)
-        abort();
-    devmgr_restore(dm);
+    struct pf pf;
+    pf_open(&pf, cfg, store, &pub, NULL, NULL);
+    dm = pf.dm;
     size_t i = 0;
     for (int k = 0; k < 32 && i + 3 <= size; k++) {
         const char *topic = topics[data[i] % N_TOPICS];
@@ -186,11 +195,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         i += 3;
         if (len > size - i)
             len = size - i;
-        devmgr_handle_message(dm, topic, (const char *)data + i, len, false, 1000 + k);
+        pf_feed_at(&pf, topic, (const char *)data + i, len, false, 1000 + k);
         i += len;
     }
-    devmgr_publish_all(dm);
-    (void)devmgr_flush_mirror(dm, INT64_MAX);
+    pf_republish(&pf); /* as after a connect */
+    (void)pf_tick(&pf, INT64_MAX);
     /* The stored state is the served one, field for field (transient t aside). */
     static const char *const ids[] = {"z", "o"};
     for (size_t d = 0; d < 2; d++) {
@@ -206,7 +215,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_object_put(kept);
         json_object_put(served);
     }
-    devmgr_destroy(dm);
+    pf_close(&pf);
     dm = NULL;
     store_close(store);
     return 0;

@@ -1,7 +1,9 @@
 /*
- * test_devmgr.c - the device manager with the memory store and a recording
- * publisher: routing, strict parsing, transitions, transient fields, the
- * mirror, own publications, commands, availability, restore and reload.
+ * test_devmgr.c - the device manager wired as the core wires it
+ * (pipeline_fixture.h): the memory store behind the store sink, the Wiren
+ * Board mirror sink with a recording publisher, and a recording sink:
+ * routing, strict parsing, transitions, transient fields, the mirror, own
+ * publications, commands, availability, restore and reload.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,10 +15,15 @@
 #include <cmocka.h>
 
 #include "domain/devmgr_int.h"
+#include "pipeline_fixture.h"
 #include "wbmb/config.h"
 #include "wbmb/devmgr.h"
 #include "wbmb/state_store.h"
 #include "wbmb/util.h"
+
+/* Devices rows the store sink queues at start-up before a flush
+ * (ROWS_PER_FLUSH, private to src/store/store_sink.c). */
+#define STORE_ROWS_PER_FLUSH 1024
 
 static const char *yaml =
     "bridge: {device_id: br, mirror_min_interval_ms: 0}\n"
@@ -49,12 +56,15 @@ struct pubrec {
 struct fixture {
     struct config *cfg;
     struct state_store *store;
-    struct devmgr *dm;
+    struct devmgr *dm; /* pf.dm */
+    struct pf pf;
     struct pubrec pubs[256];
     size_t n_pubs;
     int states, connections, commands;
     bool nobody_listens; /* wants_state answers false */
     size_t backlog;      /* what the publisher reports as queued */
+    bool queue_sim;      /* backlog: REPUBLISH_BACKLOG while anything is queued */
+    size_t queued;
     char last_changed[256];
     char last_command[128];
 };
@@ -70,6 +80,7 @@ static wb_status record(void *ud, const char *topic, const char *payload, size_t
         snprintf(p->payload, sizeof(p->payload), "%.*s", (int)len, payload);
         p->retained = retained;
     }
+    f->queued++;
     return WB_OK;
 }
 
@@ -81,52 +92,56 @@ static const char *published(struct fixture *f, const char *topic)
     return NULL;
 }
 
-static void on_state(void *ud, const char *id, json_object *changed, json_object *state)
+/* The recording sink: EV_FIELDS as the old on_state hook saw them (the
+ * changed set {name: new value}), while somebody listens; availability
+ * edges. */
+static void on_event(void *ud, const struct event *ev, const struct sink_view *view)
 {
-    (void)id, (void)changed, (void)state;
+    (void)view;
     struct fixture *f = ud;
+    if (ev->kind == EV_AVAILABILITY) {
+        f->connections++;
+        return;
+    }
+    if (ev->kind != EV_FIELDS || f->nobody_listens)
+        return;
     f->states++;
+    json_object *changed = json_object_new_object();
+    for (size_t i = 0; i < ev->u.fields.n; i++) {
+        const struct dev_field *fl = &ev->dev->f[ev->u.fields.c[i].index];
+        json_object_object_add(changed, fl->name, json_object_get(fl->v));
+    }
     snprintf(f->last_changed, sizeof(f->last_changed), "%s",
              json_object_to_json_string_ext(changed, JSON_C_TO_STRING_PLAIN));
+    json_object_put(changed);
 }
 
-static bool wants_state(void *ud)
-{
-    return !((struct fixture *)ud)->nobody_listens;
-}
-
-static void on_conn(void *ud, const char *id, bool online, const char *event)
-{
-    (void)id, (void)online, (void)event;
-    ((struct fixture *)ud)->connections++;
-}
-
-static void on_cmd(void *ud, const char *id, const char *control, const char *payload, size_t len,
-                   bool retained)
+/* route_command()'s target: the command as the old hook saw it. */
+static void on_cmd(void *ud, const struct sink_command *cmd)
 {
     struct fixture *f = ud;
-    (void)payload, (void)len, (void)retained;
     f->commands++;
-    snprintf(f->last_command, sizeof(f->last_command), "%s/%s", id, control);
+    snprintf(f->last_command, sizeof(f->last_command), "%s/%s", cmd->device_id, cmd->action);
 }
 
 static size_t backlog(void *ud)
 {
-    return ((struct fixture *)ud)->backlog;
+    struct fixture *f = ud;
+    if (f->queue_sim)
+        return f->queued ? REPUBLISH_BACKLOG : 0;
+    return f->backlog;
 }
 
-static struct devmgr *make(struct fixture *f, struct devmgr *previous)
+/* A fresh process's pipeline on f->cfg and f->store (core_create +
+ * core_restore); returns how many devices were restored. */
+static size_t open_pipeline(struct fixture *f)
 {
     struct mirror_publisher pub = {record, f, backlog};
-    struct devmgr_hooks hooks = {.on_state = on_state,
-                                 .wants_state = wants_state,
-                                 .on_connection = on_conn,
-                                 .on_control_command = on_cmd,
-                                 .ud = f};
-    char err[128];
-    struct devmgr *m = devmgr_create(f->cfg, f->store, &pub, &hooks, previous, err, sizeof(err));
-    assert_non_null(m);
-    return m;
+    size_t n = pf_open(&f->pf, f->cfg, f->store, &pub, on_event, f);
+    f->pf.on_command = on_cmd;
+    f->pf.command_ud = f;
+    f->dm = f->pf.dm;
+    return n;
 }
 
 static int setup(void **state)
@@ -141,8 +156,7 @@ static int setup(void **state)
     struct store_config sc = {.backend = "memory", .history_enabled = true};
     if (store_open(&f->store, &sc, NULL, 0) != WB_OK)
         return -1;
-    f->dm = make(f, NULL);
-    devmgr_restore(f->dm);
+    open_pipeline(f);
     *state = f;
     return 0;
 }
@@ -162,7 +176,7 @@ static int teardown(void **state)
     json_object_put(g_state);
     g_state = NULL;
     struct fixture *f = *state;
-    devmgr_destroy(f->dm);
+    pf_close(&f->pf);
     store_close(f->store);
     cfg_free(f->cfg);
     free(f);
@@ -178,14 +192,14 @@ static json_object *stored(struct fixture *f, const char *key)
 
 static void msg(struct fixture *f, const char *topic, const char *payload)
 {
-    devmgr_handle_message(f->dm, topic, payload, strlen(payload), false, 1000);
+    pf_feed(&f->pf, topic, payload, strlen(payload), false);
 }
 
 static void test_subscriptions(void **state)
 {
     struct fixture *f = *state;
     size_t n;
-    const char *const *subs = devmgr_subscriptions(f->dm, &n);
+    const char *const *subs = pf_subscriptions(&f->pf, &n);
     const char *want[] = {"relay/K1",
                           "vol/+",
                           "z2m/plug",
@@ -279,8 +293,9 @@ static void test_json_transient(void **state)
     assert_string_equal(published(f, "/devices/plug/controls/w"), "13");
 }
 
-/* The changed set reaches on_state only while somebody listens; the
- * transition itself (store, mirror) does not depend on it. */
+/* The changed set of each transition (EV_FIELDS) reaches the recording
+ * sink, which stands for the live events and drops them while nobody
+ * listens; the transition itself (store, mirror) does not depend on it. */
 static void test_changed_set(void **state)
 {
     struct fixture *f = *state;
@@ -319,14 +334,14 @@ static void test_mirror_throttle(void **state)
     json_object_put(v);
     /* Not due yet: nothing goes out, the due time is returned. */
     int64_t now = util_mono_ms();
-    int64_t due = devmgr_flush_mirror(f->dm, now);
+    int64_t due = pf_tick(&f->pf, now);
     assert_true(due > now && due != INT64_MAX);
     assert_int_equal(f->n_pubs, n);
     /* A reconnect republishes the held value at once; nothing waits then. */
-    devmgr_publish_all(f->dm);
+    pf_republish(&f->pf);
     assert_string_equal(published(f, "/devices/tv/controls/volume"), "12");
     n = f->n_pubs;
-    assert_int_equal(devmgr_flush_mirror(f->dm, due), INT64_MAX);
+    assert_int_equal(pf_tick(&f->pf, due), INT64_MAX);
     assert_int_equal(f->n_pubs, n);
     /* Held again right after that publication; when due, exactly one
      * publication, of the latest value. */
@@ -334,15 +349,15 @@ static void test_mirror_throttle(void **state)
     msg(f, "vol/a", "14");
     assert_int_equal(f->n_pubs, n);
     now = util_mono_ms();
-    due = devmgr_flush_mirror(f->dm, now);
+    due = pf_tick(&f->pf, now);
     assert_true(due > now && due != INT64_MAX);
-    assert_int_equal(devmgr_flush_mirror(f->dm, due), INT64_MAX);
+    assert_int_equal(pf_tick(&f->pf, due), INT64_MAX);
     assert_int_equal(f->n_pubs, n + 1);
     assert_string_equal(published(f, "/devices/tv/controls/volume"), "14");
     /* Shutdown (INT64_MAX) sends what is held whatever the time. */
     msg(f, "vol/a", "15");
     assert_int_equal(f->n_pubs, n + 1);
-    assert_int_equal(devmgr_flush_mirror(f->dm, INT64_MAX), INT64_MAX);
+    assert_int_equal(pf_tick(&f->pf, INT64_MAX), INT64_MAX);
     assert_string_equal(published(f, "/devices/tv/controls/volume"), "15");
 }
 
@@ -421,11 +436,10 @@ static void test_restore_registers_devices_in_chunks(void **state)
     struct fixture f = {0};
     f.cfg = cfg;
     f.store = st;
-    struct devmgr *dm = make(&f, NULL);
-    devmgr_restore(dm);
+    open_pipeline(&f);
     struct store_status ss;
     store_get_status(st, &ss);
-    assert_true(ss.pending > 0 && ss.pending <= RESTORE_ROWS_PER_FLUSH);
+    assert_true(ss.pending > 0 && ss.pending <= STORE_ROWS_PER_FLUSH);
     assert_int_equal(store_flush(st), WB_OK);
     snprintf(cmd, sizeof(cmd), "sqlite3 %s 'SELECT count(*) FROM devices'", db);
     FILE *p = popen(cmd, "r");
@@ -434,7 +448,7 @@ static void test_restore_registers_devices_in_chunks(void **state)
     assert_int_equal(fscanf(p, "%d", &rows), 1);
     pclose(p);
     assert_int_equal(rows, N);
-    devmgr_destroy(dm);
+    pf_close(&f.pf);
     store_close(st);
     cfg_free(cfg);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
@@ -458,18 +472,18 @@ static void test_mirror_backpressure(void **state)
     assert_int_equal(json_object_get_int(json_object_object_get(v, "volume")), 21);
     json_object_put(v);
     int64_t now = util_mono_ms() + 1000; /* past any interval */
-    int64_t due = devmgr_flush_mirror(f->dm, now);
+    int64_t due = pf_tick(&f->pf, now);
     assert_true(due > now && due <= now + 100); /* soon, not never */
     assert_int_equal(f->n_pubs, n + 1);
     f->backlog = 0;
-    assert_int_equal(devmgr_flush_mirror(f->dm, due), INT64_MAX);
+    assert_int_equal(pf_tick(&f->pf, due), INT64_MAX);
     assert_int_equal(f->n_pubs, n + 2);
     assert_string_equal(published(f, "/devices/tv/controls/volume"), "21");
     /* Busy again: held; shutdown sends it anyway. */
     f->backlog = MIRROR_BACKLOG_MAX + 1;
     msg(f, "vol/a", "22");
     assert_string_equal(published(f, "/devices/tv/controls/volume"), "21");
-    assert_int_equal(devmgr_flush_mirror(f->dm, INT64_MAX), INT64_MAX);
+    assert_int_equal(pf_tick(&f->pf, INT64_MAX), INT64_MAX);
     assert_string_equal(published(f, "/devices/tv/controls/volume"), "22");
 }
 
@@ -487,12 +501,11 @@ static void test_throttle_many_controls(void **state)
     struct cfg_errors errs = {0};
     assert_int_equal(cfg_parse("multi.yaml", y, strlen(y), &cfg, &errs), WB_OK);
     struct mirror_publisher pub = {record, f, backlog};
-    char err[128];
-    struct devmgr *dm = devmgr_create(cfg, f->store, &pub, NULL, NULL, err, sizeof(err));
-    assert_non_null(dm);
+    struct pf multi;
+    pf_open(&multi, cfg, f->store, &pub, NULL, NULL);
     const char *one = "{\"a\":1,\"b\":1,\"c\":1,\"d\":1,\"e\":1}";
     const char *two = "{\"a\":2,\"b\":2,\"c\":2,\"d\":2,\"e\":2}";
-    devmgr_handle_message(dm, "m/in", one, strlen(one), false, 1000);
+    pf_feed_at(&multi, "m/in", one, strlen(one), false, 1000);
     const char *ctl[] = {"a", "b", "c", "d", "e"};
     char topic[64];
     for (int i = 0; i < 5; i++) {
@@ -500,15 +513,15 @@ static void test_throttle_many_controls(void **state)
         assert_string_equal(published(f, topic), "1");
     }
     size_t n = f->n_pubs;
-    devmgr_handle_message(dm, "m/in", two, strlen(two), false, 1001);
+    pf_feed_at(&multi, "m/in", two, strlen(two), false, 1001);
     assert_int_equal(f->n_pubs, n); /* all five held */
-    assert_int_equal(devmgr_flush_mirror(dm, INT64_MAX), INT64_MAX);
+    assert_int_equal(pf_tick(&multi, INT64_MAX), INT64_MAX);
     assert_int_equal(f->n_pubs, n + 5);
     for (int i = 0; i < 5; i++) {
         snprintf(topic, sizeof(topic), "/devices/multi/controls/%s", ctl[i]);
         assert_string_equal(published(f, topic), "2");
     }
-    devmgr_destroy(dm);
+    pf_close(&multi);
     cfg_free(cfg);
 }
 
@@ -519,7 +532,7 @@ static void test_own_and_commands(void **state)
     msg(f, "/devices/tv/controls/temp", "20");
     struct devmgr_stats st;
     devmgr_get_stats(f->dm, &st);
-    assert_int_equal(st.own, 1);
+    assert_int_equal(f->pf.own, 1);
     assert_int_equal(st.applied, 0);
     /* a foreign device's topic is input */
     msg(f, "/devices/wb-msw/controls/temp", "20.5");
@@ -533,8 +546,8 @@ static void test_own_and_commands(void **state)
     assert_string_equal(f->last_command, "br/scenario");
     /* An action of ours publishing to one of our own /on topics: the copy
      * the broker sends back is ignored once, a later user command is not. */
-    devmgr_expect_echo(f->dm, "/devices/tv/controls/power_on/on", "1", 1);
-    devmgr_expect_echo(f->dm, "some/device/on", "1", 1); /* not ours: not tracked */
+    sinks_expect_echo(&f->pf.sinks, "/devices/tv/controls/power_on/on", "1", 1);
+    sinks_expect_echo(&f->pf.sinks, "some/device/on", "1", 1); /* not ours: not tracked */
     msg(f, "/devices/tv/controls/power_on/on", "1");
     assert_int_equal(f->commands, 2);
     msg(f, "/devices/tv/controls/power_on/on", "1");
@@ -558,7 +571,7 @@ static void test_availability(void **state)
     json_object_put(rows);
 
     /* timeout_s: a state message brings it online, silence takes it offline */
-    devmgr_handle_message(f->dm, "/devices/x/controls/temp", "1", 1, false, 10000);
+    pf_feed_at(&f->pf, "/devices/x/controls/temp", "1", 1, false, 10000);
     assert_true(devmgr_device_online(f->dm, 2));
     assert_true(devmgr_tick(f->dm, 12000) <= 15000);
     assert_true(devmgr_device_online(f->dm, 2));
@@ -594,11 +607,11 @@ static void test_shared_topic_subscribed_once(void **state)
     struct store_config sc = {.backend = "memory"};
     struct state_store *store = NULL;
     assert_int_equal(store_open(&store, &sc, NULL, 0), WB_OK);
-    char err[128];
-    struct devmgr *dm = devmgr_create(cfg, store, NULL, NULL, NULL, err, sizeof(err));
-    assert_non_null(dm);
+    struct pf p;
+    pf_open(&p, cfg, store, NULL, NULL, NULL);
+    struct devmgr *dm = p.dm;
     size_t n;
-    const char *const *subs = devmgr_subscriptions(dm, &n);
+    const char *const *subs = pf_subscriptions(&p, &n);
     int t = 0, w = 0;
     for (size_t i = 0; i < n; i++) {
         t += strcmp(subs[i], "bus/t") == 0;
@@ -607,13 +620,13 @@ static void test_shared_topic_subscribed_once(void **state)
     assert_int_equal(t, 1);
     assert_int_equal(w, 1);
     assert_int_equal(n, 3); /* and the bridge's scenario command */
-    devmgr_handle_message(dm, "bus/x/w", "42", 2, false, 1000);
+    pf_feed(&p, "bus/x/w", "42", 2, false);
     json_object *sa = devmgr_state_new(dm, "a"), *sb = devmgr_state_new(dm, "b");
     assert_int_equal(json_object_get_int(json_object_object_get(sa, "w")), 42);
     assert_int_equal(json_object_get_int(json_object_object_get(sb, "watts")), 42);
     json_object_put(sa);
     json_object_put(sb);
-    devmgr_destroy(dm);
+    pf_close(&p);
     store_close(store);
     cfg_free(cfg);
 }
@@ -635,18 +648,18 @@ static void test_state_text_and_bound(void **state)
     struct store_config sc = {.backend = "memory", .history_enabled = true};
     struct state_store *store = NULL;
     assert_int_equal(store_open(&store, &sc, NULL, 0), WB_OK);
-    char err[128];
-    struct devmgr *dm = devmgr_create(cfg, store, NULL, NULL, NULL, err, sizeof(err));
-    assert_non_null(dm);
+    struct pf p;
+    pf_open(&p, cfg, store, NULL, NULL, NULL);
+    struct devmgr *dm = p.dm;
 
     const char *in = "{\"i\": -9007199254740993, \"d\": 1.50, \"t\": true, \"f\": false,"
                      " \"n\": null, \"s\": \"q\\\" b\\\\ sl/ nl\\n tab\\t \\u0001 \\u00e9\","
                      " \"o\": {\"a\": [1, \"x\", {\"b\": null}]}, \"e\": \"\"}";
-    devmgr_handle_message(dm, "raw/in", in, strlen(in), false, 1000);
+    pf_feed(&p, "raw/in", in, strlen(in), false);
     struct devmgr_stats st;
     devmgr_get_stats(dm, &st);
     assert_int_equal(st.applied, 1);
-    assert_int_equal(st.store_errors, 0);
+    assert_int_equal(store_sink_errors(p.store_sink), 0);
     json_object *want = json_tokener_parse(in), *got = NULL;
     assert_int_equal(store_get(store, "device:raw", &got), WB_OK);
     assert_true(json_object_equal(got, want));
@@ -664,7 +677,7 @@ static void test_state_text_and_bound(void **state)
     for (int i = 0; i < 1100; i++)
         n += (size_t)snprintf(big + n, cap - n, "%s\"k%d\": %d", i ? ", " : "", i, i);
     snprintf(big + n, cap - n, "}");
-    devmgr_handle_message(dm, "raw/in", big, strlen(big), false, 2000);
+    pf_feed_at(&p, "raw/in", big, strlen(big), false, 2000);
     free(big);
     got = devmgr_state_new(dm, "raw");
     assert_int_equal(json_object_object_length(got), 1024);
@@ -675,7 +688,7 @@ static void test_state_text_and_bound(void **state)
     assert_int_equal(json_object_object_length(got), 1024);
     json_object_put(got);
 
-    devmgr_destroy(dm);
+    pf_close(&p);
     store_close(store);
     cfg_free(cfg);
 }
@@ -685,27 +698,26 @@ static void test_restore_and_reload(void **state)
     struct fixture *f = *state;
     msg(f, "relay/K1", "1");
     msg(f, "z2m/plug", "{\"power\": 5, \"meter\": {\"energy\": 9}}");
-    /* A new manager restores from the store: transient w is gone. */
-    devmgr_destroy(f->dm);
-    f->dm = make(f, NULL);
-    assert_int_equal(devmgr_restore(f->dm), 2);
+    /* A new process restores from the store: transient w is gone. */
+    pf_close(&f->pf);
+    assert_int_equal(open_pipeline(f), 2);
     json_object *plug = state_of(f->dm, "plug");
     assert_int_equal(json_object_get_int(json_object_object_get(plug, "e")), 9);
     assert_null(json_object_object_get(plug, "w"));
-    /* publish_all republishes values, metas and pushbuttons */
+    /* A connect republishes values, metas and pushbuttons */
     f->n_pubs = 0;
-    devmgr_publish_all(f->dm);
+    pf_republish(&f->pf);
     assert_string_equal(published(f, "/devices/tv/controls/power"), "1");
     assert_non_null(strstr(published(f, "/devices/tv/controls/power_on/meta"), "pushbutton"));
     assert_string_equal(published(f, "/devices/tv/meta/error"), "");
     /* Reload: live state (with transient fields) carried over. */
     msg(f, "z2m/plug", "{\"power\": 6, \"meter\": {\"energy\": 9}}");
-    struct devmgr *next = make(f, f->dm);
-    assert_int_equal(devmgr_restore(next), 0);
-    assert_int_equal(json_object_get_int(json_object_object_get(state_of(next, "plug"), "w")), 6);
-    devmgr_destroy(f->dm);
-    f->dm = next;
-    devmgr_publish_offline(f->dm);
+    assert_int_equal(pf_reload(&f->pf, f->cfg), 0);
+    f->dm = f->pf.dm;
+    assert_int_equal(json_object_get_int(json_object_object_get(state_of(f->dm, "plug"), "w")), 6);
+    pf_republish_finish(&f->pf); /* a reload while connected republishes */
+    /* Shutdown: the offline markers. */
+    pf_event(&f->pf, EV_STOPPING);
     assert_string_equal(published(f, "/devices/tv/meta/error"), "offline");
     assert_null(published(f, "/devices/sensor/meta/error"));
 }
@@ -733,7 +745,7 @@ static int count_pubs(struct fixture *f, const char *topic)
 }
 
 /* A control meta goes out once per field and connection round: for a new
- * field when it first appears, for every field again after publish_all. */
+ * field when it first appears, for every field again after a republish. */
 static void test_control_metas_once(void **state)
 {
     struct fixture *f = *state;
@@ -753,7 +765,7 @@ static void test_control_metas_once(void **state)
     assert_non_null(strstr(published(f, "/devices/tv/controls/volume/meta"), "\"order\":2"));
     /* After a republish every meta is sent once more, values too. */
     f->n_pubs = 0;
-    devmgr_publish_all(f->dm);
+    pf_republish(&f->pf);
     assert_int_equal(count_pubs(f, "/devices/plug/controls/w/meta"), 1);
     assert_int_equal(count_pubs(f, "/devices/plug/controls/e/meta"), 1);
     assert_int_equal(count_pubs(f, "/devices/tv/controls/volume/meta"), 1);
@@ -765,37 +777,82 @@ static void test_control_metas_once(void **state)
     assert_int_equal(count_pubs(f, "/devices/sensor/controls/t/meta"), 0);
 }
 
-/* devmgr_publish_some() covers every mirrored device in steps, exactly what
- * devmgr_publish_all() publishes, and a finished round says so. */
+/* The republish after a connect covers every mirrored device in steps of
+ * REPUBLISH_STEP_DEVICES while the sender's queue is short (the tick asks
+ * again soon while the round runs), publishes exactly what a round in one
+ * go publishes, and a finished round (the unmirrored last device skipped)
+ * says so. */
 static void test_publish_in_steps(void **state)
 {
     struct fixture *f = *state;
-    msg(f, "relay/K1", "1");
-    msg(f, "z2m/plug", "{\"power\": 5}");
+    enum { N = REPUBLISH_STEP_DEVICES + 4 };
+    char y[4096];
+    size_t len = (size_t)snprintf(y, sizeof(y), "devices:\n");
+    for (int i = 0; i < N; i++)
+        len +=
+            (size_t)snprintf(y + len, sizeof(y) - len,
+                             "  - {id: m%d, state: [{topic: m/%d, field: v, type: int}]}\n", i, i);
+    len += (size_t)snprintf(y + len, sizeof(y) - len,
+                            "  - {id: u, wb_mirror: false, state: [{topic: u/v, field: v, type: "
+                            "int}]}\n");
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(cfg_parse("steps.yaml", y, len, &cfg, &errs), WB_OK);
+    struct mirror_publisher pub = {record, f, backlog};
+    struct pf p;
+    pf_open(&p, cfg, f->store, &pub, NULL, NULL);
+    char topic[64];
+    for (int i = 0; i < N; i++) {
+        snprintf(topic, sizeof(topic), "m/%d", i);
+        pf_feed(&p, topic, "1", 1, false);
+    }
+    pf_feed(&p, "u/v", "1", 1, false);
     f->n_pubs = 0;
-    devmgr_publish_all(f->dm);
+    pf_republish(&p);
     size_t all = f->n_pubs;
+    assert_true(all < 256);
     struct pubrec ref[256];
     memcpy(ref, f->pubs, all * sizeof(ref[0]));
+    pf_event(&p, EV_LINK_DOWN);
 
     f->n_pubs = 0;
-    size_t next = 0;
-    assert_false(devmgr_publish_some(f->dm, &next, 1)); /* tv */
-    size_t after_tv = f->n_pubs;
-    assert_non_null(published(f, "/devices/tv/meta"));
-    assert_null(published(f, "/devices/plug/meta"));
-    /* plug, then the unmirrored sensor is skipped: the round is complete. */
-    assert_true(devmgr_publish_some(f->dm, &next, 1));
-    assert_true(f->n_pubs > after_tv);
+    f->queue_sim = true;
+    f->queued = 0;
+    pf_event(&p, EV_LINK_UP); /* the bridge device at once */
+    size_t bridge = f->n_pubs;
+    snprintf(topic, sizeof(topic), "/devices/%s/meta", cfg->bridge_device_id);
+    assert_non_null(published(f, topic));
+    assert_null(published(f, "/devices/m0/meta"));
+    /* The queue is long: nothing more, and a tick is wanted soon. */
+    int64_t now = util_mono_ms();
+    assert_int_equal(pf_tick(&p, now), now + REPUBLISH_POLL_MS);
+    assert_int_equal(f->n_pubs, bridge);
+    /* Drained: one step of devices. */
+    f->queued = 0;
+    now = util_mono_ms();
+    assert_int_equal(pf_tick(&p, now), now + REPUBLISH_POLL_MS);
+    snprintf(topic, sizeof(topic), "/devices/m%d/meta", REPUBLISH_STEP_DEVICES - 1);
+    assert_non_null(published(f, topic));
+    snprintf(topic, sizeof(topic), "/devices/m%d/meta", REPUBLISH_STEP_DEVICES);
+    assert_null(published(f, topic));
+    assert_true(pf_republishing(&p));
+    /* The rest, then the unmirrored u is skipped: the round is complete. */
+    f->queued = 0;
+    assert_int_equal(pf_tick(&p, util_mono_ms()), INT64_MAX);
+    assert_false(pf_republishing(&p));
+    assert_null(published(f, "/devices/u/meta"));
     assert_int_equal(f->n_pubs, all);
     for (size_t i = 0; i < all; i++) {
         assert_string_equal(f->pubs[i].topic, ref[i].topic);
         assert_string_equal(f->pubs[i].payload, ref[i].payload);
     }
-    assert_true(devmgr_publish_some(f->dm, &next, 1)); /* nothing left */
+    /* Nothing left. */
+    f->queued = 0;
+    assert_int_equal(pf_tick(&p, util_mono_ms()), INT64_MAX);
     assert_int_equal(f->n_pubs, all);
-    next = 0;
-    assert_true(devmgr_publish_some(f->dm, &next, 0) == false && next == 0);
+    f->queue_sim = false;
+    pf_close(&p);
+    cfg_free(cfg);
 }
 
 int main(void)

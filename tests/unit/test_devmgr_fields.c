@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "domain/devmgr_int.h"
+#include "pipeline_fixture.h"
 #include "wbmb/config.h"
 #include "wbmb/devmgr.h"
 #include "wbmb/mirror.h"
@@ -44,7 +45,8 @@ struct pubrec {
 struct fixture {
     struct config *cfg;
     struct state_store *store;
-    struct devmgr *dm;
+    struct devmgr *dm; /* pf.dm */
+    struct pf pf;
     struct pubrec pubs[MAX_PUBS];
     size_t n_pubs;
 };
@@ -107,10 +109,8 @@ static int setup(void **state)
     if (store_open(&f->store, &sc, NULL, 0) != WB_OK)
         return -1;
     struct mirror_publisher pub = {record, f, NULL};
-    f->dm = devmgr_create(f->cfg, f->store, &pub, NULL, NULL, NULL, 0);
-    if (!f->dm)
-        return -1;
-    devmgr_restore(f->dm);
+    pf_open(&f->pf, f->cfg, f->store, &pub, NULL, NULL);
+    f->dm = f->pf.dm;
     *state = f;
     return 0;
 }
@@ -118,7 +118,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    devmgr_destroy(f->dm);
+    pf_close(&f->pf);
     store_close(f->store);
     cfg_free(f->cfg);
     clear_pubs(f);
@@ -128,7 +128,7 @@ static int teardown(void **state)
 
 static void msgn(struct fixture *f, const char *topic, const char *payload, size_t len)
 {
-    devmgr_handle_message(f->dm, topic, payload, len, false, 1000);
+    pf_feed(&f->pf, topic, payload, len, false);
 }
 
 static void msg(struct fixture *f, const char *topic, const char *payload)
@@ -191,7 +191,7 @@ static void test_odd_keys_applied_not_mirrored(void **state)
     assert_int_equal(st.fields_rejected, 0);
     /* A republish (after a connect) keeps to the same rule. */
     clear_pubs(f);
-    devmgr_publish_all(f->dm);
+    pf_republish(&f->pf);
     assert_string_equal(published(f, "/devices/z/controls/temperature"), "21.5");
     assert_null(published(f, "/devices/z/controls/a\tb"));
 }
@@ -334,7 +334,7 @@ static void test_null_is_a_read_error(void **state)
     assert_string_equal(stored_text(f, "device:z", buf, sizeof(buf)), "{\"battery\":null}");
     /* a republish keeps to it */
     clear_pubs(f);
-    devmgr_publish_all(f->dm);
+    pf_republish(&f->pf);
     assert_int_equal(count_pubs(f, "/devices/z/controls/battery"), 0);
     assert_string_equal(published(f, "/devices/z/controls/battery/meta/error"), "r");
     /* a value clears the error */
@@ -357,7 +357,7 @@ static void test_null_drops_held_value(void **state)
     msg(f, "z2m/z", "{\"b\":2}"); /* held */
     msg(f, "z2m/z", "{\"b\":null}");
     clear_pubs(f);
-    devmgr_flush_mirror(f->dm, INT64_MAX);
+    pf_tick(&f->pf, INT64_MAX);
     assert_int_equal(count_pubs(f, "/devices/z/controls/b"), 0);
 }
 

@@ -1,6 +1,8 @@
 /*
- * test_scenmgr.c - dispatch and the scenario manager on the memory store with
- * a recording publisher that can be made to fail (broker away).
+ * test_scenmgr.c - dispatch and the scenario manager on the memory store
+ * (through the store sink: command_logs, scenario:last) with a recording
+ * publisher that can be made to fail (broker away), for the commands and
+ * the mirror sink.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "pipeline_fixture.h"
 #include "wbmb/config.h"
 #include "wbmb/devmgr.h"
 #include "wbmb/dispatch.h"
@@ -54,12 +57,13 @@ static const char *yaml = "bridge: {device_id: br}\n"
 struct fixture {
     struct config *cfg;
     struct state_store *store;
-    struct devmgr *dm;
+    struct devmgr *dm; /* pf.dm */
+    struct pf pf;      /* store sink, mirror (publishing through record) */
     struct dispatch_ctx d;
     struct scenmgr *sm;
     struct mirror_publisher pub;
     bool broker_down;
-    char log[2048]; /* "topic=payload;" of non-retained publications */
+    char log[2048]; /* "topic=payload;" of commands and non-retained publications */
     int done_calls;
     bool last_success;
 };
@@ -76,6 +80,12 @@ static wb_status record(void *ud, const char *topic, const char *payload, size_t
         snprintf(f->log + n, sizeof(f->log) - n, "%s=%.*s;", topic, (int)len, payload);
     }
     return WB_OK;
+}
+
+/* dispatch_ctx.publish: a command (QoS 1, never retained). */
+static wb_status record_command(void *ud, const char *topic, const char *payload, size_t len)
+{
+    return record(ud, topic, payload, len, 1, false);
 }
 
 /* dispatch_ctx.publish_acked: records the command and its token; the test
@@ -141,9 +151,13 @@ static void done(void *ud, json_object *result)
 
 static void start(struct fixture *f)
 {
-    f->sm = scenmgr_create(f->cfg, &f->d, f->store, NULL);
+    f->sm = scenmgr_create(f->cfg, &f->d, &f->pf.sinks);
     assert_non_null(f->sm);
-    scenmgr_restore(f->sm);
+    /* core_restore(): scenario:last as the store holds it. */
+    json_object *last = NULL;
+    if (store_get(f->store, "scenario:last", &last) != WB_OK)
+        last = NULL;
+    scenmgr_restore(f->sm, last);
 }
 
 static int setup(void **state)
@@ -159,12 +173,13 @@ static int setup(void **state)
     store_open(&f->store, &sc, NULL, 0);
     f->pub.fn = record;
     f->pub.ud = f;
-    f->dm = devmgr_create(f->cfg, f->store, &f->pub, NULL, NULL, NULL, 0);
+    pf_open(&f->pf, f->cfg, f->store, &f->pub, NULL, NULL);
+    f->dm = f->pf.dm;
     f->d = (struct dispatch_ctx){.cfg = f->cfg,
                                  .devmgr = f->dm,
-                                 .store = f->store,
-                                 .pub = &f->pub,
-                                 .errors_set = json_object_new_object()};
+                                 .sinks = &f->pf.sinks,
+                                 .publish = record_command,
+                                 .publish_ud = f};
     start(f);
     *state = f;
     return 0;
@@ -187,8 +202,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     dispatch_abort(&f->d, "teardown"); /* what still waits for a PUBACK */
     scenmgr_destroy(f->sm);
-    json_object_put(f->d.errors_set);
-    devmgr_destroy(f->dm);
+    pf_close(&f->pf);
     store_close(f->store);
     cfg_free(f->cfg);
     free(f);
