@@ -7,6 +7,7 @@
  */
 #include "mirror/wb_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -351,5 +352,13 @@ void wb_publish_device(struct wb *w, struct wdev *d, const struct sink_device *s
             continue;
         mirror_control_meta(&w->pub, sd->cfg->id, act->name, "pushbutton", false, 1000 + (int)a,
                             NULL);
+        /* A write error is retained state like any other: a "w" published
+         * just before the connection went (mosquitto closes it after a
+         * refusing PUBACK) would be lost, and the next refusal of the same
+         * action publishes nothing new. */
+        char key[300];
+        snprintf(key, sizeof(key), "%s/%s", sd->cfg->id, act->name);
+        if (json_object_object_get_ex(w->errors_set, key, NULL))
+            mirror_control_error(&w->pub, sd->cfg->id, act->name, "w");
     }
 }
