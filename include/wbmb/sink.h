@@ -159,8 +159,11 @@ struct sink_ops {
     /* Every event, in order (required). */
     void (*event)(struct sink *s, const struct event *ev, const struct sink_view *view);
     /* Optional: deferred work (held values, republish steps). Returns when it
-     * wants the next tick (monotonic ms), INT64_MAX when idle. */
-    int64_t (*tick)(struct sink *s, const struct sink_view *view, int64_t now_ms);
+     * wants the next tick (monotonic ms), INT64_MAX when idle. light: called
+     * on a message's path (paho's thread applying it in place): only what is
+     * due and cheap; bulk work (a republish round) waits for the loop's tick,
+     * which keeps its pace and the memory it holds bounded. */
+    int64_t (*tick)(struct sink *s, const struct sink_view *view, int64_t now_ms, bool light);
     /* Optional: the topic filters of its input (valid until the next
      * EV_DEVICES_DONE); *n set. */
     const char *const *(*subscriptions)(struct sink *s, size_t *n);
@@ -196,8 +199,9 @@ void sinks_destroy(struct sinks *set);
 
 /* Hands ev to every sink. NULL set: nothing. */
 void sinks_emit(const struct sinks *set, const struct event *ev);
-/* The soonest next tick of all sinks (INT64_MAX: none). */
-int64_t sinks_tick(const struct sinks *set, int64_t now_ms);
+/* The soonest next tick of all sinks (INT64_MAX: none); light: see
+ * sink_ops.tick. */
+int64_t sinks_tick(const struct sinks *set, int64_t now_ms, bool light);
 /* The first sink that claims topic; SINK_IN_NONE when none does. */
 enum sink_input sinks_input(const struct sinks *set, const char *topic, const char *payload,
                             size_t len, bool retained, struct sink_command *cmd);

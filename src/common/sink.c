@@ -30,13 +30,13 @@ void sinks_emit(const struct sinks *set, const struct event *ev)
         set->s[i]->ops->event(set->s[i], ev, &set->view);
 }
 
-int64_t sinks_tick(const struct sinks *set, int64_t now_ms)
+int64_t sinks_tick(const struct sinks *set, int64_t now_ms, bool light)
 {
     int64_t next = INT64_MAX;
     for (size_t i = 0; set && i < set->n; i++) {
         if (!set->s[i]->ops->tick)
             continue;
-        int64_t t = set->s[i]->ops->tick(set->s[i], &set->view, now_ms);
+        int64_t t = set->s[i]->ops->tick(set->s[i], &set->view, now_ms, light);
         if (t < next)
             next = t;
     }

@@ -393,7 +393,7 @@ void core_on_message(void *ud, const char *topic, const void *payload, size_t le
             handle_message(c, topic, c->msg_buf, len, retained, now);
             /* Held mirror values that are due go out from here; wake the
              * loop when a timer now falls before its planned wake-up. */
-            if (sinks_tick(&c->sinks, now) < c->core_wake_ms || c->timers_changed) {
+            if (sinks_tick(&c->sinks, now, true) < c->core_wake_ms || c->timers_changed) {
                 c->timers_changed = false;
                 queue_kick(c->queue);
             }
@@ -491,8 +491,8 @@ void core_run(struct core *c, const struct core_loop *l)
         }
         /* Scenario delays are timers: a step waits, messages keep flowing. */
         int64_t next_scen = scenmgr_tick(c->scenmgr, now);
-        int64_t next_sink = sinks_tick(&c->sinks, now);      /* held values, republish steps */
-        int64_t next_ack = dispatch_tick(&c->dispatch, now); /* overdue PUBACKs */
+        int64_t next_sink = sinks_tick(&c->sinks, now, false); /* held values, republish steps */
+        int64_t next_ack = dispatch_tick(&c->dispatch, now);   /* overdue PUBACKs */
         next_tick = next_scen < next_dev_tick ? next_scen : next_dev_tick;
         if (next_sink < next_tick)
             next_tick = next_sink;

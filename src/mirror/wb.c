@@ -93,12 +93,11 @@ struct sink *mirror_sink_create(const struct config *cfg, const struct mirror_pu
     if (pub)
         w->pub = *pub;
     w->next_scan_ms = INT64_MAX;
-    w->n_devs = cfg->n_devices;
-    w->devs = calloc(w->n_devs ? w->n_devs : 1, sizeof(*w->devs));
-    w->dirty = calloc(w->n_devs ? w->n_devs : 1, sizeof(*w->dirty));
+    /* No table yet: the start-up's device events build it (allocating one
+     * here too would put two tables of 10 000 devices in the peak RSS). */
     w->scenario = strdup("none");
     w->errors_set = json_object_new_object();
-    if (!w->devs || !w->dirty || !w->scenario || !w->errors_set || !build_subs(w, cfg))
+    if (!w->scenario || !w->errors_set || !build_subs(w, cfg))
         goto fail;
     return &w->base;
 fail:
@@ -338,12 +337,16 @@ static void republish_pump(struct wb *w, const struct sink_view *view)
     }
 }
 
-static int64_t wb_tick(struct sink *s, const struct sink_view *view, int64_t now_ms)
+static int64_t wb_tick(struct sink *s, const struct sink_view *view, int64_t now_ms, bool light)
 {
     struct wb *w = self(s);
-    republish_pump(w, view);
+    if (!light)
+        republish_pump(w, view);
     int64_t next = wb_flush(w, view, now_ms);
-    if (w->republishing && now_ms + REPUBLISH_POLL_MS < next)
+    /* A light tick does not ask for the round's next step: the loop's own
+     * tick asked already (a wake-up per message would only speed the round
+     * past the sender's pace). */
+    if (!light && w->republishing && now_ms + REPUBLISH_POLL_MS < next)
         next = now_ms + REPUBLISH_POLL_MS;
     return next;
 }

@@ -189,7 +189,7 @@ static inline void pf_feed(struct pf *f, const char *topic, const char *payload,
 /* The sinks' tick (the mirror's held values, republish steps). */
 static inline int64_t pf_tick(struct pf *f, int64_t now_ms)
 {
-    return sinks_tick(&f->sinks, now_ms);
+    return sinks_tick(&f->sinks, now_ms, false);
 }
 
 static inline void pf_event(struct pf *f, enum ev_kind kind)
