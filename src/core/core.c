@@ -69,7 +69,6 @@ struct core {
     struct dispatch_ctx dispatch;
     struct sinks sinks;
     struct sink *store_sink; /* also in sinks: its error count */
-    const char **subs;       /* the device manager's and the sinks' filters */
     bool connected;
     int64_t started_mono_ms;
     uint64_t own;
@@ -172,8 +171,7 @@ static void subscribe(struct core *c)
             all[k++] = sub[i][j];
     if (c->mqtt)
         mqttc_set_subscriptions(c->mqtt, all, k, 1); /* copies them */
-    free(c->subs);
-    c->subs = all;
+    free(all);
 }
 
 /* ---- start-up and shutdown --------------------------------------------- */
@@ -596,7 +594,6 @@ void core_destroy(struct core *c)
     devmgr_destroy(c->devmgr);
     unlock_core(c);
     owner_disarm();
-    free(c->subs);
     free(c->msg_buf);
     cfg_free(c->cfg);
     pthread_mutex_destroy(&c->core_mu);
