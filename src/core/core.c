@@ -113,13 +113,6 @@ struct mirror_publisher core_mirror_publisher(struct core *c)
     return (struct mirror_publisher){.fn = publish, .ud = c, .backlog = backlog};
 }
 
-/* dispatch_ctx.publish: a command without an outcome (not used by the
- * daemon, whose commands wait for their PUBACK). */
-static wb_status publish_command(void *ud, const char *topic, const char *payload, size_t len)
-{
-    return publish(ud, topic, payload, len, 1, false);
-}
-
 /* paho's or the sender's thread: the broker's answer to a command
  * (mqttc_publish_acked, which never calls it inside itself). */
 static void on_command_ack(void *ud, uint64_t token, int rc, const char *why)
@@ -205,8 +198,6 @@ struct core *core_create(struct config *cfg, struct state_store *store, struct q
     c->dispatch = (struct dispatch_ctx){.cfg = cfg,
                                         .devmgr = c->devmgr,
                                         .sinks = &c->sinks,
-                                        .publish = publish_command,
-                                        .publish_ud = c,
                                         .publish_acked = publish_acked,
                                         .publish_acked_ud = c};
     if (!(c->scenmgr = scenmgr_create(cfg, &c->dispatch, &c->sinks))) {

@@ -217,6 +217,32 @@ static void fields_event(struct wb *w, const struct event *ev)
         wb_publish_field(w, d, sd, ev->u.fields.c[i].index);
 }
 
+/* errors_set's key of a control. */
+static void error_key(const char *device_id, const char *action, char *key, size_t cap)
+{
+    snprintf(key, cap, "%s/%s", device_id, action);
+}
+
+bool wb_write_error(const struct wb *w, const char *device_id, const char *action)
+{
+    char key[300];
+    error_key(device_id, action, key, sizeof(key));
+    return json_object_object_get_ex(w->errors_set, key, NULL);
+}
+
+bool wb_set_write_error(struct wb *w, const char *device_id, const char *action, bool error)
+{
+    if (error == wb_write_error(w, device_id, action))
+        return false;
+    char key[300];
+    error_key(device_id, action, key, sizeof(key));
+    if (error)
+        json_object_object_add(w->errors_set, key, NULL);
+    else
+        json_object_object_del(w->errors_set, key);
+    return true;
+}
+
 /* WB convention: meta/error "w" on a control whose last write failed;
  * cleared by the next one that succeeds. The scenario control's is
  * published after every command on it. */
@@ -237,15 +263,8 @@ static void command_event(struct wb *w, const struct ev_command *c)
         error = true;
     else
         return; /* not delivered: the write itself did not fail */
-    char key[300];
-    snprintf(key, sizeof(key), "%s/%s", c->device_id, c->action);
-    bool was = json_object_object_get_ex(w->errors_set, key, NULL);
-    if (error == was)
+    if (!wb_set_write_error(w, c->device_id, c->action, error))
         return;
-    if (error)
-        json_object_object_add(w->errors_set, key, NULL);
-    else
-        json_object_object_del(w->errors_set, key);
     mirror_control_error(&w->pub, c->device_id, c->action, error ? "w" : "");
 }
 

@@ -122,6 +122,10 @@ void wb_publish_field(struct wb *w, struct wdev *d, const struct sink_device *sd
 /* Publishes the held values that are due; returns when the next one is
  * (INT64_MAX: none). now_ms INT64_MAX: everything (shutdown). */
 int64_t wb_flush(struct wb *w, const struct sink_view *view, int64_t now_ms);
+/* Whether device_id's control action shows meta/error "w" (errors_set). */
+bool wb_write_error(const struct wb *w, const char *device_id, const char *action);
+/* Sets or clears it; true when that changed it. */
+bool wb_set_write_error(struct wb *w, const char *device_id, const char *action, bool error);
 /* Frees d's arrays. */
 void wb_dev_free(struct wdev *d);
 /* Every retained topic of one mirrored device, from its current state. */

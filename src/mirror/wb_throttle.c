@@ -7,7 +7,6 @@
  */
 #include "mirror/wb_int.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -356,9 +355,7 @@ void wb_publish_device(struct wb *w, struct wdev *d, const struct sink_device *s
          * just before the connection went (mosquitto closes it after a
          * refusing PUBACK) would be lost, and the next refusal of the same
          * action publishes nothing new. */
-        char key[300];
-        snprintf(key, sizeof(key), "%s/%s", sd->cfg->id, act->name);
-        if (json_object_object_get_ex(w->errors_set, key, NULL))
+        if (wb_write_error(w, sd->cfg->id, act->name))
             mirror_control_error(&w->pub, sd->cfg->id, act->name, "w");
     }
 }
