@@ -45,11 +45,72 @@ struct cfg_field_map {
     char *path;  /* dotted path inside the message ("a.b.c") */
 };
 
+/* A text in the languages Wiren Board's UI shows: title: {en: ..., ru: ...}.
+ * NULL = not given. */
+struct cfg_i18n {
+    char *en;
+    char *ru;
+};
+
+/* One entry of wb.enum: a value the control can take and its titles. */
+struct cfg_wb_enum {
+    char *value; /* the value as the control's payload ("0", "hdmi1") */
+    struct cfg_i18n title;
+};
+
+/* wb: of a state field: the Wiren Board control meta (conventions v1.4).
+ * Everything is optional; what is not given comes from the binding (bool ->
+ * switch, int/float -> value, string/object -> text). */
+struct cfg_wb_meta {
+    char *type;  /* NULL = from the binding; else one of the convention's types */
+    char *units; /* NULL = none */
+    bool has_min, has_max, has_precision, has_order;
+    double min, max;
+    double precision; /* rounding step, > 0 (0.1 = one decimal) */
+    int order;        /* >= 0 */
+    int readonly;     /* -1 = default (read-only unless actions make it writable), 0, 1 */
+    bool hidden;
+    struct cfg_i18n title;
+    struct cfg_wb_enum *enums; /* NULL when none */
+    size_t n_enums;
+    struct cfg_mark mark;
+};
+
+/* map: of a field: a received value (its text: a string as is, a number or
+ * boolean as JSON writes it) -> the value stored. */
+struct cfg_map_entry {
+    char *from;
+    json_object *to; /* owned; a scalar */
+};
+
+/* What the config says about one state field beyond where it comes from:
+ * how its received value is converted, how it is shown and switched. */
+struct cfg_field_spec {
+    struct cfg_map_entry *map; /* NULL when none; applied before scale */
+    size_t n_map;
+    bool has_scale;
+    double scale;          /* numbers: the stored value is received * scale */
+    struct cfg_wb_meta *wb; /* NULL = defaults from the binding */
+    /* switch: {on: ACTION, off: ACTION}: the actions that turn the field on
+     * and off (a writable switch). NULL = derived from the actions whose
+     * set writes true / false to the field. */
+    char *on_action, *off_action;
+};
+
+/* fields: {state_field: json.key.path} of a JSON state binding, or in the
+ * long form {state_field: {path: json.key.path, map, scale, wb, switch}}. */
+struct cfg_field_map {
+    char *field; /* state field name */
+    char *path;  /* dotted path inside the message ("a.b.c") */
+    struct cfg_field_spec spec;
+};
+
 /* One entry of devices[].state: a topic whose messages change the state. */
 struct cfg_state_binding {
     char *topic;                  /* may hold MQTT wildcards + and # */
     enum cfg_value_type type;     /* BOOL, INT, FLOAT, STRING or JSON */
     char *field;                  /* plain types: the state field set (required) */
+    struct cfg_field_spec spec;   /* plain types: map, scale, wb, switch of field */
     struct cfg_field_map *fields; /* JSON: optional mapping; NULL = merge the whole object */
     size_t n_fields;
     struct cfg_mark mark;
@@ -59,6 +120,9 @@ struct cfg_availability {
     char *topic;        /* NULL when only timeout_s is used */
     char *online;       /* payload meaning online, default "online" */
     char *offline;      /* payload meaning offline, default "offline" */
+    /* A payload that is a JSON object is read through this key (default
+     * "state": Zigbee2MQTT 2.x sends {"state":"online"}). */
+    char *json_field;
     unsigned timeout_s; /* > 0: offline when no state message for that long */
 };
 
@@ -175,6 +239,9 @@ struct config {
     /* A mirrored control's value is published at most once per interval;
      * the latest value always goes out (default 250, 0 = every change). */
     unsigned mirror_min_interval_ms;
+    /* bridge.wb_legacy_meta: also publish meta/type, meta/readonly, ...
+     * beside each control's JSON meta (default true). */
+    bool wb_legacy_meta;
     struct cfg_device *devices;
     size_t n_devices;
     struct cfg_scenario *scenarios;
@@ -218,5 +285,10 @@ long cfg_device_index(const struct config *cfg, const char *id);
 const struct cfg_device *cfg_find_device(const struct config *cfg, const char *id);
 const struct cfg_action *cfg_find_action(const struct cfg_device *dev, const char *name);
 const struct cfg_scenario *cfg_find_scenario(const struct config *cfg, const char *id);
+
+/* The spec of state field `field` of dev: a plain binding's or a JSON
+ * binding's fields: entry. NULL when no binding names the field (a field of
+ * a merged object). O(bindings). */
+const struct cfg_field_spec *cfg_field_spec(const struct cfg_device *dev, const char *field);
 
 #endif
