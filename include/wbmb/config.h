@@ -39,12 +39,6 @@ struct cfg_mark {
     int column;
 };
 
-/* fields: {state_field: json.key.path} of a JSON state binding. */
-struct cfg_field_map {
-    char *field; /* state field name */
-    char *path;  /* dotted path inside the message ("a.b.c") */
-};
-
 /* A text in the languages Wiren Board's UI shows: title: {en: ..., ru: ...}.
  * NULL = not given. */
 struct cfg_i18n {
