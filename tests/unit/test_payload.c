@@ -385,11 +385,11 @@ static void test_map_fields(void **state)
     json_object *msg = parse("{\"power\":12.5,\"energy\":{\"total\":3,\"today\":{\"kwh\":1}},"
                              "\"state\":\"ON\",\"arr\":[1],\"n\":null}");
     struct cfg_field_map fm[] = {
-        {"power_w", "power"},           {"energy_kwh", "energy.total"},
-        {"today", "energy.today.kwh"},  {"missing", "nope"},
-        {"deep_missing", "energy.x.y"}, {"through_scalar", "power.x"},
-        {"through_array", "arr.0"},     {"whole", "energy"},
-        {"empty_seg", "energy..total"}, {"null_field", "n"},
+        {.field = "power_w", .path = "power"},           {.field = "energy_kwh", .path = "energy.total"},
+        {.field = "today", .path = "energy.today.kwh"},  {.field = "missing", .path = "nope"},
+        {.field = "deep_missing", .path = "energy.x.y"}, {.field = "through_scalar", .path = "power.x"},
+        {.field = "through_array", .path = "arr.0"},     {.field = "whole", .path = "energy"},
+        {.field = "empty_seg", .path = "energy..total"}, {.field = "null_field", .path = "n"},
     };
     struct cfg_state_binding b = {
         .topic = "z/plug", .type = CFG_T_JSON, .fields = fm, .n_fields = sizeof(fm) / sizeof(*fm)};
