@@ -19,6 +19,7 @@
 #include "wbmb/config.h"
 #include "wbmb/config_json.h"
 #include "wbmb/log.h"
+#include "wbmb/mirror.h"
 #include "wbmb/state_import.h"
 #include "wbmb/state_store.h"
 #include "wbmb/store_lock.h"
@@ -324,6 +325,9 @@ int main(int argc, char **argv)
     struct app_options opts = {.config_path = CFG_DEFAULT_PATH};
     bool check_only = false;
     int c;
+    /* The conventions of the outputs are part of every config check: the
+     * daemon, --check-config, the state commands and the converters. */
+    cfg_add_check(mirror_check_config);
     /* "+" stops at the first non-option: `state get KEY` keeps its words. */
     while ((c = getopt_long(argc, argv, "+c:h", longopts, NULL)) != -1) {
         switch (c) {

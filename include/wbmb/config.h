@@ -264,6 +264,26 @@ wb_status cfg_parse(const char *name, const char *text, size_t len, struct confi
 void cfg_free(struct config *cfg);
 void cfg_errors_free(struct cfg_errors *errs);
 
+/* Checks that modules above the config run on every config that loads: a
+ * module that owns a convention validates what only it knows (the Wiren
+ * Board mirror refuses state topics inside its own /devices/<id>/). A check
+ * runs after the config's own validation, on the complete config with its
+ * device index, and reports through cfg_check_error(); its errors are sorted
+ * in among the others, so the caller sees one list in file order. */
+struct cfg_check;
+typedef void (*cfg_check_fn)(const struct config *cfg, struct cfg_check *chk);
+
+/* One "FILE:LINE:COLUMN: message" error of a check (line and column as in
+ * a struct cfg_mark). */
+void cfg_check_error(struct cfg_check *chk, int line, int column, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Adds fn to the checks that cfg_load() and cfg_parse() run (a repeated fn
+ * is added once). Call at start-up, before any thread loads a config.
+ * Returns false when CFG_CHECKS_MAX checks are registered already. */
+#define CFG_CHECKS_MAX 8
+bool cfg_add_check(cfg_check_fn fn);
+
 /* Parses a "when" expression (FIELD == VALUE, FIELD != VALUE). Returns a new
  * condition or NULL with a message in err. Free with cfg_condition_free. */
 struct cfg_condition *cfg_condition_parse(const char *text, char *err, size_t errlen);

@@ -81,6 +81,10 @@ wb_status mirror_control_value(const struct mirror_publisher *p, const char *dev
  * Freed through its ops (sinks_destroy). */
 struct sink *mirror_sink_create(const struct config *cfg, const struct mirror_publisher *pub);
 
+/* The mirror's config check (cfg_add_check): a state topic without
+ * wildcards inside /devices/<id>/ of a mirrored device is refused. */
+void mirror_check_config(const struct config *cfg, struct cfg_check *chk);
+
 /* The bridge's own error topic, its Last Will: /devices/<bridge_id>/meta/error.
  * false when it does not fit in cap. */
 bool mirror_will_topic(char *buf, size_t cap, const char *bridge_id);

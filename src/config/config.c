@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -317,6 +318,44 @@ static void device_entry(void *arg, const struct ydoc_node *entry, size_t index)
     cfgd_device(arg, entry, index);
 }
 
+/* ---- checks of the modules above (cfg_add_check) ------------------------- */
+
+static cfg_check_fn checks[CFG_CHECKS_MAX];
+static size_t n_checks;
+
+/* What a check reports into: the loader's error context. */
+struct cfg_check {
+    struct cfgw_ctx *c;
+};
+
+bool cfg_add_check(cfg_check_fn fn)
+{
+    for (size_t i = 0; i < n_checks; i++)
+        if (checks[i] == fn)
+            return true;
+    if (n_checks == CFG_CHECKS_MAX)
+        return false;
+    checks[n_checks++] = fn;
+    return true;
+}
+
+void cfg_check_error(struct cfg_check *chk, int line, int column, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    cfgw_error(chk->c, line, column, "%s", msg);
+}
+
+static void run_checks(struct cfgw_ctx *c, const struct config *cfg)
+{
+    struct cfg_check chk = {.c = c};
+    for (size_t i = 0; i < n_checks; i++)
+        checks[i](cfg, &chk);
+}
+
 /* The loader behind cfg_parse() and cfg_load(). The devices: list is
  * streamed: each entry becomes a struct cfg_device while libyaml is still
  * reading, and only the rest of the file (small) is kept as a tree. Errors
@@ -365,6 +404,8 @@ static wb_status load(const char *name, const struct ydoc_input *in, struct conf
     check_top(&c, root, &t.cfg);
     check_tls(&c, root, &t.cfg.mqtt);
     load_secrets(&c, root, &t.cfg);
+    if (!c.oom)
+        run_checks(&c, &t.cfg);
 
     cfg = malloc(sizeof(*cfg));
     if (!cfg)

@@ -199,45 +199,6 @@ static void parse_availability(struct cfgw_ctx *c, const struct ydoc_node *map,
         cfgw_err_node(c, map, "availability needs a topic or timeout_s > 0");
 }
 
-/* A state topic without wildcards inside /devices/<id>/ of a mirrored
- * device is the bridge's own mirror topic: the bridge never consumes its own
- * publications, so such a binding would silently never fire (and its device
- * would fight the mirror). Refuse it with the way out. The ids of mirrored
- * devices go into a hash set, built only when some topic needs it. */
-static void check_own_topics(struct cfgw_ctx *c, const struct config *cfg)
-{
-    struct cfgw_ids mirrored = {0};
-    bool built = false;
-    for (size_t i = 0; i < cfg->n_devices; i++) {
-        const struct cfg_device *d = &cfg->devices[i];
-        for (size_t k = 0; k < d->n_state; k++) {
-            const char *t = d->state[k].topic;
-            if (!t || strncmp(t, "/devices/", 9) != 0 || strpbrk(t, "+#"))
-                continue;
-            if (!built) {
-                for (size_t j = 0; j < cfg->n_devices; j++)
-                    if (cfg->devices[j].wb_mirror && cfg->devices[j].id)
-                        cfgw_ids_add(c, &mirrored, cfg->devices[j].id, false, 0, 0);
-                built = true;
-            }
-            const char *slash = strchr(t + 9, '/');
-            char *id = strndup(t + 9, slash ? (size_t)(slash - t - 9) : strlen(t + 9));
-            if (!id) {
-                c->oom = true;
-                continue;
-            }
-            if (cfgw_ids_find(&mirrored, id))
-                cfgw_error(c, d->state[k].mark.line, d->state[k].mark.column,
-                           "state topic '%s' of device '%s' is inside /devices/%s/, the bridge's "
-                           "own mirror of device '%s': use the real device's topic, or set "
-                           "wb_mirror: false on '%s'",
-                           t, d->id ? d->id : "?", id, id, id);
-            free(id);
-        }
-    }
-    cfgw_ids_free(&mirrored);
-}
-
 void cfgd_begin(struct cfgd_loader *l, struct cfgw_ctx *c, struct config *cfg)
 {
     *l = (struct cfgd_loader){.c = c, .cfg = cfg};
@@ -317,7 +278,6 @@ void cfgd_devices(struct cfgd_loader *l, const struct ydoc_node *list)
             cfgd_device(l, list->items[i], i);
     /* Every id is known now: the duplicate check is done. */
     cfgw_ids_free(&l->ids);
-    check_own_topics(l->c, l->cfg);
     /* Give the doubling's slack back: the config lives as long as the daemon. */
     struct config *cfg = l->cfg;
     if (cfg->n_devices > 0 && cfg->n_devices < l->cap) {

@@ -199,3 +199,36 @@ bool mirror_will_topic(char *buf, size_t cap, const char *bridge_id)
 {
     return (size_t)snprintf(buf, cap, "/devices/%s/meta/error", bridge_id) < cap;
 }
+
+/* A state topic without wildcards inside /devices/<id>/ of a mirrored
+ * device is the bridge's own mirror topic: the bridge never consumes its own
+ * publications, so such a binding would silently never fire (and its device
+ * would fight the mirror). Refuse it with the way out. */
+void mirror_check_config(const struct config *cfg, struct cfg_check *chk)
+{
+    static const char prefix[] = "/devices/";
+    const size_t plen = sizeof(prefix) - 1;
+    for (size_t i = 0; i < cfg->n_devices; i++) {
+        const struct cfg_device *d = &cfg->devices[i];
+        for (size_t k = 0; k < d->n_state; k++) {
+            const char *t = d->state[k].topic;
+            if (!t || strncmp(t, prefix, plen) != 0 || strpbrk(t, "+#"))
+                continue;
+            const char *slash = strchr(t + plen, '/');
+            size_t n = slash ? (size_t)(slash - t - plen) : strlen(t + plen);
+            char id[MIRROR_TOPIC_MAX];
+            if (n >= sizeof(id))
+                continue; /* longer than any device id can be */
+            memcpy(id, t + plen, n);
+            id[n] = '\0';
+            long j = cfg_device_index(cfg, id);
+            if (j < 0 || !cfg->devices[j].wb_mirror)
+                continue;
+            cfg_check_error(chk, d->state[k].mark.line, d->state[k].mark.column,
+                            "state topic '%s' of device '%s' is inside /devices/%s/, the bridge's "
+                            "own mirror of device '%s': use the real device's topic, or set "
+                            "wb_mirror: false on '%s'",
+                            t, d->id ? d->id : "?", id, id, id);
+        }
+    }
+}

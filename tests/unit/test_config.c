@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "wbmb/config.h"
+#include "wbmb/mirror.h"
 
 static char *data_path(const char *rel)
 {
@@ -781,6 +782,9 @@ static void test_own_mirror_topic(void **state)
                        "      - {topic: /devices/ext/controls/x, field: x, type: int}\n";
     struct config *cfg = NULL;
     struct cfg_errors errs = {0};
+    /* The rule is the mirror's (mirror_check_config), run by every load once
+     * registered, as main() does. */
+    assert_true(cfg_add_check(mirror_check_config));
     assert_int_equal(cfg_parse("own.yaml", text, strlen(text), &cfg, &errs), WB_ERR_CONFIG);
     assert_int_equal(errs.n, 1); /* wildcards and wb_mirror: false are fine */
     assert_non_null(
