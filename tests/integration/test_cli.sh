@@ -39,6 +39,20 @@ check "every error line is FILE:LINE:COLUMN: message" \
 check "all errors are reported, not only the first ($(wc -l <"$T_DIR/err.txt"))" \
     test "$(wc -l <"$T_DIR/err.txt")" -ge 4
 check "the port error points at line 2" grep -q "bad.yaml:2:" "$T_DIR/err.txt"
+# The mirror's own rule (mirror_check_config) runs in --check-config too,
+# sorted in file order among the config's own errors.
+cat >"$T_DIR/own.yaml" <<'YAML'
+devices:
+  - id: tv
+    state:
+      - {topic: /devices/tv/controls/volume, field: v, type: int}
+      - {topic: x/y, field: w, type: nope}
+YAML
+rc=0; "$B" -c "$T_DIR/own.yaml" --check-config 2>"$T_DIR/err3.txt" || rc=$?
+check "a state topic inside the bridge's own mirror exits 6 (got $rc)" test "$rc" -eq 6
+check "the mirror's error comes first, at 4:9" \
+    bash -c "head -n 1 '$T_DIR/err3.txt' | grep -q 'own.yaml:4:9: state topic .*/devices/tv/controls/volume.*wb_mirror: false'"
+check "the type error follows it" bash -c "sed -n 2p '$T_DIR/err3.txt' | grep -q 'own.yaml:5:'"
 printf 'mqtt: [unclosed\n' >"$T_DIR/syntax.yaml"
 rc=0; "$B" -c "$T_DIR/syntax.yaml" --check-config 2>"$T_DIR/err2.txt" || rc=$?
 check "YAML syntax error exits 6" test "$rc" -eq 6
