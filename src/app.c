@@ -193,7 +193,8 @@ static int start(struct app *a)
     /* The sinks, in the order they see each change (the store's is the
      * core's first). A new kind of output is one more line here. */
     struct mirror_publisher pub = core_mirror_publisher(a->core);
-    if (core_add_sink(a->core, mirror_sink_create(cfg, &pub)) != WB_OK) {
+    struct mirror_memory mem = core_mirror_memory(a->core);
+    if (core_add_sink(a->core, mirror_sink_create(cfg, &pub, &mem)) != WB_OK) {
         log_error("out of memory");
         return APP_EXIT_FAILURE;
     }

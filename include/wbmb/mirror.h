@@ -62,24 +62,45 @@ bool mirror_field_name_ok(const char *name);
 
 wb_status mirror_publish_raw(const struct mirror_publisher *p, const char *topic,
                              const char *payload, size_t len, int qos, bool retained);
+/* /devices/<id>/meta (and, legacy, /devices/<id>/meta/name = title). */
 wb_status mirror_device_meta(const struct mirror_publisher *p, const char *device_id,
-                             const char *title);
+                             const char *title, bool legacy);
 wb_status mirror_device_error(const struct mirror_publisher *p, const char *device_id,
                               const char *error);
-/* meta_extra: more keys merged into the control meta (may be NULL). */
+/* /devices/<id>/controls/<control>/meta = meta (borrowed); legacy: also the
+ * subtopics meta/type, meta/readonly (1/0), meta/order, meta/min, meta/max,
+ * meta/units and meta/precision of the keys meta has. */
 wb_status mirror_control_meta(const struct mirror_publisher *p, const char *device_id,
-                              const char *control, const char *type, bool readonly, int order,
-                              json_object *meta_extra);
+                              const char *control, json_object *meta, bool legacy);
+/* Empty retained payloads on every topic of a control (value, meta,
+ * meta/error, the legacy subtopics) or of a device's own topics (meta,
+ * meta/error, meta/name): the broker forgets them, a UI drops them. */
+wb_status mirror_clear_control(const struct mirror_publisher *p, const char *device_id,
+                               const char *control);
+wb_status mirror_clear_device(const struct mirror_publisher *p, const char *device_id);
 /* /devices/<id>/controls/<control>/meta/error (retained; "" clears it). */
 wb_status mirror_control_error(const struct mirror_publisher *p, const char *device_id,
                                const char *control, const char *error);
 wb_status mirror_control_value(const struct mirror_publisher *p, const char *device_id,
                                const char *control, json_object *value);
 
+/* Where the mirror remembers what it has published, across restarts (the
+ * core keeps it in the store, key "wb:published": {"<device>": "c1/c2/..."},
+ * control names joined by '/', which no control name holds). A restart with
+ * a smaller config clears what the last run published and this one does
+ * not. */
+struct mirror_memory {
+    json_object *(*load)(void *ud);         /* a new reference, or NULL: nothing */
+    void (*save)(void *ud, json_object *v); /* v borrowed */
+    void *ud;
+};
+
 /* The mirror sink for cfg (borrowed until the next EV_DEVICES_DONE brings
- * the next one) publishing through pub (copied). NULL when out of memory.
- * Freed through its ops (sinks_destroy). */
-struct sink *mirror_sink_create(const struct config *cfg, const struct mirror_publisher *pub);
+ * the next one) publishing through pub (copied), remembering through mem
+ * (copied; NULL: remembers nothing). NULL when out of memory. Freed through
+ * its ops (sinks_destroy). */
+struct sink *mirror_sink_create(const struct config *cfg, const struct mirror_publisher *pub,
+                                const struct mirror_memory *mem);
 
 /* The mirror's config check (cfg_add_check): a state topic without
  * wildcards inside /devices/<id>/ of a mirrored device is refused. */

@@ -113,6 +113,30 @@ struct mirror_publisher core_mirror_publisher(struct core *c)
     return (struct mirror_publisher){.fn = publish, .ud = c, .backlog = backlog};
 }
 
+/* The mirror's memory of what it published: one key of the store, written
+ * like any other (batched, durable with the next commit). */
+#define MIRROR_MEMORY_KEY "wb:published"
+
+static json_object *memory_load(void *ud)
+{
+    json_object *v = NULL;
+    if (store_get(((struct core *)ud)->store, MIRROR_MEMORY_KEY, &v) != WB_OK)
+        return NULL;
+    return v;
+}
+
+static void memory_save(void *ud, json_object *v)
+{
+    wb_status st = store_set(((struct core *)ud)->store, MIRROR_MEMORY_KEY, v);
+    if (st != WB_OK)
+        log_warn("mirror: cannot remember the published topics: %s", wb_strerror(st));
+}
+
+struct mirror_memory core_mirror_memory(struct core *c)
+{
+    return (struct mirror_memory){.load = memory_load, .save = memory_save, .ud = c};
+}
+
 /* paho's or the sender's thread: the broker's answer to a command
  * (mqttc_publish_acked, which never calls it inside itself). */
 static void on_command_ack(void *ud, uint64_t token, int rc, const char *why)

@@ -103,7 +103,7 @@ bool mirror_field_name_ok(const char *name)
 }
 
 wb_status mirror_device_meta(const struct mirror_publisher *p, const char *device_id,
-                             const char *title)
+                             const char *title, bool legacy)
 {
     char topic[MIRROR_TOPIC_MAX];
     if ((size_t)snprintf(topic, sizeof(topic), "/devices/%s/meta", device_id) >= sizeof(topic))
@@ -116,6 +116,11 @@ wb_status mirror_device_meta(const struct mirror_publisher *p, const char *devic
     const char *s = json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN);
     wb_status st = mirror_publish_raw(p, topic, s, strlen(s), 1, true);
     json_object_put(meta);
+    /* The legacy form: the device's name on its own subtopic. */
+    if (st == WB_OK && legacy && strlen(topic) + 5 < sizeof(topic)) {
+        strcat(topic, "/name");
+        st = mirror_publish_raw(p, topic, title, strlen(title), 1, true);
+    }
     return st;
 }
 
@@ -129,30 +134,80 @@ wb_status mirror_device_error(const struct mirror_publisher *p, const char *devi
     return mirror_publish_raw(p, topic, error, strlen(error), 1, true);
 }
 
+/* The legacy meta subtopics (conventions before v1.4), each a copy of one
+ * key of the JSON meta; meta/readonly is 1 or 0. */
+static const char *const legacy_keys[] = {"type",  "readonly", "order",    "min",
+                                          "max",   "units",    "precision"};
+#define N_LEGACY (sizeof(legacy_keys) / sizeof(*legacy_keys))
+
 wb_status mirror_control_meta(const struct mirror_publisher *p, const char *device_id,
-                              const char *control, const char *type, bool readonly, int order,
-                              json_object *meta_extra)
+                              const char *control, json_object *meta, bool legacy)
 {
     char topic[MIRROR_TOPIC_MAX];
-    if ((size_t)snprintf(topic, sizeof(topic), "/devices/%s/controls/%s/meta", device_id,
-                         control) >= sizeof(topic))
+    int n = snprintf(topic, sizeof(topic), "/devices/%s/controls/%s/meta", device_id, control);
+    if (n < 0 || (size_t)n + sizeof("/precision") > sizeof(topic))
         return WB_ERR_RANGE;
-    json_object *meta = json_object_new_object();
-    json_object *t = json_object_new_object();
-    json_object_object_add(meta, "type", json_object_new_string(type));
-    json_object_object_add(meta, "readonly", json_object_new_boolean(readonly));
-    json_object_object_add(meta, "order", json_object_new_int(order));
-    json_object_object_add(t, "en", json_object_new_string(control));
-    json_object_object_add(meta, "title", t);
-    if (meta_extra) {
-        json_object_object_foreach(meta_extra, k, v)
-        {
-            json_object_object_add(meta, k, json_object_get(v));
-        }
-    }
     const char *s = json_object_to_json_string_ext(meta, JSON_C_TO_STRING_PLAIN);
     wb_status st = mirror_publish_raw(p, topic, s, strlen(s), 1, true);
-    json_object_put(meta);
+    for (size_t i = 0; st == WB_OK && legacy && i < N_LEGACY; i++) {
+        json_object *v;
+        if (!json_object_object_get_ex(meta, legacy_keys[i], &v))
+            continue;
+        char buf[64];
+        const char *text;
+        size_t len;
+        if (json_object_is_type(v, json_type_boolean)) {
+            text = json_object_get_boolean(v) ? "1" : "0";
+            len = 1;
+        } else if (json_object_is_type(v, json_type_string)) {
+            text = json_object_get_string(v);
+            len = (size_t)json_object_get_string_len(v);
+        } else {
+            len = mirror_format_value(v, buf, sizeof(buf));
+            if (len >= sizeof(buf))
+                continue;
+            text = buf;
+        }
+        snprintf(topic + n, sizeof(topic) - (size_t)n, "/%s", legacy_keys[i]);
+        st = mirror_publish_raw(p, topic, text, len, 1, true);
+    }
+    return st;
+}
+
+wb_status mirror_clear_control(const struct mirror_publisher *p, const char *device_id,
+                               const char *control)
+{
+    char topic[MIRROR_TOPIC_MAX];
+    int n = snprintf(topic, sizeof(topic), "/devices/%s/controls/%s", device_id, control);
+    if (n < 0 || (size_t)n + sizeof("/meta/precision") > sizeof(topic))
+        return WB_ERR_RANGE;
+    /* Meta first: a UI that sees the value go while the meta stays would
+     * show a control without a value for a moment. */
+    static const char *const tails[] = {"/meta/error", "/meta", ""};
+    wb_status st = WB_OK;
+    for (size_t i = 0; i < N_LEGACY && st == WB_OK; i++) {
+        snprintf(topic + n, sizeof(topic) - (size_t)n, "/meta/%s", legacy_keys[i]);
+        st = mirror_publish_raw(p, topic, "", 0, 1, true);
+    }
+    for (size_t i = 0; i < sizeof(tails) / sizeof(*tails) && st == WB_OK; i++) {
+        snprintf(topic + n, sizeof(topic) - (size_t)n, "%s", tails[i]);
+        st = mirror_publish_raw(p, topic, "", 0, 1, true);
+    }
+    return st;
+}
+
+wb_status mirror_clear_device(const struct mirror_publisher *p, const char *device_id)
+{
+    char topic[MIRROR_TOPIC_MAX];
+    int n = snprintf(topic, sizeof(topic), "/devices/%s/meta", device_id);
+    if (n < 0 || (size_t)n + sizeof("/error") > sizeof(topic))
+        return WB_ERR_RANGE;
+    static const char *const tails[] = {"/error", "/name", ""};
+    wb_status st = WB_OK;
+    for (size_t i = 0; i < sizeof(tails) / sizeof(*tails) && st == WB_OK; i++) {
+        snprintf(topic + n, sizeof(topic) - (size_t)n, "%s", tails[i]);
+        st = mirror_publish_raw(p, topic, "", 0, 1, true);
+    }
     return st;
 }
 

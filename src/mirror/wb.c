@@ -42,6 +42,37 @@ static void table_free(struct wdev *t, size_t n)
     free(t);
 }
 
+struct sub_list {
+    char **subs;
+    size_t n, cap;
+    const struct cfg_device *dev;
+    bool oom;
+};
+
+static void add_switch_sub(void *ud, const char *field)
+{
+    struct sub_list *l = ud;
+    char filter[MIRROR_TOPIC_MAX];
+    if (!mirror_field_name_ok(field) ||
+        cfg_find_action(l->dev, field) || /* the action's own /on is there */
+        (size_t)snprintf(filter, sizeof(filter), "/devices/%s/controls/%s/on", l->dev->id,
+                         field) >= sizeof(filter))
+        return;
+    if (l->n == l->cap) {
+        char **g = realloc(l->subs, (l->cap * 2) * sizeof(*g));
+        if (!g) {
+            l->oom = true;
+            return;
+        }
+        l->subs = g;
+        l->cap *= 2;
+    }
+    if (!(l->subs[l->n] = strdup(filter)))
+        l->oom = true;
+    else
+        l->n++;
+}
+
 /* The /on filters of cfg: one per action of a mirrored device (not a
  * wildcard, so other controls' /on topics are never taken as input), and
  * the bridge's scenario control. */
@@ -70,6 +101,17 @@ static bool build_subs(struct wb *w, const struct config *cfg)
     snprintf(filter, sizeof(filter), "/devices/%s/controls/scenario/on", cfg->bridge_device_id);
     if (!(subs[k++] = strdup(filter)))
         goto fail;
+    /* The writable switches' /on (wb_controls.c), grown as they come. */
+    struct sub_list l = {.subs = subs, .n = k, .cap = n};
+    for (size_t i = 0; i < cfg->n_devices && !l.oom; i++) {
+        l.dev = &cfg->devices[i];
+        if (l.dev->wb_mirror)
+            wb_switch_fields(l.dev, add_switch_sub, &l);
+    }
+    subs = l.subs;
+    k = l.n;
+    if (l.oom)
+        goto fail;
     for (size_t i = 0; i < w->n_subs; i++)
         free(w->subs[i]);
     free(w->subs);
@@ -83,7 +125,8 @@ fail:
     return false;
 }
 
-struct sink *mirror_sink_create(const struct config *cfg, const struct mirror_publisher *pub)
+struct sink *mirror_sink_create(const struct config *cfg, const struct mirror_publisher *pub,
+                                const struct mirror_memory *mem)
 {
     struct wb *w = calloc(1, sizeof(*w));
     if (!w)
@@ -97,8 +140,26 @@ struct sink *mirror_sink_create(const struct config *cfg, const struct mirror_pu
      * here too would put two tables of 10 000 devices in the peak RSS). */
     w->scenario = strdup("none");
     w->errors_set = json_object_new_object();
-    if (!w->scenario || !w->errors_set || !build_subs(w, cfg))
+    w->stale = json_object_new_object();
+    w->action_values = json_object_new_object();
+    if (!w->scenario || !w->errors_set || !w->stale || !w->action_values || !build_subs(w, cfg))
         goto fail;
+    if (mem) {
+        w->mem = *mem;
+        /* What the last run published: compared with this run's at the
+         * first connect (wb_clear_stale). */
+        w->old_mem = mem->load ? mem->load(mem->ud) : NULL;
+        if (w->old_mem && !json_object_is_type(w->old_mem, json_type_object)) {
+            log_warn("mirror: the remembered topics are not a JSON object: ignored");
+            json_object_put(w->old_mem);
+            w->old_mem = NULL;
+        }
+        if (w->old_mem) {
+            w->mem_hash = util_hash_str(
+                json_object_to_json_string_ext(w->old_mem, JSON_C_TO_STRING_PLAIN));
+            w->mem_saved = true;
+        }
+    }
     return &w->base;
 fail:
     wb_ops.destroy(&w->base);
@@ -118,6 +179,9 @@ static void wb_destroy(struct sink *s)
         free(w->subs[i]);
     free(w->subs);
     json_object_put(w->errors_set);
+    json_object_put(w->stale);
+    json_object_put(w->old_mem);
+    json_object_put(w->action_values);
     for (size_t i = 0; i < ECHO_SLOTS; i++) {
         free(w->echo[i].topic);
         free(w->echo[i].payload);
@@ -134,12 +198,47 @@ static void publish_scenario_value(struct wb *w)
     json_object_put(v);
 }
 
+/* The scenario control: a choice of the scenario ids and "none", titled
+ * with the scenarios' names. */
+static json_object *scenario_meta(const struct config *cfg)
+{
+    json_object *m = json_object_new_object();
+    json_object *t = json_object_new_object();
+    json_object *e = json_object_new_object();
+    if (!m || !t || !e) {
+        json_object_put(m);
+        json_object_put(t);
+        json_object_put(e);
+        return NULL;
+    }
+    json_object_object_add(m, "type", json_object_new_string("text"));
+    json_object_object_add(m, "readonly", json_object_new_boolean(false));
+    json_object_object_add(m, "order", json_object_new_int(1));
+    json_object_object_add(t, "en", json_object_new_string("Scenario"));
+    json_object_object_add(t, "ru", json_object_new_string("Сценарий"));
+    json_object_object_add(m, "title", t);
+    for (size_t i = 0; i < cfg->n_scenarios; i++) {
+        json_object *et = json_object_new_object();
+        json_object_object_add(et, "en", json_object_new_string(cfg->scenarios[i].name));
+        json_object_object_add(e, cfg->scenarios[i].id, et);
+    }
+    json_object *none = json_object_new_object();
+    json_object_object_add(none, "en", json_object_new_string("None"));
+    json_object_object_add(none, "ru", json_object_new_string("Нет"));
+    json_object_object_add(e, "none", none);
+    json_object_object_add(m, "enum", e);
+    return m;
+}
+
 static void publish_bridge_device(struct wb *w)
 {
     const char *id = w->cfg->bridge_device_id;
-    mirror_device_meta(&w->pub, id, "MQTT bridge");
+    mirror_device_meta(&w->pub, id, "MQTT bridge", w->cfg->wb_legacy_meta);
     mirror_device_error(&w->pub, id, ""); /* clears our Last Will */
-    mirror_control_meta(&w->pub, id, "scenario", "text", false, 1, NULL);
+    json_object *m = scenario_meta(w->cfg);
+    if (m)
+        mirror_control_meta(&w->pub, id, "scenario", m, w->cfg->wb_legacy_meta);
+    json_object_put(m);
     publish_scenario_value(w);
 }
 
@@ -168,6 +267,8 @@ static void device_event(struct wb *w, const struct event *ev, const struct sink
         return;
     /* Kept by a reload: a control that shows "r" still does. */
     struct wdev *old = &w->devs[ev->u.changed.old_index];
+    d->offline = old->offline;
+    wb_device_changed(w, sd, ev->u.changed.old_cfg);
     uint8_t *fb = wb_fb(d);
     const uint8_t *ofb = wb_fb(old);
     for (size_t i = 0; i < d->n_fb && i < old->n_fb; i++)
@@ -203,8 +304,14 @@ static void devices_done(struct wb *w, const struct event *ev)
         w->n_dirty = 0;
         w->next_scan_ms = INT64_MAX;
     }
-    if (ev->u.done.reload && w->connected)
-        republish_start(w);
+    if (ev->u.done.reload) {
+        w->mem_dirty = true; /* saved from the next tick */
+        w->mem_due_ms = 0;
+        if (w->connected) {
+            publish_bridge_device(w); /* the scenarios may have changed */
+            republish_start(w);
+        }
+    }
 }
 
 static void fields_event(struct wb *w, const struct event *ev)
@@ -246,7 +353,7 @@ bool wb_set_write_error(struct wb *w, const char *device_id, const char *action,
 /* WB convention: meta/error "w" on a control whose last write failed;
  * cleared by the next one that succeeds. The scenario control's is
  * published after every command on it. */
-static void command_event(struct wb *w, const struct ev_command *c)
+static void command_event(struct wb *w, const struct ev_command *c, const struct sink_view *view)
 {
     if (!c->dev && strcmp(c->device_id, w->cfg->bridge_device_id) == 0 &&
         strcmp(c->action, "scenario") == 0) {
@@ -263,9 +370,7 @@ static void command_event(struct wb *w, const struct ev_command *c)
         error = true;
     else
         return; /* not delivered: the write itself did not fail */
-    if (!wb_set_write_error(w, c->device_id, c->action, error))
-        return;
-    mirror_control_error(&w->pub, c->device_id, c->action, error ? "w" : "");
+    wb_command_result(w, c->dev, c->action, c->params, error, view);
 }
 
 static void scenario_event(struct wb *w, const struct event *ev)
@@ -282,6 +387,7 @@ static void scenario_event(struct wb *w, const struct event *ev)
  * device and the bridge marked offline. */
 static void stopping(struct wb *w, const struct sink_view *view)
 {
+    wb_memory_tick(w, view, INT64_MAX); /* the store's flush follows */
     if (!w->connected)
         return;
     wb_flush(w, view, INT64_MAX);
@@ -300,7 +406,8 @@ static void wb_event(struct sink *s, const struct event *ev, const struct sink_v
         device_event(w, ev, view);
         break;
     case EV_DEVICE_REMOVED:
-        break; /* its retained topics stay (issue: clear them) */
+        wb_device_removed(w, ev->dev);
+        break;
     case EV_DEVICES_DONE:
         devices_done(w, ev);
         break;
@@ -308,16 +415,19 @@ static void wb_event(struct sink *s, const struct event *ev, const struct sink_v
         fields_event(w, ev);
         break;
     case EV_AVAILABILITY:
+        if (dev_of(w, ev->dev))
+            wb_availability(w, dev_of(w, ev->dev), ev->dev, ev->u.availability.online);
         break;
     case EV_SCENARIO:
         scenario_event(w, ev);
         break;
     case EV_COMMAND:
-        command_event(w, &ev->u.command);
+        command_event(w, &ev->u.command, view);
         break;
     case EV_LINK_UP:
         w->connected = true;
         publish_bridge_device(w);
+        wb_clear_stale(w, view); /* what is gone, before what is there */
         republish_start(w);
         break;
     case EV_LINK_DOWN:
@@ -359,8 +469,10 @@ static void republish_pump(struct wb *w, const struct sink_view *view)
 static int64_t wb_tick(struct sink *s, const struct sink_view *view, int64_t now_ms, bool light)
 {
     struct wb *w = self(s);
-    if (!light)
+    if (!light) {
         republish_pump(w, view);
+        wb_memory_tick(w, view, now_ms);
+    }
     int64_t next = wb_flush(w, view, now_ms);
     /* A light tick does not ask for the round's next step: the loop's own
      * tick asked already (a wake-up per message would only speed the round
@@ -446,6 +558,16 @@ static enum sink_input wb_input(struct sink *s, const char *topic, const char *p
         return SINK_IN_OWN; /* our own publication seen again */
     *cmd = (struct sink_command){
         .device_id = idbuf, .action = cbuf, .payload = payload, .len = len, .retained = retained};
+    /* A writable switch of a field: 1 runs its on action, 0 its off one. */
+    const struct cfg_device *dev = cfg_find_device(w->cfg, idbuf);
+    if (dev && !retained && !cfg_find_action(dev, cbuf) && wb_field_switch(dev, cbuf, NULL, NULL)) {
+        const struct cfg_action *a = wb_switch_input(w, dev, cbuf, payload, len);
+        if (!a)
+            return SINK_IN_OWN; /* refused, logged and shown as "w" */
+        cmd->action = a->name;
+        cmd->payload = "1";
+        cmd->len = 1;
+    }
     return SINK_IN_COMMAND;
 }
 

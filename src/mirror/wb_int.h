@@ -73,7 +73,8 @@ struct wdev {
     uint16_t meta_count;
     uint16_t n_pub;
     uint16_t next_order;
-    bool dirty; /* in wb.dirty */
+    bool dirty;   /* in wb.dirty */
+    bool offline; /* its availability said offline: every control shows "r" */
 };
 
 struct wb {
@@ -108,6 +109,20 @@ struct wb {
     size_t echo_next;
     int64_t warn_window_ms;
     unsigned warn_in_window;
+    /* What was published and must go (wb_controls.c): device id -> its
+     * control names joined by '/'. Filled from the memory at the first
+     * connect (what the last run published and this one does not) and by
+     * reloads that remove something; cleared while connected. */
+    struct mirror_memory mem;
+    json_object *old_mem; /* the memory as loaded, until the first connect */
+    json_object *stale;
+    bool mem_dirty;     /* the remembered set may have changed: save it */
+    bool mem_saved;     /* mem_hash is the hash of what the store holds */
+    uint32_t mem_hash;
+    int64_t mem_due_ms; /* not before */
+    /* "device/action" -> the value an action control shows when no field
+     * follows it: the last one sent. */
+    json_object *action_values;
 };
 
 /* ---- wb_throttle.c ------------------------------------------------------- */
@@ -130,5 +145,57 @@ bool wb_set_write_error(struct wb *w, const char *device_id, const char *action,
 void wb_dev_free(struct wdev *d);
 /* Every retained topic of one mirrored device, from its current state. */
 void wb_publish_device(struct wb *w, struct wdev *d, const struct sink_device *sd);
+
+/* ---- wb_controls.c ------------------------------------------------------- */
+
+/* The config's dynamic control types (ctl_type) by name. */
+extern const char *const wb_ctl_name[];
+
+/* Whether field of c is a writable switch: its switch: actions, or the
+ * first actions without required params whose set writes true and false to
+ * it; *on and *off set when so. An explicit wb.readonly: true wins. */
+bool wb_field_switch(const struct cfg_device *c, const char *field, const struct cfg_action **on,
+                     const struct cfg_action **off);
+/* Publishes field fi's control meta (type dyn when the config does not
+ * fix one; order when wb.order does not). */
+wb_status wb_field_meta(struct wb *w, const struct sink_device *sd, size_t fi, enum ctl_type dyn,
+                        int order);
+/* An action's control: meta, value (when it has one) and error. */
+void wb_publish_action(struct wb *w, struct wdev *d, const struct sink_device *sd,
+                       const struct cfg_action *a, int order);
+/* Publishes the value of every action control that follows field fi. */
+void wb_publish_followers(struct wb *w, const struct sink_device *sd, size_t fi);
+/* The text of a control's meta/error: "r" when r, then "w" after a failed
+ * write; "" when neither. */
+wb_status wb_control_error(struct wb *w, const char *device_id, const char *control, bool r);
+/* An availability edge of sd: every control shows "r" while offline. */
+void wb_availability(struct wb *w, struct wdev *d, const struct sink_device *sd, bool online);
+/* A command on action of dev ended (params: its JSON text or NULL): its
+ * control, and every switch that runs it, show "w" while the last write
+ * failed; a value sent through a param no field follows becomes the
+ * control's value. */
+void wb_command_result(struct wb *w, const struct cfg_device *dev, const char *action,
+                       const char *params, bool error, const struct sink_view *view);
+/* The /on of a switch field: the action to run for payload, NULL (and a
+ * "w") when the payload is neither 1/0, true/false nor on/off. */
+const struct cfg_action *wb_switch_input(struct wb *w, const struct cfg_device *dev,
+                                         const char *field, const char *payload, size_t len);
+/* The candidate switch fields of a device, for the /on filters: calls fn
+ * once per distinct writable switch field. */
+void wb_switch_fields(const struct cfg_device *c, void (*fn)(void *ud, const char *field),
+                      void *ud);
+
+/* Removal: what a reload removed (dev of the old config, its fields) is
+ * cleared at once when connected, else remembered in stale. */
+void wb_device_removed(struct wb *w, const struct sink_device *sd);
+/* Kept by a reload: its old actions that are gone, or everything when it
+ * is no longer mirrored. */
+void wb_device_changed(struct wb *w, const struct sink_device *sd, const struct cfg_device *old);
+/* At the connect: works out what the last run published and this one does
+ * not (old_mem), then clears everything stale. */
+void wb_clear_stale(struct wb *w, const struct sink_view *view);
+/* Saves the remembered set when it changed (from the tick; now_ms
+ * INT64_MAX: at once). */
+void wb_memory_tick(struct wb *w, const struct sink_view *view, int64_t now_ms);
 
 #endif

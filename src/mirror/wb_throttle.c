@@ -16,8 +16,6 @@
 
 static bool throttle(struct wb *w, struct wdev *d, size_t i);
 
-static const char *const ctl_name[] = {"text", "switch", "value", "text"};
-
 uint8_t *wb_fb(struct wdev *d)
 {
     return d->cap_fb > FB_INLINE ? d->fb.heap : d->fb.in_place;
@@ -107,11 +105,19 @@ bool wb_fields_known(struct wb *w, struct wdev *d, const struct sink_device *sd)
         d->cap_fb = (uint16_t)nc;
     }
     uint8_t *fb = wb_fb(d);
+    if (sd->cfg->wb_mirror)
+        w->mem_dirty = true; /* a control more to remember */
     for (; d->n_fb < sd->n_f; d->n_fb++) {
         const char *name = sd->f[d->n_fb].name;
         bool ok = mirror_field_name_ok(name);
-        fb[d->n_fb] = (uint8_t)(FB_KNOWN | (ok ? FB_MIRRORED : 0u) |
-                                ((unsigned)declared_type(sd->cfg, name) << FB_DECL_SHIFT));
+        enum ctl_type t = declared_type(sd->cfg, name);
+        /* A type fixed by wb.type or by on/off actions: the meta is never
+         * published again for a value of another type. */
+        const struct cfg_field_spec *spec = t == CTL_NONE ? cfg_field_spec(sd->cfg, name) : NULL;
+        if (t == CTL_NONE && ((spec && spec->wb && spec->wb->type) ||
+                              wb_field_switch(sd->cfg, name, NULL, NULL)))
+            t = CTL_TEXT;
+        fb[d->n_fb] = (uint8_t)(FB_KNOWN | (ok ? FB_MIRRORED : 0u) | ((unsigned)t << FB_DECL_SHIFT));
         if (!ok && sd->cfg->wb_mirror)
             warn_name(w, sd, name);
     }
@@ -142,8 +148,7 @@ static void publish_meta(struct wb *w, struct wdev *d, const struct sink_device 
 {
     uint8_t *b = &wb_fb(d)[fi];
     enum ctl_type t = control_type(*b, sd->f[fi].v);
-    if (mirror_control_meta(&w->pub, sd->cfg->id, sd->f[fi].name, ctl_name[t], true, order, NULL) ==
-        WB_OK)
+    if (wb_field_meta(w, sd, fi, t, order) == WB_OK)
         *b = (uint8_t)((*b & ~(3u << FB_META_SHIFT)) | ((unsigned)t << FB_META_SHIFT));
 }
 
@@ -171,19 +176,24 @@ void wb_publish_field(struct wb *w, struct wdev *d, const struct sink_device *sd
     const struct dev_field *f = &sd->f[fi];
     if (!(fb[fi] & FB_MIRRORED))
         return;
+    /* "r": the value is null, or the device is offline (its last value
+     * stays, shown as stale). */
+    bool r = !f->v || d->offline;
+    if (r != ((fb[fi] & FB_ERR_SHOWN) != 0) &&
+        wb_control_error(w, sd->cfg->id, f->name, r) == WB_OK)
+        fb[fi] = (uint8_t)(r ? fb[fi] | FB_ERR_SHOWN : fb[fi] & ~FB_ERR_SHOWN);
     if (!f->v) {
-        if (mirror_control_error(&w->pub, sd->cfg->id, f->name, "r") == WB_OK)
-            fb[fi] |= FB_ERR_SHOWN;
         if (fi < MIRROR_THROTTLED)
             d->held &= ~((uint64_t)1 << fi); /* an older held value must not go out */
         return;
     }
     if (control_type(fb[fi], f->v) != fb_meta(fb[fi]))
         publish_meta(w, d, sd, fi, control_order(d, fi));
-    if ((fb[fi] & FB_ERR_SHOWN) && mirror_control_error(&w->pub, sd->cfg->id, f->name, "") == WB_OK)
-        fb[fi] &= (uint8_t)~FB_ERR_SHOWN;
-    if (!throttle(w, d, fi))
+    if (!throttle(w, d, fi)) {
         mirror_control_value(&w->pub, sd->cfg->id, f->name, f->v);
+        if (sd->cfg->n_actions)
+            wb_publish_followers(w, sd, fi);
+    }
 }
 
 /* The publication times of d's throttled controls (n_pub of them). */
@@ -305,6 +315,8 @@ int64_t wb_flush(struct wb *w, const struct sink_view *view, int64_t now_ms)
                     continue; /* null: never a value payload (wb_publish_field) */
                 pub_ms(d)[i] = t;
                 mirror_control_value(&w->pub, sd.cfg->id, sd.f[i].name, sd.f[i].v);
+                if (sd.cfg->n_actions)
+                    wb_publish_followers(w, &sd, i);
                 if (!final)
                     mirror_rate_note(&w->mrate, now_ms);
                 if (!final && ++sent % MIRROR_FLUSH_CHECK == 0)
@@ -335,27 +347,28 @@ int64_t wb_flush(struct wb *w, const struct sink_view *view, int64_t now_ms)
 
 void wb_publish_device(struct wb *w, struct wdev *d, const struct sink_device *sd)
 {
-    mirror_device_meta(&w->pub, sd->cfg->id, sd->cfg->name);
+    mirror_device_meta(&w->pub, sd->cfg->id, sd->cfg->name, w->cfg->wb_legacy_meta);
     mirror_device_error(&w->pub, sd->cfg->id, "");
     d->meta_count = 0;
     d->next_order = 0;
     d->held = 0; /* every value goes out now */
     if (d->n_pub)
         memset(pub_ms(d), 0, d->n_pub * sizeof(uint32_t));
-    for (size_t i = 0; i < sd->n_f; i++)
+    /* Every "r" goes out again (the broker may have lost it), and every
+     * "w" of a switch. */
+    if (!wb_fields_known(w, d, sd))
+        return;
+    uint8_t *fb = wb_fb(d);
+    for (size_t i = 0; i < d->n_fb; i++)
+        fb[i] &= (uint8_t)~FB_ERR_SHOWN;
+    for (size_t i = 0; i < sd->n_f; i++) {
         wb_publish_field(w, d, sd, i);
-    /* One pushbutton per action: writing its /on runs the action. */
-    for (size_t a = 0; a < sd->cfg->n_actions; a++) {
-        const struct cfg_action *act = &sd->cfg->actions[a];
-        if (!mirror_field_name_ok(act->name))
-            continue;
-        mirror_control_meta(&w->pub, sd->cfg->id, act->name, "pushbutton", false, 1000 + (int)a,
-                            NULL);
-        /* A write error is retained state like any other: a "w" published
-         * just before the connection went (mosquitto closes it after a
-         * refusing PUBACK) would be lost, and the next refusal of the same
-         * action publishes nothing new. */
-        if (wb_write_error(w, sd->cfg->id, act->name))
-            mirror_control_error(&w->pub, sd->cfg->id, act->name, "w");
+        if (sd->cfg->n_actions && (fb[i] & FB_MIRRORED) && !(fb[i] & FB_ERR_SHOWN) &&
+            wb_write_error(w, sd->cfg->id, sd->f[i].name))
+            wb_control_error(w, sd->cfg->id, sd->f[i].name, false);
     }
+    /* One control per action (wb_controls.c): a pushbutton, or a writable
+     * switch, range, value or text for its one param. */
+    for (size_t a = 0; a < sd->cfg->n_actions; a++)
+        wb_publish_action(w, d, sd, &sd->cfg->actions[a], 1000 + (int)a);
 }

@@ -13,7 +13,10 @@ mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -t 'cmd/#' -v >"$T_DIR/cmds.log" 2>/d
 T_PIDS+=($!)
 start_bridge "$T_DIR/config.yaml"
 check "bridge connects" wait_for 30 log_has "MQTT connected"
-check "pushbutton meta for each action" wait_for 10 bash -c "mosquitto_sub -h 127.0.0.1 -p $MQTT_PORT -t /devices/amp/controls/set_input/meta -C 1 -W 2 | jq -e '.type == \"pushbutton\"' >/dev/null"
+# Control kinds (wb_controls.c): no params -> pushbutton; one enum param ->
+# a writable text with the values as its enum.
+check "pushbutton meta for an action without params" wait_for 10 bash -c "mosquitto_sub -h 127.0.0.1 -p $MQTT_PORT -t /devices/tv/controls/power_on/meta -C 1 -W 2 | jq -e '.type == \"pushbutton\" and .readonly == false' >/dev/null"
+check "writable text with an enum for a one-enum-param action" wait_for 10 bash -c "mosquitto_sub -h 127.0.0.1 -p $MQTT_PORT -t /devices/amp/controls/set_input/meta -C 1 -W 2 | jq -e '.type == \"text\" and .readonly == false and (.enum | keys) == [\"hdmi1\",\"hdmi2\",\"optical\"]' >/dev/null"
 db="$T_DIR/db/state.db"
 rows() { sql "$db" "select count(*) from command_logs where $1"; }
 

@@ -106,7 +106,7 @@ static inline size_t pf_open(struct pf *f, const struct config *cfg, struct stat
     f->cfg = cfg;
     f->store = store;
     f->store_sink = store_sink_create(store, cfg);
-    f->mirror = mirror_sink_create(cfg, pub);
+    f->mirror = mirror_sink_create(cfg, pub, NULL);
     if (!f->store_sink || !f->mirror || sinks_add(&f->sinks, f->store_sink) != WB_OK ||
         sinks_add(&f->sinks, f->mirror) != WB_OK)
         pf_die("sinks");
