@@ -19,6 +19,9 @@ set(WBMB_PKG_DIR ${CMAKE_SOURCE_DIR}/scripts/package)
 
 install(TARGETS wb-mqtt-bridge RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(FILES ${WBMB_PKG_DIR}/wb-mqtt-bridge.yaml DESTINATION /etc)
+# Wiren Board: keep the config and the database across firmware updates.
+install(FILES ${WBMB_PKG_DIR}/wb-mqtt-bridge.wbconfigs DESTINATION /etc/wb-configs.d
+        RENAME 22wb-mqtt-bridge)
 install(FILES ${CMAKE_SOURCE_DIR}/config/systemd/wb-mqtt-bridge.service
         DESTINATION /lib/systemd/system)
 install(DIRECTORY DESTINATION /var/lib/wb-mqtt-bridge

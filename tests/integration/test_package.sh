@@ -18,7 +18,7 @@ check "the .deb is where package.sh says" test -f "$DEB"
 check "named wb-mqtt-bridge_<version>_<arch>.deb" bash -c "basename '$DEB' | grep -qE '^wb-mqtt-bridge_[0-9.]+_[a-z0-9]+\.deb$'"
 
 dpkg-deb -c "$DEB" | awk '{print $6}' | sed 's#^\./#/#' >"$T_DIR/files"
-for f in /usr/bin/wb-mqtt-bridge /etc/wb-mqtt-bridge.yaml \
+for f in /usr/bin/wb-mqtt-bridge /etc/wb-mqtt-bridge.yaml /etc/wb-configs.d/22wb-mqtt-bridge \
     /lib/systemd/system/wb-mqtt-bridge.service /var/lib/wb-mqtt-bridge/ \
     /usr/share/man/man8/wb-mqtt-bridge.8.gz \
     /usr/share/wb-mqtt-confed/schemas/wb-mqtt-bridge.schema.json \
@@ -41,10 +41,13 @@ check "Version matches --version" bash -c \
 mkdir -p "$T_DIR/ctrl"
 dpkg-deb -e "$DEB" "$T_DIR/ctrl"
 check "conffiles lists /etc/wb-mqtt-bridge.yaml" grep -qx /etc/wb-mqtt-bridge.yaml "$T_DIR/ctrl/conffiles"
+check "conffiles lists the wb-configs.d file" grep -qx /etc/wb-configs.d/22wb-mqtt-bridge "$T_DIR/ctrl/conffiles"
 check "maintainer scripts are valid sh" bash -c "for s in postinst prerm postrm; do sh -n '$T_DIR/ctrl/'\$s || exit 1; done"
 
 ROOT="$T_DIR/root"
 dpkg-deb -x "$DEB" "$ROOT"
+check "wb-configs.d keeps the config and the database (wb_move)" bash -c \
+    "grep -qx 'wb_move /etc/wb-mqtt-bridge.yaml' '$T_DIR/root/etc/wb-configs.d/22wb-mqtt-bridge' && grep -qx 'wb_move /var/lib/wb-mqtt-bridge' '$T_DIR/root/etc/wb-configs.d/22wb-mqtt-bridge'"
 BIN="$ROOT/usr/bin/wb-mqtt-bridge"
 check "unpacked binary runs --version" bash -c "'$BIN' --version | grep -q '^wb-mqtt-bridge '"
 check "unpacked binary is built without sanitizers" bash -c "! ldd '$BIN' | grep -qE 'libasan|libubsan'"
