@@ -99,14 +99,15 @@ static inline size_t pf_restore_devices(struct pf *f, struct devmgr *m)
  * sinks, the device manager, its view, the stored states, the
  * announcement. rec_fn may be NULL (no recording sink). Returns how many
  * devices were restored. */
-static inline size_t pf_open(struct pf *f, const struct config *cfg, struct state_store *store,
-                             const struct mirror_publisher *pub, pf_event_fn rec_fn, void *rec_ud)
+static inline size_t pf_open_mem(struct pf *f, const struct config *cfg, struct state_store *store,
+                                 const struct mirror_publisher *pub,
+                                 const struct mirror_memory *mem, pf_event_fn rec_fn, void *rec_ud)
 {
     memset(f, 0, sizeof(*f));
     f->cfg = cfg;
     f->store = store;
     f->store_sink = store_sink_create(store, cfg);
-    f->mirror = mirror_sink_create(cfg, pub, NULL);
+    f->mirror = mirror_sink_create(cfg, pub, mem);
     if (!f->store_sink || !f->mirror || sinks_add(&f->sinks, f->store_sink) != WB_OK ||
         sinks_add(&f->sinks, f->mirror) != WB_OK)
         pf_die("sinks");
@@ -128,6 +129,13 @@ static inline size_t pf_open(struct pf *f, const struct config *cfg, struct stat
     size_t n = pf_restore_devices(f, f->dm);
     devmgr_announce(f->dm, NULL);
     return n;
+}
+
+/* pf_open_mem() with a mirror that remembers nothing. */
+static inline size_t pf_open(struct pf *f, const struct config *cfg, struct state_store *store,
+                             const struct mirror_publisher *pub, pf_event_fn rec_fn, void *rec_ud)
+{
+    return pf_open_mem(f, cfg, store, pub, NULL, rec_fn, rec_ud);
 }
 
 /* core_reload(): a new manager for ncfg carrying the live state over;
