@@ -4,13 +4,19 @@
  * module is the only place that builds or parses a /devices/... topic.
  *
  *   /devices/<id>/meta                     {"driver":"wb-mqtt-bridge","title":{"en":NAME}}
+ *   /devices/<id>/meta/name                NAME (legacy, bridge.wb_legacy_meta)
  *   /devices/<id>/meta/error               "offline" while the bridge is down, "" otherwise
  *   /devices/<id>/controls/<c>             the value: booleans 1/0, numbers, text
- *   /devices/<id>/controls/<c>/meta
- * {"type":"switch|value|text|pushbutton","readonly":true,"order":N,...}
- *   /devices/<id>/controls/<c>/meta/error  "r" while the value is null, "w" after a
- *                                          write that failed, "" otherwise
- *   /devices/<id>/controls/<action>/on     input: runs the action (a pushbutton)
+ *   /devices/<id>/controls/<c>/meta        {"type":...,"readonly":...,"order":N,"title":{...},
+ *                                          units, min, max, precision, hidden, enum}
+ *   /devices/<id>/controls/<c>/meta/<key>  legacy copies: type, readonly (1/0), order, min,
+ *                                          max, units, precision
+ *   /devices/<id>/controls/<c>/meta/error  a mix of "r" (offline, or a null value) and
+ *                                          "w" (the last write failed); "" otherwise
+ *   /devices/<id>/controls/<c>/on          input: an action's control, or a switch field's
+ *
+ * What each control is (pushbutton, switch, range, value, text) is worked
+ * out in wb_controls.c from the config.
  *
  * A value goes out byte-exact with its length (a string with a NUL
  * included). A JSON null is never a value payload (an empty retained
