@@ -158,9 +158,8 @@ static bool same_number(double a, double b)
 static void check_legacy(struct ctx *x, const struct wbui_control *c)
 {
     char b[80], b2[80];
-    json_object *m = c->meta.json && json_object_is_type(c->meta.json, json_type_object)
-                         ? c->meta.json
-                         : NULL;
+    json_object *m =
+        c->meta.json && json_object_is_type(c->meta.json, json_type_object) ? c->meta.json : NULL;
     json_object *v;
     const char *lt = c->legacy[WBUI_L_TYPE];
     if (lt) {

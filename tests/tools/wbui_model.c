@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEV_SLOTS 4096    /* power of two, > 2 * WBUI_MAX_DEVICES */
-#define CTL_SLOTS 32768   /* power of two, > 2 * WBUI_MAX_CONTROLS */
+#define DEV_SLOTS 4096  /* power of two, > 2 * WBUI_MAX_DEVICES */
+#define CTL_SLOTS 32768 /* power of two, > 2 * WBUI_MAX_CONTROLS */
 
 struct wbui_model {
     struct wbui_device *dev_slot[DEV_SLOTS];
@@ -591,8 +591,8 @@ int wbui_model_dump(const struct wbui_model *m, const char *const *devs, size_t 
     json_object_object_add(st, "ignored", json_object_new_int64((int64_t)m->stats.ignored));
     json_object_object_add(st, "dropped", json_object_new_int64((int64_t)m->stats.dropped));
     json_object_object_add(root, "stats", st);
-    fputs(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
-                                                   JSON_C_TO_STRING_NOSLASHESCAPE),
+    fputs(json_object_to_json_string_ext(root,
+                                         JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE),
           out);
     fputc('\n', out);
     json_object_put(root);
