@@ -18,11 +18,15 @@
  * "shown"}}}}, "stats": {"messages", "ignored", "dropped"}}; absent topics
  * are null, values are the raw payload strings.
  *
+ * Besides /on in press, the only thing wbui publishes is one non-retained
+ * marker to its own topic wbui/sync/<client id> (see on_subscribed()).
+ *
  * The MQTT thread (paho's callbacks) only applies messages to the model
  * under the lock and signals the condition; the main thread waits on it:
  *
  *   connecting --on_connect--> subscribing --on_subscribed--> collecting
- *   collecting --quiet period or -t deadline--> done (dump, check)
+ *   collecting --marker back, then quiet period (quiet())--> settled
+ *   settled or -t deadline --> done (dump, check)
  *   collecting --condition holds--> done (wait, press: then publish, PUBACK)
  *   any --on_connect_failure / deadline before SUBACK--> failed (exit 2)
  */
@@ -53,6 +57,8 @@ struct wbui {
     struct wbui_model *model;
     enum link link;
     int64_t subscribed_ms, last_msg_ms;
+    char sync_topic[96];
+    bool synced;   /* our marker came back: the retained burst is complete */
     int published; /* 0 pending, 1 acknowledged, -1 failed */
 };
 
@@ -100,8 +106,11 @@ static int on_message(void *ctx, char *topic, int tlen, MQTTAsync_message *msg)
     struct wbui *u = ctx;
     size_t tl = tlen > 0 ? (size_t)tlen : strlen(topic);
     pthread_mutex_lock(&u->lock);
-    wbui_model_apply(u->model, topic, tl, msg->payload,
-                     msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0);
+    if (tl == strlen(u->sync_topic) && memcmp(topic, u->sync_topic, tl) == 0)
+        u->synced = true;
+    else
+        wbui_model_apply(u->model, topic, tl, msg->payload,
+                         msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0);
     u->last_msg_ms = now_ms();
     pthread_cond_broadcast(&u->cond);
     pthread_mutex_unlock(&u->lock);
@@ -127,9 +136,19 @@ static void on_lost(void *ctx, char *cause)
     set_link(u, L_FAILED);
 }
 
+/* The broker queued every retained message of /devices/# for us when it
+ * handled the SUBSCRIBE; a message we publish afterwards to our own topic
+ * is queued behind them, so its arrival means the burst is complete (even
+ * when this process was too starved to notice a quiet period). */
 static void on_subscribed(void *ctx, MQTTAsync_successData *r)
 {
-    set_link(ctx, L_SUBSCRIBED);
+    struct wbui *u = ctx;
+    set_link(u, L_SUBSCRIBED);
+    MQTTAsync_message m = MQTTAsync_message_initializer;
+    m.payload = "sync";
+    m.payloadlen = 4;
+    m.qos = 1;
+    MQTTAsync_sendMessage(u->client, u->sync_topic, &m, NULL);
 }
 
 static void on_failure(void *ctx, MQTTAsync_failureData *r)
@@ -146,7 +165,9 @@ static void on_connect(void *ctx, MQTTAsync_successData *r)
     ro.onSuccess = on_subscribed;
     ro.onFailure = on_failure;
     ro.context = u;
-    if (MQTTAsync_subscribe(u->client, "/devices/#", 1, &ro) != MQTTASYNC_SUCCESS)
+    char *filters[2] = {"/devices/#", u->sync_topic};
+    int qos[2] = {1, 1};
+    if (MQTTAsync_subscribeMany(u->client, 2, filters, qos, &ro) != MQTTASYNC_SUCCESS)
         set_link(u, L_FAILED);
 }
 
@@ -187,9 +208,15 @@ static bool wait_step(struct wbui *u, int64_t deadline_ms)
     return true;
 }
 
+/* Settled: the retained burst is complete (or the marker did not come back
+ * within SYNC_WAIT_MS, e.g. an ACL refused it) and nothing arrived for the
+ * quiet period. */
+#define SYNC_WAIT_MS 3000
 static bool quiet(const struct wbui *u, int quiet_ms)
 {
-    return u->link == L_SUBSCRIBED && now_ms() - u->last_msg_ms >= quiet_ms;
+    int64_t now = now_ms();
+    return u->link == L_SUBSCRIBED && (u->synced || now - u->subscribed_ms >= SYNC_WAIT_MS) &&
+           now - u->last_msg_ms >= quiet_ms;
 }
 
 /* Connects and subscribes; returns 0 with the lock held, or 2 (message
@@ -199,6 +226,7 @@ static int start(struct wbui *u, const struct args *a, int64_t deadline_ms)
     char uri[300], id[64];
     snprintf(uri, sizeof(uri), "tcp://%s:%d", a->host, a->port);
     snprintf(id, sizeof(id), "wbui-%ld-%lld", (long)getpid(), (long long)now_ms());
+    snprintf(u->sync_topic, sizeof(u->sync_topic), "wbui/sync/%s", id);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
