@@ -35,6 +35,14 @@ rpub $G/controls/door 1
 rpub $G/controls/temp/meta/type temperature
 rpub $G/controls/temp 22.5
 rpub $G/controls/temp/meta/error r
+rpub $G/controls/color/meta '{"type":"rgb"}'
+rpub $G/controls/color '255;0;10'
+rpub $G/controls/speed/meta '{"type":"value","readonly":false,"enum":{"0x10":{"en":"Sixteen"},"1":{"en":"One"}}}'
+rpub $G/controls/speed 16
+rpub $G/controls/dim/meta '{"type":"range","max":10,"readonly":false}'
+rpub $G/controls/dim/meta/max 10
+rpub $G/controls/dim/meta/readonly 0
+rpub $G/controls/dim 3
 
 B=/devices/broken
 rpub $B/meta '{"driver":"hand"}'
@@ -58,6 +66,14 @@ rpub $B/controls/badtype x
 rpub $B/controls/baderr/meta '{"type":"value"}'
 rpub $B/controls/baderr 1
 rpub $B/controls/baderr/meta/error rx
+rpub $B/controls/legacymin/meta '{"type":"range","min":0,"max":10,"readonly":false}'
+rpub $B/controls/legacymin/meta/min 5
+rpub $B/controls/legacymin/meta/readonly 1
+rpub $B/controls/legacymin 7
+rpub $B/controls/badrgb/meta '{"type":"rgb"}'
+rpub $B/controls/badrgb '300;0;0'
+rpub $B/controls/hexenum/meta '{"type":"value","enum":{"0x10":{"en":"A"},"two":{"en":"B"}}}'
+rpub $B/controls/hexenum 17
 
 # Everything above is retained and acknowledged (QoS 1) before check runs.
 # ---- check -----------------------------------------------------------------
@@ -82,7 +98,12 @@ for p in \
     "PROBLEM broken/badfields: meta title is not an object of strings" \
     "PROBLEM broken/badfields: meta enum title of '1' is not an object of strings" \
     "PROBLEM broken/badtype: unknown type 'gauge'" \
-    "PROBLEM broken/baderr: meta/error 'rx' has letters other than r, w, p"; do
+    "PROBLEM broken/baderr: meta/error 'rx' has letters other than r, w, p" \
+    "PROBLEM broken/legacymin: meta/min '5' disagrees with meta min 0" \
+    "PROBLEM broken/legacymin: meta/readonly '1' disagrees with meta readonly false" \
+    "PROBLEM broken/badrgb: rgb value '300;0;0' is not R;G;B (0..255 each)" \
+    "PROBLEM broken/hexenum: meta enum key 'two' is not a number" \
+    "PROBLEM broken/hexenum: value '17' is not among the enum keys"; do
     check "check reports: $p" expect_problem "$p"
 done
 if [ "$T_FAILS" -gt 0 ]; then sed 's/^/# /' "$T_DIR/broken.txt"; fi
@@ -135,6 +156,10 @@ check "press switch true sends 1" press_sends good relay 1 true
 check "press range sends the number" press_sends good level 75 75
 check "press value sends the number as the UI prints it" press_sends good setpoint 22.5 22.50
 check "press text with enum sends the key" press_sends good mode heat heat
+check "press value in exponent form sends it plain" press_sends good setpoint 25 2.5e1
+check "press value with a hex enum key" press_sends good speed 16 16
+check "press rgb sends R;G;B" press_sends good color '10;20;30' '10;20;30'
+check "press range with legacy meta agreeing" press_sends good dim 10 10
 
 refused() {
     local err
@@ -149,6 +174,9 @@ check "press refuses out of range" refused good level 101
 check "press refuses below min" refused good setpoint 4
 check "press refuses a text not in the enum" refused good mode cool
 check "press refuses a bad switch value" refused good relay maybe
+check "press refuses a number not in the enum" refused good speed 2
+check "press refuses a bad rgb" refused good color '1;2'
+check "press refuses a number that is not one" refused good level abc
 check "press times out on a control never shown" refused -t 1 good nosuch 1
 check "press times out on a type without a value" refused -t 1 broken novalue 1
 
