@@ -122,8 +122,8 @@ static void parse_fields_map(struct cfgw_ctx *c, const struct ydoc_node *map,
                           "state field name '%s' must be one MQTT topic level (non-empty; no '/', "
                           "'+', '#', control characters or non-characters)",
                           cfgw_safe(k->value, q, sizeof(q)));
-        cfgw_fmt(where, sizeof(where), "field '%s' of device '%s'", cfgw_safe(k->value, q, sizeof(q)),
-                 d->id ? d->id : "?");
+        cfgw_fmt(where, sizeof(where), "field '%s' of device '%s'",
+                 cfgw_safe(k->value, q, sizeof(q)), d->id ? d->id : "?");
         /* The short form is the path itself; the long form a map with it. */
         struct field_tmp t;
         memset(&t, 0, sizeof(t));

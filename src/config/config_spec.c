@@ -360,9 +360,7 @@ static void parse_wb(struct cfgw_ctx *c, struct cfg_field_spec *s, enum cfg_valu
             cfgw_err_node(c, tn, "wb.type %s does not fit a state binding of type %s", eff->name,
                           type_name(type));
     } else if (type != CFG_T_JSON) {
-        eff = find_wb_type(type == CFG_T_BOOL     ? "switch"
-                           : type == CFG_T_STRING ? "text"
-                                                  : "value");
+        eff = find_wb_type(type == CFG_T_BOOL ? "switch" : type == CFG_T_STRING ? "text" : "value");
     }
     if (m->units && eff && eff->kind != K_VALUE)
         cfgw_err_node(c, ydoc_map_get(n, "units"),
@@ -435,7 +433,8 @@ static void check_switch_action(struct cfgw_ctx *c, const struct cfg_device *d, 
     char q[96];
     const struct cfg_action *a = cfg_find_action(d, name);
     if (!a) {
-        cfgw_err_node(c, at, "switch of field '%s' names action '%s', which device '%s' does not have",
+        cfgw_err_node(c, at,
+                      "switch of field '%s' names action '%s', which device '%s' does not have",
                       field ? field : "?", cfgw_safe(name, q, sizeof(q)), d->id ? d->id : "?");
         return;
     }
