@@ -145,10 +145,22 @@ static void test_example(void **state)
     assert_int_equal(plug->n_transient, 2);
     assert_non_null(plug->availability);
     assert_string_equal(plug->availability->topic, "zigbee2mqtt/kitchen_plug/availability");
+    assert_string_equal(plug->availability->json_field, "state");
+    /* Issue 17: the Z2M 2.x plug's mapped switch, its scaled energy. */
+    const struct cfg_field_spec *pw = cfg_field_spec(plug, "power");
+    assert_non_null(pw);
+    assert_int_equal(pw->n_map, 2);
+    assert_string_equal(pw->on_action, "on");
+    assert_string_equal(pw->off_action, "off");
+    assert_string_equal(pw->wb->title.ru, "Питание");
+    const struct cfg_field_spec *en = cfg_field_spec(plug, "energy_kwh");
+    assert_true(en->has_scale && en->scale == 0.001);
+    assert_string_equal(en->wb->units, "kWh");
+    assert_true(cfg->wb_legacy_meta);
     const struct cfg_action *pon = cfg_find_action(plug, "on");
     assert_non_null(pon);
     assert_string_equal(pon->payload, "{\"state\": \"ON\"}");
-    assert_string_equal(json_object_get_string(json_object_object_get(pon->set, "power")), "ON");
+    assert_true(json_object_get_boolean(json_object_object_get(pon->set, "power")));
 
     const struct cfg_device *sensor = cfg_find_device(cfg, "bedroom_sensor");
     assert_non_null(sensor);
