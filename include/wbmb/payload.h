@@ -52,6 +52,36 @@ wb_status payload_value_check(json_object *v, char *err, size_t errlen);
 size_t payload_map_fields(const struct cfg_state_binding *b, json_object *msg,
                           json_object *changes);
 
+/* payload_parse_scalar() for state binding b, with b->spec applied
+ * (payload_spec.c): a payload found in b->spec.map (its text, trimmed of
+ * white space unless b is a string binding) gives the mapped value; any
+ * other payload is parsed by b->type; then b->spec.scale multiplies the
+ * number (an int binding's scale is whole: the product stays an int, and
+ * one beyond int64 is WB_ERR_RANGE; a float product beyond double range is
+ * WB_ERR_RANGE). *out is a new value; NULL on failure, a reason in err. */
+wb_status payload_parse_binding(const struct cfg_state_binding *b, const char *buf, size_t len,
+                                json_object **out, char *err, size_t errlen);
+
+/* v (a JSON field's value) with spec s applied: a string, number or boolean
+ * whose text (a string as is, a number or boolean as JSON writes it) is in
+ * s->map becomes the mapped value; then a number is multiplied by s->scale:
+ * an integer stays an integer when the product is a whole number within
+ * int64, else becomes a double; a double stays a double (possibly
+ * Infinity: payload_value_check() refuses that). Other values pass as they
+ * are. Returns a new reference (of v itself when nothing applies; s may be
+ * NULL); NULL on allocation failure. */
+json_object *payload_apply_spec(const struct cfg_field_spec *s, json_object *v);
+
+/* What an availability payload says for a: 1 online, 0 offline, -1
+ * neither. buf[0..len) is compared with a->online / a->offline after
+ * trimming surrounding white space; a payload that does not match as is
+ * and is a JSON object (after leading white space) is parsed, and the
+ * value of its key a->json_field (a string as is, a number or boolean as
+ * JSON writes it) is compared instead, so {"state": "online"} and
+ * {"state":"online"} say the same. Anything else, a JSON object that does
+ * not parse included, is -1. */
+int payload_availability(const struct cfg_availability *a, const char *buf, size_t len);
+
 /* true when buf[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 bool payload_utf8_valid(const char *buf, size_t len);
 

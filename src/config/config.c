@@ -147,6 +147,10 @@ static const struct cfgw_field bridge_fields[] = {
      .def_int = 250,
      .min = 0,
      .max = 60000},
+    {.key = "wb_legacy_meta",
+     .type = W_BOOL,
+     .off = offsetof(struct config, wb_legacy_meta),
+     .def_int = 1},
     {NULL},
 };
 

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "config/config_actions.h"
+#include "config/config_spec.h"
 
 /* ---- descriptor tables --------------------------------------------------- */
 
@@ -48,6 +49,7 @@ static const struct cfgw_field device_fields[] = {
 struct bind_tmp {
     struct cfg_state_binding b;
     const struct ydoc_node *fields;
+    struct cfgf_nodes spec;
     bool type_ok;
 };
 #define BF(k, t, m, ...)                                                                           \
@@ -61,6 +63,28 @@ static const struct cfgw_field binding_fields[] = {
        .has_off = offsetof(struct bind_tmp, type_ok)),
     BF("field", W_STR, b.field),
     BF("fields", W_NODE, fields),
+    BF("map", W_NODE, spec.map),
+    BF("scale", W_NODE, spec.scale),
+    BF("wb", W_NODE, spec.wb),
+    BF("switch", W_NODE, spec.sw),
+    {NULL},
+};
+
+/* The long form of a fields entry: {path: json.path, map, scale, wb, switch}. */
+struct field_tmp {
+    char *path;
+    struct cfgf_nodes spec;
+};
+#define FF(k, t, m, ...)                                                                           \
+    {                                                                                              \
+        .key = k, .type = t, .off = offsetof(struct field_tmp, m), __VA_ARGS__                     \
+    }
+static const struct cfgw_field field_fields[] = {
+    FF("path", W_STR, path, .required = true),
+    FF("map", W_NODE, spec.map),
+    FF("scale", W_NODE, spec.scale),
+    FF("wb", W_NODE, spec.wb),
+    FF("switch", W_NODE, spec.sw),
     {NULL},
 };
 
@@ -72,6 +96,7 @@ static const struct cfgw_field availability_fields[] = {
     AVF("topic", W_STR, topic),
     AVF("online", W_STR, online, .def_str = "online"),
     AVF("offline", W_STR, offline, .def_str = "offline"),
+    AVF("json_field", W_STR, json_field, .def_str = "state"),
     AVF("timeout_s", W_UINT, timeout_s, .min = 0, .max = 7 * 86400),
     {NULL},
 };
@@ -79,7 +104,8 @@ static const struct cfgw_field availability_fields[] = {
 /* ---- devices ------------------------------------------------------------- */
 
 static void parse_fields_map(struct cfgw_ctx *c, const struct ydoc_node *map,
-                             struct cfg_state_binding *b)
+                             struct cfg_state_binding *b, const struct cfg_device *d,
+                             struct cfgf_pending *p)
 {
     if (!cfgw_is_map(c, map, "fields"))
         return;
@@ -90,24 +116,53 @@ static void parse_fields_map(struct cfgw_ctx *c, const struct ydoc_node *map,
     }
     for (size_t i = 0; i < map->n; i++) {
         const struct ydoc_node *k = map->keys[i], *v = map->items[i];
-        char q[96];
+        char q[96], where[240];
         if (!cfgw_field_valid(k->value))
             cfgw_err_node(c, k,
                           "state field name '%s' must be one MQTT topic level (non-empty; no '/', "
                           "'+', '#', control characters or non-characters)",
                           cfgw_safe(k->value, q, sizeof(q)));
-        if (!cfgw_is_string(c, v, "a fields path"))
+        cfgw_fmt(where, sizeof(where), "field '%s' of device '%s'",
+                 cfgw_safe(k->value, q, sizeof(q)), d->id ? d->id : "?");
+        /* The short form is the path itself; the long form a map with it. */
+        struct field_tmp t;
+        memset(&t, 0, sizeof(t));
+        const struct ydoc_node *pn = v;
+        if (v->kind == YDOC_MAP) {
+            cfgw_defaults(c, field_fields, &t);
+            cfgw_map(c, field_fields, v, &t, where);
+            if (!t.path)
+                continue;
+            pn = ydoc_map_get(v, "path");
+        } else if (!cfgw_is_string(c, v, "a fields path")) {
             continue;
-        const char *p = v->value;
-        if (*p == '.' || p[strlen(p) - 1] == '.' || strstr(p, ".."))
-            cfgw_err_node(c, v, "fields path '%s' has an empty segment", p);
+        }
+        const char *path = t.path ? t.path : v->value;
+        if (*path == '.' || path[strlen(path) - 1] == '.' || strstr(path, ".."))
+            cfgw_err_node(c, pn, "fields path '%s' has an empty segment", path);
         struct cfg_field_map *f = &b->fields[b->n_fields++];
         f->field = cfgw_strdup(c, k->value);
-        f->path = cfgw_strdup(c, p);
+        f->path = t.path ? t.path : cfgw_strdup(c, path);
+        cfgf_parse(c, &f->spec, CFG_T_JSON, &t.spec, f->field, where, p);
     }
 }
 
-static void parse_state(struct cfgw_ctx *c, const struct ydoc_node *list, struct cfg_device *d)
+/* The spec keys a binding of type json does not take (its fields do). */
+static void refuse_json_spec(struct cfgw_ctx *c, const struct ydoc_node *v)
+{
+    static const char *const keys[] = {"map", "scale", "wb", "switch"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const struct ydoc_node *n = ydoc_map_get(v, keys[i]);
+        if (n)
+            cfgw_err_node(c, n,
+                          "%s is not allowed on a state binding of type json: give it to a fields "
+                          "entry ({path: ..., %s: ...})",
+                          keys[i], keys[i]);
+    }
+}
+
+static void parse_state(struct cfgw_ctx *c, const struct ydoc_node *list, struct cfg_device *d,
+                        struct cfgf_pending *p)
 {
     char what[160];
     cfgw_fmt(what, sizeof(what), "state of device '%s'", d->id ? d->id : "?");
@@ -146,7 +201,8 @@ static void parse_state(struct cfgw_ctx *c, const struct ydoc_node *list, struct
             if (b->field)
                 cfgw_err_node(c, ydoc_map_get(v, "field"),
                               "field is not allowed in a state binding of type json (use fields)");
-            parse_fields_map(c, t.fields, b);
+            refuse_json_spec(c, v);
+            parse_fields_map(c, t.fields, b, d, p);
         } else {
             if (t.fields)
                 cfgw_err_node(c, ydoc_map_get(v, "fields"),
@@ -158,6 +214,10 @@ static void parse_state(struct cfgw_ctx *c, const struct ydoc_node *list, struct
                               "state field name '%s' must be one MQTT topic level (non-empty; no "
                               "'/', '+', '#', control characters or non-characters)",
                               cfgw_safe(b->field, q, sizeof(q)));
+            char fw[240];
+            cfgw_fmt(fw, sizeof(fw), "field '%s' of device '%s'",
+                     b->field ? cfgw_safe(b->field, q, sizeof(q)) : "?", d->id ? d->id : "?");
+            cfgf_parse(c, &b->spec, b->type, &t.spec, b->field, fw, p);
         }
     }
 }
@@ -264,10 +324,13 @@ void cfgd_device(struct cfgd_loader *l, const struct ydoc_node *v, size_t index)
         bool same = d->id && strcmp(d->id, idn->value) == 0;
         cfgw_ids_add(c, &l->ids, same ? d->id : idn->value, !same, idn->line, idn->column);
     }
-    parse_state(c, t.state, d);
+    struct cfgf_pending sw = {0};
+    parse_state(c, t.state, d, &sw);
     parse_transient(c, t.transient, d);
     parse_availability(c, t.availability, d);
     cfga_actions(c, t.actions, d);
+    /* A switch names actions: checked once they are walked. */
+    cfgf_check_switches(c, &sw, d);
 }
 
 void cfgd_devices(struct cfgd_loader *l, const struct ydoc_node *list)
@@ -304,9 +367,11 @@ void cfgd_free(struct config *cfg)
         for (size_t j = 0; j < d->n_state; j++) {
             free(d->state[j].topic);
             free(d->state[j].field);
+            cfgf_free(&d->state[j].spec);
             for (size_t k = 0; k < d->state[j].n_fields; k++) {
                 free(d->state[j].fields[k].field);
                 free(d->state[j].fields[k].path);
+                cfgf_free(&d->state[j].fields[k].spec);
             }
             free(d->state[j].fields);
         }
@@ -316,6 +381,7 @@ void cfgd_free(struct config *cfg)
             free(d->availability->topic);
             free(d->availability->online);
             free(d->availability->offline);
+            free(d->availability->json_field);
             free(d->availability);
         }
         cfga_free_actions(d);

@@ -391,7 +391,8 @@ static void handle_state(struct devmgr *m, const struct route *r, const char *to
         bad = dm_fields_from_message(m, d, b, msg, changes);
         json_object_put(msg);
     } else {
-        if (payload_parse_scalar(b->type, payload, len, &v, err, sizeof(err)) != WB_OK) {
+        /* The binding's map and scale apply (payload_spec.c). */
+        if (payload_parse_binding(b, payload, len, &v, err, sizeof(err)) != WB_OK) {
             reject(m, d, topic, err);
             return;
         }
@@ -422,9 +423,11 @@ static void handle_availability(struct devmgr *m, const struct route *r, const c
                                 const char *payload, size_t len)
 {
     const struct cfg_availability *a = r->dev->cfg->availability;
-    if (len == strlen(a->online) && memcmp(payload, a->online, len) == 0) {
+    /* Trimmed text, or a JSON object's json_field (Zigbee2MQTT 2.x). */
+    int says = payload_availability(a, payload, len);
+    if (says == 1) {
         set_online(m, r->dev, true, "online");
-    } else if (len == strlen(a->offline) && memcmp(payload, a->offline, len) == 0) {
+    } else if (says == 0) {
         set_online(m, r->dev, false, "offline");
     } else {
         char ex[64], why[160];

@@ -146,10 +146,22 @@ static void test_example(void **state)
     assert_int_equal(plug->n_transient, 2);
     assert_non_null(plug->availability);
     assert_string_equal(plug->availability->topic, "zigbee2mqtt/kitchen_plug/availability");
+    assert_string_equal(plug->availability->json_field, "state");
+    /* Issue 17: the Z2M 2.x plug's mapped switch, its scaled energy. */
+    const struct cfg_field_spec *pw = cfg_field_spec(plug, "power");
+    assert_non_null(pw);
+    assert_int_equal(pw->n_map, 2);
+    assert_string_equal(pw->on_action, "on");
+    assert_string_equal(pw->off_action, "off");
+    assert_string_equal(pw->wb->title.ru, "Питание");
+    const struct cfg_field_spec *en = cfg_field_spec(plug, "energy_kwh");
+    assert_true(en->has_scale && en->scale == 0.001);
+    assert_string_equal(en->wb->units, "kWh");
+    assert_true(cfg->wb_legacy_meta);
     const struct cfg_action *pon = cfg_find_action(plug, "on");
     assert_non_null(pon);
     assert_string_equal(pon->payload, "{\"state\": \"ON\"}");
-    assert_string_equal(json_object_get_string(json_object_object_get(pon->set, "power")), "ON");
+    assert_true(json_object_get_boolean(json_object_object_get(pon->set, "power")));
 
     const struct cfg_device *sensor = cfg_find_device(cfg, "bedroom_sensor");
     assert_non_null(sensor);
@@ -1170,6 +1182,244 @@ static void test_load_equals_parse(void **state)
     }
 }
 
+/* ---- issue 17: map, scale, wb, switch, json_field, wb_legacy_meta ------- */
+
+static const struct cfg_map_entry *map_entry(const struct cfg_field_spec *s, const char *from)
+{
+    for (size_t i = 0; i < s->n_map; i++)
+        if (strcmp(s->map[i].from, from) == 0)
+            return &s->map[i];
+    return NULL;
+}
+
+/* Every new key accepted, with what it parses into. */
+static void test_field_specs_good(void **state)
+{
+    (void)state;
+    const char *text =
+        "bridge: {wb_legacy_meta: false}\n"
+        "devices:\n"
+        "  - id: plug\n"
+        "    availability: {topic: z2m/plug/availability, json_field: status}\n"
+        "    state:\n"
+        "      - topic: z2m/plug\n"
+        "        type: json\n"
+        "        fields:\n"
+        "          power:\n"
+        "            path: state\n"
+        "            map: {\"ON\": true, \"OFF\": false}\n"
+        "            switch: {on: turn_on, off: turn_off}\n"
+        "            wb: {title: {en: Power, ru: \"Питание\"}}\n"
+        "          energy: {path: energy.total, scale: 0.001, wb: {units: kWh, precision: 0.001,\n"
+        "                   order: 2, readonly: false, hidden: true}}\n"
+        "          mode: {path: mode, wb: {type: text, enum: {0: {en: Off, ru: \"Выкл\"}, "
+        "eco: {en: Eco}}}}\n"
+        "          lq: linkquality\n"
+        "      - topic: x/temp\n"
+        "        type: int\n"
+        "        field: temp\n"
+        "        scale: 10\n"
+        "        map: {\"n/a\": -1}\n"
+        "        wb: {type: temperature, min: -40, max: 100, enum: {-1: {en: unknown}}}\n"
+        "      - topic: x/level\n"
+        "        type: float\n"
+        "        field: level\n"
+        "        scale: -0.5\n"
+        "        map: {full: 100}\n"
+        "        wb: {type: range, max: 100}\n"
+        "      - topic: x/on\n"
+        "        type: bool\n"
+        "        field: on\n"
+        "        map: {yes: true, \"no\": false}\n"
+        "        switch: {on: turn_on, off: turn_off}\n"
+        "        wb: {type: switch}\n"
+        "      - topic: x/s\n"
+        "        type: string\n"
+        "        field: s\n"
+        "        map: {1: one}\n"
+        "        wb: {type: rgb}\n"
+        "    actions:\n"
+        "      turn_on: {topic: z2m/plug/set, payload: '{\"state\":\"ON\"}'}\n"
+        "      turn_off:\n"
+        "        topic: z2m/plug/set\n"
+        "        payload: '{\"state\":\"{s}\"}'\n"
+        "        params: {s: {type: string, default: \"OFF\"}}\n"
+        "  - id: plain\n"
+        "    availability: {topic: p/avail}\n";
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    wb_status st = parse_text(text, &cfg, &errs);
+    dump(&errs);
+    assert_int_equal(st, WB_OK);
+    assert_false(cfg->wb_legacy_meta);
+    const struct cfg_device *d = cfg_find_device(cfg, "plug");
+    assert_string_equal(d->availability->json_field, "status");
+    assert_string_equal(cfg_find_device(cfg, "plain")->availability->json_field, "state");
+
+    const struct cfg_field_spec *p = cfg_field_spec(d, "power");
+    assert_non_null(p);
+    assert_int_equal(p->n_map, 2);
+    assert_true(json_object_get_boolean(map_entry(p, "ON")->to));
+    assert_false(json_object_get_boolean(map_entry(p, "OFF")->to));
+    assert_string_equal(p->on_action, "turn_on");
+    assert_string_equal(p->off_action, "turn_off");
+    assert_null(p->wb->type);
+    assert_string_equal(p->wb->title.en, "Power");
+    assert_string_equal(p->wb->title.ru, "Питание");
+    assert_int_equal(p->wb->readonly, -1);
+    assert_int_equal(p->wb->mark.line, 13);
+    assert_int_equal(p->wb->mark.column, 17);
+    assert_string_equal(d->state[0].fields[0].path, "state");
+
+    const struct cfg_field_spec *e = cfg_field_spec(d, "energy");
+    assert_true(e->has_scale && e->scale == 0.001);
+    assert_string_equal(e->wb->units, "kWh");
+    assert_true(e->wb->has_precision && e->wb->precision == 0.001);
+    assert_true(e->wb->has_order && e->wb->order == 2);
+    assert_int_equal(e->wb->readonly, 0);
+    assert_true(e->wb->hidden);
+    assert_false(e->wb->has_min || e->wb->has_max);
+    assert_string_equal(d->state[0].fields[1].path, "energy.total");
+
+    const struct cfg_field_spec *m = cfg_field_spec(d, "mode");
+    assert_int_equal(m->wb->n_enums, 2);
+    assert_string_equal(m->wb->enums[0].value, "0");
+    assert_string_equal(m->wb->enums[0].title.ru, "Выкл");
+    assert_string_equal(m->wb->enums[1].value, "eco");
+    assert_null(m->wb->enums[1].title.ru);
+    const struct cfg_field_spec *lq = cfg_field_spec(d, "lq");
+    assert_true(lq->n_map == 0 && !lq->has_scale && !lq->wb && !lq->on_action);
+
+    const struct cfg_field_spec *t = cfg_field_spec(d, "temp");
+    assert_true(t->has_scale && t->scale == 10);
+    assert_int_equal(json_object_get_int64(map_entry(t, "n/a")->to), -1);
+    assert_string_equal(t->wb->type, "temperature");
+    assert_true(t->wb->has_min && t->wb->min == -40 && t->wb->has_max && t->wb->max == 100);
+    assert_string_equal(t->wb->enums[0].value, "-1");
+    /* A float binding's mapped number is a double. */
+    const struct cfg_field_spec *l = cfg_field_spec(d, "level");
+    assert_true(json_object_is_type(map_entry(l, "full")->to, json_type_double));
+    const struct cfg_field_spec *o = cfg_field_spec(d, "on");
+    assert_true(json_object_get_boolean(map_entry(o, "yes")->to));
+    assert_string_equal(o->off_action, "turn_off");
+    const struct cfg_field_spec *s = cfg_field_spec(d, "s");
+    assert_string_equal(json_object_get_string(map_entry(s, "1")->to), "one");
+    cfg_free(cfg);
+
+    /* Defaults: wb_legacy_meta on. */
+    assert_int_equal(parse_text("log: {level: info}\n", &cfg, &errs), WB_OK);
+    assert_true(cfg->wb_legacy_meta);
+    cfg_free(cfg);
+}
+
+/* Every wrong value of a new key, each at its position. */
+static void test_field_specs_bad(void **state)
+{
+    (void)state;
+    const char *text =
+        "devices:\n"
+        "  - id: d\n"
+        "    availability: {topic: d/avail, json_field: [x]}\n"
+        "    state:\n"
+        "      - topic: d/json\n"
+        "        type: json\n"
+        "        map: {a: 1}\n"
+        "        fields:\n"
+        "          nopath: {map: {ON: true}}\n"
+        "          sw_nonbool: {path: s, map: {ON: 1}, switch: {on: on}}\n"
+        "          badwb: {path: w, wb: {type: foo}}\n"
+        "          push: {path: p, wb: {type: pushbutton}}\n"
+        "          unk: {path: u, colour: red}\n"
+        "      - topic: d/int\n"
+        "        type: int\n"
+        "        field: i\n"
+        "        scale: 0.5\n"
+        "        map: {x: 1.5, y: ~}\n"
+        "        wb: {type: switch, units: W, min: 5, max: 1, precision: 0, order: -1}\n"
+        "      - topic: d/str\n"
+        "        type: string\n"
+        "        field: s\n"
+        "        scale: 2\n"
+        "        switch: {on: lvl, off: missing}\n"
+        "        wb: {type: value, readonly: maybe, title: {de: Titel}, enum: {a: {fr: x}}}\n"
+        "      - topic: d/float\n"
+        "        type: float\n"
+        "        field: f\n"
+        "        scale: 0\n"
+        "        map: {x: text}\n"
+        "        wb: {type: rgb, enum: {a: {en: A}}, hidden: 3}\n"
+        "      - topic: d/bool\n"
+        "        type: bool\n"
+        "        field: b\n"
+        "        map: {x: 1}\n"
+        "        scale: 2\n"
+        "        wb: {type: range}\n"
+        "    actions:\n"
+        "      on: {topic: d/on}\n"
+        "      lvl: {topic: d/lvl, payload: \"{v}\", params: {v: {type: int, required: true}}}\n"
+        "bridge: {wb_legacy_meta: sometimes}\n";
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(parse_text(text, &cfg, &errs), WB_ERR_CONFIG);
+    assert_null(cfg);
+    EXPECT(errs, "3:48: json_field must be a string, got a list");
+    EXPECT(errs, "7:14: map is not allowed on a state binding of type json: give it to a fields "
+                 "entry ({path: ..., map: ...})");
+    EXPECT(errs, "9:19: field 'nopath' of device 'd' is missing required key 'path'");
+    EXPECT(errs, "10:55: switch of field 'sw_nonbool' of device 'd' is missing required key 'off'");
+    EXPECT(errs, "10:55: switch of field 'sw_nonbool' of device 'd' needs a boolean field: its map "
+                 "must give true or false only (map value of 'ON' is not)");
+    EXPECT(
+        errs,
+        "11:39: wb.type 'foo' is not a Wiren Board control type (switch, alarm, range, rgb, text, "
+        "value, unixtime, w1-id, or a named value type such as temperature, power, voltage)");
+    EXPECT(errs, "12:38: wb.type pushbutton is not allowed on a state field (a push button has no "
+                 "state: an action is mirrored as one)");
+    EXPECT(errs, "13:26: unknown key 'colour' in field 'unk' of device 'd'");
+    EXPECT(errs, "17:16: scale 0.5 of a state binding of type int is not a whole number: use type: "
+                 "float for a fractional scale");
+    EXPECT(errs,
+           "18:18: map value of 'x' must be an integer (the binding's type is int), got '1.5'");
+    EXPECT(errs, "18:26: map value of 'y' must be a boolean, a number or a string, got null");
+    EXPECT(errs, "19:35: wb.units of field 'i' of device 'd' is only allowed for value-like types "
+                 "(value, range, temperature, ...), not switch");
+    EXPECT(errs, "19:43: wb.min 5 is greater than wb.max 1 in field 'i' of device 'd'");
+    EXPECT(errs, "19:65: wb.precision of field 'i' of device 'd' must be > 0, got 0");
+    EXPECT(errs, "19:75: order must be an integer between 0 and 2147483647, got '-1'");
+    EXPECT(errs, "23:16: scale is only allowed on a state binding of type int or float or on a "
+                 "fields entry (this binding's type is string)");
+    EXPECT(errs, "24:17: switch of field 's' of device 'd' needs a boolean field: the binding's "
+                 "type is string, not bool");
+    EXPECT(errs, "24:17: switch of field 's' of device 'd' makes the control a switch, but wb.type "
+                 "is value");
+    EXPECT(errs, "24:22: switch of field 's' names action 'lvl', which needs param 'v': a switch "
+                 "action must need no param");
+    EXPECT(errs,
+           "24:32: switch of field 's' names action 'missing', which device 'd' does not have");
+    EXPECT(errs, "25:20: wb.type value does not fit a state binding of type string");
+    EXPECT(errs, "25:37: readonly must be true or false, got 'maybe'");
+    EXPECT(errs, "25:52: unknown key 'de' in wb.title of field 's' of device 'd'");
+    EXPECT(
+        errs,
+        "25:71: wb.enum key 'a' of field 's' of device 'd' must be a number (its type is value)");
+    EXPECT(errs, "25:75: unknown key 'fr' in wb.enum 'a' of field 's' of device 'd'");
+    EXPECT(errs, "29:16: scale must not be 0");
+    EXPECT(errs,
+           "30:18: map value of 'x' must be a number (the binding's type is float), got 'text'");
+    EXPECT(errs, "31:20: wb.type rgb does not fit a state binding of type float");
+    EXPECT(errs, "31:31: wb.enum of field 'f' of device 'd' is only allowed for wb.type value or "
+                 "text (not rgb)");
+    EXPECT(errs, "31:53: hidden must be true or false, got '3'");
+    EXPECT(errs,
+           "35:18: map value of 'x' must be true or false (the binding's type is bool), got '1'");
+    EXPECT(errs, "36:16: scale is only allowed on a state binding of type int or float or on a "
+                 "fields entry (this binding's type is bool)");
+    EXPECT(errs, "37:20: wb.type range does not fit a state binding of type bool");
+    EXPECT(errs, "41:26: wb_legacy_meta must be true or false, got 'sometimes'");
+    assert_int_equal(errs.n, 34);
+    cfg_errors_free(&errs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1186,6 +1436,7 @@ int main(void)
         cmocka_unit_test(test_many_devices),      cmocka_unit_test(test_many_devices_errors),
         cmocka_unit_test(test_devices_shapes),    cmocka_unit_test(test_syntax_error_in_device),
         cmocka_unit_test(test_file_limits),       cmocka_unit_test(test_load_equals_parse),
+        cmocka_unit_test(test_field_specs_good),  cmocka_unit_test(test_field_specs_bad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -385,11 +385,16 @@ static void test_map_fields(void **state)
     json_object *msg = parse("{\"power\":12.5,\"energy\":{\"total\":3,\"today\":{\"kwh\":1}},"
                              "\"state\":\"ON\",\"arr\":[1],\"n\":null}");
     struct cfg_field_map fm[] = {
-        {.field = "power_w", .path = "power"},           {.field = "energy_kwh", .path = "energy.total"},
-        {.field = "today", .path = "energy.today.kwh"},  {.field = "missing", .path = "nope"},
-        {.field = "deep_missing", .path = "energy.x.y"}, {.field = "through_scalar", .path = "power.x"},
-        {.field = "through_array", .path = "arr.0"},     {.field = "whole", .path = "energy"},
-        {.field = "empty_seg", .path = "energy..total"}, {.field = "null_field", .path = "n"},
+        {.field = "power_w", .path = "power"},
+        {.field = "energy_kwh", .path = "energy.total"},
+        {.field = "today", .path = "energy.today.kwh"},
+        {.field = "missing", .path = "nope"},
+        {.field = "deep_missing", .path = "energy.x.y"},
+        {.field = "through_scalar", .path = "power.x"},
+        {.field = "through_array", .path = "arr.0"},
+        {.field = "whole", .path = "energy"},
+        {.field = "empty_seg", .path = "energy..total"},
+        {.field = "null_field", .path = "n"},
     };
     struct cfg_state_binding b = {
         .topic = "z/plug", .type = CFG_T_JSON, .fields = fm, .n_fields = sizeof(fm) / sizeof(*fm)};
@@ -422,14 +427,221 @@ static void test_map_fields(void **state)
     json_object_put(ch);
 }
 
+/* ---- issue 17: map and scale, availability ------------------------------ */
+
+static char *binding_str(const struct cfg_state_binding *b, const char *payload, wb_status *st)
+{
+    json_object *v = NULL;
+    char err[128] = "";
+    *st = payload_parse_binding(b, payload, strlen(payload), &v, err, sizeof(err));
+    if (*st != WB_OK) {
+        assert_null(v);
+        assert_true(err[0] != '\0');
+        return NULL;
+    }
+    char *s = strdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+    json_object_put(v);
+    return s;
+}
+
+#define EXPECT_BINDING(b, payload, want)                                                           \
+    do {                                                                                           \
+        wb_status st_;                                                                             \
+        char *got_ = binding_str((b), (payload), &st_);                                            \
+        if (!got_)                                                                                 \
+            fail_msg("'%s' refused (%d), wanted %s", (payload), st_, (want));                      \
+        if (strcmp(got_, (want)) != 0)                                                             \
+            fail_msg("'%s' gave %s, wanted %s", (payload), got_, (want));                          \
+        free(got_);                                                                                \
+    } while (0)
+
+#define EXPECT_REFUSED(b, payload, status)                                                         \
+    do {                                                                                           \
+        wb_status st_;                                                                             \
+        char *got_ = binding_str((b), (payload), &st_);                                            \
+        if (got_)                                                                                  \
+            fail_msg("'%s' gave %s, wanted a refusal", (payload), got_);                           \
+        assert_int_equal(st_, (status));                                                           \
+    } while (0)
+
+static void test_binding_map_scale(void **state)
+{
+    (void)state;
+    /* type: bool, map: {ON: true, OFF: false}: mapped first, then the usual. */
+    struct cfg_map_entry onoff[] = {{.from = "ON", .to = json_object_new_boolean(1)},
+                                    {.from = "OFF", .to = json_object_new_boolean(0)}};
+    struct cfg_state_binding b = {.topic = "t", .type = CFG_T_BOOL, .field = "on"};
+    b.spec.map = onoff;
+    b.spec.n_map = 2;
+    EXPECT_BINDING(&b, "ON", "true");
+    EXPECT_BINDING(&b, " OFF\n", "false"); /* bool payloads are trimmed */
+    EXPECT_BINDING(&b, "1", "true");       /* unmapped: the normal conversion */
+    EXPECT_BINDING(&b, "off", "false");
+    EXPECT_REFUSED(&b, "Ja", WB_ERR_INVALID);
+
+    /* type: int, scale: 10, map: {"n/a": -1}: the mapped value is scaled too. */
+    struct cfg_map_entry na[] = {{.from = "n/a", .to = json_object_new_int64(-1)}};
+    struct cfg_state_binding i = {.topic = "t", .type = CFG_T_INT, .field = "i"};
+    i.spec.has_scale = true;
+    i.spec.scale = 10;
+    EXPECT_BINDING(&i, "21", "210");
+    EXPECT_BINDING(&i, "-3", "-30");
+    EXPECT_REFUSED(&i, "1.5", WB_ERR_INVALID);
+    EXPECT_REFUSED(&i, "922337203685477581", WB_ERR_RANGE); /* * 10 is past int64 */
+    i.spec.map = na;
+    i.spec.n_map = 1;
+    EXPECT_BINDING(&i, "n/a", "-10");
+
+    /* type: float, scale: 0.1 */
+    struct cfg_state_binding f = {.topic = "t", .type = CFG_T_FLOAT, .field = "f"};
+    f.spec.has_scale = true;
+    f.spec.scale = 0.5;
+    EXPECT_BINDING(&f, "3", "1.5");
+    EXPECT_BINDING(&f, " 2.5 ", "1.25");
+    f.spec.scale = 1e10;
+    EXPECT_REFUSED(&f, "1e300", WB_ERR_RANGE);
+    EXPECT_REFUSED(&f, "x", WB_ERR_INVALID);
+
+    /* type: string: mapped verbatim (no trimming), unmapped text kept. */
+    struct cfg_map_entry one[] = {{.from = "1", .to = json_object_new_string("one")}};
+    struct cfg_state_binding s = {.topic = "t", .type = CFG_T_STRING, .field = "s"};
+    s.spec.map = one;
+    s.spec.n_map = 1;
+    EXPECT_BINDING(&s, "1", "\"one\"");
+    EXPECT_BINDING(&s, " 1", "\" 1\"");
+    EXPECT_BINDING(&s, "2", "\"2\"");
+
+    /* A mapped value is a copy: the config's object is never shared. */
+    json_object *v = NULL;
+    assert_int_equal(payload_parse_binding(&b, "ON", 2, &v, NULL, 0), WB_OK);
+    assert_ptr_not_equal(v, onoff[0].to);
+    json_object_put(v);
+    json_object_put(onoff[0].to);
+    json_object_put(onoff[1].to);
+    json_object_put(na[0].to);
+    json_object_put(one[0].to);
+}
+
+/* The long form of fields entries: map and scale on JSON values. */
+static void test_json_field_specs(void **state)
+{
+    (void)state;
+    json_object *msg = parse("{\"state\":\"ON\",\"power\":125,\"energy\":1500,\"v\":229.5,"
+                             "\"n\":true,\"x\":\"text\",\"code\":2,\"f\":1.50,\"nul\":null}");
+    struct cfg_map_entry onoff[] = {{.from = "ON", .to = json_object_new_boolean(1)},
+                                    {.from = "OFF", .to = json_object_new_boolean(0)}};
+    struct cfg_map_entry codes[] = {{.from = "2", .to = json_object_new_string("heat")},
+                                    {.from = "true", .to = json_object_new_string("yes")},
+                                    {.from = "1.50", .to = json_object_new_int64(3)}};
+    struct cfg_field_map fm[] = {
+        {.field = "on", .path = "state", .spec = {.map = onoff, .n_map = 2}},
+        {.field = "power", .path = "power", .spec = {.has_scale = true, .scale = 0.1}},
+        {.field = "energy", .path = "energy", .spec = {.has_scale = true, .scale = 0.001}},
+        {.field = "kw", .path = "power", .spec = {.has_scale = true, .scale = 2}},
+        {.field = "volts", .path = "v", .spec = {.has_scale = true, .scale = 2}},
+        {.field = "flag", .path = "n", .spec = {.map = codes, .n_map = 3}},
+        {.field = "text", .path = "x", .spec = {.has_scale = true, .scale = 2}},
+        {.field = "mode", .path = "code", .spec = {.map = codes, .n_map = 3}},
+        {.field = "f",
+         .path = "f",
+         .spec = {.map = codes, .n_map = 3, .has_scale = true, .scale = 10}},
+        {.field = "nul", .path = "nul", .spec = {.map = codes, .n_map = 3}},
+        {.field = "plain", .path = "state"},
+    };
+    struct cfg_state_binding b = {
+        .topic = "z/plug", .type = CFG_T_JSON, .fields = fm, .n_fields = sizeof(fm) / sizeof(*fm)};
+    json_object *ch = json_object_new_object();
+    assert_int_equal(payload_map_fields(&b, msg, ch), 11);
+    /* 125 * 0.1 is not whole: a double; 1500 * 0.001 is 1.5; 125 * 2 stays
+     * an int; a double stays a double; a string ignores the scale; the
+     * mapped 3 of "1.50" is scaled to 30. */
+    assert_string_equal(json_object_to_json_string_ext(ch, JSON_C_TO_STRING_PLAIN),
+                        "{\"on\":true,\"power\":12.5,\"energy\":1.5,\"kw\":250,\"volts\":459.0,"
+                        "\"flag\":\"yes\",\"text\":\"text\",\"mode\":\"heat\",\"f\":30,"
+                        "\"nul\":null,\"plain\":\"ON\"}");
+    json_object_put(ch);
+    json_object_put(msg);
+
+    /* An integral product of an int stays an int. */
+    msg = parse("{\"e\":2000}");
+    struct cfg_field_map kwh[] = {
+        {.field = "e", .path = "e", .spec = {.has_scale = true, .scale = 0.001}}};
+    struct cfg_state_binding b2 = {.topic = "t", .type = CFG_T_JSON, .fields = kwh, .n_fields = 1};
+    ch = json_object_new_object();
+    assert_int_equal(payload_map_fields(&b2, msg, ch), 1);
+    assert_true(json_object_is_type(json_object_object_get(ch, "e"), json_type_int));
+    assert_int_equal(json_object_get_int64(json_object_object_get(ch, "e")), 2);
+    json_object_put(ch);
+    json_object_put(msg);
+    for (size_t i = 0; i < 2; i++)
+        json_object_put(onoff[i].to);
+    for (size_t i = 0; i < 3; i++)
+        json_object_put(codes[i].to);
+}
+
+static void test_availability_payloads(void **state)
+{
+    (void)state;
+    struct cfg_availability a = {
+        .topic = "t", .online = "online", .offline = "offline", .json_field = "state"};
+    static const struct {
+        const char *p;
+        int want;
+    } c[] = {
+        {"online", 1},
+        {"offline", 0},
+        {"  online\r\n", 1},
+        {"{\"state\":\"online\"}", 1},
+        {"{\"state\": \"offline\"}", 0},
+        {" { \"state\":\"online\" } ", 1},
+        {"{\n  \"state\" : \"offline\"\n}\n", 0},
+        {"{\"state\":\"online\",\"extra\":1}", 1},
+        {"{\"status\":\"online\"}", -1},
+        {"{\"state\":\"ONLINE\"}", -1},
+        {"{\"state\":true}", -1},
+        {"{\"state\":\"online\"", -1},
+        {"{\"state\":\"online\"} x", -1},
+        {"[\"online\"]", -1},
+        {"Online", -1},
+        {"", -1},
+        {"on line", -1},
+    };
+    for (size_t i = 0; i < sizeof(c) / sizeof(*c); i++)
+        if (payload_availability(&a, c[i].p, strlen(c[i].p)) != c[i].want)
+            fail_msg("availability case %zu ('%s')", i, c[i].p);
+    /* Another key, and a boolean value read as JSON writes it. */
+    struct cfg_availability b = {
+        .topic = "t", .online = "true", .offline = "false", .json_field = "available"};
+    assert_int_equal(payload_availability(&b, "{\"available\":true}", 18), 1);
+    assert_int_equal(payload_availability(&b, "{\"available\":false}", 19), 0);
+    assert_int_equal(payload_availability(&b, "{\"state\":\"online\"}", 18), -1);
+    /* An online payload configured as JSON text still matches as is. */
+    struct cfg_availability j = {.topic = "t",
+                                 .online = "{\"state\":\"online\"}",
+                                 .offline = "{\"state\":\"offline\"}",
+                                 .json_field = "state"};
+    assert_int_equal(payload_availability(&j, "{\"state\":\"online\"}", 18), 1);
+    assert_int_equal(payload_availability(&j, "{\"state\": \"online\"}", 19), -1);
+    /* A NUL byte and an oversized payload are never a match. */
+    assert_int_equal(payload_availability(&a, "online\0", 7), -1);
+    assert_int_equal(payload_availability(&a, "online", PAYLOAD_MAX_LEN + 1), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bool),       cmocka_unit_test(test_int),
-        cmocka_unit_test(test_float),      cmocka_unit_test(test_string),
-        cmocka_unit_test(test_too_long),   cmocka_unit_test(test_object),
-        cmocka_unit_test(test_depth),      cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_bool),
+        cmocka_unit_test(test_int),
+        cmocka_unit_test(test_float),
+        cmocka_unit_test(test_string),
+        cmocka_unit_test(test_too_long),
+        cmocka_unit_test(test_object),
+        cmocka_unit_test(test_depth),
+        cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_map_fields),
+        cmocka_unit_test(test_binding_map_scale),
+        cmocka_unit_test(test_json_field_specs),
+        cmocka_unit_test(test_availability_payloads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
