@@ -128,8 +128,8 @@ static wb_status oracle(void *ud, const char *topic, const char *payload, size_t
         json_object_put(m);
         return WB_OK;
     }
-    if (strcmp(rest, "meta/error") == 0)
-        return WB_OK;
+    if (strcmp(rest, "meta/error") == 0 || strcmp(rest, "meta/name") == 0)
+        return WB_OK; /* meta/name: the legacy device title */
     check(strncmp(rest, "controls/", 9) == 0, "controls topic", topic);
     const char *ctl = rest + 9, *tail = strchr(ctl, '/');
     char name[MIRROR_FIELD_MAX + 1];
@@ -142,6 +142,23 @@ static wb_status oracle(void *ud, const char *topic, const char *payload, size_t
         check((len == 0) || (len == 1 && payload[0] == 'r') ||
                   (len == 7 && memcmp(payload, "offline", 7) == 0),
               "control error", topic);
+        return WB_OK;
+    }
+    /* The legacy meta subtopics (bridge.wb_legacy_meta): copies of the
+     * JSON meta's keys; meta/type one of the types below. */
+    static const char *const legacy[] = {"/meta/type", "/meta/readonly", "/meta/order",
+                                         "/meta/min",  "/meta/max",      "/meta/units",
+                                         "/meta/precision"};
+    for (size_t i = 0; tail && i < sizeof(legacy) / sizeof(*legacy); i++) {
+        if (strcmp(tail, legacy[i]) != 0)
+            continue;
+        check(len > 0, "legacy meta value", topic);
+        if (i == 0)
+            check((len == 6 && memcmp(payload, "switch", 6) == 0) ||
+                      (len == 5 && memcmp(payload, "value", 5) == 0) ||
+                      (len == 4 && memcmp(payload, "text", 4) == 0) ||
+                      (len == 10 && memcmp(payload, "pushbutton", 10) == 0),
+                  "legacy meta type", topic);
         return WB_OK;
     }
     if (tail) {

@@ -24,7 +24,7 @@
 #include "wbmb/state_store.h"
 #include "wbmb/topic_gate.h"
 
-static const char *yaml = "bridge: {device_id: br, mirror_min_interval_ms: 0}\n"
+static const char *yaml = "bridge: {device_id: br, mirror_min_interval_ms: 0, wb_legacy_meta: false}\n"
                           "devices:\n"
                           "  - id: z\n"
                           "    state:\n"
