@@ -145,7 +145,15 @@ static json_object *number(double v)
 {
     if (v == floor(v) && fabs(v) < 9e15)
         return json_object_new_int64((int64_t)v);
-    return json_object_new_double(v);
+    /* The shortest text that reads back the config's number (0.1, not
+     * 0.10000000000000001). */
+    char buf[32];
+    for (int digits = 6; digits <= 17; digits++) {
+        snprintf(buf, sizeof(buf), "%.*g", digits, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    return json_object_new_double_s(v, buf);
 }
 
 static json_object *i18n(const char *en_default, const struct cfg_i18n *t)

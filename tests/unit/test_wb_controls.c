@@ -54,6 +54,30 @@ static const char *yaml_full =
     "      - {topic: lamp/state, field: on, type: bool}\n"
     "    actions:\n"
     "      blink: {topic: cmd/lamp/blink}\n"
+    "  - id: heater\n"
+    "    state:\n"
+    "      - topic: heater/t\n"
+    "        field: temp\n"
+    "        type: float\n"
+    "        wb: {type: temperature, units: deg C, min: -40, max: 125, precision: 0.1, order: 7,\n"
+    "             title: {en: Temperature, ru: Температура}}\n"
+    "      - topic: heater/mode\n"
+    "        field: mode\n"
+    "        type: string\n"
+    "        wb: {enum: {eco: {en: Eco, ru: Эко}, comfort: {en: Comfort}}, hidden: true}\n"
+    "      - topic: heater/relay\n"
+    "        field: relay\n"
+    "        type: bool\n"
+    "        switch: {on: start, off: stop}\n"
+    "      - topic: heater/lock\n"
+    "        field: lock\n"
+    "        type: bool\n"
+    "        wb: {readonly: true}\n"
+    "    actions:\n"
+    "      start: {topic: cmd/heater, payload: '1'}\n"
+    "      stop: {topic: cmd/heater, payload: '0'}\n"
+    "      lock_on: {topic: cmd/heater/lock, payload: '1', set: {lock: true}}\n"
+    "      lock_off: {topic: cmd/heater/lock, payload: '0', set: {lock: false}}\n"
     "scenarios:\n"
     "  - id: movie\n"
     "    name: Movie night\n"
@@ -262,7 +286,8 @@ static void test_control_kinds(void **state)
     assert_string_equal(mstr(meta(f, "tv", "power_on"), "type"), "pushbutton");
     assert_string_equal(mstr(meta(f, "lamp", "blink"), "type"), "pushbutton");
     /* Legacy subtopics beside the JSON meta (bridge.wb_legacy_meta). */
-    if (f->cfg->wb_legacy_meta) {
+    assert_true(f->cfg->wb_legacy_meta); /* the default */
+    {
         assert_string_equal(topic(f, "/devices/tv/controls/set_volume/meta/type"), "range");
         assert_string_equal(topic(f, "/devices/tv/controls/set_volume/meta/readonly"), "0");
         assert_string_equal(topic(f, "/devices/tv/controls/set_volume/meta/max"), "100");
@@ -281,6 +306,58 @@ static void test_control_kinds(void **state)
     /* The followed field moves the range's value. */
     msg(f, "tv/vol", "35");
     assert_string_equal(topic(f, "/devices/tv/controls/set_volume"), "35");
+}
+
+/* The wb: block of a field and an explicit switch: {on, off}. */
+static void test_wb_meta(void **state)
+{
+    struct fixture *f = *state;
+    msg(f, "heater/t", "21.5");
+    msg(f, "heater/mode", "eco");
+    msg(f, "heater/relay", "1");
+    msg(f, "heater/lock", "0");
+    pf_republish(&f->pf);
+    json_object *m = meta(f, "heater", "temp");
+    assert_string_equal(mstr(m, "type"), "temperature");
+    assert_string_equal(mstr(m, "units"), "deg C");
+    assert_string_equal(mstr(m, "min"), "-40");
+    assert_string_equal(mstr(m, "max"), "125");
+    assert_string_equal(mstr(m, "precision"), "0.1");
+    assert_string_equal(mstr(m, "order"), "7");
+    assert_string_equal(mstr(m, "readonly"), "true");
+    json_object *t = json_object_object_get(m, "title");
+    assert_string_equal(mstr(t, "en"), "Temperature");
+    assert_string_equal(mstr(t, "ru"), "Температура");
+    assert_string_equal(topic(f, "/devices/heater/controls/temp/meta/units"), "deg C");
+    assert_string_equal(topic(f, "/devices/heater/controls/temp/meta/precision"), "0.1");
+    m = meta(f, "heater", "mode");
+    assert_string_equal(mstr(m, "type"), "text");
+    assert_string_equal(mstr(m, "hidden"), "true");
+    json_object *e = json_object_object_get(m, "enum");
+    assert_string_equal(mstr(json_object_object_get(e, "eco"), "ru"), "Эко");
+    assert_string_equal(mstr(json_object_object_get(e, "comfort"), "en"), "Comfort");
+    /* switch: {on: start, off: stop} makes relay writable. */
+    m = meta(f, "heater", "relay");
+    assert_string_equal(mstr(m, "type"), "switch");
+    assert_string_equal(mstr(m, "readonly"), "false");
+    msg(f, "/devices/heater/controls/relay/on", "0");
+    assert_string_equal(f->last_cmd, "heater/stop");
+    /* wb.readonly: true wins over the derived lock_on/lock_off switch. */
+    bool before_found = false;
+    m = meta(f, "heater", "lock");
+    assert_string_equal(mstr(m, "readonly"), "true");
+    size_t n;
+    const char *const *subs = pf_subscriptions(&f->pf, &n);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_not_equal(subs[i], "/devices/heater/controls/lock/on");
+        if (strcmp(subs[i], "/devices/heater/controls/relay/on") == 0)
+            before_found = true;
+    }
+    assert_true(before_found);
+    /* Written anyway: not turned into lock_on (the core refuses the
+     * unknown action "lock"). */
+    msg(f, "/devices/heater/controls/lock/on", "1");
+    assert_string_equal(f->last_cmd, "heater/lock");
 }
 
 static void test_switch_input(void **state)
@@ -447,6 +524,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_control_kinds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wb_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_switch_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offline_marks_every_control, setup, teardown),
