@@ -96,7 +96,7 @@ struct cfg_field_spec {
 struct cfg_field_map {
     char *field; /* state field name */
     char *path;  /* dotted path inside the message ("a.b.c") */
-    struct cfg_field_spec spec;
+    struct cfg_field_spec *spec; /* NULL when the entry gives none of its keys */
 };
 
 /* One entry of devices[].state: a topic whose messages change the state. */
@@ -104,7 +104,9 @@ struct cfg_state_binding {
     char *topic;                  /* may hold MQTT wildcards + and # */
     enum cfg_value_type type;     /* BOOL, INT, FLOAT, STRING or JSON */
     char *field;                  /* plain types: the state field set (required) */
-    struct cfg_field_spec spec;   /* plain types: map, scale, wb, switch of field */
+    /* Plain types: map, scale, wb, switch of field; NULL when none is
+     * given (most bindings: 8 bytes, not a whole spec, per binding). */
+    struct cfg_field_spec *spec;
     struct cfg_field_map *fields; /* JSON: optional mapping; NULL = merge the whole object */
     size_t n_fields;
     struct cfg_mark mark;
@@ -302,7 +304,7 @@ const struct cfg_scenario *cfg_find_scenario(const struct config *cfg, const cha
 
 /* The spec of state field `field` of dev: a plain binding's or a JSON
  * binding's fields: entry. NULL when no binding names the field (a field of
- * a merged object). O(bindings). */
+ * a merged object) or the binding gives no spec keys. O(bindings). */
 const struct cfg_field_spec *cfg_field_spec(const struct cfg_device *dev, const char *field);
 
 #endif

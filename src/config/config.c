@@ -550,10 +550,10 @@ const struct cfg_field_spec *cfg_field_spec(const struct cfg_device *dev, const 
     for (size_t i = 0; dev && field && i < dev->n_state; i++) {
         const struct cfg_state_binding *b = &dev->state[i];
         if (b->field && strcmp(b->field, field) == 0)
-            return &b->spec;
+            return b->spec;
         for (size_t k = 0; k < b->n_fields; k++)
             if (strcmp(b->fields[k].field, field) == 0)
-                return &b->fields[k].spec;
+                return b->fields[k].spec;
     }
     return NULL;
 }

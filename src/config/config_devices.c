@@ -143,7 +143,9 @@ static void parse_fields_map(struct cfgw_ctx *c, const struct ydoc_node *map,
         struct cfg_field_map *f = &b->fields[b->n_fields++];
         f->field = cfgw_strdup(c, k->value);
         f->path = t.path ? t.path : cfgw_strdup(c, path);
-        cfgf_parse(c, &f->spec, CFG_T_JSON, &t.spec, f->field, where, p);
+        f->spec = cfgf_new(c, &t.spec);
+        if (f->spec)
+            cfgf_parse(c, f->spec, CFG_T_JSON, &t.spec, f->field, where, p);
     }
 }
 
@@ -217,7 +219,9 @@ static void parse_state(struct cfgw_ctx *c, const struct ydoc_node *list, struct
             char fw[240];
             cfgw_fmt(fw, sizeof(fw), "field '%s' of device '%s'",
                      b->field ? cfgw_safe(b->field, q, sizeof(q)) : "?", d->id ? d->id : "?");
-            cfgf_parse(c, &b->spec, b->type, &t.spec, b->field, fw, p);
+            b->spec = cfgf_new(c, &t.spec);
+            if (b->spec)
+                cfgf_parse(c, b->spec, b->type, &t.spec, b->field, fw, p);
         }
     }
 }
@@ -367,11 +371,13 @@ void cfgd_free(struct config *cfg)
         for (size_t j = 0; j < d->n_state; j++) {
             free(d->state[j].topic);
             free(d->state[j].field);
-            cfgf_free(&d->state[j].spec);
+            cfgf_free(d->state[j].spec);
+            free(d->state[j].spec);
             for (size_t k = 0; k < d->state[j].n_fields; k++) {
                 free(d->state[j].fields[k].field);
                 free(d->state[j].fields[k].path);
-                cfgf_free(&d->state[j].fields[k].spec);
+                cfgf_free(d->state[j].fields[k].spec);
+                free(d->state[j].fields[k].spec);
             }
             free(d->state[j].fields);
         }

@@ -481,8 +481,20 @@ void cfgf_parse(struct cfgw_ctx *c, struct cfg_field_spec *s, enum cfg_value_typ
         parse_switch(c, s, type, n->sw, field, where, p);
 }
 
+struct cfg_field_spec *cfgf_new(struct cfgw_ctx *c, const struct cfgf_nodes *n)
+{
+    if (!n->map && !n->scale && !n->wb && !n->sw)
+        return NULL;
+    struct cfg_field_spec *s = calloc(1, sizeof(*s));
+    if (!s)
+        c->oom = true;
+    return s;
+}
+
 void cfgf_free(struct cfg_field_spec *s)
 {
+    if (!s)
+        return;
     for (size_t i = 0; i < s->n_map; i++) {
         free(s->map[i].from);
         json_object_put(s->map[i].to);

@@ -48,7 +48,11 @@ void cfgf_check_switches(struct cfgw_ctx *c, struct cfgf_pending *p, const struc
 /* Frees p's own memory (cfgf_check_switches does it too). */
 void cfgf_pending_free(struct cfgf_pending *p);
 
-/* Frees what s owns; s is zeroed. */
+/* A zeroed spec when n gives any key, NULL otherwise (no key, or out of
+ * memory: c->oom). The caller frees it (cfgf_free, then free). */
+struct cfg_field_spec *cfgf_new(struct cfgw_ctx *c, const struct cfgf_nodes *n);
+
+/* Frees what s owns (NULL: nothing); s is zeroed. */
 void cfgf_free(struct cfg_field_spec *s);
 
 #endif

@@ -620,9 +620,9 @@ size_t payload_map_fields(const struct cfg_state_binding *b, json_object *msg, j
                 continue;
             /* A present JSON null is a value ("unknown"), not a missing path.
              * The field's map and scale apply (payload_spec.c). */
-            const struct cfg_field_spec *s = &b->fields[i].spec;
-            json_object *nv =
-                s->n_map || s->has_scale ? payload_apply_spec(s, v) : json_object_get(v);
+            const struct cfg_field_spec *s = b->fields[i].spec;
+            json_object *nv = s && (s->n_map || s->has_scale) ? payload_apply_spec(s, v)
+                                                              : json_object_get(v);
             if (!nv && v)
                 continue; /* out of memory; a JSON null is NULL in json-c */
             if (json_object_object_add(changes, b->fields[i].field, nv) == 0)

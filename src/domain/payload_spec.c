@@ -158,7 +158,8 @@ wb_status payload_parse_binding(const struct cfg_state_binding *b, const char *b
                                 json_object **out, char *err, size_t errlen)
 {
     *out = NULL;
-    const struct cfg_field_spec *s = &b->spec;
+    static const struct cfg_field_spec none;
+    const struct cfg_field_spec *s = b->spec ? b->spec : &none;
     json_object *v = NULL;
     /* An oversized payload is left to payload_parse_scalar()'s refusal. */
     if (s->n_map && (buf || !len) && len <= PAYLOAD_MAX_LEN) {

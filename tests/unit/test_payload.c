@@ -471,8 +471,10 @@ static void test_binding_map_scale(void **state)
     struct cfg_map_entry onoff[] = {{.from = "ON", .to = json_object_new_boolean(1)},
                                     {.from = "OFF", .to = json_object_new_boolean(0)}};
     struct cfg_state_binding b = {.topic = "t", .type = CFG_T_BOOL, .field = "on"};
-    b.spec.map = onoff;
-    b.spec.n_map = 2;
+    struct cfg_field_spec b_spec = {0};
+    b.spec = &b_spec;
+    b.spec->map = onoff;
+    b.spec->n_map = 2;
     EXPECT_BINDING(&b, "ON", "true");
     EXPECT_BINDING(&b, " OFF\n", "false"); /* bool payloads are trimmed */
     EXPECT_BINDING(&b, "1", "true");       /* unmapped: the normal conversion */
@@ -482,31 +484,37 @@ static void test_binding_map_scale(void **state)
     /* type: int, scale: 10, map: {"n/a": -1}: the mapped value is scaled too. */
     struct cfg_map_entry na[] = {{.from = "n/a", .to = json_object_new_int64(-1)}};
     struct cfg_state_binding i = {.topic = "t", .type = CFG_T_INT, .field = "i"};
-    i.spec.has_scale = true;
-    i.spec.scale = 10;
+    struct cfg_field_spec i_spec = {0};
+    i.spec = &i_spec;
+    i.spec->has_scale = true;
+    i.spec->scale = 10;
     EXPECT_BINDING(&i, "21", "210");
     EXPECT_BINDING(&i, "-3", "-30");
     EXPECT_REFUSED(&i, "1.5", WB_ERR_INVALID);
     EXPECT_REFUSED(&i, "922337203685477581", WB_ERR_RANGE); /* * 10 is past int64 */
-    i.spec.map = na;
-    i.spec.n_map = 1;
+    i.spec->map = na;
+    i.spec->n_map = 1;
     EXPECT_BINDING(&i, "n/a", "-10");
 
     /* type: float, scale: 0.1 */
     struct cfg_state_binding f = {.topic = "t", .type = CFG_T_FLOAT, .field = "f"};
-    f.spec.has_scale = true;
-    f.spec.scale = 0.5;
+    struct cfg_field_spec f_spec = {0};
+    f.spec = &f_spec;
+    f.spec->has_scale = true;
+    f.spec->scale = 0.5;
     EXPECT_BINDING(&f, "3", "1.5");
     EXPECT_BINDING(&f, " 2.5 ", "1.25");
-    f.spec.scale = 1e10;
+    f.spec->scale = 1e10;
     EXPECT_REFUSED(&f, "1e300", WB_ERR_RANGE);
     EXPECT_REFUSED(&f, "x", WB_ERR_INVALID);
 
     /* type: string: mapped verbatim (no trimming), unmapped text kept. */
     struct cfg_map_entry one[] = {{.from = "1", .to = json_object_new_string("one")}};
     struct cfg_state_binding s = {.topic = "t", .type = CFG_T_STRING, .field = "s"};
-    s.spec.map = one;
-    s.spec.n_map = 1;
+    struct cfg_field_spec s_spec = {0};
+    s.spec = &s_spec;
+    s.spec->map = one;
+    s.spec->n_map = 1;
     EXPECT_BINDING(&s, "1", "\"one\"");
     EXPECT_BINDING(&s, " 1", "\" 1\"");
     EXPECT_BINDING(&s, "2", "\"2\"");
@@ -534,18 +542,18 @@ static void test_json_field_specs(void **state)
                                     {.from = "true", .to = json_object_new_string("yes")},
                                     {.from = "1.50", .to = json_object_new_int64(3)}};
     struct cfg_field_map fm[] = {
-        {.field = "on", .path = "state", .spec = {.map = onoff, .n_map = 2}},
-        {.field = "power", .path = "power", .spec = {.has_scale = true, .scale = 0.1}},
-        {.field = "energy", .path = "energy", .spec = {.has_scale = true, .scale = 0.001}},
-        {.field = "kw", .path = "power", .spec = {.has_scale = true, .scale = 2}},
-        {.field = "volts", .path = "v", .spec = {.has_scale = true, .scale = 2}},
-        {.field = "flag", .path = "n", .spec = {.map = codes, .n_map = 3}},
-        {.field = "text", .path = "x", .spec = {.has_scale = true, .scale = 2}},
-        {.field = "mode", .path = "code", .spec = {.map = codes, .n_map = 3}},
+        {.field = "on", .path = "state", .spec = &(struct cfg_field_spec){.map = onoff, .n_map = 2}},
+        {.field = "power", .path = "power", .spec = &(struct cfg_field_spec){.has_scale = true, .scale = 0.1}},
+        {.field = "energy", .path = "energy", .spec = &(struct cfg_field_spec){.has_scale = true, .scale = 0.001}},
+        {.field = "kw", .path = "power", .spec = &(struct cfg_field_spec){.has_scale = true, .scale = 2}},
+        {.field = "volts", .path = "v", .spec = &(struct cfg_field_spec){.has_scale = true, .scale = 2}},
+        {.field = "flag", .path = "n", .spec = &(struct cfg_field_spec){.map = codes, .n_map = 3}},
+        {.field = "text", .path = "x", .spec = &(struct cfg_field_spec){.has_scale = true, .scale = 2}},
+        {.field = "mode", .path = "code", .spec = &(struct cfg_field_spec){.map = codes, .n_map = 3}},
         {.field = "f",
          .path = "f",
-         .spec = {.map = codes, .n_map = 3, .has_scale = true, .scale = 10}},
-        {.field = "nul", .path = "nul", .spec = {.map = codes, .n_map = 3}},
+         .spec = &(struct cfg_field_spec){.map = codes, .n_map = 3, .has_scale = true, .scale = 10}},
+        {.field = "nul", .path = "nul", .spec = &(struct cfg_field_spec){.map = codes, .n_map = 3}},
         {.field = "plain", .path = "state"},
     };
     struct cfg_state_binding b = {
@@ -565,7 +573,7 @@ static void test_json_field_specs(void **state)
     /* An integral product of an int stays an int. */
     msg = parse("{\"e\":2000}");
     struct cfg_field_map kwh[] = {
-        {.field = "e", .path = "e", .spec = {.has_scale = true, .scale = 0.001}}};
+        {.field = "e", .path = "e", .spec = &(struct cfg_field_spec){.has_scale = true, .scale = 0.001}}};
     struct cfg_state_binding b2 = {.topic = "t", .type = CFG_T_JSON, .fields = kwh, .n_fields = 1};
     ch = json_object_new_object();
     assert_int_equal(payload_map_fields(&b2, msg, ch), 1);
