@@ -83,7 +83,7 @@ struct cfg_field_spec {
     struct cfg_map_entry *map; /* NULL when none; applied before scale */
     size_t n_map;
     bool has_scale;
-    double scale;          /* numbers: the stored value is received * scale */
+    double scale;           /* numbers: the stored value is received * scale */
     struct cfg_wb_meta *wb; /* NULL = defaults from the binding */
     /* switch: {on: ACTION, off: ACTION}: the actions that turn the field on
      * and off (a writable switch). NULL = derived from the actions whose
@@ -94,16 +94,16 @@ struct cfg_field_spec {
 /* fields: {state_field: json.key.path} of a JSON state binding, or in the
  * long form {state_field: {path: json.key.path, map, scale, wb, switch}}. */
 struct cfg_field_map {
-    char *field; /* state field name */
-    char *path;  /* dotted path inside the message ("a.b.c") */
+    char *field;                 /* state field name */
+    char *path;                  /* dotted path inside the message ("a.b.c") */
     struct cfg_field_spec *spec; /* NULL when the entry gives none of its keys */
 };
 
 /* One entry of devices[].state: a topic whose messages change the state. */
 struct cfg_state_binding {
-    char *topic;                  /* may hold MQTT wildcards + and # */
-    enum cfg_value_type type;     /* BOOL, INT, FLOAT, STRING or JSON */
-    char *field;                  /* plain types: the state field set (required) */
+    char *topic;              /* may hold MQTT wildcards + and # */
+    enum cfg_value_type type; /* BOOL, INT, FLOAT, STRING or JSON */
+    char *field;              /* plain types: the state field set (required) */
     /* Plain types: map, scale, wb, switch of field; NULL when none is
      * given (most bindings: 8 bytes, not a whole spec, per binding). */
     struct cfg_field_spec *spec;
@@ -113,9 +113,9 @@ struct cfg_state_binding {
 };
 
 struct cfg_availability {
-    char *topic;        /* NULL when only timeout_s is used */
-    char *online;       /* payload meaning online, default "online" */
-    char *offline;      /* payload meaning offline, default "offline" */
+    char *topic;   /* NULL when only timeout_s is used */
+    char *online;  /* payload meaning online, default "online" */
+    char *offline; /* payload meaning offline, default "offline" */
     /* A payload that is a JSON object is read through this key (default
      * "state": Zigbee2MQTT 2.x sends {"state":"online"}). */
     char *json_field;
@@ -296,6 +296,10 @@ void cfg_condition_free(struct cfg_condition *c);
  * devices in the order of cfg->devices (the device manager) needs no index
  * of its own. */
 long cfg_device_index(const struct config *cfg, const char *id);
+
+/* The YAML name of a value type: "bool", "int", "float", "string", "json",
+ * "enum". */
+const char *cfg_type_name(enum cfg_value_type t);
 
 /* Lookups; NULL when absent. cfg_find_device() goes through the index. */
 const struct cfg_device *cfg_find_device(const struct config *cfg, const char *id);

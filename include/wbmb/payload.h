@@ -72,6 +72,10 @@ wb_status payload_parse_binding(const struct cfg_state_binding *b, const char *b
  * NULL); NULL on allocation failure. */
 json_object *payload_apply_spec(const struct cfg_field_spec *s, json_object *v);
 
+/* Narrows buf/len to the text without leading and trailing white space
+ * (space, \t, \n, \r, \v, \f). */
+void payload_trim(const char **buf, size_t *len);
+
 /* What an availability payload says for a: 1 online, 0 offline, -1
  * neither. buf[0..len) is compared with a->online / a->offline after
  * trimming surrounding white space; a payload that does not match as is

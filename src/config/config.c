@@ -523,6 +523,25 @@ long cfg_device_index(const struct config *cfg, const char *id)
     return strix_find(&cfg->device_ix, id, device_key, cfg);
 }
 
+const char *cfg_type_name(enum cfg_value_type t)
+{
+    switch (t) {
+    case CFG_T_BOOL:
+        return "bool";
+    case CFG_T_INT:
+        return "int";
+    case CFG_T_FLOAT:
+        return "float";
+    case CFG_T_STRING:
+        return "string";
+    case CFG_T_JSON:
+        return "json";
+    case CFG_T_ENUM:
+        return "enum";
+    }
+    return "?";
+}
+
 const struct cfg_device *cfg_find_device(const struct config *cfg, const char *id)
 {
     long i = cfg_device_index(cfg, id);

@@ -71,22 +71,6 @@ static const struct wb_type {
     {NULL, 0, 0},
 };
 
-static const char *type_name(enum cfg_value_type t)
-{
-    switch (t) {
-    case CFG_T_BOOL:
-        return "bool";
-    case CFG_T_INT:
-        return "int";
-    case CFG_T_FLOAT:
-        return "float";
-    case CFG_T_STRING:
-        return "string";
-    default:
-        return "json";
-    }
-}
-
 static const struct wb_type *find_wb_type(const char *name)
 {
     for (const struct wb_type *t = wb_types; name && t->name; t++)
@@ -216,7 +200,7 @@ static void parse_map(struct cfgw_ctx *c, struct cfg_field_spec *s, enum cfg_val
         }
         if (!(j = fit_type(j, type))) {
             cfgw_err_node(c, v, "map value of '%s' must be %s (the binding's type is %s), got %s",
-                          cfgw_safe(k->value, q, sizeof(q)), type_kind(type), type_name(type),
+                          cfgw_safe(k->value, q, sizeof(q)), type_kind(type), cfg_type_name(type),
                           ydoc_describe(v, got, sizeof(got)));
             continue;
         }
@@ -235,7 +219,7 @@ static void parse_scale(struct cfgw_ctx *c, struct cfg_field_spec *s, enum cfg_v
         cfgw_err_node(c, n,
                       "scale is only allowed on a state binding of type int or float or on a "
                       "fields entry (this binding's type is %s)",
-                      type_name(type));
+                      cfg_type_name(type));
         return;
     }
     if (n->kind != YDOC_SCALAR || ydoc_is_null(n) || !cfgw_parse_double(n->value, &d)) {
@@ -358,7 +342,7 @@ static void parse_wb(struct cfgw_ctx *c, struct cfg_field_spec *s, enum cfg_valu
                           cfgw_safe(m->type, q, sizeof(q)));
         else if (type != CFG_T_JSON && !(eff->types & (1u << type)))
             cfgw_err_node(c, tn, "wb.type %s does not fit a state binding of type %s", eff->name,
-                          type_name(type));
+                          cfg_type_name(type));
     } else if (type != CFG_T_JSON) {
         eff = find_wb_type(type == CFG_T_BOOL ? "switch" : type == CFG_T_STRING ? "text" : "value");
     }
@@ -407,7 +391,7 @@ static void parse_switch(struct cfgw_ctx *c, struct cfg_field_spec *s, enum cfg_
             }
     } else if (type != CFG_T_BOOL) {
         cfgw_err_node(c, n, "%s needs a boolean field: the binding's type is %s, not bool", what,
-                      type_name(type));
+                      cfg_type_name(type));
     }
     if (s->wb && s->wb->type && strcmp(s->wb->type, "switch") != 0)
         cfgw_err_node(c, n, "%s makes the control a switch, but wb.type is %s", what, s->wb->type);

@@ -66,25 +66,6 @@ static json_object *device_summary(struct core *a, size_t i)
     return o;
 }
 
-static const char *type_name(enum cfg_value_type t)
-{
-    switch (t) {
-    case CFG_T_BOOL:
-        return "bool";
-    case CFG_T_INT:
-        return "int";
-    case CFG_T_FLOAT:
-        return "float";
-    case CFG_T_STRING:
-        return "string";
-    case CFG_T_JSON:
-        return "json";
-    case CFG_T_ENUM:
-        return "enum";
-    }
-    return "?";
-}
-
 static json_object *action_description(const struct cfg_action *act)
 {
     json_object *o = json_object_new_object();
@@ -93,7 +74,7 @@ static json_object *action_description(const struct cfg_action *act)
     for (size_t i = 0; i < act->n_params; i++) {
         const struct cfg_param *p = &act->params[i];
         json_object *po = json_object_new_object();
-        json_object_object_add(po, "type", json_object_new_string(type_name(p->type)));
+        json_object_object_add(po, "type", json_object_new_string(cfg_type_name(p->type)));
         if (p->has_min)
             json_object_object_add(po, "min", json_object_new_double(p->min));
         if (p->has_max)

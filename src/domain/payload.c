@@ -105,7 +105,7 @@ static bool is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-static void trim(const char **buf, size_t *len)
+void payload_trim(const char **buf, size_t *len)
 {
     const char *b = *buf;
     size_t n = *len;
@@ -256,13 +256,13 @@ wb_status payload_parse_scalar(enum cfg_value_type type, const char *buf, size_t
     size_t n = len;
     switch (type) {
     case CFG_T_BOOL:
-        trim(&b, &n);
+        payload_trim(&b, &n);
         return parse_bool(b, n, out, err, errlen);
     case CFG_T_INT:
-        trim(&b, &n);
+        payload_trim(&b, &n);
         return parse_int(b, n, out, err, errlen);
     case CFG_T_FLOAT:
-        trim(&b, &n);
+        payload_trim(&b, &n);
         return parse_float(b, n, out, err, errlen);
     case CFG_T_STRING:
     case CFG_T_ENUM: /* an enum value arrives as plain text; its set is checked later */
@@ -488,7 +488,7 @@ static wb_status parse_object(const char *buf, size_t len, bool state, json_obje
     }
     const char *b = buf ? buf : "";
     size_t n = len;
-    trim(&b, &n);
+    payload_trim(&b, &n);
     if (n == 0 || b[0] != '{') {
         util_errf(err, errlen, "expected a JSON object");
         return WB_ERR_INVALID;
@@ -621,8 +621,8 @@ size_t payload_map_fields(const struct cfg_state_binding *b, json_object *msg, j
             /* A present JSON null is a value ("unknown"), not a missing path.
              * The field's map and scale apply (payload_spec.c). */
             const struct cfg_field_spec *s = b->fields[i].spec;
-            json_object *nv = s && (s->n_map || s->has_scale) ? payload_apply_spec(s, v)
-                                                              : json_object_get(v);
+            json_object *nv =
+                s && (s->n_map || s->has_scale) ? payload_apply_spec(s, v) : json_object_get(v);
             if (!nv && v)
                 continue; /* out of memory; a JSON null is NULL in json-c */
             if (json_object_object_add(changes, b->fields[i].field, nv) == 0)

@@ -19,23 +19,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static bool is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
-static void trim(const char **buf, size_t *len)
-{
-    const char *b = *buf;
-    size_t n = *len;
-    while (n && is_space(b[0]))
-        b++, n--;
-    while (n && is_space(b[n - 1]))
-        n--;
-    *buf = b;
-    *len = n;
-}
-
 static bool text_eq(const char *t, size_t n, const char *s)
 {
     return s && strlen(s) == n && memcmp(t, s, n) == 0;
@@ -166,7 +149,7 @@ wb_status payload_parse_binding(const struct cfg_state_binding *b, const char *b
         const char *t = buf ? buf : "";
         size_t n = len;
         if (b->type != CFG_T_STRING)
-            trim(&t, &n);
+            payload_trim(&t, &n);
         json_object *m = map_find(s, t, n);
         if (m && !(v = scalar_copy(m)))
             return WB_ERR_NOMEM;
@@ -191,7 +174,7 @@ int payload_availability(const struct cfg_availability *a, const char *buf, size
         return -1;
     const char *t = buf ? buf : "";
     size_t n = len;
-    trim(&t, &n);
+    payload_trim(&t, &n);
     if (text_eq(t, n, a->online))
         return 1;
     if (text_eq(t, n, a->offline))

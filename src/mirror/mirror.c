@@ -136,8 +136,8 @@ wb_status mirror_device_error(const struct mirror_publisher *p, const char *devi
 
 /* The legacy meta subtopics (conventions before v1.4), each a copy of one
  * key of the JSON meta; meta/readonly is 1 or 0. */
-static const char *const legacy_keys[] = {"type",  "readonly", "order",    "min",
-                                          "max",   "units",    "precision"};
+static const char *const legacy_keys[] = {"type", "readonly", "order",    "min",
+                                          "max",  "units",    "precision"};
 #define N_LEGACY (sizeof(legacy_keys) / sizeof(*legacy_keys))
 
 wb_status mirror_control_meta(const struct mirror_publisher *p, const char *device_id,

@@ -55,8 +55,8 @@ static void add_switch_sub(void *ud, const char *field)
     char filter[MIRROR_TOPIC_MAX];
     if (!mirror_field_name_ok(field) ||
         cfg_find_action(l->dev, field) || /* the action's own /on is there */
-        (size_t)snprintf(filter, sizeof(filter), "/devices/%s/controls/%s/on", l->dev->id,
-                         field) >= sizeof(filter))
+        (size_t)snprintf(filter, sizeof(filter), "/devices/%s/controls/%s/on", l->dev->id, field) >=
+            sizeof(filter))
         return;
     if (l->n == l->cap) {
         char **g = realloc(l->subs, (l->cap * 2) * sizeof(*g));
@@ -155,8 +155,8 @@ struct sink *mirror_sink_create(const struct config *cfg, const struct mirror_pu
             w->old_mem = NULL;
         }
         if (w->old_mem) {
-            w->mem_hash = util_hash_str(
-                json_object_to_json_string_ext(w->old_mem, JSON_C_TO_STRING_PLAIN));
+            w->mem_hash =
+                util_hash_str(json_object_to_json_string_ext(w->old_mem, JSON_C_TO_STRING_PLAIN));
             w->mem_saved = true;
         }
     }

@@ -108,8 +108,7 @@ static void candidate(struct name_set *ns, const char *field)
         json_object_object_add(ns->set, field, NULL);
 }
 
-void wb_switch_fields(const struct cfg_device *c, void (*fn)(void *ud, const char *field),
-                      void *ud)
+void wb_switch_fields(const struct cfg_device *c, void (*fn)(void *ud, const char *field), void *ud)
 {
     if (c->n_actions == 0)
         return;

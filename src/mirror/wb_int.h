@@ -116,8 +116,8 @@ struct wb {
     struct mirror_memory mem;
     json_object *old_mem; /* the memory as loaded, until the first connect */
     json_object *stale;
-    bool mem_dirty;     /* the remembered set may have changed: save it */
-    bool mem_saved;     /* mem_hash is the hash of what the store holds */
+    bool mem_dirty; /* the remembered set may have changed: save it */
+    bool mem_saved; /* mem_hash is the hash of what the store holds */
     uint32_t mem_hash;
     int64_t mem_due_ms; /* not before */
     /* "device/action" -> the value an action control shows when no field

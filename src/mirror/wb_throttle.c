@@ -114,10 +114,11 @@ bool wb_fields_known(struct wb *w, struct wdev *d, const struct sink_device *sd)
         /* A type fixed by wb.type or by on/off actions: the meta is never
          * published again for a value of another type. */
         const struct cfg_field_spec *spec = t == CTL_NONE ? cfg_field_spec(sd->cfg, name) : NULL;
-        if (t == CTL_NONE && ((spec && spec->wb && spec->wb->type) ||
-                              wb_field_switch(sd->cfg, name, NULL, NULL)))
+        if (t == CTL_NONE &&
+            ((spec && spec->wb && spec->wb->type) || wb_field_switch(sd->cfg, name, NULL, NULL)))
             t = CTL_TEXT;
-        fb[d->n_fb] = (uint8_t)(FB_KNOWN | (ok ? FB_MIRRORED : 0u) | ((unsigned)t << FB_DECL_SHIFT));
+        fb[d->n_fb] =
+            (uint8_t)(FB_KNOWN | (ok ? FB_MIRRORED : 0u) | ((unsigned)t << FB_DECL_SHIFT));
         if (!ok && sd->cfg->wb_mirror)
             warn_name(w, sd, name);
     }

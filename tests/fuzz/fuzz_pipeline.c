@@ -146,8 +146,8 @@ static wb_status oracle(void *ud, const char *topic, const char *payload, size_t
     }
     /* The legacy meta subtopics (bridge.wb_legacy_meta): copies of the
      * JSON meta's keys; meta/type one of the types below. */
-    static const char *const legacy[] = {"/meta/type", "/meta/readonly", "/meta/order",
-                                         "/meta/min",  "/meta/max",      "/meta/units",
+    static const char *const legacy[] = {"/meta/type",     "/meta/readonly", "/meta/order",
+                                         "/meta/min",      "/meta/max",      "/meta/units",
                                          "/meta/precision"};
     for (size_t i = 0; tail && i < sizeof(legacy) / sizeof(*legacy); i++) {
         if (strcmp(tail, legacy[i]) != 0)

@@ -24,15 +24,16 @@
 #include "wbmb/state_store.h"
 #include "wbmb/topic_gate.h"
 
-static const char *yaml = "bridge: {device_id: br, mirror_min_interval_ms: 0, wb_legacy_meta: false}\n"
-                          "devices:\n"
-                          "  - id: z\n"
-                          "    state:\n"
-                          "      - {topic: z2m/z, type: json}\n"
-                          "      - {topic: z/relay, field: power, type: bool}\n"
-                          "  - id: other\n"
-                          "    state:\n"
-                          "      - {topic: z2m/other, type: json}\n";
+static const char *yaml =
+    "bridge: {device_id: br, mirror_min_interval_ms: 0, wb_legacy_meta: false}\n"
+    "devices:\n"
+    "  - id: z\n"
+    "    state:\n"
+    "      - {topic: z2m/z, type: json}\n"
+    "      - {topic: z/relay, field: power, type: bool}\n"
+    "  - id: other\n"
+    "    state:\n"
+    "      - {topic: z2m/other, type: json}\n";
 
 #define MAX_PUBS 4096
 

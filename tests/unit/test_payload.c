@@ -542,17 +542,32 @@ static void test_json_field_specs(void **state)
                                     {.from = "true", .to = json_object_new_string("yes")},
                                     {.from = "1.50", .to = json_object_new_int64(3)}};
     struct cfg_field_map fm[] = {
-        {.field = "on", .path = "state", .spec = &(struct cfg_field_spec){.map = onoff, .n_map = 2}},
-        {.field = "power", .path = "power", .spec = &(struct cfg_field_spec){.has_scale = true, .scale = 0.1}},
-        {.field = "energy", .path = "energy", .spec = &(struct cfg_field_spec){.has_scale = true, .scale = 0.001}},
-        {.field = "kw", .path = "power", .spec = &(struct cfg_field_spec){.has_scale = true, .scale = 2}},
-        {.field = "volts", .path = "v", .spec = &(struct cfg_field_spec){.has_scale = true, .scale = 2}},
+        {.field = "on",
+         .path = "state",
+         .spec = &(struct cfg_field_spec){.map = onoff, .n_map = 2}},
+        {.field = "power",
+         .path = "power",
+         .spec = &(struct cfg_field_spec){.has_scale = true, .scale = 0.1}},
+        {.field = "energy",
+         .path = "energy",
+         .spec = &(struct cfg_field_spec){.has_scale = true, .scale = 0.001}},
+        {.field = "kw",
+         .path = "power",
+         .spec = &(struct cfg_field_spec){.has_scale = true, .scale = 2}},
+        {.field = "volts",
+         .path = "v",
+         .spec = &(struct cfg_field_spec){.has_scale = true, .scale = 2}},
         {.field = "flag", .path = "n", .spec = &(struct cfg_field_spec){.map = codes, .n_map = 3}},
-        {.field = "text", .path = "x", .spec = &(struct cfg_field_spec){.has_scale = true, .scale = 2}},
-        {.field = "mode", .path = "code", .spec = &(struct cfg_field_spec){.map = codes, .n_map = 3}},
+        {.field = "text",
+         .path = "x",
+         .spec = &(struct cfg_field_spec){.has_scale = true, .scale = 2}},
+        {.field = "mode",
+         .path = "code",
+         .spec = &(struct cfg_field_spec){.map = codes, .n_map = 3}},
         {.field = "f",
          .path = "f",
-         .spec = &(struct cfg_field_spec){.map = codes, .n_map = 3, .has_scale = true, .scale = 10}},
+         .spec =
+             &(struct cfg_field_spec){.map = codes, .n_map = 3, .has_scale = true, .scale = 10}},
         {.field = "nul", .path = "nul", .spec = &(struct cfg_field_spec){.map = codes, .n_map = 3}},
         {.field = "plain", .path = "state"},
     };
@@ -573,7 +588,9 @@ static void test_json_field_specs(void **state)
     /* An integral product of an int stays an int. */
     msg = parse("{\"e\":2000}");
     struct cfg_field_map kwh[] = {
-        {.field = "e", .path = "e", .spec = &(struct cfg_field_spec){.has_scale = true, .scale = 0.001}}};
+        {.field = "e",
+         .path = "e",
+         .spec = &(struct cfg_field_spec){.has_scale = true, .scale = 0.001}}};
     struct cfg_state_binding b2 = {.topic = "t", .type = CFG_T_JSON, .fields = kwh, .n_fields = 1};
     ch = json_object_new_object();
     assert_int_equal(payload_map_fields(&b2, msg, ch), 1);

@@ -440,7 +440,7 @@ static void test_offline_marks_every_control(void **state)
     assert_string_equal(topic(f, "/devices/tv/controls/set_volume/meta/error"), "r");
     assert_string_equal(topic(f, "/devices/tv/controls/power_on/meta/error"), "r");
     assert_string_equal(topic(f, "/devices/tv/controls/power"), "1"); /* the last value stays */
-    assert_null(topic(f, "/devices/lamp/controls/on/meta/error"));   /* another device */
+    assert_null(topic(f, "/devices/lamp/controls/on/meta/error"));    /* another device */
     /* Both: offline and a failed write. */
     command(f, "power_on", EV_CMD_REFUSED, NULL);
     assert_string_equal(topic(f, "/devices/tv/controls/power/meta/error"), "rw");
