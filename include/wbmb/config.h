@@ -70,6 +70,18 @@ struct cfg_wb_meta {
     struct cfg_mark mark;
 };
 
+/* homeassistant: of a state field or an action: how Home Assistant shows
+ * its entity (src/mirror/ha*.c). Every member is optional, NULL = not
+ * given. */
+struct cfg_ha_meta {
+    char *device_class;    /* [a-z_]+, HA's device class of the entity's platform */
+    char *state_class;     /* fields only: measurement | total | total_increasing | none
+                            * (none: omitted; NULL: "measurement" for numbers) */
+    char *icon;            /* "mdi:thermometer" (PREFIX:NAME) */
+    char *entity_category; /* config | diagnostic */
+    struct cfg_mark mark;
+};
+
 /* map: of a field: a received value (its text: a string as is, a number or
  * boolean as JSON writes it) -> the value stored. */
 struct cfg_map_entry {
@@ -89,6 +101,7 @@ struct cfg_field_spec {
      * and off (a writable switch). NULL = derived from the actions whose
      * set writes true / false to the field. */
     char *on_action, *off_action;
+    struct cfg_ha_meta *ha; /* homeassistant: of the field; NULL = none */
 };
 
 /* fields: {state_field: json.key.path} of a JSON state binding, or in the
@@ -142,6 +155,7 @@ struct cfg_action {
     size_t n_params;
     json_object
         *set; /* object field -> value; a string value may be a "{param}" template; NULL = none */
+    struct cfg_ha_meta *ha; /* homeassistant: of the action; NULL = none */
     struct cfg_mark mark;
 };
 
@@ -225,6 +239,19 @@ struct cfg_http {
     char *token;      /* secret loaded from token_file; NULL when none */
 };
 
+/* homeassistant: the Home Assistant discovery sink (src/mirror/ha*.c). */
+struct cfg_homeassistant {
+    bool enabled;             /* default false */
+    char *discovery_prefix;   /* default "homeassistant"; one or more topic levels */
+    char *node_id;            /* [A-Za-z0-9_-]{1,64}; default bridge.device_id with other
+                               * characters as '_' */
+    char *base_topic;         /* state, command and availability topics; default node_id */
+    char *status_topic;       /* Home Assistant's birth and will; default
+                               * "<discovery_prefix>/status" */
+    unsigned republish_delay_ms; /* after its "online"; default 1000, 0..60000 */
+    struct cfg_mark mark;        /* of the homeassistant: key; 0:0 when absent */
+};
+
 struct config {
     char *path; /* the file it was loaded from */
     struct cfg_mqtt mqtt;
@@ -238,6 +265,7 @@ struct config {
     /* bridge.wb_legacy_meta: also publish meta/type, meta/readonly, ...
      * beside each control's JSON meta (default true). */
     bool wb_legacy_meta;
+    struct cfg_homeassistant homeassistant;
     struct cfg_device *devices;
     size_t n_devices;
     struct cfg_scenario *scenarios;
