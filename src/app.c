@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "wbmb/config.h"
+#include "wbmb/ha.h"
 #include "wbmb/http_sink.h"
 #include "wbmb/mirror.h"
 #include "wbmb/mqttc.h"
@@ -51,6 +52,11 @@ struct app {
     struct queue *queue;
     struct core *core;
     struct mqttc *mqtt;
+    /* homeassistant.enabled: a second connection that only carries the
+     * Home Assistant availability's Last Will (the first one carries Wiren
+     * Board's), and says "online" after each connect. */
+    struct mqttc *presence;
+    char presence_topic[MIRROR_TOPIC_MAX];
     struct http_server *http;
 };
 
@@ -143,6 +149,61 @@ static void reload_config(struct app *a)
     log_info("reload done: %zu devices, %zu scenarios", n_devices, n_scenarios);
 }
 
+/* ---- the Home Assistant presence connection ------------------------------ */
+
+static void presence_message(void *ud, const char *topic, const void *payload, size_t len,
+                             bool retained)
+{
+    (void)ud, (void)topic, (void)payload, (void)len, (void)retained; /* subscribes to nothing */
+}
+
+/* paho's thread: after every connect, "online" replaces the Last Will's
+ * "offline" (mqttc_publish may be called from any thread). */
+static void presence_connection(void *ud, bool connected)
+{
+    struct app *a = ud;
+    if (connected && a->presence)
+        mqttc_publish(a->presence, a->presence_topic, "online", 6, 1, true);
+}
+
+static wb_status presence_start(struct app *a, const struct config *cfg,
+                                const struct mqttc_options *main_opts)
+{
+    if (!cfg->homeassistant.enabled)
+        return WB_OK;
+    char id[256];
+    if (!ha_bridge_availability_topic(cfg, a->presence_topic, sizeof(a->presence_topic)) ||
+        (size_t)snprintf(id, sizeof(id), "%s-ha", cfg->mqtt.client_id) >= sizeof(id)) {
+        log_error("homeassistant: the availability topic or client id is too long");
+        return WB_ERR_RANGE;
+    }
+    struct mqttc_options mo = *main_opts;
+    mo.client_id = id;
+    mo.will_topic = a->presence_topic;
+    mo.will_payload = "offline";
+    mo.will_retained = true;
+    mo.will_qos = 1;
+    char err[256];
+    if (!(a->presence =
+              mqttc_create(&mo, presence_message, presence_connection, a, err, sizeof(err)))) {
+        log_error("homeassistant: cannot create the presence connection: %s", err);
+        return WB_ERR_MQTT;
+    }
+    return mqttc_start(a->presence);
+}
+
+/* A clean stop: "offline" (the Last Will is not sent on a clean disconnect). */
+static void presence_stop(struct app *a)
+{
+    if (!a->presence)
+        return;
+    if (mqttc_is_connected(a->presence))
+        mqttc_publish(a->presence, a->presence_topic, "offline", 7, 1, true);
+    mqttc_stop(a->presence, SHUTDOWN_PUBLISH_WAIT_MS);
+    mqttc_destroy(a->presence);
+    a->presence = NULL;
+}
+
 static int start(struct app *a)
 {
     struct config *cfg = NULL;
@@ -193,8 +254,14 @@ static int start(struct app *a)
     /* The sinks, in the order they see each change (the store's is the
      * core's first). A new kind of output is one more line here. */
     struct mirror_publisher pub = core_mirror_publisher(a->core);
-    struct mirror_memory mem = core_mirror_memory(a->core);
+    struct mirror_memory mem = core_sink_memory(a->core, "wb:published");
     if (core_add_sink(a->core, mirror_sink_create(cfg, &pub, &mem)) != WB_OK) {
+        log_error("out of memory");
+        return APP_EXIT_FAILURE;
+    }
+    /* Registered when off too: it clears what an earlier run announced. */
+    struct mirror_memory ha_mem = core_sink_memory(a->core, "ha:published");
+    if (core_add_sink(a->core, ha_sink_create(cfg, &pub, &ha_mem)) != WB_OK) {
         log_error("out of memory");
         return APP_EXIT_FAILURE;
     }
@@ -239,6 +306,8 @@ static int start(struct app *a)
         log_error("cannot start the MQTT client");
         return APP_EXIT_FAILURE;
     }
+    if (presence_start(a, cfg, &mo) != WB_OK)
+        return APP_EXIT_FAILURE;
     if (cfg->http.listen && cfg->http.listen[0]) {
         struct http_backend be;
         api_backend(a->core, &be);
@@ -298,6 +367,7 @@ static bool shutdown_app(struct app *a)
     if (a->mqtt)
         mqttc_stop(a->mqtt, SHUTDOWN_PUBLISH_WAIT_MS);
     mqttc_destroy(a->mqtt);
+    presence_stop(a);
     core_destroy(a->core);
     queue_destroy(a->queue);
     store_close(a->store);

@@ -19,6 +19,7 @@
 #include "wbmb/config.h"
 #include "wbmb/config_json.h"
 #include "wbmb/log.h"
+#include "wbmb/ha.h"
 #include "wbmb/mirror.h"
 #include "wbmb/state_import.h"
 #include "wbmb/state_store.h"
@@ -328,6 +329,7 @@ int main(int argc, char **argv)
     /* The conventions of the outputs are part of every config check: the
      * daemon, --check-config, the state commands and the converters. */
     cfg_add_check(mirror_check_config);
+    cfg_add_check(ha_check_config);
     /* "+" stops at the first non-option: `state get KEY` keeps its words. */
     while ((c = getopt_long(argc, argv, "+c:h", longopts, NULL)) != -1) {
         switch (c) {

@@ -69,6 +69,12 @@ struct core {
     struct dispatch_ctx dispatch;
     struct sinks sinks;
     struct sink *store_sink; /* also in sinks: its error count */
+    /* The sinks' memories (core_sink_memory): one store key each. */
+    struct mem_slot {
+        struct core *c;
+        char key[32];
+    } mem[CORE_MEMORY_SLOTS];
+    size_t n_mem;
     bool connected;
     int64_t started_mono_ms;
     uint64_t own;
@@ -113,28 +119,41 @@ struct mirror_publisher core_mirror_publisher(struct core *c)
     return (struct mirror_publisher){.fn = publish, .ud = c, .backlog = backlog};
 }
 
-/* The mirror's memory of what it published: one key of the store, written
- * like any other (batched, durable with the next commit). */
-#define MIRROR_MEMORY_KEY "wb:published"
-
+/* A sink's memory of what it published (the Wiren Board mirror's
+ * "wb:published", the Home Assistant sink's "ha:published"): one key of
+ * the store, written like any other (batched, durable with the next
+ * commit). */
 static json_object *memory_load(void *ud)
 {
+    const struct mem_slot *m = ud;
     json_object *v = NULL;
-    if (store_get(((struct core *)ud)->store, MIRROR_MEMORY_KEY, &v) != WB_OK)
+    if (store_get(m->c->store, m->key, &v) != WB_OK)
         return NULL;
     return v;
 }
 
 static void memory_save(void *ud, json_object *v)
 {
-    wb_status st = store_set(((struct core *)ud)->store, MIRROR_MEMORY_KEY, v);
+    const struct mem_slot *m = ud;
+    wb_status st = store_set(m->c->store, m->key, v);
     if (st != WB_OK)
-        log_warn("mirror: cannot remember the published topics: %s", wb_strerror(st));
+        log_warn("cannot remember the published topics in %s: %s", m->key, wb_strerror(st));
 }
 
-struct mirror_memory core_mirror_memory(struct core *c)
+struct mirror_memory core_sink_memory(struct core *c, const char *key)
 {
-    return (struct mirror_memory){.load = memory_load, .save = memory_save, .ud = c};
+    struct mem_slot *m = NULL;
+    for (size_t i = 0; i < c->n_mem && !m; i++)
+        if (strcmp(c->mem[i].key, key) == 0)
+            m = &c->mem[i];
+    if (!m && c->n_mem < CORE_MEMORY_SLOTS && strlen(key) < sizeof(m->key)) {
+        m = &c->mem[c->n_mem++];
+        m->c = c;
+        snprintf(m->key, sizeof(m->key), "%s", key);
+    }
+    if (!m)
+        return (struct mirror_memory){0}; /* remembers nothing */
+    return (struct mirror_memory){.load = memory_load, .save = memory_save, .ud = m};
 }
 
 /* paho's or the sender's thread: the broker's answer to a command

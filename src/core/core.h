@@ -57,8 +57,11 @@ size_t core_restore(struct core *c);
 void core_set_mqtt(struct core *c, struct mqttc *mqtt);
 /* The publisher the mirror sink uses (publishes only while connected). */
 struct mirror_publisher core_mirror_publisher(struct core *c);
-/* The mirror's memory of its retained topics: the store's "wb:published". */
-struct mirror_memory core_mirror_memory(struct core *c);
+/* A sink's memory of its retained topics: the store's key (at most 31
+ * bytes; the Wiren Board mirror's "wb:published"). Up to CORE_MEMORY_SLOTS
+ * keys; past that, or for a longer key, a memory that remembers nothing. */
+#define CORE_MEMORY_SLOTS 4
+struct mirror_memory core_sink_memory(struct core *c, const char *key);
 
 /* paho's threads (mqttc_message_cb, mqttc_connection_cb); ud is the core. */
 void core_on_message(void *ud, const char *topic, const void *payload, size_t len, bool retained);

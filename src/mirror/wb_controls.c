@@ -275,7 +275,7 @@ static json_object *action_meta(const struct cfg_action *a, int order)
 
 /* The state field that action a (one param) writes its param to: set:
  * {FIELD: "{param}"}. NULL when none. */
-static const char *followed_field(const struct cfg_action *a)
+const char *wb_action_follows(const struct cfg_action *a)
 {
     if (a->n_params != 1 || !a->set)
         return NULL;
@@ -317,7 +317,7 @@ static json_object *action_value(struct wb *w, const struct sink_device *sd,
     *tmp = NULL;
     if (a->n_params == 0)
         return NULL; /* a pushbutton has none */
-    const char *ff = followed_field(a);
+    const char *ff = wb_action_follows(a);
     bool found;
     json_object *v = ff ? field_value(sd, ff, &found) : NULL;
     if (v)
@@ -375,7 +375,7 @@ void wb_publish_followers(struct wb *w, const struct sink_device *sd, size_t fi)
 {
     const struct cfg_device *c = sd->cfg;
     for (size_t i = 0; i < c->n_actions; i++) {
-        const char *ff = followed_field(&c->actions[i]);
+        const char *ff = wb_action_follows(&c->actions[i]);
         if (ff && strcmp(ff, sd->f[fi].name) == 0 && mirror_field_name_ok(c->actions[i].name))
             publish_action_value(w, c->id, c->actions[i].name, sd->f[fi].v);
     }
@@ -451,7 +451,7 @@ void wb_command_result(struct wb *w, const struct cfg_device *dev, const char *a
     long idx = cfg_device_index(w->cfg, dev->id);
     bool have_sd = idx >= 0 && view->device(view->ud, (size_t)idx, &sd) && sd.cfg == dev;
     /* A sent param that no field follows becomes the control's value. */
-    if (!error && a->n_params > 0 && !followed_field(a)) {
+    if (!error && a->n_params > 0 && !wb_action_follows(a)) {
         json_object *v = sent_value(a, params);
         if (v) {
             char key[300];

@@ -156,6 +156,9 @@ extern const char *const wb_ctl_name[];
  * it; *on and *off set when so. An explicit wb.readonly: true wins. */
 bool wb_field_switch(const struct cfg_device *c, const char *field, const struct cfg_action **on,
                      const struct cfg_action **off);
+/* The state field that action a (one param) writes its param to (set:
+ * {FIELD: "{param}"}); NULL when none. */
+const char *wb_action_follows(const struct cfg_action *a);
 /* Publishes field fi's control meta (type dyn when the config does not
  * fix one; order when wb.order does not). */
 wb_status wb_field_meta(struct wb *w, const struct sink_device *sd, size_t fi, enum ctl_type dyn,

@@ -43,6 +43,7 @@ struct pf {
     struct devmgr *dm;
     struct sinks sinks;
     struct sink *store_sink, *mirror;
+    struct sink *extra; /* pf_open_with()'s sink after the mirror (owned by sinks) */
     struct pf_rec_sink *rec;
     pf_command_fn on_command; /* non-retained commands (NULL: dropped) */
     void *command_ud;
@@ -96,12 +97,14 @@ static inline size_t pf_restore_devices(struct pf *f, struct devmgr *m)
 }
 
 /* core_create() + core_restore() (without the scenario manager): the
- * sinks, the device manager, its view, the stored states, the
+ * sinks (extra, when not NULL, after the mirror: the Home Assistant
+ * sink's tests), the device manager, its view, the stored states, the
  * announcement. rec_fn may be NULL (no recording sink). Returns how many
  * devices were restored. */
-static inline size_t pf_open_mem(struct pf *f, const struct config *cfg, struct state_store *store,
-                                 const struct mirror_publisher *pub,
-                                 const struct mirror_memory *mem, pf_event_fn rec_fn, void *rec_ud)
+static inline size_t pf_open_with(struct pf *f, const struct config *cfg,
+                                  struct state_store *store, const struct mirror_publisher *pub,
+                                  const struct mirror_memory *mem, struct sink *extra,
+                                  pf_event_fn rec_fn, void *rec_ud)
 {
     memset(f, 0, sizeof(*f));
     f->cfg = cfg;
@@ -110,6 +113,9 @@ static inline size_t pf_open_mem(struct pf *f, const struct config *cfg, struct 
     f->mirror = mirror_sink_create(cfg, pub, mem);
     if (!f->store_sink || !f->mirror || sinks_add(&f->sinks, f->store_sink) != WB_OK ||
         sinks_add(&f->sinks, f->mirror) != WB_OK)
+        pf_die("sinks");
+    f->extra = extra;
+    if (extra && sinks_add(&f->sinks, extra) != WB_OK)
         pf_die("sinks");
     if (rec_fn) {
         f->rec = calloc(1, sizeof(*f->rec));
@@ -129,6 +135,14 @@ static inline size_t pf_open_mem(struct pf *f, const struct config *cfg, struct 
     size_t n = pf_restore_devices(f, f->dm);
     devmgr_announce(f->dm, NULL);
     return n;
+}
+
+/* pf_open_with() without an extra sink. */
+static inline size_t pf_open_mem(struct pf *f, const struct config *cfg, struct state_store *store,
+                                 const struct mirror_publisher *pub,
+                                 const struct mirror_memory *mem, pf_event_fn rec_fn, void *rec_ud)
+{
+    return pf_open_with(f, cfg, store, pub, mem, NULL, rec_fn, rec_ud);
 }
 
 /* pf_open_mem() with a mirror that remembers nothing. */
