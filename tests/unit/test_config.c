@@ -158,6 +158,15 @@ static void test_example(void **state)
     assert_true(en->has_scale && en->scale == 0.001);
     assert_string_equal(en->wb->units, "kWh");
     assert_true(cfg->wb_legacy_meta);
+    /* Issue 18: Home Assistant discovery, on, with the defaults. */
+    assert_true(cfg->homeassistant.enabled);
+    assert_string_equal(cfg->homeassistant.discovery_prefix, "homeassistant");
+    assert_string_equal(cfg->homeassistant.node_id, "wb-mqtt-bridge");
+    assert_string_equal(cfg->homeassistant.base_topic, "wb-mqtt-bridge");
+    assert_string_equal(cfg->homeassistant.status_topic, "homeassistant/status");
+    assert_int_equal(cfg->homeassistant.republish_delay_ms, 1000);
+    assert_string_equal(en->ha->device_class, "energy");
+    assert_string_equal(en->ha->state_class, "total_increasing");
     const struct cfg_action *pon = cfg_find_action(plug, "on");
     assert_non_null(pon);
     assert_string_equal(pon->payload, "{\"state\": \"ON\"}");
@@ -168,6 +177,8 @@ static void test_example(void **state)
     assert_int_equal(sensor->n_actions, 0);
     assert_null(sensor->availability->topic);
     assert_int_equal(sensor->availability->timeout_s, 300);
+    assert_string_equal(cfg_field_spec(sensor, "temperature")->ha->device_class, "temperature");
+    assert_string_equal(cfg_field_spec(sensor, "humidity")->ha->device_class, "humidity");
     assert_string_equal(sensor->availability->online, "online");
 
     const struct cfg_device *amp = cfg_find_device(cfg, "amplifier");
