@@ -2,7 +2,8 @@
  * config.c - cfg_load()/cfg_parse(): YAML text -> validated struct config.
  *
  * The pipeline is: libyaml -> ydoc tree (yaml_doc.c) -> descriptor walk of
- * the top-level sections (tables below, engine in config_walk.c) -> devices
+ * the top-level sections (tables below, engine in config_walk.c; the
+ * homeassistant: section's table and checks in config_ha.c) -> devices
  * (config_devices.c, actions in config_actions.c) -> scenarios
  * (config_scenarios.c, checked against the devices) -> secrets. The devices
  * list is the exception to "tree first": its entries are streamed out of
@@ -29,6 +30,7 @@
 #include <unistd.h>
 
 #include "config/config_devices.h"
+#include "config/config_ha.h"
 #include "config/config_scenarios.h"
 #include "config/config_walk.h"
 #include "config/yaml_doc.h"
@@ -160,6 +162,7 @@ static const struct cfgw_field top_fields[] = {
     TF("http", W_SECTION, cfg.http, .sub = http_fields),
     TF("log", W_SECTION, cfg, .sub = log_fields),
     TF("bridge", W_SECTION, cfg, .sub = bridge_fields),
+    TF("homeassistant", W_SECTION, cfg.homeassistant, .sub = cfgh_top_fields),
     TF("devices", W_NODE, devices),
     TF("scenarios", W_NODE, scenarios),
     {NULL},
@@ -406,6 +409,7 @@ static wb_status load(const char *name, const struct ydoc_input *in, struct conf
     index_devices(&c, &t.cfg);
     cfgs_scenarios(&c, t.scenarios, &t.cfg);
     check_top(&c, root, &t.cfg);
+    cfgh_finish(&c, root, &t.cfg);
     check_tls(&c, root, &t.cfg.mqtt);
     load_secrets(&c, root, &t.cfg);
     if (!c.oom)
@@ -492,6 +496,7 @@ static void config_release(struct config *cfg)
         free(cfg->http.token);
     }
     free(cfg->bridge_device_id);
+    cfgh_release(&cfg->homeassistant);
     strix_free(&cfg->device_ix);
     cfgs_free(cfg);
     cfgd_free(cfg);

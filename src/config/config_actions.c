@@ -9,6 +9,7 @@
  * that types a YAML scalar by a param declaration and checks its bounds.
  */
 #include "config/config_actions.h"
+#include "config/config_ha.h"
 #include "wbmb/template.h"
 
 #include <stddef.h>
@@ -22,7 +23,7 @@ static const struct cfgw_enum param_types[] = {{"int", CFG_T_INT},   {"float", C
 
 struct act_tmp {
     struct cfg_action a;
-    const struct ydoc_node *params, *set;
+    const struct ydoc_node *params, *set, *ha;
 };
 #define AF(k, t, m, ...)                                                                           \
     {                                                                                              \
@@ -33,6 +34,7 @@ static const struct cfgw_field action_fields[] = {
     AF("payload", W_STR, a.payload, .def_str = "1"),
     AF("params", W_NODE, params),
     AF("set", W_NODE, set),
+    AF("homeassistant", W_NODE, ha),
     {NULL},
 };
 
@@ -357,6 +359,8 @@ void cfga_actions(struct cfgw_ctx *c, const struct ydoc_node *map, struct cfg_de
             check_template(c, pl, a->payload, a, pw, true);
         }
         parse_set(c, t.set, a, where);
+        if (!ydoc_is_null(t.ha))
+            a->ha = cfgh_meta(c, t.ha, CFGH_ACTION, CFG_T_STRING, where);
     }
 }
 
@@ -372,6 +376,7 @@ static void free_action(struct cfg_action *a)
     }
     free(a->params);
     json_object_put(a->set);
+    cfgh_meta_free(a->ha);
 }
 
 void cfga_free_actions(struct cfg_device *d)

@@ -67,10 +67,12 @@ static const struct cfgw_field binding_fields[] = {
     BF("scale", W_NODE, spec.scale),
     BF("wb", W_NODE, spec.wb),
     BF("switch", W_NODE, spec.sw),
+    BF("homeassistant", W_NODE, spec.ha),
     {NULL},
 };
 
-/* The long form of a fields entry: {path: json.path, map, scale, wb, switch}. */
+/* The long form of a fields entry: {path: json.path, map, scale, wb, switch,
+ * homeassistant}. */
 struct field_tmp {
     char *path;
     struct cfgf_nodes spec;
@@ -85,6 +87,7 @@ static const struct cfgw_field field_fields[] = {
     FF("scale", W_NODE, spec.scale),
     FF("wb", W_NODE, spec.wb),
     FF("switch", W_NODE, spec.sw),
+    FF("homeassistant", W_NODE, spec.ha),
     {NULL},
 };
 
@@ -152,7 +155,7 @@ static void parse_fields_map(struct cfgw_ctx *c, const struct ydoc_node *map,
 /* The spec keys a binding of type json does not take (its fields do). */
 static void refuse_json_spec(struct cfgw_ctx *c, const struct ydoc_node *v)
 {
-    static const char *const keys[] = {"map", "scale", "wb", "switch"};
+    static const char *const keys[] = {"map", "scale", "wb", "switch", "homeassistant"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         const struct ydoc_node *n = ydoc_map_get(v, keys[i]);
         if (n)

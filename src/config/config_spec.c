@@ -1,6 +1,6 @@
 /*
- * config_spec.c - map, scale, wb and switch of a state field (see
- * config_spec.h).
+ * config_spec.c - map, scale, wb, switch and homeassistant of a state field
+ * (see config_spec.h).
  *
  * The rules, in the order a received value meets them:
  *   map    received text -> a scalar; on a plain binding the scalar must be
@@ -16,10 +16,13 @@
  *          declared type, so any wb.type but pushbutton fits it;
  *   switch the actions that turn a boolean field on and off: a plain
  *          binding of type bool, or a fields entry with no map or with a
- *          map to booleans only; wb.type, when given, must be switch.
+ *          map to booleans only; wb.type, when given, must be switch;
+ *   homeassistant  how Home Assistant shows the field (config_ha.c): a
+ *          state_class only on int and float bindings and fields entries.
  * Messages name the field as the caller's `where` does.
  */
 #include "config/config_spec.h"
+#include "config/config_ha.h"
 
 #include <limits.h>
 #include <math.h>
@@ -463,11 +466,13 @@ void cfgf_parse(struct cfgw_ctx *c, struct cfg_field_spec *s, enum cfg_value_typ
         parse_wb(c, s, type, n->wb, where);
     if (!ydoc_is_null(n->sw))
         parse_switch(c, s, type, n->sw, field, where, p);
+    if (!ydoc_is_null(n->ha))
+        s->ha = cfgh_meta(c, n->ha, CFGH_FIELD, type, where);
 }
 
 struct cfg_field_spec *cfgf_new(struct cfgw_ctx *c, const struct cfgf_nodes *n)
 {
-    if (!n->map && !n->scale && !n->wb && !n->sw)
+    if (!n->map && !n->scale && !n->wb && !n->sw && !n->ha)
         return NULL;
     struct cfg_field_spec *s = calloc(1, sizeof(*s));
     if (!s)
@@ -497,5 +502,6 @@ void cfgf_free(struct cfg_field_spec *s)
     }
     free(s->on_action);
     free(s->off_action);
+    cfgh_meta_free(s->ha);
     memset(s, 0, sizeof(*s));
 }

@@ -1,6 +1,6 @@
 /*
- * config_spec.h - the spec of one state field: map, scale, wb, switch
- * (struct cfg_field_spec, CONTRACT §3).
+ * config_spec.h - the spec of one state field: map, scale, wb, switch,
+ * homeassistant (struct cfg_field_spec, CONTRACT §3).
  *
  * A spec is written on a plain state binding (beside type and field) or on
  * the long form of a JSON binding's fields: entry. cfgf_parse() walks the
@@ -19,7 +19,7 @@
 
 /* The YAML nodes of a spec's keys; NULL when not given. */
 struct cfgf_nodes {
-    const struct ydoc_node *map, *scale, *wb, *sw;
+    const struct ydoc_node *map, *scale, *wb, *sw, *ha;
 };
 
 /* One queued switch check: spec's on/off actions must be actions of the

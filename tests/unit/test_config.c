@@ -158,6 +158,15 @@ static void test_example(void **state)
     assert_true(en->has_scale && en->scale == 0.001);
     assert_string_equal(en->wb->units, "kWh");
     assert_true(cfg->wb_legacy_meta);
+    /* Issue 18: Home Assistant discovery, on, with the defaults. */
+    assert_true(cfg->homeassistant.enabled);
+    assert_string_equal(cfg->homeassistant.discovery_prefix, "homeassistant");
+    assert_string_equal(cfg->homeassistant.node_id, "wb-mqtt-bridge");
+    assert_string_equal(cfg->homeassistant.base_topic, "wb-mqtt-bridge");
+    assert_string_equal(cfg->homeassistant.status_topic, "homeassistant/status");
+    assert_int_equal(cfg->homeassistant.republish_delay_ms, 1000);
+    assert_string_equal(en->ha->device_class, "energy");
+    assert_string_equal(en->ha->state_class, "total_increasing");
     const struct cfg_action *pon = cfg_find_action(plug, "on");
     assert_non_null(pon);
     assert_string_equal(pon->payload, "{\"state\": \"ON\"}");
@@ -168,6 +177,8 @@ static void test_example(void **state)
     assert_int_equal(sensor->n_actions, 0);
     assert_null(sensor->availability->topic);
     assert_int_equal(sensor->availability->timeout_s, 300);
+    assert_string_equal(cfg_field_spec(sensor, "temperature")->ha->device_class, "temperature");
+    assert_string_equal(cfg_field_spec(sensor, "humidity")->ha->device_class, "humidity");
     assert_string_equal(sensor->availability->online, "online");
 
     const struct cfg_device *amp = cfg_find_device(cfg, "amplifier");
@@ -217,6 +228,14 @@ static void check_defaults(const struct config *cfg)
     assert_int_equal(cfg->log_level, LOG_LVL_INFO);
     assert_string_equal(cfg->bridge_device_id, "wb-mqtt-bridge");
     assert_int_equal(cfg->mirror_min_interval_ms, 250);
+    assert_false(cfg->homeassistant.enabled);
+    assert_string_equal(cfg->homeassistant.discovery_prefix, "homeassistant");
+    assert_string_equal(cfg->homeassistant.node_id, "wb-mqtt-bridge");
+    assert_string_equal(cfg->homeassistant.base_topic, "wb-mqtt-bridge");
+    assert_string_equal(cfg->homeassistant.status_topic, "homeassistant/status");
+    assert_int_equal(cfg->homeassistant.republish_delay_ms, 1000);
+    assert_int_equal(cfg->homeassistant.mark.line, 0);
+    assert_int_equal(cfg->homeassistant.mark.column, 0);
     assert_int_equal(cfg->n_devices, 0);
     assert_int_equal(cfg->n_scenarios, 0);
 }
@@ -1420,23 +1439,332 @@ static void test_field_specs_bad(void **state)
     cfg_errors_free(&errs);
 }
 
+/* ---- homeassistant: ------------------------------------------------------ */
+
+/* Every key of the section and of the blocks, with the defaults derived. */
+static void test_homeassistant_good(void **state)
+{
+    (void)state;
+    const char *text =
+        "homeassistant:\n"
+        "  enabled: true\n"
+        "  discovery_prefix: ha/disc\n"
+        "  node_id: My_Node-1\n"
+        "  base_topic: wb/bridge\n"
+        "  status_topic: ha/status\n"
+        "  republish_delay_ms: 0\n"
+        "devices:\n"
+        "  - id: d\n"
+        "    state:\n"
+        "      - topic: d/t\n"
+        "        type: float\n"
+        "        field: temp\n"
+        "        homeassistant: {device_class: temperature, state_class: measurement,\n"
+        "                        icon: \"mdi:thermometer-lines\", entity_category: diagnostic}\n"
+        "      - topic: d/on\n"
+        "        type: bool\n"
+        "        field: on\n"
+        "        homeassistant: {device_class: power}\n"
+        "      - topic: d/json\n"
+        "        type: json\n"
+        "        fields:\n"
+        "          energy: {path: e, homeassistant: {device_class: energy, state_class: "
+        "total_increasing}}\n"
+        "          count: {path: c, homeassistant: {state_class: none}}\n"
+        "          plain: {path: p, homeassistant: {}}\n"
+        "          short: s\n"
+        "    actions:\n"
+        "      reboot: {topic: d/reboot, homeassistant: {device_class: restart, entity_category: "
+        "config, icon: \"mdi:restart\"}}\n"
+        "      other: {topic: d/other}\n";
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    wb_status st = parse_text(text, &cfg, &errs);
+    dump(&errs);
+    assert_int_equal(st, WB_OK);
+    const struct cfg_homeassistant *h = &cfg->homeassistant;
+    assert_true(h->enabled);
+    assert_string_equal(h->discovery_prefix, "ha/disc");
+    assert_string_equal(h->node_id, "My_Node-1");
+    assert_string_equal(h->base_topic, "wb/bridge");
+    assert_string_equal(h->status_topic, "ha/status");
+    assert_int_equal(h->republish_delay_ms, 0);
+    assert_int_equal(h->mark.line, 1);
+    assert_int_equal(h->mark.column, 1);
+
+    const struct cfg_device *d = cfg_find_device(cfg, "d");
+    const struct cfg_field_spec *t = cfg_field_spec(d, "temp");
+    assert_non_null(t->ha);
+    assert_null(t->wb);
+    assert_string_equal(t->ha->device_class, "temperature");
+    assert_string_equal(t->ha->state_class, "measurement");
+    assert_string_equal(t->ha->icon, "mdi:thermometer-lines");
+    assert_string_equal(t->ha->entity_category, "diagnostic");
+    assert_int_equal(t->ha->mark.line, 14);
+    assert_int_equal(t->ha->mark.column, 24);
+    const struct cfg_field_spec *on = cfg_field_spec(d, "on");
+    assert_string_equal(on->ha->device_class, "power");
+    assert_null(on->ha->state_class);
+    assert_null(on->ha->icon);
+    assert_null(on->ha->entity_category);
+    const struct cfg_field_spec *e = cfg_field_spec(d, "energy");
+    assert_string_equal(e->ha->device_class, "energy");
+    assert_string_equal(e->ha->state_class, "total_increasing");
+    assert_string_equal(cfg_field_spec(d, "count")->ha->state_class, "none");
+    const struct cfg_field_spec *pl = cfg_field_spec(d, "plain");
+    assert_non_null(pl->ha); /* the block is given, if empty */
+    assert_null(pl->ha->device_class);
+    assert_null(cfg_field_spec(d, "short")); /* no spec key: no spec */
+
+    const struct cfg_action *r = cfg_find_action(d, "reboot");
+    assert_non_null(r->ha);
+    assert_string_equal(r->ha->device_class, "restart");
+    assert_string_equal(r->ha->entity_category, "config");
+    assert_string_equal(r->ha->icon, "mdi:restart");
+    assert_null(r->ha->state_class);
+    assert_null(cfg_find_action(d, "other")->ha);
+    cfg_free(cfg);
+
+    /* Given, without values: every default; base_topic follows node_id and
+     * status_topic discovery_prefix. */
+    assert_int_equal(parse_text("\n  homeassistant:\n    discovery_prefix: a/b\n"
+                                "    node_id: n\n    republish_delay_ms: 60000\n",
+                                &cfg, &errs),
+                     WB_OK);
+    assert_false(cfg->homeassistant.enabled);
+    assert_string_equal(cfg->homeassistant.base_topic, "n");
+    assert_string_equal(cfg->homeassistant.status_topic, "a/b/status");
+    assert_int_equal(cfg->homeassistant.republish_delay_ms, 60000);
+    assert_int_equal(cfg->homeassistant.mark.line, 2);
+    assert_int_equal(cfg->homeassistant.mark.column, 3);
+    cfg_free(cfg);
+    assert_int_equal(parse_text("homeassistant:\n", &cfg, &errs), WB_OK);
+    assert_string_equal(cfg->homeassistant.discovery_prefix, "homeassistant");
+    assert_string_equal(cfg->homeassistant.status_topic, "homeassistant/status");
+    assert_int_equal(cfg->homeassistant.mark.line, 1);
+    cfg_free(cfg);
+}
+
+/* node_id defaults to bridge.device_id with other characters as '_'. */
+static void test_homeassistant_node_id_default(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *device_id, *node_id;
+    } cases[] = {
+        {"wb.bridge", "wb_bridge"},
+        {"my-bridge_2", "my-bridge_2"},
+        {"b\xc3\xa4r:1", "b__r_1"}, /* each byte of a UTF-8 character */
+        {"a123456789b123456789c123456789d123456789e123456789f123456789g123456789",
+         "a123456789b123456789c123456789d123456789e123456789f123456789g123"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text),
+                 "bridge: {device_id: \"%s\"}\nhomeassistant: {enabled: true}\n",
+                 cases[i].device_id);
+        struct config *cfg = NULL;
+        struct cfg_errors errs = {0};
+        wb_status st = parse_text(text, &cfg, &errs);
+        dump(&errs);
+        assert_int_equal(st, WB_OK);
+        assert_string_equal(cfg->homeassistant.node_id, cases[i].node_id);
+        assert_string_equal(cfg->homeassistant.base_topic, cases[i].node_id);
+        assert_int_equal(strlen(cfg->homeassistant.node_id) <= 64, 1);
+        cfg_free(cfg);
+    }
+}
+
+/* Every wrong value, each at its position. */
+static void test_homeassistant_bad(void **state)
+{
+    (void)state;
+    const char *text =
+        "homeassistant:\n"
+        "  enabled: yes\n"
+        "  discovery_prefix: ha\n"
+        "  node_id: bad.node\n"
+        "  base_topic: ha/bridge\n"
+        "  status_topic: \"ha/#\"\n"
+        "  republish_delay_ms: 60001\n"
+        "  colour: red\n"
+        "devices:\n"
+        "  - id: d\n"
+        "    state:\n"
+        "      - topic: d/b\n"
+        "        type: bool\n"
+        "        field: b\n"
+        "        homeassistant: {state_class: measurement}\n"
+        "      - topic: d/s\n"
+        "        type: string\n"
+        "        field: s\n"
+        "        homeassistant: {state_class: total, device_class: Temperature}\n"
+        "      - topic: d/i\n"
+        "        type: int\n"
+        "        field: i\n"
+        "        homeassistant: {state_class: average, icon: thermometer, entity_category: "
+        "primary}\n"
+        "      - topic: d/json\n"
+        "        type: json\n"
+        "        homeassistant: {device_class: energy}\n"
+        "        fields:\n"
+        "          f: {path: f, homeassistant: {icon: \"mdi:Thermo\", unit: W}}\n"
+        "          g: {path: g, homeassistant: [device_class]}\n"
+        "    actions:\n"
+        "      reboot: {topic: d/r, homeassistant: {state_class: measurement, icon: \"mdi:\"}}\n"
+        "      other: {topic: d/o, homeassistant: {device_class: \"\", entity_category: "
+        "Config}}\n";
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(parse_text(text, &cfg, &errs), WB_ERR_CONFIG);
+    assert_null(cfg);
+    EXPECT(errs, "2:12: enabled must be true or false, got 'yes'");
+    EXPECT(errs, "4:12: homeassistant.node_id 'bad.node' must match [A-Za-z0-9_-]{1,64}");
+    EXPECT(errs, "5:15: homeassistant.base_topic 'ha/bridge' must not be discovery_prefix 'ha' "
+                 "nor under it");
+    EXPECT(errs, "6:17: homeassistant.status_topic 'ha/#' must be a valid MQTT topic name "
+                 "(non-empty, no wildcards, control characters or non-characters)");
+    EXPECT(errs, "7:23: republish_delay_ms must be an integer between 0 and 60000, got '60001'");
+    EXPECT(errs, "8:3: unknown key 'colour' in homeassistant");
+    EXPECT(errs, "15:38: homeassistant.state_class of field 'b' of device 'd' is only allowed on "
+                 "a state binding of type int or float or on a fields entry (this binding's type "
+                 "is bool)");
+    EXPECT(errs, "19:38: homeassistant.state_class of field 's' of device 'd' is only allowed on "
+                 "a state binding of type int or float or on a fields entry (this binding's type "
+                 "is string)");
+    EXPECT(errs, "19:59: homeassistant.device_class of field 's' of device 'd' must match "
+                 "[a-z_]{1,64}, got 'Temperature'");
+    EXPECT(errs, "23:38: homeassistant.state_class of field 'i' of device 'd' must be one of "
+                 "measurement|total|total_increasing|none, got 'average'");
+    EXPECT(errs, "23:53: homeassistant.icon of field 'i' of device 'd' must be PREFIX:NAME, both "
+                 "of [a-z0-9-] (such as mdi:thermometer), got 'thermometer'");
+    EXPECT(errs, "23:83: homeassistant.entity_category of field 'i' of device 'd' must be config "
+                 "or diagnostic, got 'primary'");
+    EXPECT(errs, "26:24: homeassistant is not allowed on a state binding of type json: give it to "
+                 "a fields entry ({path: ..., homeassistant: ...})");
+    EXPECT(errs, "28:46: homeassistant.icon of field 'f' of device 'd' must be PREFIX:NAME, both "
+                 "of [a-z0-9-] (such as mdi:thermometer), got 'mdi:Thermo'");
+    EXPECT(errs, "28:60: unknown key 'unit' in homeassistant of field 'f' of device 'd'");
+    EXPECT(errs, "29:39: homeassistant of field 'g' of device 'd' must be a map, got a list");
+    EXPECT(errs, "31:57: homeassistant.state_class is not allowed on action 'reboot' of device "
+                 "'d' (only a state field has a state class)");
+    EXPECT(errs, "31:76: homeassistant.icon of action 'reboot' of device 'd' must be "
+                 "PREFIX:NAME, both of [a-z0-9-] (such as mdi:thermometer), got 'mdi:'");
+    EXPECT(errs, "32:57: homeassistant.device_class of action 'other' of device 'd' must match "
+                 "[a-z_]{1,64}, got ''");
+    EXPECT(errs, "32:78: homeassistant.entity_category of action 'other' of device 'd' must be "
+                 "config or diagnostic, got 'Config'");
+    assert_int_equal(errs.n, 20);
+    cfg_errors_free(&errs);
+}
+
+/* The topic rules of discovery_prefix, base_topic and status_topic. */
+static void test_homeassistant_topics(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *error;
+    } cases[] = {
+        {"homeassistant: {base_topic: \"wb/+/x\"}\n",
+         "1:29: homeassistant.base_topic 'wb/+/x' must not hold the wildcards '+' or '#'"},
+        {"homeassistant: {base_topic: \"wb/#\"}\n",
+         "1:29: homeassistant.base_topic 'wb/#' must not hold the wildcards '+' or '#'"},
+        {"homeassistant: {base_topic: /devices/ha}\n",
+         "1:29: homeassistant.base_topic '/devices/ha' must not be inside the Wiren Board tree "
+         "/devices/ (nor start with '/')"},
+        {"homeassistant: {base_topic: /wb}\n",
+         "1:29: homeassistant.base_topic '/wb' must not start with '/'"},
+        {"homeassistant: {base_topic: \"wb//x\"}\n",
+         "1:29: homeassistant.base_topic 'wb//x' must not have an empty level ('//')"},
+        {"homeassistant: {base_topic: \"\"}\n",
+         "1:29: homeassistant.base_topic '' must not be empty"},
+        {"homeassistant: {base_topic: homeassistant}\n",
+         "1:29: homeassistant.base_topic 'homeassistant' must not be discovery_prefix "
+         "'homeassistant' nor under it"},
+        {"homeassistant: {discovery_prefix: \"+\"}\n",
+         "1:35: homeassistant.discovery_prefix '+' must not hold the wildcards '+' or '#'"},
+        {"homeassistant: {discovery_prefix: a/b/}\n",
+         "1:35: homeassistant.discovery_prefix 'a/b/' must not end with '/'"},
+        {"homeassistant: {discovery_prefix: \"a\\tb\"}\n",
+         "1:35: homeassistant.discovery_prefix 'a?b' a control character"},
+        {"homeassistant: {status_topic: \"\"}\n",
+         "1:31: homeassistant.status_topic '' must be a valid MQTT topic name (non-empty, no "
+         "wildcards, control characters or non-characters)"},
+        {"homeassistant: {node_id: \"\"}\n",
+         "1:26: homeassistant.node_id '' must match [A-Za-z0-9_-]{1,64}"},
+        {"homeassistant: {node_id: "
+         "a123456789b123456789c123456789d123456789e123456789f123456789g1234}\n",
+         "1:26: homeassistant.node_id "
+         "'a123456789b123456789c123456789d123456789e123456789f123456789g1234' must match "
+         "[A-Za-z0-9_-]{1,64}"},
+        /* The default base_topic (node_id) under discovery_prefix, when enabled. */
+        {"bridge: {device_id: homeassistant}\nhomeassistant: {enabled: true}\n",
+         "2:1: homeassistant.base_topic 'homeassistant' (its default, node_id) must not be "
+         "discovery_prefix 'homeassistant' nor under it: set base_topic"},
+        {"homeassistant: {enabled: true, discovery_prefix: ha, node_id: ha}\n",
+         "1:63: homeassistant.base_topic 'ha' (its default, node_id) must not be "
+         "discovery_prefix 'ha' nor under it: set base_topic"},
+        {"homeassistant: [1]\n", "1:16: homeassistant must be a map, got a list"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct config *cfg = NULL;
+        struct cfg_errors errs = {0};
+        assert_int_equal(parse_text(cases[i].text, &cfg, &errs), WB_ERR_CONFIG);
+        EXPECT(errs, cases[i].error);
+        if (errs.n != 1) {
+            dump(&errs);
+            fail_msg("case %zu: %zu errors", i, errs.n);
+        }
+        cfg_errors_free(&errs);
+    }
+    /* Off, the derived default is not checked: a bridge called
+     * homeassistant still loads without the sink. */
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    assert_int_equal(parse_text("bridge: {device_id: homeassistant}\n", &cfg, &errs), WB_OK);
+    cfg_free(cfg);
+    /* Prefix levels that only share a beginning do not overlap. */
+    assert_int_equal(
+        parse_text("homeassistant: {discovery_prefix: ha, base_topic: hab/x}\n", &cfg, &errs),
+        WB_OK);
+    cfg_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_own_mirror_topic),  cmocka_unit_test(test_example),
-        cmocka_unit_test(test_defaults),          cmocka_unit_test(test_values_and_tls),
-        cmocka_unit_test(test_tls_files_checked), cmocka_unit_test(test_syntax_error),
-        cmocka_unit_test(test_unknown_keys),      cmocka_unit_test(test_wrong_types),
-        cmocka_unit_test(test_out_of_range),      cmocka_unit_test(test_duplicate_device),
-        cmocka_unit_test(test_bad_refs),          cmocka_unit_test(test_bad_when_in_file),
-        cmocka_unit_test(test_bad_templates),     cmocka_unit_test(test_wrong_shapes),
-        cmocka_unit_test(test_truncated_inputs),  cmocka_unit_test(test_secrets),
-        cmocka_unit_test(test_missing_file),      cmocka_unit_test(test_condition_good),
-        cmocka_unit_test(test_condition_bad),     cmocka_unit_test(test_all_fixtures_no_leaks),
-        cmocka_unit_test(test_many_devices),      cmocka_unit_test(test_many_devices_errors),
-        cmocka_unit_test(test_devices_shapes),    cmocka_unit_test(test_syntax_error_in_device),
-        cmocka_unit_test(test_file_limits),       cmocka_unit_test(test_load_equals_parse),
-        cmocka_unit_test(test_field_specs_good),  cmocka_unit_test(test_field_specs_bad),
+        cmocka_unit_test(test_own_mirror_topic),
+        cmocka_unit_test(test_example),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_values_and_tls),
+        cmocka_unit_test(test_tls_files_checked),
+        cmocka_unit_test(test_syntax_error),
+        cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_out_of_range),
+        cmocka_unit_test(test_duplicate_device),
+        cmocka_unit_test(test_bad_refs),
+        cmocka_unit_test(test_bad_when_in_file),
+        cmocka_unit_test(test_bad_templates),
+        cmocka_unit_test(test_wrong_shapes),
+        cmocka_unit_test(test_truncated_inputs),
+        cmocka_unit_test(test_secrets),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_condition_good),
+        cmocka_unit_test(test_condition_bad),
+        cmocka_unit_test(test_all_fixtures_no_leaks),
+        cmocka_unit_test(test_many_devices),
+        cmocka_unit_test(test_many_devices_errors),
+        cmocka_unit_test(test_devices_shapes),
+        cmocka_unit_test(test_syntax_error_in_device),
+        cmocka_unit_test(test_file_limits),
+        cmocka_unit_test(test_load_equals_parse),
+        cmocka_unit_test(test_field_specs_good),
+        cmocka_unit_test(test_field_specs_bad),
+        cmocka_unit_test(test_homeassistant_good),
+        cmocka_unit_test(test_homeassistant_node_id_default),
+        cmocka_unit_test(test_homeassistant_bad),
+        cmocka_unit_test(test_homeassistant_topics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
