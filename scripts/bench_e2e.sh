@@ -23,6 +23,10 @@
 #   big      10 000 devices: state imported with `state import`, start-up
 #            restore time (log line) and wall time to `MQTT connected`,
 #            then one message per device and the peak RSS (VmHWM).
+#   ha       the Home Assistant sink's cost: E2E_HA_N (100 000) msgs at full
+#            speed with the sink off and on (twice each, interleaved), and
+#            1 000 msg/s on 100 devices for E2E_HA_S (15) s off and on: bridge
+#            CPU per message from /proc/<pid>/stat.
 #
 # Prints a table (figure beside its target) and writes bench/results.json.
 # Knobs (environment): E2E_N, E2E_K, E2E_LAT_RATE, E2E_LAT_S, E2E_IO_S, E2E_IO_SLOW_S,
@@ -88,7 +92,7 @@ CONF
 # is MIRROR_MS, else E2E_MIRROR_MS, else left out (the daemon's default).
 gen_config() {
     local file=$1 prefix=$2 k=$3 db=$4 mirror=${5:-${E2E_MIRROR_MS:-}}
-    python3 - "$file" "$prefix" "$k" "$db" "$E2E_PORT" "$mirror" "${E2E_SYNC_MS:-}" <<'PY'
+    python3 - "$file" "$prefix" "$k" "$db" "$E2E_PORT" "$mirror" "${E2E_SYNC_MS:-}" "${GEN_HA:-0}" <<'PY'
 import os, sys
 f, prefix, k, db, port = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 mirror = f"\n  mirror_min_interval_ms: {int(sys.argv[6])}" if sys.argv[6] else ""
@@ -112,8 +116,10 @@ log:
   level: info
 bridge:
   device_id: {prefix}_bridge{mirror}
-devices:
 """]
+if sys.argv[8] == "1":
+    out.append(f"homeassistant:\n  enabled: true\n  node_id: {prefix}\n  base_topic: {prefix}_ha\n")
+out.append("devices:\n")
 for i in range(k):
     if i % 2 == 0:
         st = f"      - topic: {prefix}/dev{i}/value\n        field: value\n        type: int\n"
@@ -382,6 +388,78 @@ PY
     echo "   restored $R_BIG_RESTORED in $R_BIG_RESTORE_MS ms, connected after $R_BIG_CONNECT_MS ms, VmHWM $R_BIG_HWM_KB kB" >&2
 }
 
+# ha_flood LABEL HA: E2E_HA_N messages over E2E_K devices at full speed
+# into a fresh bridge with the Home Assistant sink on (HA=1) or off; sets
+# HAF_US (bridge CPU per message, load start -> all committed).
+ha_flood() {
+    local name=$1 n=$E2E_HA_N
+    local cfg=$E2E_DIR/$name.yaml db=$E2E_DIR/$name/state.db
+    rm -rf "$E2E_DIR/$name"
+    GEN_HA=$2 gen_config "$cfg" "$name" "$E2E_K" "$db"
+    start_bridge "$name" "$cfg" "${name}_dev$((E2E_K - 1))"
+    "$E2E_BUILD/bench/commit_wait" "$db" "$n" 120 5 >"$E2E_DIR/$name.commit" &
+    local cpid=$! cpu0 cpu1
+    E2E_PIDS+=("$cpid")
+    cpu0=$(awk '{print $14+$15}' "/proc/$BPID/stat")
+    "$E2E_BUILD/bench/mqtt_load" -p "$E2E_PORT" -n "$n" -k "$E2E_K" -q 0 -P "$name" >/dev/null
+    wait "$cpid" || echo "   $name: commit_wait timed out" >&2
+    cpu1=$(awk '{print $14+$15}' "/proc/$BPID/stat")
+    stop_bridge "$name"
+    HAF_US=$(python3 -c "print(round(($cpu1-$cpu0)/$(getconf CLK_TCK)/$n*1e6,2))")
+    HAF_LOST=$((n - ${ST_applied:-0}))
+    echo "   $name (homeassistant $([ "$2" = 1 ] && echo on || echo off)): $HAF_US us/msg, lost $HAF_LOST" >&2
+}
+
+# ha_steady LABEL HA: 1 000 msg/s on 100 devices for E2E_HA_S s; sets
+# HAS_PCT (bridge CPU, % of one core, over the load) and HAS_US (per message).
+ha_steady() {
+    local name=$1 k=100 n=$((1000 * E2E_HA_S))
+    local cfg=$E2E_DIR/$name.yaml db=$E2E_DIR/$name/state.db
+    rm -rf "$E2E_DIR/$name"
+    GEN_HA=$2 gen_config "$cfg" "$name" "$k" "$db"
+    start_bridge "$name" "$cfg" "${name}_dev$((k - 1))"
+    local cpu0 cpu1 t0 t1
+    cpu0=$(awk '{print $14+$15}' "/proc/$BPID/stat")
+    t0=$(now_us)
+    "$E2E_BUILD/bench/mqtt_load" -p "$E2E_PORT" -n "$n" -k "$k" -q 0 -P "$name" -r 1000 >/dev/null
+    "$E2E_BUILD/bench/commit_wait" "$db" "$n" 30 5 >/dev/null || echo "   $name: not all committed" >&2
+    t1=$(now_us)
+    cpu1=$(awk '{print $14+$15}' "/proc/$BPID/stat")
+    stop_bridge "$name"
+    local cpu_s
+    cpu_s=$(python3 -c "print(($cpu1-$cpu0)/$(getconf CLK_TCK))")
+    HAS_PCT=$(python3 -c "print(round($cpu_s/(($t1-$t0)/1e6)*100,2))")
+    HAS_US=$(python3 -c "print(round($cpu_s/$n*1e6,1))")
+    echo "   $name (homeassistant $([ "$2" = 1 ] && echo on || echo off)): $HAS_PCT % of a core, $HAS_US us/msg" >&2
+}
+
+# What the Home Assistant sink costs on the hot path: the same loads with it
+# off and on, interleaved (off, on, off, on) so neighbours hit both alike;
+# the means of each are compared.
+phase_ha() {
+    E2E_HA_N=${E2E_HA_N:-100000}
+    E2E_HA_S=${E2E_HA_S:-15}
+    echo "== homeassistant: $E2E_HA_N msgs over $E2E_K devices, sink off / on, twice" >&2
+    local off=() on=() i
+    for i in 1 2; do
+        ha_flood "haoff$i" 0
+        off+=("$HAF_US")
+        ha_flood "haon$i" 1
+        on+=("$HAF_US")
+    done
+    R_HA_FLOOD_OFF=$(python3 -c "print(round(($(IFS=+; echo "${off[*]}"))/${#off[@]},2))")
+    R_HA_FLOOD_ON=$(python3 -c "print(round(($(IFS=+; echo "${on[*]}"))/${#on[@]},2))")
+    R_HA_FLOOD_ALL="off ${off[*]} / on ${on[*]}"
+    echo "== homeassistant: 1 000 msg/s on 100 devices for $E2E_HA_S s, sink off / on" >&2
+    ha_steady hasoff 0
+    R_HA_STEADY_OFF_PCT=$HAS_PCT R_HA_STEADY_OFF_US=$HAS_US
+    ha_steady hason 1
+    R_HA_STEADY_ON_PCT=$HAS_PCT R_HA_STEADY_ON_US=$HAS_US
+    R_HA_FLOOD_DELTA=$(python3 -c "print(round($R_HA_FLOOD_ON-$R_HA_FLOOD_OFF,2))")
+    R_HA_STEADY_DELTA=$(python3 -c "print(round($R_HA_STEADY_ON_US-$R_HA_STEADY_OFF_US,1))")
+    echo "   flood: off $R_HA_FLOOD_OFF, on $R_HA_FLOOD_ON us/msg (+$R_HA_FLOOD_DELTA); steady: off $R_HA_STEADY_OFF_US, on $R_HA_STEADY_ON_US us/msg" >&2
+}
+
 print_results() {
     local ratio=$R_RATIO
     yn() { python3 -c "print('yes' if $1 else 'NO')"; }
@@ -415,6 +493,11 @@ print_results() {
         printf '%-44s %-22s %-14s %s\n' "restore of $E2E_BIG_K devices" "$R_BIG_RESTORE_MS ms" "<= 100 ms" "$(yn "$R_BIG_RESTORE_MS <= 100")"
         printf '%-44s %-22s %-14s %s\n' "start -> MQTT connected, $E2E_BIG_K devices" "$R_BIG_CONNECT_MS ms" "-" "-"
         printf '%-44s %-22s %-14s %s\n' "peak RSS (VmHWM), $E2E_BIG_K devices" "$R_BIG_HWM_KB kB" "<= 16384 kB" "$(yn "$R_BIG_HWM_KB <= 16384")"
+        printf '%-44s %-22s %-14s %s\n' "homeassistant off: CPU/msg, flood" "$R_HA_FLOOD_OFF us" "-" "-"
+        printf '%-44s %-22s %-14s %s\n' "homeassistant on: CPU/msg, flood" "$R_HA_FLOOD_ON us" "-" "-"
+        printf '%-44s %-22s %-14s %s\n' "  the sink's cost per message, flood" "$R_HA_FLOOD_DELTA us" "-" "-"
+        printf '%-44s %-22s %-14s %s\n' "homeassistant off: 1000/s on 100 devices" "$R_HA_STEADY_OFF_PCT % ($R_HA_STEADY_OFF_US us)" "-" "-"
+        printf '%-44s %-22s %-14s %s\n' "homeassistant on: 1000/s on 100 devices" "$R_HA_STEADY_ON_PCT % ($R_HA_STEADY_ON_US us)" "-" "-"
         echo "ingest: $R_INGEST_STATS"
     } | tee "$E2E_DIR/table.txt"
     python3 - <<PY
@@ -443,6 +526,12 @@ r = {
          "fsync_per_s": $R_IOS_FSYNC_PER_S, "sync_policy_syncs_per_s": $R_IOS_SYNCS_PER_S},
   "big": {"devices": $E2E_BIG_K, "restored": ${R_BIG_RESTORED:-0}, "restore_ms": ${R_BIG_RESTORE_MS:-None},
           "start_to_mqtt_connected_ms": $R_BIG_CONNECT_MS, "vmhwm_kb": ${R_BIG_HWM_KB:-0}, "vmrss_kb": ${R_BIG_RSS_KB:-0}},
+  "homeassistant": {"flood_messages": $E2E_HA_N, "devices": $E2E_K,
+          "flood_cpu_us_per_msg_off": $R_HA_FLOOD_OFF, "flood_cpu_us_per_msg_on": $R_HA_FLOOD_ON,
+          "flood_runs": "$R_HA_FLOOD_ALL",
+          "steady_rate_msg_s": 1000, "steady_devices": 100, "steady_seconds": $E2E_HA_S,
+          "steady_cpu_percent_off": $R_HA_STEADY_OFF_PCT, "steady_cpu_percent_on": $R_HA_STEADY_ON_PCT,
+          "steady_cpu_us_per_msg_off": $R_HA_STEADY_OFF_US, "steady_cpu_us_per_msg_on": $R_HA_STEADY_ON_US},
   "targets": {"ratio_percent_min": 90, "lost": 0, "p99_us_max": 5000, "commits_per_s_max": 10,
               "bytes_per_transition_max": 250, "sync_policy_syncs_per_s_max": 1, "restore_ms_max": 100, "vmhwm_kb_max": 16384},
 }
@@ -480,5 +569,6 @@ cmd_e2e() {
     phase_io
     phase_io_slow
     phase_big
+    phase_ha
     print_results
 }

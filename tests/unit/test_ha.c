@@ -382,7 +382,7 @@ static void test_state_topic(void **state)
 
     /* Odd keys and a NUL in a value: still one valid JSON object. A field
      * whose name would break the template gets no entity, only its value. */
-    static const char z2m[] = "{\"a\\\"b\": 1, \"x'y\": true, \"t\\u0000z\": \"v\\u0000w\", "
+    static const char z2m[] = "{\"a\\\"b\": 1, \"x'y\": true, \"tz\": \"v\\u0000w\", "
                               "\"temperature\": 21.5, \"nested\": {\"k\": [1, 2]}}";
     pf_feed(&f->pf, "z2m/sensor", z2m, sizeof(z2m) - 1, false);
     st = json_at(f, "hb/sensor/state");
@@ -392,15 +392,20 @@ static void test_state_topic(void **state)
     json_object *v = get(st, "x'y");
     assert_non_null(v);
     assert_true(json_object_get_boolean(v));
+    v = get(st, "tz");
+    assert_non_null(v);
+    assert_int_equal(json_object_get_string_len(v), 3);
+    assert_memory_equal(json_object_get_string(v), "v\0w", 3);
     /* A new field of a merged object: the config comes again with it. */
     json_object *c = component(f, "sensor", "temperature");
     assert_non_null(c);
     assert_string_equal(str(c, "p"), "sensor");
     assert_string_equal(str(c, "state_class"), "measurement");
-    assert_null(component(f, "sensor", "nested")); /* objects: state only */
-    assert_null(component(f, "sensor", "x_y_")); /* a quote: no entity */
-    c = component(f, "sensor", "a_b");
-    assert_null(c);
+    /* Objects are in the state only; a quote in a name: no entity. */
+    json_object *cmps = get(json_at(f, "homeassistant/device/n1/sensor/config"), "cmps");
+    assert_int_equal(json_object_object_length(cmps), 2);
+    assert_non_null(get(cmps, "temperature"));
+    assert_string_equal(str(get(cmps, "tz"), "p"), "sensor");
 }
 
 static void test_commands(void **state)
