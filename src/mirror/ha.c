@@ -151,7 +151,8 @@ static bool put_value(struct ha *h, size_t *len, json_object *v)
         return put_json_string(h, len, json_object_get_string(v),
                                (size_t)json_object_get_string_len(v));
     default: {
-        const char *t = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+        const char *t = json_object_to_json_string_ext(
+            v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         return put_raw(h, len, t, strlen(t));
     }
     }
@@ -199,7 +200,8 @@ static void publish_bridge_state(struct ha *h)
     json_object_object_add(o, "scenario", json_object_new_string(h->scenario));
     json_object_object_add(o, "status", status ? json_object_get(status) : NULL);
     json_object_object_add(o, "last", h->last ? json_object_get(h->last) : NULL);
-    const char *t = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+    const char *t =
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     mirror_publish_raw(&h->pub, topic, t, strlen(t), 0, true);
     json_object_put(o);
 }
@@ -324,7 +326,7 @@ static void publish_config(struct ha *h, const char *device_id, json_object *cfg
 {
     char t[HA_TOPIC_MAX];
     if (cfg && config_topic(h->hc->discovery_prefix, h->hc->node_id, device_id, t, sizeof(t))) {
-        const char *text = json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN);
+        const char *text = json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         mirror_publish_raw(&h->pub, t, text, strlen(text), 1, true);
     }
     json_object_put(cfg);

@@ -306,6 +306,24 @@ done:
 
 /* ---- discovery payloads ------------------------------------------------- */
 
+/* Wiren Board's units (conventions v1.4, written in ASCII) as Home
+ * Assistant writes them: its device classes accept only its own spelling
+ * ("°C", not "deg C"). Others go as they are. */
+static const char *ha_unit(const char *wb)
+{
+    static const char *const map[][2] = {
+        {"deg C", "°C"},   {"deg F", "°F"},   {"deg", "°"},     {"%, RH", "%"},
+        {"%RH", "%"},      {"ug/m^3", "µg/m³"}, {"mg/m^3", "mg/m³"}, {"m^3", "m³"},
+        {"m^3/h", "m³/h"}, {"l", "L"},        {"ppm", "ppm"},
+    };
+    if (!wb)
+        return NULL;
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strcmp(wb, map[i][0]) == 0)
+            return map[i][1];
+    return wb;
+}
+
 static void add_str(json_object *o, const char *k, const char *v)
 {
     if (v)
@@ -407,7 +425,7 @@ static void number_options(json_object *o, const struct ha_entity *e)
     add_num(o, "step", step);
     add_str(o, "mode", p->has_min && p->has_max ? "auto" : "box");
     if (wb)
-        add_str(o, "unit_of_measurement", wb->units);
+        add_str(o, "unit_of_measurement", ha_unit(wb->units));
 }
 
 static json_object *component(const struct ha *h, const struct sink_device *sd,
@@ -438,7 +456,7 @@ static json_object *component(const struct ha *h, const struct sink_device *sd,
         add_template(o, "value_template", e->field);
         if (e->numeric) {
             if (wb)
-                add_str(o, "unit_of_measurement", wb->units);
+                add_str(o, "unit_of_measurement", ha_unit(wb->units));
             if (!e->spec || !e->spec->ha || !e->spec->ha->state_class)
                 add_str(o, "state_class", "measurement");
         }
