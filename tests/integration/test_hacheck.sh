@@ -148,6 +148,7 @@ bdev nocmps '{}'
 bdev noops "{\"a\":{\"p\":\"select\",\"unique_id\":\"noops_a\",\"command_topic\":\"b/bad/set\",$BAV}}"
 rpub 'bad/device/node/bad.id/config' "{\"dev\":{\"ids\":[\"x\"]},\"o\":{\"name\":\"hand\"},\"cmps\":{\"a\":{\"p\":\"button\",\"unique_id\":\"badid_a\",\"command_topic\":\"b/bad/set\",$BAV}}}"
 rpub bad/device/node/notjson/config '{"dev":'
+rpub bad/device/other/nouid/config "{\"dev\":{\"ids\":[\"o\"]},\"o\":{\"name\":\"hand\"},\"cmps\":{\"a\":{\"p\":\"button\",\"unique_id\":\"other_a\",\"command_topic\":\"b/bad/set\",$BAV}}}"
 rpub b/bad/state '{"mode":"z"}'
 rpub b/bad/text 'not json'
 rpub b/bad/availability online
@@ -179,7 +180,8 @@ for p in \
     "PROBLEM: nocmps: components ('cmps') missing or empty" \
     "PROBLEM: noops/a: select without options" \
     "PROBLEM: bad/device/node/bad.id/config: object_id 'bad.id' is not [a-zA-Z0-9_-]+" \
-    "PROBLEM: bad/device/node/notjson/config: payload is not JSON"; do
+    "PROBLEM: bad/device/node/notjson/config: payload is not JSON" \
+    "PROBLEM: bad/device/other/nouid/config: object_id 'nouid' is also announced at bad/device/node/nouid/config"; do
     check "check reports: $p" expect_problem "$p"
 done
 if [ "$T_FAILS" -gt 0 ]; then sed 's/^/# /' "$T_DIR/bad.txt"; fi

@@ -243,7 +243,7 @@ def fmt_number(f, step):
     """A number as HA sends it: no '.0' when the step and the value are integral."""
     if float(step).is_integer() and float(f).is_integer():
         return str(int(f))
-    return repr(float(f)) if not float(f).is_integer() else str(float(f))
+    return repr(float(f))
 
 
 # ---- the model ------------------------------------------------------------
@@ -513,7 +513,11 @@ class Model:
                 ent = self.entity(c, probs, where)
                 ent["component"] = key
                 ents[uid] = ent
-            out[dev["object_id"]] = {"topic": topic, "config": dev["config"], "entities": ents}
+            name = dev["object_id"]
+            if name in out:  # the same object_id under two node_ids
+                probs.append(f"{topic}: object_id {name!r} is also announced at {out[name]['topic']}")
+                name = f"{dev['node_id']}/{name}"
+            out[name] = {"topic": topic, "config": dev["config"], "entities": ents}
         probs = list(dict.fromkeys(probs))  # once each
         return {"devices": out, "removed": self.removed, "problems": probs}, probs
 
@@ -847,7 +851,7 @@ def command_payload(c, value):
         out = value
     else:
         return None, f"a {p} takes no commands"
-    if isinstance(c.get("command_template"), str) and p != "button":
+    if isinstance(c.get("command_template"), str):
         tv = out
         if p == "number":
             tv = float(out) if "." in out else int(out)
