@@ -11,6 +11,7 @@ PACKAGES=(
     mosquitto mosquitto-clients sqlite3 curl python3 jq
     dpkg-dev systemd man-db python3-jsonschema
     clang libclang-rt-14-dev valgrind openssl iproute2
+    python3-paho-mqtt python3-jinja2
 )
 if [ "${WBMB_DEPS_EXTRA:-}" != "" ]; then
     # shellcheck disable=SC2206
