@@ -6,8 +6,10 @@
  * 2 bytes little endian][payload], applied in order to a fresh device
  * manager (memory store, the store and mirror sinks, no interval) whose bindings cover every
  * type: a JSON object merged whole, one mapped by dotted paths, bool, int,
- * float and string; then the mirror is republished as after a connect (EV_LINK_UP and
- * ticks until the round is done: tests/unit/pipeline_fixture.h).
+ * float and string, with the Home Assistant sink on; connected from the start
+ * (EV_LINK_UP and ticks until the round is done: tests/unit/pipeline_fixture.h),
+ * then republished again at the end as after a reconnect. Some messages go to
+ * the sink's own command and birth topics.
  * Every publication is checked as it goes out:
  *   - its topic passes the topic gate (tgate_check, TGATE_NAME);
  *   - a control value is exactly the bytes the field's current value
@@ -15,7 +17,10 @@
  *     never a null;
  *   - a control meta is a JSON object with a known type; a meta/error is
  *     "", "r" or "offline";
- *   - the bridge's own device (the mirror's EV_LINK_UP) shows scenario "none".
+ *   - the bridge's own device (the mirror's EV_LINK_UP) shows scenario "none";
+ *   - a Home Assistant state topic is one JSON object equal to the device's
+ *     state (numbers by value); a discovery config is a JSON object whose
+ *     every component has a platform and a unique_id (or is a removal stub).
  * At the end the stored state ("device:<id>") equals the served one (the
  * same values over SQLite and HTTP). Any violation aborts.
  */
@@ -29,6 +34,7 @@
 
 #include "wbmb/config.h"
 #include "wbmb/devmgr.h"
+#include "wbmb/ha.h"
 #include "wbmb/log.h"
 #include "wbmb/mirror.h"
 #include "wbmb/state_store.h"
@@ -38,6 +44,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *yaml = "bridge: {device_id: br, mirror_min_interval_ms: 0}\n"
+                          "homeassistant: {enabled: true, node_id: n, base_topic: hb}\n"
                           "devices:\n"
                           "  - id: z\n"
                           "    state:\n"
@@ -47,12 +54,17 @@ static const char *yaml = "bridge: {device_id: br, mirror_min_interval_ms: 0}\n"
                           "      - {topic: z/i, field: i, type: int}\n"
                           "      - {topic: z/f, field: f, type: float}\n"
                           "      - {topic: z/s, field: s, type: string}\n"
+                          "    actions:\n"
+                          "      on: {topic: cmd/z/on, set: {b: true}}\n"
+                          "      off: {topic: cmd/z/off, set: {b: false}}\n"
                           "    transient: [t]\n"
                           "  - id: o\n"
                           "    state:\n"
                           "      - {topic: z2m/o, type: json}\n";
 
-static const char *const topics[] = {"z2m/z", "z2m/m", "z/b", "z/i", "z/f", "z/s", "z2m/o"};
+static const char *const topics[] = {"z2m/z", "z2m/m", "z/b",        "z/i",
+                                     "z/f",   "z/s",   "z2m/o",      "hb/z/b/set",
+                                     "hb/z/on/set", "homeassistant/status", "hb/br/scenario/set"};
 #define N_TOPICS (sizeof(topics) / sizeof(topics[0]))
 
 static struct config *cfg;
@@ -105,6 +117,71 @@ static void check_value(json_object *v, const char *topic, const char *payload, 
     }
 }
 
+/* a and b hold the same fields with the same values (numbers by value:
+ * JSON text does not keep 5.0 apart from 5). */
+static bool same_state(json_object *a, json_object *b)
+{
+    if (json_object_object_length(a) != json_object_object_length(b))
+        return false;
+    json_object_object_foreach(a, k, va)
+    {
+        json_object *vb;
+        if (!json_object_object_get_ex(b, k, &vb))
+            return false;
+        bool na = json_object_is_type(va, json_type_int) || json_object_is_type(va, json_type_double);
+        bool nb = json_object_is_type(vb, json_type_int) || json_object_is_type(vb, json_type_double);
+        if (na && nb ? json_object_get_double(va) != json_object_get_double(vb)
+                     : !json_object_equal(va, vb))
+            return false;
+    }
+    return true;
+}
+
+static json_object *parse_object(const char *payload, size_t len, const char *topic)
+{
+    json_tokener *tok = json_tokener_new();
+    json_object *o = json_tokener_parse_ex(tok, payload, (int)len);
+    check(o && json_tokener_get_parse_end(tok) == len && json_object_is_type(o, json_type_object),
+          "not one JSON object", topic);
+    json_tokener_free(tok);
+    return o;
+}
+
+/* The Home Assistant sink's publications. */
+static void check_ha(const char *topic, const char *payload, size_t len)
+{
+    size_t tl = strlen(topic);
+    if (len == 0)
+        return; /* clearing */
+    if (strncmp(topic, "hb/", 3) == 0 && tl > 6 && strcmp(topic + tl - 6, "/state") == 0) {
+        char dev[16];
+        size_t il = tl - 6 - 3;
+        check(il < sizeof(dev), "state topic's device", topic);
+        memcpy(dev, topic + 3, il);
+        dev[il] = '\0';
+        json_object *got = parse_object(payload, len, topic);
+        if (strcmp(dev, "br") != 0) {
+            json_object *st = devmgr_state_new(dm, dev);
+            check(st && same_state(got, st), "state topic differs from the state", topic);
+            json_object_put(st);
+        }
+        json_object_put(got);
+    } else if (strncmp(topic, "homeassistant/device/n/", 23) == 0) {
+        json_object *got = parse_object(payload, len, topic);
+        json_object *cmps = NULL;
+        check(json_object_object_get_ex(got, "cmps", &cmps), "config without cmps", topic);
+        json_object_object_foreach(cmps, k, c)
+        {
+            (void)k;
+            check(json_object_object_get_ex(c, "p", NULL), "component without a platform", topic);
+            check(json_object_object_length(c) == 1 ||
+                      json_object_object_get_ex(c, "unique_id", NULL),
+                  "component without a unique_id", topic);
+        }
+        json_object_put(got);
+    }
+}
+
 static wb_status oracle(void *ud, const char *topic, const char *payload, size_t len, int qos,
                         bool retained)
 {
@@ -112,6 +189,7 @@ static wb_status oracle(void *ud, const char *topic, const char *payload, size_t
     size_t tl = strlen(topic);
     check(tgate_check(topic, tl, TGATE_NAME) == TGATE_OK, "topic refused by the gate", topic);
     check(len == 0 || payload != NULL, "payload pointer", topic);
+    check_ha(topic, payload, len);
     if (strncmp(topic, "/devices/", 9) != 0)
         return WB_OK;
     const char *id = topic + 9, *slash = strchr(id, '/');
@@ -203,8 +281,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     struct mirror_publisher pub = {oracle, NULL, NULL};
     struct pf pf;
-    pf_open(&pf, cfg, store, &pub, NULL, NULL);
+    pf_open_with(&pf, cfg, store, &pub, NULL, ha_sink_create(cfg, &pub, NULL), NULL, NULL);
     dm = pf.dm;
+    pf_republish(&pf); /* connected: the Home Assistant sink publishes states */
     size_t i = 0;
     for (int k = 0; k < 32 && i + 3 <= size; k++) {
         const char *topic = topics[data[i] % N_TOPICS];

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test_valgrind.sh - the daemon under valgrind memcheck: zero errors and zero
 # definite leaks over a smoke run (MQTT state messages good and bad, HTTP
-# GETs, an action through HTTP and through MQTT, a scenario switch and its
-# shutdown, SIGTERM). valgrind and ASan do not mix, so this builds its own
+# GETs, an action through HTTP, through MQTT and through Home Assistant's
+# command topic, its birth message, a scenario switch and its shutdown,
+# SIGTERM). valgrind and ASan do not mix, so this builds its own
 # non-sanitizer Debug binary in build-valgrind/ (only the daemon target).
 # Suppressions (tests/valgrind.supp) cover library internals only.
 source "$(dirname "$0")/lib.sh"
@@ -22,6 +23,8 @@ VG_BIN="$VG_BUILD/wb-mqtt-bridge"
 start_broker
 HTTP_PORT=$(free_port)
 HTTP_LISTEN="127.0.0.1:$HTTP_PORT" scenario_config "$T_DIR/config.yaml"
+# The Home Assistant sink and its presence connection run under valgrind too.
+printf 'homeassistant: {enabled: true, republish_delay_ms: 0}\n' >>"$T_DIR/config.yaml"
 BASE="http://127.0.0.1:$HTTP_PORT"
 
 # --fair-sched=yes: valgrind runs one thread at a time, and its default lock
@@ -59,6 +62,10 @@ check "action through HTTP" bash -c "curl -sf -m 20 -X POST $BASE/devices/dimmer
 check "bad action refused" bash -c "[ \$(curl -s -m 20 -o /dev/null -w '%{http_code}' -X POST $BASE/devices/dimmer/action -d '{\"action\":\"set_level\",\"params\":{\"level\":400}}') = 400 ]"
 pub -t /devices/amp/controls/set_input/on -m hdmi2
 check "action through MQTT applied" wait_for 60 bash -c "curl -sf -m 10 $BASE/devices/amp/state | jq -e '.input == \"hdmi2\"'"
+pub -t test_bridge/amp/set_input/set -m hdmi1
+check "action through Home Assistant's command topic applied" wait_for 60 bash -c "curl -sf -m 10 $BASE/devices/amp/state | jq -e '.input == \"hdmi1\"'"
+pub -t homeassistant/status -m online
+check "Home Assistant's birth: announced again" wait_for 60 log_has "Home Assistant is online"
 check "scenario switch" bash -c "curl -sf -m 60 -X POST $BASE/scenario/switch -d '{\"id\":\"movie\"}' | jq -e '.success == true'"
 pub -t /devices/test_bridge/controls/scenario/on -m music
 check "scenario switch over MQTT" wait_for 60 bash -c "curl -sf -m 10 $BASE/scenario/state | jq -e '.scenario_id == \"music\" and .status == \"active\"'"
