@@ -249,6 +249,9 @@ struct cfg_homeassistant {
     char *status_topic;       /* Home Assistant's birth and will; default
                                * "<discovery_prefix>/status" */
     unsigned republish_delay_ms; /* after its "online"; default 1000, 0..60000 */
+    /* A device's state topic is published at most once per interval, the
+     * latest state always going out (default 250, 0 = every change). */
+    unsigned state_interval_ms;
     struct cfg_mark mark;        /* of the homeassistant: key; 0:0 when absent */
 };
 

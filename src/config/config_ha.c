@@ -12,7 +12,8 @@
  *                       under /devices/, and neither discovery_prefix nor
  *                       under it;
  *   status_topic        default "<discovery_prefix>/status"; a topic name;
- *   republish_delay_ms  0..60000, default 1000.
+ *   republish_delay_ms  0..60000, default 1000;
+ *   state_interval_ms   0..60000, default 250.
  * Values given are checked whether or not the sink is enabled; a default
  * derived from another key (base_topic from node_id) only when it is.
  *
@@ -44,6 +45,7 @@ const struct cfgw_field cfgh_top_fields[] = {
     HF("base_topic", W_STR, base_topic),
     HF("status_topic", W_STR, status_topic),
     HF("republish_delay_ms", W_UINT, republish_delay_ms, .def_int = 1000, .min = 0, .max = 60000),
+    HF("state_interval_ms", W_UINT, state_interval_ms, .def_int = 250, .min = 0, .max = 60000),
     {NULL},
 };
 

@@ -151,15 +151,22 @@ static bool put_value(struct ha *h, size_t *len, json_object *v)
         return put_json_string(h, len, json_object_get_string(v),
                                (size_t)json_object_get_string_len(v));
     default: {
-        const char *t = json_object_to_json_string_ext(
-            v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        const char *t = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
+                                                              JSON_C_TO_STRING_NOSLASHESCAPE);
         return put_raw(h, len, t, strlen(t));
     }
     }
 }
 
-static void publish_state(struct ha *h, const struct sink_device *sd)
+/* The device's state topic; now (monotonic ms, INT64_MIN: not a
+ * transition) starts its interval. */
+static void publish_state(struct ha *h, const struct sink_device *sd, int64_t now)
 {
+    if (sd->index < h->n_devs) {
+        h->devs[sd->index].held = false; /* what waited goes out now */
+        if (now != INT64_MIN)
+            h->devs[sd->index].last_ms = now;
+    }
     char topic[HA_TOPIC_MAX];
     if (!ha_topic(h, sd->cfg->id, "state", topic, sizeof(topic)))
         return;
@@ -326,7 +333,8 @@ static void publish_config(struct ha *h, const char *device_id, json_object *cfg
 {
     char t[HA_TOPIC_MAX];
     if (cfg && config_topic(h->hc->discovery_prefix, h->hc->node_id, device_id, t, sizeof(t))) {
-        const char *text = json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        const char *text = json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN |
+                                                                   JSON_C_TO_STRING_NOSLASHESCAPE);
         mirror_publish_raw(&h->pub, t, text, strlen(text), 1, true);
     }
     json_object_put(cfg);
@@ -349,8 +357,8 @@ static void announce_device(struct ha *h, const struct sink_device *sd)
     char *names;
     json_object *c = ha_device_config(h, sd, mem_old(h, sd->cfg->id), &names);
     publish_config(h, sd->cfg->id, c, names);
-    if (sd->index < h->n_announced)
-        h->announced[sd->index] = (uint32_t)sd->n_f;
+    if (sd->index < h->n_devs)
+        h->devs[sd->index].announced = (uint32_t)sd->n_f;
 }
 
 static void announce_bridge(struct ha *h)
@@ -409,7 +417,7 @@ static void pump(struct ha *h, const struct sink_view *view)
                 continue;
             announce_device(h, &sd);
             publish_availability(h, sd.cfg->id, sd.online);
-            publish_state(h, &sd);
+            publish_state(h, &sd, INT64_MIN);
         }
         if (h->republish_next >= n) {
             h->republishing = false;
@@ -445,8 +453,8 @@ static void use_config(struct ha *h, const struct config *cfg)
 {
     h->cfg = cfg;
     h->hc = &cfg->homeassistant;
-    h->enabled = h->hc->enabled && h->hc->node_id && h->hc->base_topic &&
-                 h->hc->discovery_prefix && h->hc->status_topic;
+    h->enabled = h->hc->enabled && h->hc->node_id && h->hc->base_topic && h->hc->discovery_prefix &&
+                 h->hc->status_topic;
 }
 
 static void devices_done(struct ha *h, const struct event *ev, const struct sink_view *view)
@@ -454,15 +462,62 @@ static void devices_done(struct ha *h, const struct event *ev, const struct sink
     use_config(h, ev->u.done.cfg);
     if (!build_subs(h))
         log_error("homeassistant: out of memory building the subscriptions");
+    /* New indexes: what waited is published by the round a reload starts
+     * (while connected; otherwise the connect's round does it). */
+    free(h->devs);
+    free(h->held);
+    h->devs = NULL;
+    h->held = NULL;
+    h->n_devs = h->n_held = 0;
+    h->next_flush_ms = INT64_MAX;
     size_t n = view->count(view->ud);
-    uint32_t *a = calloc(n ? n : 1, sizeof(*a));
-    if (a) {
-        free(h->announced);
-        h->announced = a;
-        h->n_announced = n;
+    if (h->enabled) {
+        h->devs = calloc(n ? n : 1, sizeof(*h->devs));
+        h->held = calloc(n ? n : 1, sizeof(*h->held));
+        if (h->devs && h->held) {
+            h->n_devs = n;
+        } else {
+            log_error("homeassistant: out of memory: states are published at every change");
+            free(h->devs);
+            free(h->held);
+            h->devs = NULL;
+            h->held = NULL;
+        }
     }
     if (ev->u.done.reload && h->connected)
         round_start(h);
+}
+
+/* Publishes the held states that are due (now INT64_MAX: all of them);
+ * returns when the next one is (INT64_MAX: none). */
+static int64_t flush_held(struct ha *h, const struct sink_view *view, int64_t now)
+{
+    if (now < h->next_flush_ms)
+        return h->next_flush_ms;
+    int64_t next = INT64_MAX;
+    size_t k = 0;
+    for (size_t i = 0; i < h->n_held; i++) {
+        uint32_t idx = h->held[i];
+        struct hdev *d = &h->devs[idx];
+        if (!d->held)
+            continue; /* published meanwhile (a round) */
+        int64_t due = d->last_ms + h->hc->state_interval_ms;
+        struct sink_device sd;
+        if (due <= now && h->connected && view->device(view->ud, idx, &sd)) {
+            publish_state(h, &sd, now == INT64_MAX ? due : now);
+            continue;
+        }
+        if (!h->connected)
+            d->held = false; /* the connect's round publishes every state */
+        else {
+            h->held[k++] = idx;
+            if (due < next)
+                next = due;
+        }
+    }
+    h->n_held = k;
+    h->next_flush_ms = next;
+    return next;
 }
 
 /* A field of a plain binding: its entity was in the device's config from
@@ -487,13 +542,25 @@ static void fields_event(struct ha *h, const struct event *ev)
     for (size_t i = 0; i < ev->u.fields.n && !new_field; i++)
         new_field = ev->u.fields.c[i].new_field &&
                     !plain_field(sd->cfg, sd->f[ev->u.fields.c[i].index].name);
-    if (new_field && sd->index < h->n_announced && sd->n_f > h->announced[sd->index] &&
+    if (new_field && sd->index < h->n_devs && sd->n_f > h->devs[sd->index].announced &&
         !(h->republishing && sd->index >= h->republish_next)) {
         announce_device(h, sd);
         if (h->mem_dirty && h->mem_due_ms == INT64_MAX)
             h->mem_due_ms = ev->now_ms + HA_MEMORY_SAVE_MS;
     }
-    publish_state(h, sd);
+    /* At most once per state_interval_ms; the latest state waits for it. */
+    unsigned iv = h->hc->state_interval_ms;
+    struct hdev *d = sd->index < h->n_devs ? &h->devs[sd->index] : NULL;
+    if (!d || iv == 0 || d->last_ms == 0 || ev->now_ms - d->last_ms >= (int64_t)iv) {
+        publish_state(h, sd, ev->now_ms);
+        return;
+    }
+    if (d->held)
+        return;
+    d->held = true;
+    h->held[h->n_held++] = sd->index;
+    if (d->last_ms + iv < h->next_flush_ms)
+        h->next_flush_ms = d->last_ms + iv;
 }
 
 static void scenario_event(struct ha *h, const struct event *ev)
@@ -544,8 +611,11 @@ static void ha_event(struct sink *s, const struct event *ev, const struct sink_v
     case EV_STOPPING:
         if (h->mem_dirty)
             mem_save(h); /* the store's flush follows */
-        if (h->enabled && h->connected)
+        if (h->enabled && h->connected) {
+            h->next_flush_ms = 0;
+            flush_held(h, view, INT64_MAX); /* the latest states */
             publish_availability(h, h->cfg->bridge_device_id, false);
+        }
         break;
     }
 }
@@ -553,14 +623,16 @@ static void ha_event(struct sink *s, const struct event *ev, const struct sink_v
 static int64_t ha_tick(struct sink *s, const struct sink_view *view, int64_t now_ms, bool light)
 {
     struct ha *h = self(s);
+    int64_t next = flush_held(h, view, now_ms);
     if (light)
-        return h->republishing ? INT64_MAX : h->birth_due_ms;
+        return h->republishing || h->birth_due_ms > next ? next : h->birth_due_ms;
     if (h->birth_due_ms <= now_ms)
         round_start(h);
     pump(h, view);
     if (h->mem_dirty && h->mem_due_ms <= now_ms && !h->republishing)
         mem_save(h);
-    int64_t next = h->birth_due_ms;
+    if (h->birth_due_ms < next)
+        next = h->birth_due_ms;
     if (h->mem_dirty && h->mem_due_ms < next)
         next = h->mem_due_ms;
     if (h->republishing && now_ms + HA_REPUBLISH_POLL_MS < next)
@@ -665,6 +737,7 @@ struct sink *ha_sink_create(const struct config *cfg, const struct mirror_publis
         h->pub = *pub;
     h->birth_due_ms = INT64_MAX;
     h->mem_due_ms = INT64_MAX;
+    h->next_flush_ms = INT64_MAX;
     h->scenario = strdup("none");
     if (!h->scenario || !build_subs(h))
         goto fail;
@@ -690,7 +763,8 @@ static void ha_destroy(struct sink *s)
     struct ha *h = self(s);
     for (size_t i = 0; i < h->n_subs; i++)
         free(h->subs[i]);
-    free(h->announced);
+    free(h->devs);
+    free(h->held);
     free(h->scenario);
     free(h->buf);
     json_object_put(h->last);

@@ -27,15 +27,15 @@
 #define KEY_NAME_MAX 64
 
 static const char *const platform_names[] = {
-    [HA_P_NONE] = NULL,          [HA_P_SENSOR] = "sensor", [HA_P_BINARY_SENSOR] = "binary_sensor",
-    [HA_P_SWITCH] = "switch",    [HA_P_NUMBER] = "number", [HA_P_SELECT] = "select",
-    [HA_P_BUTTON] = "button",    [HA_P_TEXT] = "text",
+    [HA_P_NONE] = NULL,       [HA_P_SENSOR] = "sensor", [HA_P_BINARY_SENSOR] = "binary_sensor",
+    [HA_P_SWITCH] = "switch", [HA_P_NUMBER] = "number", [HA_P_SELECT] = "select",
+    [HA_P_BUTTON] = "button", [HA_P_TEXT] = "text",
 };
 
 const char *ha_platform_name(enum ha_platform p)
 {
     return (size_t)p < sizeof(platform_names) / sizeof(platform_names[0]) ? platform_names[p]
-                                                                           : NULL;
+                                                                          : NULL;
 }
 
 enum ha_platform ha_platform_of(const char *name)
@@ -312,9 +312,9 @@ done:
 static const char *ha_unit(const char *wb)
 {
     static const char *const map[][2] = {
-        {"deg C", "°C"},   {"deg F", "°F"},   {"deg", "°"},     {"%, RH", "%"},
+        {"deg C", "°C"},   {"deg F", "°F"},     {"deg", "°"},        {"%, RH", "%"},
         {"%RH", "%"},      {"ug/m^3", "µg/m³"}, {"mg/m^3", "mg/m³"}, {"m^3", "m³"},
-        {"m^3/h", "m³/h"}, {"l", "L"},        {"ppm", "ppm"},
+        {"m^3/h", "m³/h"}, {"l", "L"},          {"ppm", "ppm"},
     };
     if (!wb)
         return NULL;
@@ -445,7 +445,8 @@ static json_object *component(const struct ha *h, const struct sink_device *sd,
         cmd_ok = false;
     add_str(o, "p", ha_platform_name(e->p));
     add_str(o, "unique_id", uid);
-    const struct cfg_i18n *title = !e->action && e->spec && e->spec->wb ? &e->spec->wb->title : NULL;
+    const struct cfg_i18n *title =
+        !e->action && e->spec && e->spec->wb ? &e->spec->wb->title : NULL;
     json_object_object_add(o, "name", human_name(name, title));
     json_object_object_add(o, "availability", availability(h, id));
     add_str(o, "availability_mode", "all");
@@ -629,7 +630,8 @@ json_object *ha_device_config(const struct ha *h, const struct sink_device *sd, 
         return NULL;
     }
     add_stubs(cmps, old);
-    json_object *root = wrap(device_block(h, sd->cfg->id, sd->cfg->name, sd->cfg->type, true), cmps);
+    json_object *root =
+        wrap(device_block(h, sd->cfg->id, sd->cfg->name, sd->cfg->type, true), cmps);
     if (!root) {
         free(nm);
         return NULL;

@@ -52,9 +52,9 @@ enum ha_platform ha_platform_of(const char *name);
 /* One entity of a device. */
 struct ha_entity {
     enum ha_platform p;
-    char key[HA_KEY_MAX];             /* its key in cmps, the end of its unique_id */
-    const char *field;                /* the state field it shows; NULL: none */
-    const struct cfg_action *action;  /* its command; NULL: a field's own */
+    char key[HA_KEY_MAX];              /* its key in cmps, the end of its unique_id */
+    const char *field;                 /* the state field it shows; NULL: none */
+    const struct cfg_action *action;   /* its command; NULL: a field's own */
     const struct cfg_action *on, *off; /* a switch field's actions */
     const struct cfg_field_spec *spec; /* the field's, NULL when none */
     bool numeric;                      /* a sensor of numbers */
@@ -72,14 +72,21 @@ struct ha {
     bool republishing;
     size_t republish_next;
     int64_t birth_due_ms; /* a round starts then (INT64_MAX: none) */
-    /* Per device index: the number of its fields when its config was last
-     * published (a new field may be a new entity). */
-    uint32_t *announced;
-    size_t n_announced;
+    /* Per device index of the current view (allocated only while enabled). */
+    struct hdev {
+        int64_t last_ms;    /* its state topic was last published then (monotonic) */
+        uint32_t announced; /* its number of fields when its config was last
+                             * published: a new field may be a new entity */
+        bool held;          /* a newer state waits for state_interval_ms (in held) */
+    } * devs;
+    size_t n_devs;
+    uint32_t *held; /* indices of the devices whose state waits */
+    size_t n_held;
+    int64_t next_flush_ms; /* the soonest held state is due then (INT64_MAX: none) */
     /* Input: <base>/+/+/set and the status topic. */
     char *subs[2];
     size_t n_subs;
-    char *scenario; /* the active scenario id or "none" */
+    char *scenario;    /* the active scenario id or "none" */
     json_object *last; /* scenario:last (owned), NULL before the first */
     /* What was announced (the store's "ha:published"): {"prefix", "node",
      * "base", "devices": {"<device>": "key:platform/..."}}. */
@@ -104,8 +111,8 @@ size_t ha_entities(const struct sink_device *sd, struct ha_entity **out);
  * for the components of old ("key:platform/..." as remembered, NULL: none)
  * it no longer has. NULL when out of memory. *names: this announcement's
  * "key:platform/..." (owned by the caller), NULL when out of memory. */
-json_object *ha_device_config(const struct ha *h, const struct sink_device *sd,
-                              const char *old, char **names);
+json_object *ha_device_config(const struct ha *h, const struct sink_device *sd, const char *old,
+                              char **names);
 /* The bridge's own device: the scenario select and the status sensor. */
 json_object *ha_bridge_config(const struct ha *h, const char *old, char **names);
 /* An object id, unique id and topic part of a device id: the bridge's own

@@ -62,9 +62,17 @@ static const char *yaml = "bridge: {device_id: br, mirror_min_interval_ms: 0}\n"
                           "    state:\n"
                           "      - {topic: z2m/o, type: json}\n";
 
-static const char *const topics[] = {"z2m/z", "z2m/m", "z/b",        "z/i",
-                                     "z/f",   "z/s",   "z2m/o",      "hb/z/b/set",
-                                     "hb/z/on/set", "homeassistant/status", "hb/br/scenario/set"};
+static const char *const topics[] = {"z2m/z",
+                                     "z2m/m",
+                                     "z/b",
+                                     "z/i",
+                                     "z/f",
+                                     "z/s",
+                                     "z2m/o",
+                                     "hb/z/b/set",
+                                     "hb/z/on/set",
+                                     "homeassistant/status",
+                                     "hb/br/scenario/set"};
 #define N_TOPICS (sizeof(topics) / sizeof(topics[0]))
 
 static struct config *cfg;
@@ -128,8 +136,10 @@ static bool same_state(json_object *a, json_object *b)
         json_object *vb;
         if (!json_object_object_get_ex(b, k, &vb))
             return false;
-        bool na = json_object_is_type(va, json_type_int) || json_object_is_type(va, json_type_double);
-        bool nb = json_object_is_type(vb, json_type_int) || json_object_is_type(vb, json_type_double);
+        bool na =
+            json_object_is_type(va, json_type_int) || json_object_is_type(va, json_type_double);
+        bool nb =
+            json_object_is_type(vb, json_type_int) || json_object_is_type(vb, json_type_double);
         if (na && nb ? json_object_get_double(va) != json_object_get_double(vb)
                      : !json_object_equal(va, vb))
             return false;

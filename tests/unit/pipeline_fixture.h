@@ -101,8 +101,8 @@ static inline size_t pf_restore_devices(struct pf *f, struct devmgr *m)
  * sink's tests), the device manager, its view, the stored states, the
  * announcement. rec_fn may be NULL (no recording sink). Returns how many
  * devices were restored. */
-static inline size_t pf_open_with(struct pf *f, const struct config *cfg,
-                                  struct state_store *store, const struct mirror_publisher *pub,
+static inline size_t pf_open_with(struct pf *f, const struct config *cfg, struct state_store *store,
+                                  const struct mirror_publisher *pub,
                                   const struct mirror_memory *mem, struct sink *extra,
                                   pf_event_fn rec_fn, void *rec_ud)
 {

@@ -165,6 +165,7 @@ static void test_example(void **state)
     assert_string_equal(cfg->homeassistant.base_topic, "wb-mqtt-bridge");
     assert_string_equal(cfg->homeassistant.status_topic, "homeassistant/status");
     assert_int_equal(cfg->homeassistant.republish_delay_ms, 1000);
+    assert_int_equal(cfg->homeassistant.state_interval_ms, 250);
     assert_string_equal(en->ha->device_class, "energy");
     assert_string_equal(en->ha->state_class, "total_increasing");
     const struct cfg_action *pon = cfg_find_action(plug, "on");
@@ -1489,6 +1490,7 @@ static void test_homeassistant_good(void **state)
     assert_string_equal(h->base_topic, "wb/bridge");
     assert_string_equal(h->status_topic, "ha/status");
     assert_int_equal(h->republish_delay_ms, 0);
+    assert_int_equal(h->state_interval_ms, 250);
     assert_int_equal(h->mark.line, 1);
     assert_int_equal(h->mark.column, 1);
 

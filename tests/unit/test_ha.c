@@ -2,7 +2,8 @@
  * test_ha.c - the Home Assistant sink (src/mirror/ha.c, ha_discovery.c)
  * through the core's wiring (pipeline_fixture.h), against a publisher that
  * keeps what a broker would retain: the entity of every kind of field and
- * action, the state topic (odd keys and NULs included), availability, the
+ * action, the state topic (odd keys and NULs included) and its interval,
+ * availability, the
  * commands Home Assistant sends, the birth message's republish after its
  * delay, and what a reload, a restart or switching the sink off removes.
  * The end-to-end test with a real broker and a consumer that validates as
@@ -18,7 +19,9 @@
 #include "mirror/ha_int.h"
 #include "pipeline_fixture.h"
 
-#define HA_ON "homeassistant: {enabled: true, node_id: n1, base_topic: hb, republish_delay_ms: 500}\n"
+#define HA_ON                                                                                      \
+    "homeassistant: {enabled: true, node_id: n1, base_topic: hb, republish_delay_ms: 500, "        \
+    "state_interval_ms: 0}\n"
 
 static const char *yaml_devices =
     "bridge: {device_id: br, mirror_min_interval_ms: 0}\n"
@@ -281,9 +284,9 @@ static void test_entities(void **state)
     connect(f);
     json_object *root = json_at(f, "homeassistant/device/n1/tv/config");
     assert_non_null(root);
-    assert_string_equal(json_object_get_string(json_object_array_get_idx(
-                            get(get(root, "dev"), "identifiers"), 0)),
-                        "n1_tv");
+    assert_string_equal(
+        json_object_get_string(json_object_array_get_idx(get(get(root, "dev"), "identifiers"), 0)),
+        "n1_tv");
     assert_string_equal(str(get(root, "dev"), "name"), "TV");
     assert_string_equal(str(get(root, "dev"), "model"), "television");
     assert_string_equal(str(get(root, "dev"), "via_device"), "n1_br");
@@ -406,6 +409,43 @@ static void test_state_topic(void **state)
     assert_int_equal(json_object_object_length(cmps), 2);
     assert_non_null(get(cmps, "temperature"));
     assert_string_equal(str(get(cmps, "tz"), "p"), "sensor");
+}
+
+static void test_state_interval(void **state)
+{
+    struct fixture *f = *state;
+    pf_close(&f->pf);
+    struct config *cfg = parse_with("homeassistant: {enabled: true, node_id: n1, base_topic: hb, "
+                                    "state_interval_ms: 1000}\n",
+                                    yaml_devices);
+    assert_non_null(cfg);
+    open_pipeline(f, cfg);
+    connect(f);
+    pf_feed_at(&f->pf, "tv/vol", "1", 1, false, 5000);
+    assert_int_equal(json_object_get_int(get(json_at(f, "hb/tv/state"), "volume")), 1);
+    pf_feed_at(&f->pf, "tv/vol", "2", 1, false, 5100);
+    pf_feed_at(&f->pf, "tv/vol", "3", 1, false, 5200);
+    /* Held for the interval: the broker still has 1, and the sink asks for
+     * a tick when it ends. */
+    assert_int_equal(json_object_get_int(get(json_at(f, "hb/tv/state"), "volume")), 1);
+    struct sink *ha = f->pf.extra;
+    assert_int_equal(ha->ops->tick(ha, &f->pf.sinks.view, 5500, true), 6000);
+    assert_int_equal(json_object_get_int(get(json_at(f, "hb/tv/state"), "volume")), 1);
+    ha->ops->tick(ha, &f->pf.sinks.view, 6000, true);
+    assert_int_equal(json_object_get_int(get(json_at(f, "hb/tv/state"), "volume")), 3);
+    assert_int_equal(ha->ops->tick(ha, &f->pf.sinks.view, 6001, true), INT64_MAX);
+    /* Another device is not held by this one's interval. */
+    pf_feed_at(&f->pf, "lamp/state", "1", 1, false, 6100);
+    assert_true(json_object_get_boolean(get(json_at(f, "hb/lamp/state"), "on")));
+    pf_feed_at(&f->pf, "tv/vol", "4", 1, false, 7100); /* the interval is over: at once */
+    assert_int_equal(json_object_get_int(get(json_at(f, "hb/tv/state"), "volume")), 4);
+    pf_feed_at(&f->pf, "tv/vol", "5", 1, false, 7200);
+    pf_event(&f->pf, EV_STOPPING); /* a stop publishes what waits */
+    assert_int_equal(json_object_get_int(get(json_at(f, "hb/tv/state"), "volume")), 5);
+    assert_string_equal(topic(f, "hb/br/availability"), "offline");
+    pf_close(&f->pf);
+    cfg_free(cfg);
+    open_pipeline(f, f->cfg);
 }
 
 static void test_commands(void **state)
@@ -583,6 +623,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_entities, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_topic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_state_interval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_birth_republishes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_removes, setup, teardown),
