@@ -357,8 +357,10 @@ static void announce_device(struct ha *h, const struct sink_device *sd)
     char *names;
     json_object *c = ha_device_config(h, sd, mem_old(h, sd->cfg->id), &names);
     publish_config(h, sd->cfg->id, c, names);
-    if (sd->index < h->n_devs)
+    if (sd->index < h->n_devs) {
         h->devs[sd->index].announced = (uint32_t)sd->n_f;
+        h->devs[sd->index].reannounce = false;
+    }
 }
 
 static void announce_bridge(struct ha *h)
@@ -465,57 +467,75 @@ static void devices_done(struct ha *h, const struct event *ev, const struct sink
     /* New indexes: what waited is published by the round a reload starts
      * (while connected; otherwise the connect's round does it). */
     free(h->devs);
-    free(h->held);
+    free(h->queue);
     h->devs = NULL;
-    h->held = NULL;
-    h->n_devs = h->n_held = 0;
+    h->queue = NULL;
+    h->n_devs = h->n_queue = 0;
     h->next_flush_ms = INT64_MAX;
     size_t n = view->count(view->ud);
     if (h->enabled) {
         h->devs = calloc(n ? n : 1, sizeof(*h->devs));
-        h->held = calloc(n ? n : 1, sizeof(*h->held));
-        if (h->devs && h->held) {
+        h->queue = calloc(n ? n : 1, sizeof(*h->queue));
+        if (h->devs && h->queue) {
             h->n_devs = n;
         } else {
             log_error("homeassistant: out of memory: states are published at every change");
             free(h->devs);
-            free(h->held);
+            free(h->queue);
             h->devs = NULL;
-            h->held = NULL;
+            h->queue = NULL;
         }
     }
     if (ev->u.done.reload && h->connected)
         round_start(h);
 }
 
-/* Publishes the held states that are due (now INT64_MAX: all of them);
- * returns when the next one is (INT64_MAX: none). */
-static int64_t flush_held(struct ha *h, const struct sink_view *view, int64_t now)
+/* Puts d (index idx) in the queue once; due is when something of it is. */
+static void enqueue(struct ha *h, struct hdev *d, uint32_t idx, int64_t due)
+{
+    if (!d->queued) {
+        d->queued = true;
+        h->queue[h->n_queue++] = idx; /* each index once: n_queue <= n_devs */
+    }
+    if (due < h->next_flush_ms)
+        h->next_flush_ms = due;
+}
+
+/* Publishes the held states and configs that are due (now INT64_MAX: all
+ * of them); returns when the next one is (INT64_MAX: none). */
+static int64_t flush_queue(struct ha *h, const struct sink_view *view, int64_t now)
 {
     if (now < h->next_flush_ms)
         return h->next_flush_ms;
     int64_t next = INT64_MAX;
     size_t k = 0;
-    for (size_t i = 0; i < h->n_held; i++) {
-        uint32_t idx = h->held[i];
+    for (size_t i = 0; i < h->n_queue; i++) {
+        uint32_t idx = h->queue[i];
         struct hdev *d = &h->devs[idx];
-        if (!d->held)
-            continue; /* published meanwhile (a round) */
-        int64_t due = d->last_ms + h->hc->state_interval_ms;
         struct sink_device sd;
-        if (due <= now && h->connected && view->device(view->ud, idx, &sd)) {
-            publish_state(h, &sd, now == INT64_MAX ? due : now);
+        if (!h->connected || !view->device(view->ud, idx, &sd)) {
+            /* Not connected: the connect's round publishes everything. */
+            d->held = d->reannounce = false;
+        }
+        if (d->reannounce && d->announced_ms + HA_REANNOUNCE_MS <= now) {
+            if (now != INT64_MAX)
+                d->announced_ms = now;
+            announce_device(h, &sd);
+        }
+        int64_t due_s = d->last_ms + h->hc->state_interval_ms;
+        if (d->held && due_s <= now)
+            publish_state(h, &sd, now == INT64_MAX ? due_s : now);
+        if (!d->held && !d->reannounce) {
+            d->queued = false;
             continue;
         }
-        if (!h->connected)
-            d->held = false; /* the connect's round publishes every state */
-        else {
-            h->held[k++] = idx;
-            if (due < next)
-                next = due;
-        }
+        h->queue[k++] = idx;
+        if (d->held && due_s < next)
+            next = due_s;
+        if (d->reannounce && d->announced_ms + HA_REANNOUNCE_MS < next)
+            next = d->announced_ms + HA_REANNOUNCE_MS;
     }
-    h->n_held = k;
+    h->n_queue = k;
     h->next_flush_ms = next;
     return next;
 }
@@ -542,25 +562,29 @@ static void fields_event(struct ha *h, const struct event *ev)
     for (size_t i = 0; i < ev->u.fields.n && !new_field; i++)
         new_field = ev->u.fields.c[i].new_field &&
                     !plain_field(sd->cfg, sd->f[ev->u.fields.c[i].index].name);
-    if (new_field && sd->index < h->n_devs && sd->n_f > h->devs[sd->index].announced &&
+    struct hdev *d = sd->index < h->n_devs ? &h->devs[sd->index] : NULL;
+    if (new_field && d && sd->n_f > d->announced &&
         !(h->republishing && sd->index >= h->republish_next)) {
-        announce_device(h, sd);
+        if (d->announced_ms == 0 || ev->now_ms - d->announced_ms >= HA_REANNOUNCE_MS) {
+            d->announced_ms = ev->now_ms;
+            announce_device(h, sd);
+        } else if (!d->reannounce) {
+            d->reannounce = true;
+            enqueue(h, d, sd->index, d->announced_ms + HA_REANNOUNCE_MS);
+        }
         if (h->mem_dirty && h->mem_due_ms == INT64_MAX)
             h->mem_due_ms = ev->now_ms + HA_MEMORY_SAVE_MS;
     }
     /* At most once per state_interval_ms; the latest state waits for it. */
     unsigned iv = h->hc->state_interval_ms;
-    struct hdev *d = sd->index < h->n_devs ? &h->devs[sd->index] : NULL;
     if (!d || iv == 0 || d->last_ms == 0 || ev->now_ms - d->last_ms >= (int64_t)iv) {
         publish_state(h, sd, ev->now_ms);
         return;
     }
-    if (d->held)
-        return;
-    d->held = true;
-    h->held[h->n_held++] = sd->index;
-    if (d->last_ms + iv < h->next_flush_ms)
-        h->next_flush_ms = d->last_ms + iv;
+    if (!d->held) {
+        d->held = true;
+        enqueue(h, d, sd->index, d->last_ms + iv);
+    }
 }
 
 static void scenario_event(struct ha *h, const struct event *ev)
@@ -613,7 +637,7 @@ static void ha_event(struct sink *s, const struct event *ev, const struct sink_v
             mem_save(h); /* the store's flush follows */
         if (h->enabled && h->connected) {
             h->next_flush_ms = 0;
-            flush_held(h, view, INT64_MAX); /* the latest states */
+            flush_queue(h, view, INT64_MAX); /* the latest states */
             publish_availability(h, h->cfg->bridge_device_id, false);
         }
         break;
@@ -623,7 +647,7 @@ static void ha_event(struct sink *s, const struct event *ev, const struct sink_v
 static int64_t ha_tick(struct sink *s, const struct sink_view *view, int64_t now_ms, bool light)
 {
     struct ha *h = self(s);
-    int64_t next = flush_held(h, view, now_ms);
+    int64_t next = flush_queue(h, view, now_ms);
     if (light)
         return h->republishing || h->birth_due_ms > next ? next : h->birth_due_ms;
     if (h->birth_due_ms <= now_ms)
@@ -764,7 +788,7 @@ static void ha_destroy(struct sink *s)
     for (size_t i = 0; i < h->n_subs; i++)
         free(h->subs[i]);
     free(h->devs);
-    free(h->held);
+    free(h->queue);
     free(h->scenario);
     free(h->buf);
     json_object_put(h->last);

@@ -30,6 +30,10 @@
 #define HA_REPUBLISH_BACKLOG 256
 #define HA_REPUBLISH_STEP 8
 #define HA_REPUBLISH_POLL_MS 1
+/* A device's config goes out again for a new field at most this often (a
+ * device whose every message adds a key would otherwise send its whole,
+ * growing config each time). */
+#define HA_REANNOUNCE_MS 1000
 /* New fields make the memory stale: saved at most this often for them. */
 #define HA_MEMORY_SAVE_MS 60000
 
@@ -74,15 +78,18 @@ struct ha {
     int64_t birth_due_ms; /* a round starts then (INT64_MAX: none) */
     /* Per device index of the current view (allocated only while enabled). */
     struct hdev {
-        int64_t last_ms;    /* its state topic was last published then (monotonic) */
-        uint32_t announced; /* its number of fields when its config was last
-                             * published: a new field may be a new entity */
-        bool held;          /* a newer state waits for state_interval_ms (in held) */
+        int64_t last_ms;      /* its state topic was last published then (monotonic) */
+        int64_t announced_ms; /* its config was last published outside a round then */
+        uint32_t announced;   /* its number of fields when its config was last
+                               * published: a new field may be a new entity */
+        bool held;            /* a newer state waits for state_interval_ms */
+        bool reannounce;      /* its config waits for HA_REANNOUNCE_MS */
+        bool queued;          /* in queue (held or reannounce, or was) */
     } * devs;
     size_t n_devs;
-    uint32_t *held; /* indices of the devices whose state waits */
-    size_t n_held;
-    int64_t next_flush_ms; /* the soonest held state is due then (INT64_MAX: none) */
+    uint32_t *queue; /* indices of the devices with something waiting, each once */
+    size_t n_queue;
+    int64_t next_flush_ms; /* the soonest of it is due then (INT64_MAX: none) */
     /* Input: <base>/+/+/set and the status topic. */
     char *subs[2];
     size_t n_subs;

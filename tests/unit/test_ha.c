@@ -448,6 +448,29 @@ static void test_state_interval(void **state)
     open_pipeline(f, f->cfg);
 }
 
+/* A device whose messages keep adding keys: its config goes out again at
+ * most once a second, with every key that came meanwhile. */
+static void test_new_fields_rate(void **state)
+{
+    struct fixture *f = *state;
+    connect(f);
+    struct sink *ha = f->pf.extra;
+    pf_feed_at(&f->pf, "z2m/sensor", "{\"a\": 1}", 8, false, 5000);
+    assert_non_null(component(f, "sensor", "a"));
+    unsigned n = f->configs;
+    pf_feed_at(&f->pf, "z2m/sensor", "{\"b\": 2}", 8, false, 5100);
+    pf_feed_at(&f->pf, "z2m/sensor", "{\"c\": 3}", 8, false, 5200);
+    assert_int_equal(f->configs, n); /* not yet */
+    assert_null(component(f, "sensor", "b"));
+    assert_int_equal(json_object_get_int(get(json_at(f, "hb/sensor/state"), "c")), 3);
+    assert_int_equal(ha->ops->tick(ha, &f->pf.sinks.view, 5500, true), 6000);
+    ha->ops->tick(ha, &f->pf.sinks.view, 6000, true);
+    assert_int_equal(f->configs, n + 1); /* once, with both */
+    assert_non_null(component(f, "sensor", "b"));
+    assert_non_null(component(f, "sensor", "c"));
+    assert_int_equal(ha->ops->tick(ha, &f->pf.sinks.view, 6001, true), INT64_MAX);
+}
+
 static void test_commands(void **state)
 {
     struct fixture *f = *state;
@@ -624,6 +647,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_entities, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_topic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_interval, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_fields_rate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_birth_republishes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_removes, setup, teardown),
