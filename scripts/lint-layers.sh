@@ -55,6 +55,7 @@ config config
 config_json config
 devmgr domain
 dispatch domain
+ha mirror
 http http
 http_sink http
 lockstat common
