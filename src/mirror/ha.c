@@ -706,8 +706,15 @@ static enum sink_input ha_input(struct sink *s, const char *topic, const char *p
         return SINK_IN_OWN;
     }
     size_t bl = strlen(h->hc->base_topic);
-    if (strncmp(topic, h->hc->base_topic, bl) != 0 || topic[bl] != '/')
+    if (strncmp(topic, h->hc->base_topic, bl) != 0 || topic[bl] != '/') {
+        /* Our own configs seen again (a device's state filter "#"). */
+        size_t pl = strlen(h->hc->discovery_prefix), nl = strlen(h->hc->node_id);
+        if (strncmp(topic, h->hc->discovery_prefix, pl) == 0 &&
+            strncmp(topic + pl, "/device/", 8) == 0 &&
+            strncmp(topic + pl + 8, h->hc->node_id, nl) == 0 && topic[pl + 8 + nl] == '/')
+            return SINK_IN_OWN;
         return SINK_IN_NONE;
+    }
     /* Under <base>/: ours. Only <base>/<device>/<name>/set is a command. */
     static _Thread_local char idbuf[128], name[MIRROR_FIELD_MAX + 1];
     const char *id = topic + bl + 1;

@@ -498,8 +498,11 @@ static void test_commands(void **state)
     msg(f, "hb/nosuch/power/set", "ON");
     msg(f, "hb/tv/nosuch/set", "ON");
     msg(f, "hb/tv/state", "{}"); /* our own state seen again */
+    msg(f, "homeassistant/device/n1/tv/config", "{}"); /* and our own config */
     assert_int_equal(f->commands, n);
-    assert_int_equal(f->pf.own, own + 3);
+    assert_int_equal(f->pf.own, own + 4);
+    msg(f, "homeassistant/device/other/tv/config", "{}"); /* another node's: not ours */
+    assert_int_equal(f->pf.own, own + 4);
     /* Retained commands never run. */
     pf_feed(&f->pf, "hb/tv/set_volume/set", "5", 1, true);
     assert_int_equal(f->commands, n);
