@@ -497,7 +497,7 @@ static void test_commands(void **state)
     uint64_t own = f->pf.own;
     msg(f, "hb/nosuch/power/set", "ON");
     msg(f, "hb/tv/nosuch/set", "ON");
-    msg(f, "hb/tv/state", "{}"); /* our own state seen again */
+    msg(f, "hb/tv/state", "{}");                       /* our own state seen again */
     msg(f, "homeassistant/device/n1/tv/config", "{}"); /* and our own config */
     assert_int_equal(f->commands, n);
     assert_int_equal(f->pf.own, own + 4);
