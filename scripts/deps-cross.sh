@@ -37,7 +37,9 @@ if [ "$(id -u)" -ne 0 ]; then
     SUDO=sudo
 fi
 
-if ! dpkg --print-foreign-architectures | grep -qx "$ARCH"; then
+# Read whole first: with pipefail, `dpkg ... | grep -q` can fail on SIGPIPE.
+foreign=$(dpkg --print-foreign-architectures)
+if ! grep -qx "$ARCH" <<<"$foreign"; then
     echo "deps-cross.sh: dpkg --add-architecture $ARCH" >&2
     $SUDO dpkg --add-architecture "$ARCH"
 fi
