@@ -55,6 +55,13 @@ start-up, mirrors devices as Wiren Board virtual devices, runs actions and
 scenarios, and serves an HTTP API. Runs as a systemd notify service.")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+# A cross build (cmake/toolchain-<arch>.cmake sets WBMB_DEB_ARCH) packages
+# for its target: without this CPack would write dpkg's own (host) arch.
+if(WBMB_DEB_ARCH)
+  set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE ${WBMB_DEB_ARCH})
+elseif(CMAKE_CROSSCOMPILING)
+  message(FATAL_ERROR "cross build without WBMB_DEB_ARCH: use cmake/toolchain-<arch>.cmake")
+endif()
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://github.com/wirenboard")

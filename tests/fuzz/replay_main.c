@@ -6,6 +6,7 @@
  * finding stays a regression test without clang.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -69,8 +70,16 @@ static int run_path(const char *path, int *count)
         perror(path);
         return 1;
     }
-    while ((e = readdir(d))) {
+    for (;;) {
         char p[4096];
+        errno = 0;
+        if (!(e = readdir(d))) {
+            if (errno != 0) { /* e.g. EOVERFLOW: not "an empty folder" */
+                perror(path);
+                rc = 1;
+            }
+            break;
+        }
         if (e->d_name[0] == '.')
             continue;
         snprintf(p, sizeof(p), "%s/%s", path, e->d_name);

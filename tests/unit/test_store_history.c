@@ -103,11 +103,12 @@ static void raw_text(sqlite3 *db, const char *sql, char *out, size_t outlen)
     sqlite3_finalize(st);
 }
 
-static long raw_long(sqlite3 *db, const char *sql)
+/* int64_t, not long: a time in milliseconds does not fit a 32-bit long (armhf). */
+static int64_t raw_long(sqlite3 *db, const char *sql)
 {
     sqlite3_stmt *st = NULL;
     assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-    long v = sqlite3_step(st) == SQLITE_ROW ? (long)sqlite3_column_int64(st, 0) : -1;
+    int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
     sqlite3_finalize(st);
     return v;
 }

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# deps-cross.sh ARCH - installs what a cross build for ARCH (arm64: Wiren
+# Board 8; armhf: Wiren Board 6/7; amd64 from another host) needs: the
+# Debian foreign architecture, the cross compiler (crossbuild-essential-ARCH),
+# the -dev packages of ARCH (multiarch, under /usr/lib/<triplet>) and
+# qemu-user-static to run the unit tests. Used by scripts/package.sh --arch and scripts/cross-test.sh.
+# Idempotent: quick when everything is present. Run as root (or with sudo).
+#
+#   ./scripts/deps-cross.sh arm64
+#   ./scripts/deps-cross.sh armhf
+set -euo pipefail
+
+ARCH=${1:-}
+case "$ARCH" in
+    arm64 | armhf | amd64) ;;
+    *)
+        echo "usage: $0 arm64|armhf|amd64" >&2
+        exit 2
+        ;;
+esac
+
+# Host tools (no suffix) and the ARCH libraries (:ARCH). qemu-user-static
+# registers its binfmt handlers itself where binfmt_misc is mounted; the
+# tests call qemu explicitly (CMAKE_CROSSCOMPILING_EMULATOR), so they do not
+# depend on binfmt.
+PACKAGES=(
+    cmake pkg-config dpkg-dev file "crossbuild-essential-$ARCH" qemu-user-static
+)
+for p in libpaho-mqtt-dev libsqlite3-dev libjson-c-dev libyaml-dev libcmocka-dev \
+    libmicrohttpd-dev uuid-dev; do
+    PACKAGES+=("$p:$ARCH")
+done
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "deps-cross.sh: run as root" >&2; exit 1; }
+    SUDO=sudo
+fi
+
+# Read whole first: with pipefail, `dpkg ... | grep -q` can fail on SIGPIPE.
+foreign=$(dpkg --print-foreign-architectures)
+if ! grep -qx "$ARCH" <<<"$foreign"; then
+    echo "deps-cross.sh: dpkg --add-architecture $ARCH" >&2
+    $SUDO dpkg --add-architecture "$ARCH"
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps-cross.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# A new architecture has no package lists yet, and a stale list may point at
+# removed versions: update once before installing (as deps.sh does).
+# Wait for another apt/dpkg run (another script, unattended upgrades) rather
+# than fail on its lock.
+APT_LOCK=(-o DPkg::Lock::Timeout=600)
+$SUDO apt-get "${APT_LOCK[@]}" update -qq
+$SUDO apt-get "${APT_LOCK[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
