@@ -3,7 +3,8 @@
 # (qemu, TCG: no KVM needed). Not part of scripts/test.sh: it takes minutes.
 #
 #   ./scripts/vm-test.sh              # every check; exit 0 only if all pass
-#   ./scripts/vm-test.sh --base-only  # only build the cached base tree
+#   ./scripts/vm-test.sh --docker     # the Docker image in the same VM (below)
+#   ./scripts/vm-test.sh --base-only  # only build the cached base tarballs
 #
 # 1. Base: debootstrap of bookworm (systemd, the kernel, mosquitto, the
 #    .deb's runtime libraries, docker.io) cached as
@@ -18,6 +19,16 @@
 #    `VMTEST ok|fail|info NAME detail` lines on the serial console and power
 #    off. The host waits up to VM_TIMEOUT_S (900) for `VMTEST done`, kills
 #    qemu if it hangs, and writes the table to build-vm/vm-test-results.md.
+#
+# --docker: the same VM runs tests/vm/docker-checks.sh with Debian's docker.io
+# instead: a base image by `docker import` of a second cached tarball (a
+# plain minbase debootstrap, what debian:bookworm-slim holds), `docker build`
+# of docker/Dockerfile with --build-arg BASE=it, mosquitto and the bridge on
+# one docker network, the health check, `docker stop` flushing into the
+# volume and a new container restoring it. No Docker registry is reachable,
+# but the Dockerfile's stages run apt-get: this VM gets qemu user-mode
+# networking (-nic user, NAT through the host) to reach deb.debian.org.
+# Results in build-vm/vm-test-docker-results.md.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,8 +37,9 @@ VM_TIMEOUT_S=${VM_TIMEOUT_S:-900}
 MODE=vm
 case "${1:-}" in
     --base-only) MODE=base ;;
+    --docker) MODE=docker ;;
     "") ;;
-    *) echo "usage: $0 [--base-only]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--docker|--base-only]" >&2; exit 2 ;;
 esac
 
 [ "$(id -u)" -eq 0 ] || { echo "vm-test.sh: run as root (debootstrap, file owners in the image)" >&2; exit 1; }
@@ -67,8 +79,35 @@ build_base() {
     log "base $BASE_TAR built in $((SECONDS - t0)) s"
 }
 
+# The Docker base image's tree: minbase only (~120 MB), like bookworm-slim.
+DOCKER_TAR=$VM_DIR/base/bookworm-minbase.tar
+build_docker_base() {
+    [ -s "$DOCKER_TAR" ] && return 0
+    local tree=$VM_DIR/base/dtree.$$
+    rm -rf "$tree"
+    log "debootstrap minbase bookworm for docker import (once)"
+    debootstrap --variant=minbase bookworm "$tree" http://deb.debian.org/debian \
+        >"$VM_DIR/base/debootstrap-minbase.log" 2>&1 ||
+        { log "debootstrap failed, see $VM_DIR/base/debootstrap-minbase.log"; exit 1; }
+    chroot "$tree" apt-get clean
+    rm -rf "$tree"/var/lib/apt/lists/*
+    # Containers take the engine's resolver; the host's has no place here.
+    : >"$tree/etc/resolv.conf"
+    tar -C "$tree" --numeric-owner -cf "$DOCKER_TAR.tmp" .
+    mv "$DOCKER_TAR.tmp" "$DOCKER_TAR"
+    rm -rf "$tree"
+}
+
 build_base
+[ "$MODE" = vm ] || build_docker_base
 [ "$MODE" = base ] && exit 0
+if [ "$MODE" = docker ]; then
+    VM_TIMEOUT_S=${VM_TIMEOUT_S_DOCKER:-2700}
+    DISK_SIZE=16G MEM=3072 NIC="user,model=virtio-net-pci"
+    GUEST_SCRIPT=docker-checks.sh RESULTS_NAME=vm-test-docker
+else
+    DISK_SIZE=3G MEM=1536 NIC=none GUEST_SCRIPT=checks.sh RESULTS_NAME=vm-test
+fi
 
 # ---- the packages ----------------------------------------------------------
 RUN=$VM_DIR/run
@@ -100,7 +139,18 @@ mkdir -p "$TREE"
 tar -C "$TREE" --numeric-owner -xf "$BASE_TAR"
 install -d "$TREE/opt/vmtest"
 install -m 0644 "$DEB" "$DEB2" "$TREE/opt/vmtest/"
-install -m 0755 "$ROOT/tests/vm/checks.sh" "$TREE/opt/vmtest/checks.sh"
+install -m 0755 "$ROOT/tests/vm/$GUEST_SCRIPT" "$TREE/opt/vmtest/checks.sh"
+if [ "$MODE" = docker ]; then
+    install -m 0644 "$DOCKER_TAR" "$TREE/opt/vmtest/docker-base.tar"
+    # The build context: the tracked files as they are in the work tree.
+    install -d "$TREE/opt/vmtest/src"
+    git -C "$ROOT" ls-files -z | tar -C "$ROOT" --null -T - -cf - | tar -C "$TREE/opt/vmtest/src" -xf -
+    # DHCP from qemu's user network, its DNS at 10.0.2.3.
+    printf '[Match]\nName=en*\n[Network]\nDHCP=yes\n' >"$TREE/etc/systemd/network/10-vm.network"
+    ln -sf /lib/systemd/system/systemd-networkd.service \
+        "$TREE/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
+    echo 'nameserver 10.0.2.3' >"$TREE/etc/resolv.conf"
+fi
 cat >"$TREE/etc/systemd/system/vmtest.service" <<'UNIT'
 [Unit]
 Description=wb-mqtt-bridge VM checks (scripts/vm-test.sh)
@@ -115,11 +165,13 @@ WantedBy=multi-user.target
 UNIT
 ln -sf /etc/systemd/system/vmtest.service "$TREE/etc/systemd/system/multi-user.target.wants/vmtest.service"
 # Quiet console: no login prompt on the serial line; docker only for --docker.
-for u in serial-getty@ttyS0.service getty@tty1.service docker.service docker.socket containerd.service; do
+MASK="serial-getty@ttyS0.service getty@tty1.service"
+[ "$MODE" = docker ] || MASK+=" docker.service docker.socket containerd.service"
+for u in $MASK; do
     ln -sf /dev/null "$TREE/etc/systemd/system/$u"
 done
 IMG=$RUN/disk.img
-mkfs.ext4 -q -F -L wbmbvm -d "$TREE" "$IMG" 3G
+mkfs.ext4 -q -F -L wbmbvm -d "$TREE" "$IMG" "$DISK_SIZE"
 rm -rf "$TREE"
 log "disk image $IMG ($((SECONDS - t_img)) s)"
 
@@ -131,11 +183,11 @@ CONSOLE=$RUN/console.log
 : >"$CONSOLE"
 t_boot=$SECONDS
 log "booting the VM (TCG), console in $CONSOLE, up to $VM_TIMEOUT_S s"
-qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 1536 \
+qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m "$MEM" \
     -display none -monitor none -serial "file:$CONSOLE" -no-reboot \
     -kernel "$RUN/$KERNEL" -initrd "$RUN/$INITRD" \
     -append "root=/dev/vda rw console=ttyS0 systemd.show_status=error" \
-    -drive "file=$IMG,format=raw,if=virtio" -nic none &
+    -drive "file=$IMG,format=raw,if=virtio" -nic "$NIC" &
 QEMU=$!
 trap 'kill "$QEMU" 2>/dev/null || true' EXIT
 timed_out=0
@@ -162,14 +214,16 @@ t_vm=$((SECONDS - t_boot))
 # ---- results -------------------------------------------------------------------------
 CHECKS=(install start_active reload journal_priority stop_flush security invalid_config
     kill9_restart watchdog upgrade purge)
-RES=$VM_DIR/vm-test-results.md
+[ "$MODE" = docker ] && CHECKS=(network docker_import docker_build compose_up_healthy
+    docker_stop_flush new_container_restores)
+RES=$VM_DIR/$RESULTS_NAME-results.md
 LINES=$(tr -d '\r' <"$CONSOLE" | grep -ao 'VMTEST .*' || true)
-grep -ao 'VMTESTLOG .*' "$CONSOLE" | tr -d '\r' >"$VM_DIR/vm-test-log.txt" || true
-cp "$CONSOLE" "$VM_DIR/vm-test-console.log"
+grep -ao 'VMTESTLOG .*' "$CONSOLE" | tr -d '\r' >"$VM_DIR/$RESULTS_NAME-log.txt" || true
+cp "$CONSOLE" "$VM_DIR/$RESULTS_NAME-console.log"
 all_ok=1
 {
     echo "VM test of $(basename "$DEB") ($(date -u '+%Y-%m-%d %H:%M UTC')): Debian 12 guest," \
-        "qemu TCG -smp 2 -m 1536, no network; VM ${t_vm} s, whole run $((SECONDS - t_start)) s."
+        "qemu TCG -smp 2 -m $MEM, network: $NIC; VM ${t_vm} s, whole run $((SECONDS - t_start)) s."
     echo
     sed -n 's/^VMTEST start /Guest: /p; s/^VMTEST info /Guest: /p' <<<"$LINES" | sed 's/$/  /'
     echo
@@ -189,5 +243,5 @@ all_ok=1
     done
 } >"$RES"
 cat "$RES"
-log "table in $RES; console in $VM_DIR/vm-test-console.log, extra output in $VM_DIR/vm-test-log.txt"
+log "table in $RES; console in $VM_DIR/$RESULTS_NAME-console.log, extra output in $VM_DIR/$RESULTS_NAME-log.txt"
 [ $all_ok = 1 ]
