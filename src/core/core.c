@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "wbmb/lockstat.h"
 #include "wbmb/log.h"
@@ -494,12 +495,28 @@ void core_run(struct core *c, const struct core_loop *l)
      * goes out on time for any WatchdogSec of 200 ms or more. */
     struct sdnotify_watchdog wd;
     sdnotify_watchdog_init(&wd);
+    /* TEST ONLY (scripts/vm-test.sh): with WBMB_TEST_FREEZE_FILE set at
+     * start-up, the loop freezes (no WATCHDOG=1, nothing applied; the MQTT
+     * threads live on) once that file exists, so systemd's watchdog must
+     * kill it. The file is removed first (best effort): the restarted
+     * daemon does not freeze again. */
+    const char *freeze_file = getenv("WBMB_TEST_FREEZE_FILE");
+    if (freeze_file && !*freeze_file)
+        freeze_file = NULL;
     owner_arm();
     lock_core(c);
     c->apply_in_place = c->msg_buf != NULL;
     unlock_core(c);
     while (!*l->stop) {
         sdnotify_watchdog_kick(&wd, util_mono_ms());
+        if (freeze_file && access(freeze_file, F_OK) == 0) {
+            log_warn("test freeze: %s exists, the core loop stops (WBMB_TEST_FREEZE_FILE)",
+                     freeze_file);
+            (void)unlink(freeze_file);
+            while (!*l->stop)
+                usleep(100 * 1000);
+            break;
+        }
         if (*l->reload) {
             *l->reload = 0;
             lock_core(c);

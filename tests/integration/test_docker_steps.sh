@@ -13,7 +13,8 @@ export WBMB_DOCKER_BUILD_DIR=${WBMB_BUILD_DIR:-$T_DIR}/docker-build
 # The Dockerfile calls these very scripts, and stays on bookworm-slim.
 check "Dockerfile: build stage runs docker/build.sh" grep -qE '^RUN docker/build.sh /src /stage$' "$D/Dockerfile"
 check "Dockerfile: entry point is docker/entrypoint.sh" grep -qE '^ENTRYPOINT \["/usr/local/bin/entrypoint.sh"\]$' "$D/Dockerfile"
-check "Dockerfile: two stages on debian:bookworm-slim" test "$(grep -c '^FROM debian:bookworm-slim' "$D/Dockerfile")" -eq 2
+check "Dockerfile: two stages on \${BASE}, default debian:bookworm-slim" bash -c \
+    "grep -qx 'ARG BASE=debian:bookworm-slim' '$D/Dockerfile' && test \$(grep -cE '^FROM \\\$\{BASE\}( |\$)' '$D/Dockerfile') -eq 2"
 check "Dockerfile: non-root user, /data volume, healthcheck" bash -c \
     "grep -q '^USER wbmb' '$D/Dockerfile' && grep -q '^VOLUME /data' '$D/Dockerfile' && grep -q 'curl -fsS http://127.0.0.1:8080/health' '$D/Dockerfile'"
 check "compose.yml has mosquitto and the bridge" bash -c \
