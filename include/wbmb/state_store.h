@@ -51,6 +51,15 @@ struct store_config {
     unsigned history_max_age_days; /* 0 = unlimited */
 };
 
+struct cfg_persistence;
+
+/* The store config of the YAML's persistence: section (backend, path,
+ * intervals, history limits); read_only false. The one place that maps the
+ * config to the store: the daemon and the state tool both use it, then
+ * change what they need (the tool: read_only, commit_interval_ms). The
+ * strings point into p, which must outlive the store_open() call only. */
+void store_config_from_cfg(const struct cfg_persistence *p, struct store_config *out);
+
 /* Health and counters, for /health and /metrics. */
 struct store_status {
     bool ok;                        /* false while the last commit attempt failed */

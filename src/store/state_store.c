@@ -8,7 +8,27 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "wbmb/config.h"
+
 static const struct store_ops *const backends[] = {&store_sqlite_ops, &store_memory_ops};
+
+void store_config_from_cfg(const struct cfg_persistence *p, struct store_config *out)
+{
+    /* Indexed by enum cfg_store_backend; the names are the backends' own. */
+    static const char *const names[] = {
+        [CFG_STORE_SQLITE] = "sqlite", [CFG_STORE_MEMORY] = "memory"};
+    *out = (struct store_config){
+        .backend = p->backend >= 0 && (size_t)p->backend < sizeof(names) / sizeof(names[0])
+                       ? names[p->backend]
+                       : NULL,
+        .db_path = p->db_path,
+        .commit_interval_ms = p->commit_interval_ms,
+        .sync_interval_ms = p->sync_interval_ms,
+        .history_enabled = p->history_enabled,
+        .history_max_rows = p->history_max_rows,
+        .history_max_age_days = p->history_max_age_days,
+    };
+}
 
 wb_status store_open(struct state_store **out, const struct store_config *cfg, char *err,
                      size_t errlen)
