@@ -106,6 +106,42 @@ struct store_command_filter {
     const char *device_id;
 };
 
+/* Rows of the history, connection and command-log queries, as the store
+ * has them (no JSON shape of any API: the HTTP API builds its own). The
+ * strings are owned by the row set. */
+struct store_history_row {
+    char *device_id;
+    char *ts;    /* ISO-8601 UTC */
+    char *state; /* the JSON object text as stored */
+};
+
+struct store_connection_row {
+    char *device_id;
+    char *event; /* online | offline | timeout */
+    char *ts;
+};
+
+enum store_rows_kind { STORE_ROWS_HISTORY, STORE_ROWS_CONNECTIONS, STORE_ROWS_COMMANDS };
+
+/* A result: n rows of one kind (commands: struct store_command_row, its
+ * strings owned by the set too). struct store_rows r = STORE_ROWS(kind). */
+struct store_rows {
+    enum store_rows_kind kind;
+    size_t n, cap;
+    union {
+        struct store_history_row *history;
+        struct store_connection_row *connections;
+        struct store_command_row *commands;
+    };
+};
+#define STORE_ROWS(k) ((struct store_rows){.kind = (k)})
+
+/* Appends a row of r's kind with copies of its fields in struct order
+ * (history 3, connections 3, commands 9; NULL stays NULL). */
+wb_status store_rows_add(struct store_rows *r, const char *const *fields);
+/* Frees the rows and their strings; r is empty (same kind) afterwards. */
+void store_rows_free(struct store_rows *r);
+
 struct state_store;
 
 /* Called by list() for each key in key order; value is borrowed for the call.
