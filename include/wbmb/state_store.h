@@ -1,10 +1,12 @@
 /*
  * state_store.h - the StateStore interface: where every state transition goes.
  *
- * A store is an opaque handle whose first field is a pointer to a const table
- * of backend operations (struct store_ops). Callers use only the thin store_*
- * wrappers below; store_open() chooses the backend by name ("sqlite", the
- * default, or "memory").
+ * A store is an opaque handle; store_open() chooses the backend by name
+ * ("sqlite", the default, or "memory"). Inside (src/store/): the functions
+ * below are the same for every backend (store_front*.c), over the
+ * backend-neutral group-commit writer (store_writer.c) and a backend that
+ * implements a narrow table (store_backend.h: open, commit one batch in one
+ * transaction, sync, get, scan, and row queries).
  *
  * Values are JSON objects (json-c). The store never takes ownership of a value
  * passed in: set() serialises it at once, so the caller may change or free it
@@ -148,41 +150,6 @@ struct state_store;
  * Return non-zero to stop early. */
 typedef int (*store_list_cb)(const char *key, json_object *value, void *ud);
 
-struct store_ops {
-    const char *name;
-    wb_status (*open)(struct state_store **out, const struct store_config *cfg, char *err,
-                      size_t errlen);
-    void (*close)(struct state_store *s);
-    wb_status (*get)(struct state_store *s, const char *key, json_object **out);
-    wb_status (*set)(struct state_store *s, const char *key, json_object *value);
-    wb_status (*del)(struct state_store *s, const char *key);
-    wb_status (*list)(struct state_store *s, const char *prefix, store_list_cb cb, void *ud);
-    wb_status (*flush)(struct state_store *s);
-    wb_status (*history_append)(struct state_store *s, const char *device_id, json_object *state,
-                                const char *ts);
-    wb_status (*history_query)(struct state_store *s, const char *device_id, int limit,
-                               json_object **out);
-    /* Optional: set(key, json) plus, when history is on, history_append
-     * (device_id, json, now) from the state's JSON text, not parsed. NULL:
-     * the wrapper parses json and calls both. */
-    wb_status (*transition)(struct state_store *s, const char *key, const char *device_id,
-                            const char *json, bool history);
-    wb_status (*connection_append)(struct state_store *s, const char *device_id, const char *event,
-                                   const char *ts);
-    wb_status (*connection_query)(struct state_store *s, const char *device_id, int limit,
-                                  json_object **out);
-    wb_status (*device_upsert)(struct state_store *s, const struct store_device_row *row);
-    wb_status (*command_put)(struct state_store *s, const struct store_command_row *row);
-    wb_status (*command_query)(struct state_store *s, const struct store_command_filter *f,
-                               int limit, json_object **out);
-    void (*get_status)(struct state_store *s, struct store_status *out);
-};
-
-/* Every backend's handle starts with this. */
-struct state_store {
-    const struct store_ops *ops;
-};
-
 /* Opens a store with the backend named in cfg->backend. On failure returns
  * non-WB_OK, *out is NULL and err (if not NULL) holds a one-line reason. */
 wb_status store_open(struct state_store **out, const struct store_config *cfg, char *err,
@@ -213,6 +180,18 @@ wb_status store_history_append(struct state_store *s, const char *device_id, jso
  * WB_ERR_INVALID otherwise). Returns the first failure. */
 wb_status store_transition(struct state_store *s, const char *key, const char *device_id,
                            const char *json, bool history);
+/* The rows of the history, connection and command-log queries (struct
+ * store_rows; the caller frees them with store_rows_free(), also on
+ * failure): newest first, at most limit rows (<= 0: no limit). */
+wb_status store_history_rows(struct state_store *s, const char *device_id, int limit,
+                             struct store_rows *out);
+wb_status store_connection_rows(struct state_store *s, const char *device_id, int limit,
+                                struct store_rows *out);
+wb_status store_command_rows(struct state_store *s, const struct store_command_filter *f, int limit,
+                             struct store_rows *out);
+
+/* The same rows as JSON arrays (tests and tools; the HTTP API builds its
+ * own JSON from the rows). */
 /* *out = new JSON array [{"ts","state"}], newest first, at most limit rows. */
 wb_status store_history_query(struct state_store *s, const char *device_id, int limit,
                               json_object **out);
@@ -229,10 +208,6 @@ wb_status store_command_put(struct state_store *s, const struct store_command_ro
 wb_status store_command_query(struct state_store *s, const struct store_command_filter *f,
                               int limit, json_object **out);
 void store_get_status(struct state_store *s, struct store_status *out);
-
-/* The backends' ops tables (for tests that want one by name). */
-extern const struct store_ops store_sqlite_ops;
-extern const struct store_ops store_memory_ops;
 
 /* The schema version this binary writes (PRAGMA user_version). */
 #define STORE_SCHEMA_VERSION 3

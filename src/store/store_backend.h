@@ -106,9 +106,14 @@ struct store_backend {
     /* Set by open: a successful commit() is already durable (the floors
      * move together; sync is not called). */
     bool durable_commits;
+    /* Set by open: a commit costs nothing, so the writer commits every
+     * change before the call returns (commit_interval_ms 0) whatever the
+     * config says. */
+    bool no_window;
 };
 
 extern const struct store_backend_ops store_sqlite_backend;
+extern const struct store_backend_ops store_memory_backend;
 
 /* The backend under a StateStore handle (store_front.c), for test hooks. */
 struct store_backend *store_front_backend(struct state_store *s);

@@ -19,10 +19,10 @@
 
 struct store_backend *store_front_backend(struct state_store *s)
 {
-    return F(s)->b;
+    return s->b;
 }
 
-static wb_status put(struct front_store *f, const char *key, char *text, bool is_set)
+static wb_status put(struct state_store *f, const char *key, char *text, bool is_set)
 {
     if (!f->w) {
         free(text);
@@ -31,7 +31,7 @@ static wb_status put(struct front_store *f, const char *key, char *text, bool is
     return store_writer_put(f->w, key, text, is_set, NULL);
 }
 
-static wb_status fr_set(struct state_store *s, const char *key, json_object *value)
+wb_status store_set(struct state_store *s, const char *key, json_object *value)
 {
     if (!key || !value)
         return WB_ERR_INVALID;
@@ -39,22 +39,22 @@ static wb_status fr_set(struct state_store *s, const char *key, json_object *val
     char *text = strdup(json_object_to_json_string_ext(value, JSON_C_TO_STRING_PLAIN));
     if (!text)
         return WB_ERR_NOMEM;
-    return put(F(s), key, text, true);
+    return put(s, key, text, true);
 }
 
-static wb_status fr_del(struct state_store *s, const char *key)
+wb_status store_delete(struct state_store *s, const char *key)
 {
     if (!key)
         return WB_ERR_INVALID;
-    return put(F(s), key, NULL, false);
+    return put(s, key, NULL, false);
 }
 
-static wb_status fr_flush(struct state_store *s)
+wb_status store_flush(struct state_store *s)
 {
-    return F(s)->w ? store_writer_flush(F(s)->w) : WB_OK;
+    return s->w ? store_writer_flush(s->w) : WB_OK;
 }
 
-static wb_status append(struct front_store *f, struct store_op *o)
+static wb_status append(struct state_store *f, struct store_op *o)
 {
     if (!f->w) {
         free(o);
@@ -88,10 +88,10 @@ static bool ts_parse_ms(const char *ts, int64_t *out)
     return true;
 }
 
-static wb_status fr_history_append(struct state_store *s, const char *device_id, json_object *state,
-                                   const char *ts)
+wb_status store_history_append(struct state_store *s, const char *device_id, json_object *state,
+                               const char *ts)
 {
-    struct front_store *f = F(s);
+    struct state_store *f = s;
     if (!f->cfg.history_enabled)
         return WB_OK;
     if (!device_id || !state)
@@ -110,10 +110,12 @@ static wb_status fr_history_append(struct state_store *s, const char *device_id,
  * so with commit_interval_ms 0 one commit carries both (store_transition).
  * The text comes from the device manager's own writer: it is stored as it
  * is, not parsed again on the hot path. */
-static wb_status fr_transition(struct state_store *s, const char *key, const char *device_id,
-                               const char *json, bool history)
+wb_status store_transition(struct state_store *s, const char *key, const char *device_id,
+                           const char *json, bool history)
 {
-    struct front_store *f = F(s);
+    struct state_store *f = s;
+    if (!key || !device_id || !json)
+        return WB_ERR_INVALID;
     if (!f->w)
         return WB_ERR_READONLY;
     char *text = strdup(json);
@@ -131,8 +133,8 @@ static wb_status fr_transition(struct state_store *s, const char *key, const cha
     return store_writer_put(f->w, key, text, true, o);
 }
 
-static wb_status fr_connection_append(struct state_store *s, const char *device_id,
-                                      const char *event, const char *ts)
+wb_status store_connection_append(struct state_store *s, const char *device_id, const char *event,
+                                  const char *ts)
 {
     if (!device_id || !event)
         return WB_ERR_INVALID;
@@ -142,18 +144,18 @@ static wb_status fr_connection_append(struct state_store *s, const char *device_
         ts = now;
     }
     const char *fl[] = {device_id, event, ts};
-    return append(F(s), store_op_new(STORE_OP_CONN, 0, fl, 3));
+    return append(s, store_op_new(STORE_OP_CONN, 0, fl, 3));
 }
 
-static wb_status fr_device_upsert(struct state_store *s, const struct store_device_row *r)
+wb_status store_device_upsert(struct state_store *s, const struct store_device_row *r)
 {
     if (!r || !r->device_id)
         return WB_ERR_INVALID;
     const char *fl[] = {r->device_id, r->device_type, r->name, r->last_seen, r->connected_at};
-    return append(F(s), store_op_new(STORE_OP_DEVICE, r->is_online, fl, 5));
+    return append(s, store_op_new(STORE_OP_DEVICE, r->is_online, fl, 5));
 }
 
-static wb_status fr_command_put(struct state_store *s, const struct store_command_row *r)
+wb_status store_command_put(struct state_store *s, const struct store_command_row *r)
 {
     if (!r || !r->command_id)
         return WB_ERR_INVALID;
@@ -163,12 +165,12 @@ static wb_status fr_command_put(struct state_store *s, const struct store_comman
         r->command_id,  r->device_id, r->action, r->params,
         r->source,      r->status,    r->error,  r->created_at ? r->created_at : now,
         r->completed_at};
-    return append(F(s), store_op_new(STORE_OP_CMD, 0, fl, 9));
+    return append(s, store_op_new(STORE_OP_CMD, 0, fl, 9));
 }
 
-static void fr_get_status(struct state_store *s, struct store_status *out)
+void store_get_status(struct state_store *s, struct store_status *out)
 {
-    struct front_store *f = F(s);
+    struct state_store *f = s;
     if (f->w) {
         store_writer_status(f->w, out);
         return;
@@ -176,9 +178,11 @@ static void fr_get_status(struct state_store *s, struct store_status *out)
     *out = (struct store_status){.ok = true};
 }
 
-static void fr_close(struct state_store *s)
+void store_close(struct state_store *s)
 {
-    struct front_store *f = F(s);
+    struct state_store *f = s;
+    if (!f)
+        return;
     store_writer_stop(f->w); /* flushes; the backend is still open */
     if (f->b)
         f->b->ops->close(f->b);
@@ -186,8 +190,7 @@ static void fr_close(struct state_store *s)
 }
 
 wb_status store_front_open(struct state_store **out, const struct store_config *cfg,
-                           const struct store_backend_ops *bops, const struct store_ops *ops,
-                           char *err, size_t errlen)
+                           const struct store_backend_ops *bops, char *err, size_t errlen)
 {
     char dummy[8];
     if (!err || !errlen) {
@@ -195,10 +198,9 @@ wb_status store_front_open(struct state_store **out, const struct store_config *
         errlen = sizeof(dummy);
     }
     *out = NULL;
-    struct front_store *f = calloc(1, sizeof(*f));
+    struct state_store *f = calloc(1, sizeof(*f));
     if (!f)
         return WB_ERR_NOMEM;
-    f->base.ops = ops;
     f->cfg = *cfg;
     f->cfg.backend = bops->name;
     f->cfg.db_path = NULL; /* not ours to keep; the backend keeps its own copy */
@@ -207,29 +209,9 @@ wb_status store_front_open(struct state_store **out, const struct store_config *
         !(f->w = store_writer_start(f->b, cfg, cfg->db_path, err, errlen)))
         st = WB_ERR_NOMEM;
     if (st != WB_OK) {
-        fr_close(&f->base);
+        store_close(f);
         return st;
     }
-    *out = &f->base;
+    *out = f;
     return WB_OK;
 }
-
-/* The wide table of state_store.h, the same for every backend. */
-#define FRONT_OPS(backend_name, open_fn)                                                           \
-    {                                                                                              \
-        .name = backend_name, .open = open_fn, .close = fr_close, .get = store_front_get,          \
-        .set = fr_set, .del = fr_del, .list = store_front_list, .flush = fr_flush,                 \
-        .history_append = fr_history_append, .transition = fr_transition,                          \
-        .history_query = store_front_history_query, .connection_append = fr_connection_append,     \
-        .connection_query = store_front_connection_query, .device_upsert = fr_device_upsert,       \
-        .command_put = fr_command_put, .command_query = store_front_command_query,                 \
-        .get_status = fr_get_status,                                                               \
-    }
-
-static wb_status sqlite_open(struct state_store **out, const struct store_config *cfg, char *err,
-                             size_t errlen)
-{
-    return store_front_open(out, cfg, &store_sqlite_backend, &store_sqlite_ops, err, errlen);
-}
-
-const struct store_ops store_sqlite_ops = FRONT_OPS("sqlite", sqlite_open);

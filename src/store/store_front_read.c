@@ -18,9 +18,9 @@
 #include "wbmb/log.h"
 #include "wbmb/util.h"
 
-wb_status store_front_get(struct state_store *s, const char *key, json_object **out)
+wb_status store_get(struct state_store *s, const char *key, json_object **out)
 {
-    struct front_store *f = F(s);
+    struct state_store *f = s;
     *out = NULL;
     if (!key)
         return WB_ERR_INVALID;
@@ -91,9 +91,11 @@ static int item_cmp(const void *a, const void *b)
     return c ? c : y->prio - x->prio;
 }
 
-wb_status store_front_list(struct state_store *s, const char *prefix, store_list_cb cb, void *ud)
+wb_status store_list(struct state_store *s, const char *prefix, store_list_cb cb, void *ud)
 {
-    struct front_store *f = F(s);
+    struct state_store *f = s;
+    if (!prefix)
+        prefix = "";
     struct items it = {.prefix = prefix, .plen = strlen(prefix)};
     wb_status ret = WB_OK;
 
@@ -217,7 +219,7 @@ void store_rows_free(struct store_rows *r)
 wb_status store_history_rows(struct state_store *s, const char *device_id, int limit,
                              struct store_rows *out)
 {
-    struct front_store *f = F(s);
+    struct state_store *f = s;
     *out = STORE_ROWS(STORE_ROWS_HISTORY);
     if (!device_id)
         return WB_ERR_INVALID;
@@ -232,7 +234,7 @@ wb_status store_history_rows(struct state_store *s, const char *device_id, int l
 wb_status store_connection_rows(struct state_store *s, const char *device_id, int limit,
                                 struct store_rows *out)
 {
-    struct front_store *f = F(s);
+    struct state_store *f = s;
     *out = STORE_ROWS(STORE_ROWS_CONNECTIONS);
     if (!device_id)
         return WB_ERR_INVALID;
@@ -247,7 +249,7 @@ wb_status store_connection_rows(struct state_store *s, const char *device_id, in
 wb_status store_command_rows(struct state_store *s, const struct store_command_filter *flt,
                              int limit, struct store_rows *out)
 {
-    struct front_store *f = F(s);
+    struct state_store *f = s;
     *out = STORE_ROWS(STORE_ROWS_COMMANDS);
     if (f->w)
         store_writer_flush(f->w);
@@ -306,22 +308,22 @@ static wb_status to_json(wb_status st, struct store_rows *r, json_object **out)
     return st;
 }
 
-wb_status store_front_history_query(struct state_store *s, const char *device_id, int limit,
-                                    json_object **out)
+wb_status store_history_query(struct state_store *s, const char *device_id, int limit,
+                              json_object **out)
 {
     struct store_rows r;
     return to_json(store_history_rows(s, device_id, limit, &r), &r, out);
 }
 
-wb_status store_front_connection_query(struct state_store *s, const char *device_id, int limit,
-                                       json_object **out)
+wb_status store_connection_query(struct state_store *s, const char *device_id, int limit,
+                                 json_object **out)
 {
     struct store_rows r;
     return to_json(store_connection_rows(s, device_id, limit, &r), &r, out);
 }
 
-wb_status store_front_command_query(struct state_store *s, const struct store_command_filter *f,
-                                    int limit, json_object **out)
+wb_status store_command_query(struct state_store *s, const struct store_command_filter *f,
+                              int limit, json_object **out)
 {
     struct store_rows r;
     return to_json(store_command_rows(s, f, limit, &r), &r, out);

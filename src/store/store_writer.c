@@ -468,7 +468,7 @@ struct store_writer *store_writer_start(struct store_backend *b, const struct st
     if (!w)
         return NULL;
     w->b = b;
-    w->commit_interval_ms = cfg->commit_interval_ms;
+    w->commit_interval_ms = b->no_window ? 0 : cfg->commit_interval_ms;
     w->sync_interval_ms = cfg->sync_interval_ms;
     w->full_sync = b->durable_commits || !b->ops->sync;
     w->st.ok = true;
