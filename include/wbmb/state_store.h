@@ -106,6 +106,7 @@ struct store_command_row {
 struct store_command_filter {
     const char *status;
     const char *device_id;
+    const char *command_id; /* that command only */
 };
 
 /* Rows of the history, connection and command-log queries, as the store

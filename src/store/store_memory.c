@@ -322,6 +322,8 @@ static wb_status mem_command_rows(struct store_backend *b, const struct store_co
             continue;
         if (f && f->device_id && (!r->f[1] || strcmp(f->device_id, r->f[1]) != 0))
             continue;
+        if (f && f->command_id && strcmp(f->command_id, r->f[0]) != 0)
+            continue;
         /* Insertion sort by created_at descending; stable for equal stamps. */
         size_t j = n++;
         while (j > 0 && strcmp(m->cmds.v[idx[j - 1]].f[7], r->f[7]) < 0) {

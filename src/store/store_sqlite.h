@@ -60,7 +60,7 @@ enum {
     H_HEADS_SCAN,
     H_COUNT
 };
-enum { R_GET, R_LIST_FROM, R_LIST_RANGE, R_HIST, R_CONN, R_CMD, R_COUNT };
+enum { R_GET, R_LIST_FROM, R_LIST_RANGE, R_HIST, R_CONN, R_CMD, R_CMD_ID, R_COUNT };
 
 /* The SQLite backend (struct store_backend_ops store_sqlite_backend). The
  * batches, the writer thread and the floors are the writer's

@@ -40,6 +40,11 @@ static const char *const rsql[R_COUNT] = {
               " completed_at FROM command_logs WHERE (?1 IS NULL OR status = ?1)"
               " AND (?2 IS NULL OR device_id = ?2) ORDER BY created_at DESC, rowid DESC"
               " LIMIT ?3",
+    /* One command by its id (the primary key), the other filters as R_CMD. */
+    [R_CMD_ID] = "SELECT command_id, device_id, action, params, source, status, error,"
+                 " created_at, completed_at FROM command_logs WHERE command_id = ?4"
+                 " AND (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR device_id = ?2)"
+                 " LIMIT ?3",
 };
 
 wb_status store_sqlite_prepare_reads(struct sqlite_store *s, char *err, size_t errlen)
@@ -191,10 +196,12 @@ wb_status store_sqlite_command_rows(struct store_backend *base,
 {
     struct sqlite_store *s = S(base);
     wb_lock(&s->rlock);
-    sqlite3_stmt *st = s->r[R_CMD];
+    sqlite3_stmt *st = s->r[f && f->command_id ? R_CMD_ID : R_CMD];
     sqlite3_bind_text(st, 1, f ? f->status : NULL, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, f ? f->device_id : NULL, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, limit > 0 ? limit : -1);
+    if (f && f->command_id)
+        sqlite3_bind_text(st, 4, f->command_id, -1, SQLITE_STATIC);
     wb_status ret = query_rows(st, 9, out);
     pthread_mutex_unlock(&s->rlock);
     return ret;
