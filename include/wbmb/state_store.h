@@ -14,21 +14,23 @@
  * caller must json_object_put().
  *
  * Group commit: set()/delete()/append functions return at once and queue the
- * change; the backend commits everything queued together at most
- * commit_interval_ms later, in one transaction. Repeated sets of one key
- * inside a window are coalesced into one row write. commit_interval_ms == 0
- * means every change is committed durably (synchronous=FULL) before the call
- * returns. flush() commits everything pending now; close() flushes first
- * and syncs. A commit survives kill -9; it survives a power cut once synced:
- * the SQLite backend syncs at most sync_interval_ms after a commit (0 =
- * every commit synced), and store_status.durable_seq says how far.
+ * change; the writer thread commits everything queued together at most
+ * commit_interval_ms later, in one transaction of the backend (the memory
+ * backend has no window: each change is committed before the call returns). Repeated sets of one
+ * key inside a window are coalesced into one row write. commit_interval_ms == 0 means every change
+ * is committed durably (synchronous=FULL) before the call returns. flush() commits everything
+ * pending now; close() flushes first and syncs. A commit survives kill -9; it survives a power cut
+ * once synced: the SQLite backend syncs at most sync_interval_ms after a commit (0 = every commit
+ * synced), and store_status.durable_seq says how far.
  *
  * Run-time storage errors (disk full, read-only, I/O) never abort: the pending
  * changes are kept, retried at every later commit, and reported through
- * store_get_status(). Reads (get/list) see pending changes.
+ * store_get_status(). Every read sees pending changes: get/list overlay
+ * them, and the history, connection and command-log queries merge the queued
+ * rows with the committed ones; no read forces a commit.
  *
- * Thread safety: every function may be called from any thread; the SQLite
- * backend commits on a writer thread of its own.
+ * Thread safety: every function may be called from any thread; commits run
+ * on a writer thread of the store's own.
  */
 #ifndef WBMB_STATE_STORE_H
 #define WBMB_STATE_STORE_H
