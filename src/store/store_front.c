@@ -3,7 +3,8 @@
  * backend (store_backend.h) and the backend-neutral writer
  * (store_writer.h): what a caller hands in is checked, serialised and
  * queued here; reads overlay what is queued on what the backend has
- * committed. The reads live in store_front_read.c.
+ * committed. The reads live in store_front_read.c (get, list) and
+ * store_front_rows.c (the row queries).
  *
  * A read-only store (the state tool) has no writer: every write returns
  * WB_ERR_READONLY and nothing is ever pending.
