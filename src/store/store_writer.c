@@ -36,9 +36,11 @@
  *
  * `gate` is held by the writer from taking a batch in flight until its
  * outcome is published; store_writer_read_rows() takes it too, so a read of
- * appended rows sees each row exactly once (queued or committed).
+ * appended rows sees each row exactly once (queued or committed). The
+ * overlay (what readers see of the queue) is store_writer_read.c's.
  */
 #include "store/store_writer.h"
+#include "store/store_writer_int.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -53,36 +55,6 @@
 #include "wbmb/util.h"
 
 #define WRITER_NICE 5
-
-struct store_writer {
-    struct store_backend *b;
-    char *label;
-    unsigned commit_interval_ms, sync_interval_ms;
-
-    pthread_mutex_t gate; /* held by the writer over one commit, see above */
-    pthread_mutex_t lock; /* guards everything below */
-    pthread_cond_t wake;  /* writer waits here */
-    pthread_cond_t done;  /* flush() waits here */
-    struct store_batch pending;
-    struct store_batch inflight; /* valid while has_inflight; read-only then */
-    bool has_inflight;
-    int64_t first_pending_ms; /* 0 = nothing pending */
-    uint64_t next_seq;
-    uint64_t flush_req, flush_done;
-    wb_status flush_status;
-    bool stop, failing;
-    int64_t retry_at_ms;
-    unsigned backoff_ms;
-    /* full_sync: every commit is durable. Otherwise unsynced_ms is the
-     * monotonic time of the first commit since the last sync (0 =
-     * everything committed is durable). */
-    bool full_sync;
-    int64_t unsynced_ms;
-    bool sync_failing;
-    struct store_status st;
-    pthread_t thread;
-    char err[256]; /* writer thread only */
-};
 
 /* ---- batches ------------------------------------------------------------ */
 
@@ -365,87 +337,6 @@ void store_writer_status(struct store_writer *w, struct store_status *out)
     if (w->has_inflight)
         out->pending += w->inflight.kv.count + w->inflight.nops;
     pthread_mutex_unlock(&w->lock);
-}
-
-/* ---- the overlay ---------------------------------------------------------- */
-
-int store_writer_peek(struct store_writer *w, const char *key, char **text)
-{
-    *text = NULL;
-    wb_lock(&w->lock);
-    const struct smap_entry *e = smap_find(&w->pending.kv, key);
-    if (!e && w->has_inflight)
-        e = smap_find(&w->inflight.kv, key);
-    int found = e != NULL;
-    if (e && e->text && !(*text = strdup(e->text)))
-        found = -1;
-    pthread_mutex_unlock(&w->lock);
-    return found;
-}
-
-static int each_in(const struct smap *m, const char *prefix, size_t plen, int prio,
-                   int (*cb)(const char *, const char *, int, void *), void *ud)
-{
-    for (size_t i = 0; i < m->cap; i++)
-        if (m->slots[i].key && strncmp(m->slots[i].key, prefix, plen) == 0) {
-            int r = cb(m->slots[i].key, m->slots[i].text, prio, ud);
-            if (r)
-                return r;
-        }
-    return 0;
-}
-
-int store_writer_each_key(struct store_writer *w, const char *prefix,
-                          int (*cb)(const char *key, const char *text, int prio, void *ud),
-                          void *ud)
-{
-    size_t plen = strlen(prefix);
-    wb_lock(&w->lock);
-    int r = each_in(&w->pending.kv, prefix, plen, 2, cb, ud);
-    if (!r && w->has_inflight)
-        r = each_in(&w->inflight.kv, prefix, plen, 1, cb, ud);
-    pthread_mutex_unlock(&w->lock);
-    return r;
-}
-
-/* Calls cb for the ops of the list from head, newest (last) first. */
-static wb_status ops_newest_first(const struct store_op *o,
-                                  wb_status (*cb)(const struct store_op *, void *), void *ud)
-{
-    if (!o)
-        return WB_OK;
-    /* Recursion depth is the queue length: walk into an array instead. */
-    size_t n = 0;
-    for (const struct store_op *p = o; p; p = p->next)
-        n++;
-    const struct store_op **v = malloc(n * sizeof(*v));
-    if (!v)
-        return WB_ERR_NOMEM;
-    n = 0;
-    for (const struct store_op *p = o; p; p = p->next)
-        v[n++] = p;
-    wb_status st = WB_OK;
-    while (st == WB_OK && n-- > 0)
-        st = cb(v[n], ud);
-    free(v);
-    return st;
-}
-
-wb_status store_writer_read_rows(struct store_writer *w, wb_status (*rows_cb)(void *ud),
-                                 wb_status (*op_cb)(const struct store_op *op, void *ud), void *ud)
-{
-    wb_lock(&w->gate);
-    /* With the gate held no batch moves into the database: the queued rows
-     * seen below and the committed rows read by rows_cb never overlap. */
-    wb_lock(&w->lock);
-    wb_status st = ops_newest_first(w->pending.head, op_cb, ud);
-    if (st == WB_OK && w->has_inflight)
-        st = ops_newest_first(w->inflight.head, op_cb, ud);
-    pthread_mutex_unlock(&w->lock);
-    if (st == WB_OK)
-        st = rows_cb(ud);
-    pthread_mutex_unlock(&w->gate);
-    return st;
 }
 
 /* ---- start and stop ------------------------------------------------------- */
