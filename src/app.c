@@ -132,6 +132,7 @@ static void reload_config(struct app *a)
     const struct config *cur = core_config(a->core);
     bool restart_only = !same_str(ncfg->mqtt.host, cur->mqtt.host) ||
                         ncfg->mqtt.port != cur->mqtt.port ||
+                        ncfg->persistence.backend != cur->persistence.backend ||
                         !same_str(ncfg->persistence.db_path, cur->persistence.db_path) ||
                         !same_str(ncfg->http.listen, cur->http.listen) ||
                         strcmp(ncfg->bridge_device_id, cur->bridge_device_id) != 0;
@@ -219,15 +220,8 @@ static int start(struct app *a)
 
     char err[512];
     const struct cfg_persistence *p = &cfg->persistence;
-    struct store_config sc = {
-        .backend = "sqlite",
-        .db_path = p->db_path,
-        .commit_interval_ms = p->commit_interval_ms,
-        .sync_interval_ms = p->sync_interval_ms,
-        .history_enabled = p->history_enabled,
-        .history_max_rows = p->history_max_rows,
-        .history_max_age_days = p->history_max_age_days,
-    };
+    struct store_config sc;
+    store_config_from_cfg(p, &sc);
     /* One daemon per database, decided before anything is opened or
      * connected: a second one would take the first one's MQTT client id
      * and write the same file. */

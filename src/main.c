@@ -71,16 +71,10 @@ static int open_store(const struct config *cfg, unsigned commit_ms, bool read_on
                       struct state_store **s)
 {
     char err[512];
-    struct store_config sc = {
-        .backend = "sqlite",
-        .db_path = cfg->persistence.db_path,
-        .commit_interval_ms = commit_ms,
-        .sync_interval_ms = cfg->persistence.sync_interval_ms,
-        .read_only = read_only,
-        .history_enabled = cfg->persistence.history_enabled,
-        .history_max_rows = cfg->persistence.history_max_rows,
-        .history_max_age_days = cfg->persistence.history_max_age_days,
-    };
+    struct store_config sc;
+    store_config_from_cfg(&cfg->persistence, &sc);
+    sc.commit_interval_ms = commit_ms;
+    sc.read_only = read_only;
     if (store_open(s, &sc, err, sizeof(err)) != WB_OK) {
         fprintf(stderr, "wb-mqtt-bridge: cannot open %s: %s\n", cfg->persistence.db_path, err);
         return APP_EXIT_FAILURE;

@@ -224,7 +224,11 @@ struct cfg_mqtt {
 #define CFG_MQTT_311 4
 #define CFG_MQTT_5 5
 
+/* persistence.backend: which StateStore backend keeps the state. */
+enum cfg_store_backend { CFG_STORE_SQLITE, CFG_STORE_MEMORY };
+
 struct cfg_persistence {
+    int backend;                   /* enum cfg_store_backend, default CFG_STORE_SQLITE */
     char *db_path;                 /* default "data/state_store.db" */
     unsigned commit_interval_ms;   /* default 100, 0..60000 */
     unsigned sync_interval_ms;     /* default 1000, 0..60000 (power-loss bound) */
@@ -241,18 +245,18 @@ struct cfg_http {
 
 /* homeassistant: the Home Assistant discovery sink (src/mirror/ha*.c). */
 struct cfg_homeassistant {
-    bool enabled;             /* default false */
-    char *discovery_prefix;   /* default "homeassistant"; one or more topic levels */
-    char *node_id;            /* [A-Za-z0-9_-]{1,64}; default bridge.device_id with other
-                               * characters as '_' */
-    char *base_topic;         /* state, command and availability topics; default node_id */
-    char *status_topic;       /* Home Assistant's birth and will; default
-                               * "<discovery_prefix>/status" */
+    bool enabled;                /* default false */
+    char *discovery_prefix;      /* default "homeassistant"; one or more topic levels */
+    char *node_id;               /* [A-Za-z0-9_-]{1,64}; default bridge.device_id with other
+                                  * characters as '_' */
+    char *base_topic;            /* state, command and availability topics; default node_id */
+    char *status_topic;          /* Home Assistant's birth and will; default
+                                  * "<discovery_prefix>/status" */
     unsigned republish_delay_ms; /* after its "online"; default 1000, 0..60000 */
     /* A device's state topic is published at most once per interval, the
      * latest state always going out (default 250, 0 = every change). */
     unsigned state_interval_ms;
-    struct cfg_mark mark;        /* of the homeassistant: key; 0:0 when absent */
+    struct cfg_mark mark; /* of the homeassistant: key; 0:0 when absent */
 };
 
 struct config {

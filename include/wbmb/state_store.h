@@ -1,10 +1,12 @@
 /*
  * state_store.h - the StateStore interface: where every state transition goes.
  *
- * A store is an opaque handle whose first field is a pointer to a const table
- * of backend operations (struct store_ops). Callers use only the thin store_*
- * wrappers below; store_open() chooses the backend by name ("sqlite", the
- * default, or "memory").
+ * A store is an opaque handle; store_open() chooses the backend by name
+ * ("sqlite", the default, or "memory"). Inside (src/store/): the functions
+ * below are the same for every backend (store_front*.c), over the
+ * backend-neutral group-commit writer (store_writer.c) and a backend that
+ * implements a narrow table (store_backend.h: open, commit one batch in one
+ * transaction, sync, get, scan, and row queries).
  *
  * Values are JSON objects (json-c). The store never takes ownership of a value
  * passed in: set() serialises it at once, so the caller may change or free it
@@ -12,21 +14,23 @@
  * caller must json_object_put().
  *
  * Group commit: set()/delete()/append functions return at once and queue the
- * change; the backend commits everything queued together at most
- * commit_interval_ms later, in one transaction. Repeated sets of one key
- * inside a window are coalesced into one row write. commit_interval_ms == 0
- * means every change is committed durably (synchronous=FULL) before the call
- * returns. flush() commits everything pending now; close() flushes first
- * and syncs. A commit survives kill -9; it survives a power cut once synced:
- * the SQLite backend syncs at most sync_interval_ms after a commit (0 =
- * every commit synced), and store_status.durable_seq says how far.
+ * change; the writer thread commits everything queued together at most
+ * commit_interval_ms later, in one transaction of the backend (the memory
+ * backend has no window: each change is committed before the call returns). Repeated sets of one
+ * key inside a window are coalesced into one row write. commit_interval_ms == 0 means every change
+ * is committed durably (synchronous=FULL) before the call returns. flush() commits everything
+ * pending now; close() flushes first and syncs. A commit survives kill -9; it survives a power cut
+ * once synced: the SQLite backend syncs at most sync_interval_ms after a commit (0 = every commit
+ * synced), and store_status.durable_seq says how far.
  *
  * Run-time storage errors (disk full, read-only, I/O) never abort: the pending
  * changes are kept, retried at every later commit, and reported through
- * store_get_status(). Reads (get/list) see pending changes.
+ * store_get_status(). Every read sees pending changes: get/list overlay
+ * them, and the history, connection and command-log queries merge the queued
+ * rows with the committed ones; no read forces a commit.
  *
- * Thread safety: every function may be called from any thread; the SQLite
- * backend commits on a writer thread of its own.
+ * Thread safety: every function may be called from any thread; commits run
+ * on a writer thread of the store's own.
  */
 #ifndef WBMB_STATE_STORE_H
 #define WBMB_STATE_STORE_H
@@ -50,6 +54,15 @@ struct store_config {
     unsigned history_max_rows;     /* per device, 0 = unlimited */
     unsigned history_max_age_days; /* 0 = unlimited */
 };
+
+struct cfg_persistence;
+
+/* The store config of the YAML's persistence: section (backend, path,
+ * intervals, history limits); read_only false. The one place that maps the
+ * config to the store: the daemon and the state tool both use it, then
+ * change what they need (the tool: read_only, commit_interval_ms). The
+ * strings point into p, which must outlive the store_open() call only. */
+void store_config_from_cfg(const struct cfg_persistence *p, struct store_config *out);
 
 /* Health and counters, for /health and /metrics. */
 struct store_status {
@@ -95,48 +108,50 @@ struct store_command_row {
 struct store_command_filter {
     const char *status;
     const char *device_id;
+    const char *command_id; /* that command only */
 };
+
+/* Rows of the history, connection and command-log queries, as the store
+ * has them (no JSON shape of any API: the HTTP API builds its own). The
+ * strings are owned by the row set. */
+struct store_history_row {
+    char *device_id;
+    char *ts;    /* ISO-8601 UTC */
+    char *state; /* the JSON object text as stored */
+};
+
+struct store_connection_row {
+    char *device_id;
+    char *event; /* online | offline | timeout */
+    char *ts;
+};
+
+enum store_rows_kind { STORE_ROWS_HISTORY, STORE_ROWS_CONNECTIONS, STORE_ROWS_COMMANDS };
+
+/* A result: n rows of one kind (commands: struct store_command_row, its
+ * strings owned by the set too). struct store_rows r = STORE_ROWS(kind). */
+struct store_rows {
+    enum store_rows_kind kind;
+    size_t n, cap;
+    union {
+        struct store_history_row *history;
+        struct store_connection_row *connections;
+        struct store_command_row *commands;
+    };
+};
+#define STORE_ROWS(k) ((struct store_rows){.kind = (k)})
+
+/* Appends a row of r's kind with copies of its fields in struct order
+ * (history 3, connections 3, commands 9; NULL stays NULL). */
+wb_status store_rows_add(struct store_rows *r, const char *const *fields);
+/* Frees the rows and their strings; r is empty (same kind) afterwards. */
+void store_rows_free(struct store_rows *r);
 
 struct state_store;
 
 /* Called by list() for each key in key order; value is borrowed for the call.
  * Return non-zero to stop early. */
 typedef int (*store_list_cb)(const char *key, json_object *value, void *ud);
-
-struct store_ops {
-    const char *name;
-    wb_status (*open)(struct state_store **out, const struct store_config *cfg, char *err,
-                      size_t errlen);
-    void (*close)(struct state_store *s);
-    wb_status (*get)(struct state_store *s, const char *key, json_object **out);
-    wb_status (*set)(struct state_store *s, const char *key, json_object *value);
-    wb_status (*del)(struct state_store *s, const char *key);
-    wb_status (*list)(struct state_store *s, const char *prefix, store_list_cb cb, void *ud);
-    wb_status (*flush)(struct state_store *s);
-    wb_status (*history_append)(struct state_store *s, const char *device_id, json_object *state,
-                                const char *ts);
-    wb_status (*history_query)(struct state_store *s, const char *device_id, int limit,
-                               json_object **out);
-    /* Optional: set(key, json) plus, when history is on, history_append
-     * (device_id, json, now) from the state's JSON text, not parsed. NULL:
-     * the wrapper parses json and calls both. */
-    wb_status (*transition)(struct state_store *s, const char *key, const char *device_id,
-                            const char *json, bool history);
-    wb_status (*connection_append)(struct state_store *s, const char *device_id, const char *event,
-                                   const char *ts);
-    wb_status (*connection_query)(struct state_store *s, const char *device_id, int limit,
-                                  json_object **out);
-    wb_status (*device_upsert)(struct state_store *s, const struct store_device_row *row);
-    wb_status (*command_put)(struct state_store *s, const struct store_command_row *row);
-    wb_status (*command_query)(struct state_store *s, const struct store_command_filter *f,
-                               int limit, json_object **out);
-    void (*get_status)(struct state_store *s, struct store_status *out);
-};
-
-/* Every backend's handle starts with this. */
-struct state_store {
-    const struct store_ops *ops;
-};
 
 /* Opens a store with the backend named in cfg->backend. On failure returns
  * non-WB_OK, *out is NULL and err (if not NULL) holds a one-line reason. */
@@ -168,6 +183,18 @@ wb_status store_history_append(struct state_store *s, const char *device_id, jso
  * WB_ERR_INVALID otherwise). Returns the first failure. */
 wb_status store_transition(struct state_store *s, const char *key, const char *device_id,
                            const char *json, bool history);
+/* The rows of the history, connection and command-log queries (struct
+ * store_rows; the caller frees them with store_rows_free(), also on
+ * failure): newest first, at most limit rows (<= 0: no limit). */
+wb_status store_history_rows(struct state_store *s, const char *device_id, int limit,
+                             struct store_rows *out);
+wb_status store_connection_rows(struct state_store *s, const char *device_id, int limit,
+                                struct store_rows *out);
+wb_status store_command_rows(struct state_store *s, const struct store_command_filter *f, int limit,
+                             struct store_rows *out);
+
+/* The same rows as JSON arrays (tests and tools; the HTTP API builds its
+ * own JSON from the rows). */
 /* *out = new JSON array [{"ts","state"}], newest first, at most limit rows. */
 wb_status store_history_query(struct state_store *s, const char *device_id, int limit,
                               json_object **out);
@@ -184,10 +211,6 @@ wb_status store_command_put(struct state_store *s, const struct store_command_ro
 wb_status store_command_query(struct state_store *s, const struct store_command_filter *f,
                               int limit, json_object **out);
 void store_get_status(struct state_store *s, struct store_status *out);
-
-/* The backends' ops tables (for tests that want one by name). */
-extern const struct store_ops store_sqlite_ops;
-extern const struct store_ops store_memory_ops;
 
 /* The schema version this binary writes (PRAGMA user_version). */
 #define STORE_SCHEMA_VERSION 3

@@ -108,7 +108,16 @@ static const struct cfgw_field history_fields[] = {
     {NULL},
 };
 
+/* The names store_open() knows (store_config_from_cfg() maps them back). */
+static const struct cfgw_enum store_backends[] = {
+    {"sqlite", CFG_STORE_SQLITE},
+    {"memory", CFG_STORE_MEMORY},
+    {NULL, 0},
+};
+
 static const struct cfgw_field persistence_fields[] = {
+    PF("backend", W_ENUM, backend, .def_int = CFG_STORE_SQLITE, .enums = store_backends,
+       .enum_list = "sqlite|memory"),
     PF("db_path", W_STR, db_path, .def_str = "data/state_store.db"),
     PF("commit_interval_ms", W_UINT, commit_interval_ms, .def_int = 100, .min = 0, .max = 60000),
     PF("sync_interval_ms", W_UINT, sync_interval_ms, .def_int = 1000, .min = 0, .max = 60000),

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/api_rows.h"
 #include "core/core.h"
 #include "wbmb/log.h"
 #include "wbmb/topic_gate.h"
@@ -469,21 +470,21 @@ static int be_shutdown(void *ud, json_object **body)
     return run_call(ud, call_shutdown, NULL, NULL, body);
 }
 
-static int query_result(wb_status st, json_object *rows, json_object **body)
+/* The rows of a store query as the API's JSON (api_rows.c), or 503. */
+static int query_result(wb_status st, struct store_rows *rows, json_object **body)
 {
-    if (st != WB_OK) {
-        json_object_put(rows);
+    if (st != WB_OK)
         *body = api_error("the store could not answer: %s", wb_strerror(st));
-        return 503;
-    }
-    *body = rows;
-    return 200;
+    else
+        *body = api_rows_json(rows);
+    store_rows_free(rows);
+    return st == WB_OK ? 200 : 503;
 }
 
 /* A per-device history query: 404 for an unknown device (asked of the
  * core), then the store's query on this thread (the store is thread-safe). */
 typedef wb_status (*device_query_fn)(struct state_store *s, const char *device_id, int limit,
-                                     json_object **out);
+                                     struct store_rows *out);
 
 static int device_query(void *ud, device_query_fn query, const char *id, int limit,
                         json_object **body)
@@ -492,19 +493,19 @@ static int device_query(void *ud, device_query_fn query, const char *id, int lim
     int code = run_call(ud, call_device_exists, id, NULL, body);
     if (code != 200)
         return code;
-    json_object *rows = NULL;
+    struct store_rows rows;
     wb_status st = query(core_store(a), id, limit, &rows);
-    return query_result(st, rows, body);
+    return query_result(st, &rows, body);
 }
 
 static int be_history(void *ud, const char *id, int limit, json_object **body)
 {
-    return device_query(ud, store_history_query, id, limit, body);
+    return device_query(ud, store_history_rows, id, limit, body);
 }
 
 static int be_connections(void *ud, const char *id, int limit, json_object **body)
 {
-    return device_query(ud, store_connection_query, id, limit, body);
+    return device_query(ud, store_connection_rows, id, limit, body);
 }
 
 static int be_commands(void *ud, const char *status, const char *device_id, int limit,
@@ -512,9 +513,9 @@ static int be_commands(void *ud, const char *status, const char *device_id, int 
 {
     struct core *a = ud;
     struct store_command_filter f = {.status = status, .device_id = device_id};
-    json_object *rows = NULL;
-    wb_status st = store_command_query(core_store(a), &f, limit, &rows);
-    return query_result(st, rows, body);
+    struct store_rows rows;
+    wb_status st = store_command_rows(core_store(a), &f, limit, &rows);
+    return query_result(st, &rows, body);
 }
 
 static int be_health(void *ud, json_object **body)

@@ -2,9 +2,10 @@
  * store_sqlite.h - internals of the SQLite backend shared by its two files,
  * plus the hooks the unit tests use. Not part of the public StateStore API.
  *
- * store_sqlite.c owns the handle, the pending changes and the writer thread;
- * store_sqlite_read.c the reads (get/list overlaying pending changes, and the
- * history/connection/command queries); store_sqlite_open.c opening a file:
+ * store_sqlite.c owns the handle and writes one batch per transaction (the
+ * batches and the writer thread are store_writer.c's); store_sqlite_read.c
+ * the reads of committed rows (get, scan, and the history/connection/command
+ * rows); store_sqlite_open.c opening a file:
  * folders, corrupt-file recovery, WAL, schema creation and migrations;
  * store_sqlite_history.c the per-device history chains (heads, pruning).
  */
@@ -16,7 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "store/store_map.h"
+#include "store/store_backend.h"
 #include "wbmb/state_store.h"
 #include "wbmb/strix.h"
 
@@ -44,29 +45,7 @@ wb_status store_sqlite_open_ro(const char *path, sqlite3 **out, char *err, size_
  * read-only database. Returns the status of the statement. */
 wb_status store_sqlite_exec_for_test(struct state_store *s, const char *sql);
 
-/* ---- internals shared by store_sqlite.c and store_sqlite_read.c ---- */
-
-enum op_kind { OP_HIST, OP_CONN, OP_DEVICE, OP_CMD };
-#define OP_FIELDS 9
-
-/* One appended row; its strings are stored in the same allocation. */
-struct op {
-    struct op *next;
-    enum op_kind kind;
-    int flag;   /* devices.is_online */
-    int64_t ms; /* device_state_snapshots.ts_ms */
-    /* As many as the kind has (history 2, connection 3, device 5, command
-     * 9), strings stored behind them in the same allocation: a history op
-     * is ~100 bytes, not ~150, and a flood queues thousands per window. */
-    const char *f[];
-};
-
-struct batch {
-    struct smap kv;
-    struct op *head, *tail;
-    size_t nops;
-    uint64_t max_seq;
-};
+/* ---- internals shared by the store_sqlite*.c files ---- */
 
 enum { W_BEGIN, W_COMMIT, W_ROLLBACK, W_UPSERT, W_DELETE, W_CONN, W_DEVICE, W_CMD, W_COUNT };
 /* The history chains' statements (store_sqlite_history.c), on wdb. */
@@ -81,42 +60,21 @@ enum {
     H_HEADS_SCAN,
     H_COUNT
 };
-enum { R_GET, R_LIST_FROM, R_LIST_RANGE, R_HIST, R_CONN, R_CMD, R_COUNT };
+enum { R_GET, R_LIST_FROM, R_LIST_RANGE, R_HIST, R_CONN, R_CMD, R_CMD_ID, R_COUNT };
 
+/* The SQLite backend (struct store_backend_ops store_sqlite_backend). The
+ * batches, the writer thread and the floors are the writer's
+ * (store_writer.c); this is one database with two connections. */
 struct sqlite_store {
-    struct state_store base;
+    struct store_backend base;
     struct store_config cfg;
     char *db_path;
     sqlite3 *wdb, *rdb;
     sqlite3_stmt *w[W_COUNT], *h[H_COUNT], *r[R_COUNT];
     pthread_mutex_t wlock, rlock;
-    /* One JSON parser reused under rlock: json_tokener_parse() allocates and
-     * frees a tokener per call, ~9 % of a 10 000-device restore (callgrind). */
-    json_tokener *rtok;
-
-    pthread_mutex_t lock; /* guards everything below */
-    pthread_cond_t wake;  /* writer waits here */
-    pthread_cond_t done;  /* flush() waits here */
-    struct batch pending;
-    struct batch inflight; /* valid while has_inflight; read-only then */
-    bool has_inflight;
-    int64_t first_pending_ms; /* 0 = nothing pending */
-    uint64_t next_seq;
-    uint64_t flush_req, flush_done;
-    wb_status flush_status;
-    bool stop, failing, thread_started;
-    int64_t retry_at_ms;
-    unsigned backoff_ms;
-    /* The sync policy (see store_sqlite.c). full_sync: the writer runs
-     * synchronous=FULL, every COMMIT is durable. Otherwise unsynced_ms is
-     * the monotonic time of the first COMMIT since the last WAL sync (0 =
-     * everything committed is durable); the writer syncs the WAL at
-     * unsynced_ms + sync_interval_ms at the latest. */
-    bool full_sync;
-    int64_t unsynced_ms;
-    bool sync_failing;
-    struct store_status st;
-    pthread_t thread;
+    /* Guards the history chains' index and committed heads (below), which
+     * the writer thread changes and readers look up. */
+    pthread_mutex_t lock;
 
     /* History chains (store_sqlite_history.c). hist_ix (device id -> index
      * in hist_devs, over hist_devs[].id; wbmb/strix.h) and the hist_devs array change only in the
@@ -156,8 +114,8 @@ wb_status store_sqlite_hist_prepare(struct sqlite_store *s, char *err, size_t er
 /* At open, before the writer thread starts: loads device_state_heads and
  * follows the rows appended after it was saved. WB_ERR_* with err set. */
 wb_status store_sqlite_hist_load(struct sqlite_store *s, char *err, size_t errlen);
-/* Inside a commit: appends one history row (o->f: device_id, state, ts). */
-int store_sqlite_hist_append(struct sqlite_store *s, const struct op *o);
+/* Inside a commit: appends one history row (o->f: device_id, state; o->ms). */
+int store_sqlite_hist_append(struct sqlite_store *s, const struct store_op *o);
 /* Inside a commit, after the appends: retention and, every 60 s, the heads. */
 int store_sqlite_hist_prune(struct sqlite_store *s);
 /* After a commit, caller holds lock: publishes the new heads (ok) or rolls
@@ -174,15 +132,16 @@ int64_t store_sqlite_hist_head(struct sqlite_store *s, const char *device_id);
 
 /* store_sqlite_read.c: prepares s->r[] on s->rdb; WB_OK or WB_ERR_DB with err. */
 wb_status store_sqlite_prepare_reads(struct sqlite_store *s, char *err, size_t errlen);
-/* The read side of the ops table (see state_store.h for their contracts). */
-wb_status store_sqlite_get(struct state_store *base, const char *key, json_object **out);
-wb_status store_sqlite_list(struct state_store *base, const char *prefix, store_list_cb cb,
+/* The read side of the backend table (contracts: store_backend.h). */
+wb_status store_sqlite_get(struct store_backend *base, const char *key, char **text);
+wb_status store_sqlite_scan(struct store_backend *base, const char *prefix, store_scan_cb cb,
                             void *ud);
-wb_status store_sqlite_history_query(struct state_store *base, const char *device_id, int limit,
-                                     json_object **out);
-wb_status store_sqlite_connection_query(struct state_store *base, const char *device_id, int limit,
-                                        json_object **out);
-wb_status store_sqlite_command_query(struct state_store *base, const struct store_command_filter *f,
-                                     int limit, json_object **out);
+wb_status store_sqlite_history_rows(struct store_backend *base, const char *device_id, int limit,
+                                    struct store_rows *out);
+wb_status store_sqlite_connection_rows(struct store_backend *base, const char *device_id, int limit,
+                                       struct store_rows *out);
+wb_status store_sqlite_command_rows(struct store_backend *base,
+                                    const struct store_command_filter *f, int limit,
+                                    struct store_rows *out);
 
 #endif

@@ -44,7 +44,7 @@
  * is a small integer; a row of a typical device is about 50 bytes.
  *
  * All of it runs in the writer thread, except store_sqlite_hist_head(),
- * which readers call under s->lock.
+ * which readers call under s->lock (the lock of the chains).
  */
 #include "store/store_sqlite.h"
 
@@ -190,7 +190,7 @@ void store_sqlite_hist_end(struct sqlite_store *s, bool ok)
 
 /* ---- writes inside a commit -------------------------------------------- */
 
-int store_sqlite_hist_append(struct sqlite_store *s, const struct op *o)
+int store_sqlite_hist_append(struct sqlite_store *s, const struct store_op *o)
 {
     long idx = dev_index(s, o->f[0], true);
     if (idx < 0 || touch(s, (size_t)idx) != SQLITE_OK)

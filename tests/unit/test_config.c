@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "wbmb/config.h"
+#include "wbmb/state_store.h"
 #include "wbmb/mirror.h"
 
 static char *data_path(const char *rel)
@@ -439,6 +440,40 @@ static void test_out_of_range(void **state)
     assert_int_equal(parse_text("persistence: {commit_interval_ms: 60000}\n", &cfg, &errs), WB_OK);
     assert_int_equal(cfg->persistence.commit_interval_ms, 60000);
     cfg_free(cfg);
+}
+
+/* persistence.backend: sqlite by default, memory by name, anything else an
+ * error at the value listing the valid names; store_config_from_cfg() maps it
+ * to the store's backend name. */
+static void test_persistence_backend(void **state)
+{
+    (void)state;
+    struct config *cfg = NULL;
+    struct cfg_errors errs = {0};
+    struct store_config sc;
+    assert_int_equal(parse_text("persistence: {db_path: x.db}\n", &cfg, &errs), WB_OK);
+    assert_int_equal(cfg->persistence.backend, CFG_STORE_SQLITE);
+    store_config_from_cfg(&cfg->persistence, &sc);
+    assert_string_equal(sc.backend, "sqlite");
+    assert_string_equal(sc.db_path, "x.db");
+    assert_int_equal(sc.commit_interval_ms, 100);
+    assert_int_equal(sc.sync_interval_ms, 1000);
+    assert_true(sc.history_enabled);
+    assert_int_equal(sc.history_max_rows, 10000);
+    assert_int_equal(sc.history_max_age_days, 30);
+    assert_false(sc.read_only);
+    cfg_free(cfg);
+    assert_int_equal(parse_text("persistence:\n  backend: memory\n", &cfg, &errs), WB_OK);
+    assert_int_equal(cfg->persistence.backend, CFG_STORE_MEMORY);
+    store_config_from_cfg(&cfg->persistence, &sc);
+    assert_string_equal(sc.backend, "memory");
+    cfg_free(cfg);
+    assert_int_equal(parse_text("persistence:\n  backend: postgres\n", &cfg, &errs), WB_ERR_CONFIG);
+    assert_null(cfg);
+    assert_int_equal(errs.n, 1);
+    assert_true(
+        has_substr(&errs, "t.yaml:2:12: backend must be one of sqlite|memory, got 'postgres'"));
+    cfg_errors_free(&errs);
 }
 
 static void test_duplicate_device(void **state)
@@ -1763,6 +1798,7 @@ int main(void)
         cmocka_unit_test(test_load_equals_parse),
         cmocka_unit_test(test_field_specs_good),
         cmocka_unit_test(test_field_specs_bad),
+        cmocka_unit_test(test_persistence_backend),
         cmocka_unit_test(test_homeassistant_good),
         cmocka_unit_test(test_homeassistant_node_id_default),
         cmocka_unit_test(test_homeassistant_bad),

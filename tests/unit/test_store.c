@@ -585,6 +585,98 @@ static void t_coalescing(void **state)
     assert_value(f->s, "device:tv", "{\"seq\":999}");
 }
 
+/* Reads no longer force commits: with a window that never ends by itself,
+ * a history, connection or command-log query answers from the database
+ * plus what is queued (newest first, limit applied, a queued completion
+ * folded onto its committed command), and commits nothing; after a flush
+ * the same queries give the same answers from the database alone. */
+static void t_reads_see_queue(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->s);
+    f->cfg.commit_interval_ms = 60000;
+    assert_int_equal(fx_open(f), 0);
+    struct store_command_row c1 = {.command_id = "11111111-1111-4111-8111-111111111111",
+                                   .device_id = "tv",
+                                   .action = "set_volume",
+                                   .params = "{\"level\":30}",
+                                   .source = "http",
+                                   .status = "sent",
+                                   .created_at = "2026-01-01T00:00:01.000Z"};
+    assert_int_equal(store_transition(f->s, "device:tv", "tv", "{\"n\":1}", true), WB_OK);
+    assert_int_equal(store_connection_append(f->s, "tv", "online", "2026-01-01T00:00:00.000Z"),
+                     WB_OK);
+    assert_int_equal(store_command_put(f->s, &c1), WB_OK);
+    assert_int_equal(store_flush(f->s), WB_OK); /* committed: the database part */
+
+    assert_int_equal(store_transition(f->s, "device:tv", "tv", "{\"n\":2}", true), WB_OK);
+    assert_int_equal(store_transition(f->s, "device:tv", "tv", "{\"n\":3}", true), WB_OK);
+    assert_int_equal(store_connection_append(f->s, "tv", "offline", NULL), WB_OK);
+    struct store_command_row done = {.command_id = c1.command_id,
+                                     .status = "failed",
+                                     .error = "timeout",
+                                     .completed_at = "2026-01-01T00:00:05.000Z"};
+    struct store_command_row c2 = {.command_id = "22222222-2222-4222-8222-222222222222",
+                                   .device_id = "amp",
+                                   .action = "power_on",
+                                   .source = "scenario",
+                                   .status = "sent",
+                                   .created_at = "2026-01-01T00:00:02.000Z"};
+    assert_int_equal(store_command_put(f->s, &done), WB_OK);
+    assert_int_equal(store_command_put(f->s, &c2), WB_OK);
+
+    struct store_status a, b;
+    store_get_status(f->s, &a);
+    assert_true(a.pending > 0);
+    json_object *hist = NULL, *hist2 = NULL, *conn = NULL, *cmds = NULL, *failed = NULL;
+    assert_int_equal(store_history_query(f->s, "tv", 2, &hist), WB_OK);
+    assert_int_equal(store_history_query(f->s, "tv", 0, &hist2), WB_OK);
+    assert_int_equal(store_connection_query(f->s, "tv", 10, &conn), WB_OK);
+    assert_int_equal(store_command_query(f->s, NULL, 10, &cmds), WB_OK);
+    struct store_command_filter flt = {.status = "failed"};
+    assert_int_equal(store_command_query(f->s, &flt, 10, &failed), WB_OK);
+    store_get_status(f->s, &b);
+    assert_int_equal(b.commits, a.commits); /* no commit was forced */
+    assert_int_equal(b.pending, a.pending);
+
+    assert_int_equal(json_object_array_length(hist), 2);
+    json_object *st = NULL;
+    assert_true(json_object_object_get_ex(json_object_array_get_idx(hist, 0), "state", &st));
+    assert_string_equal(json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN), "{\"n\":3}");
+    assert_int_equal(json_object_array_length(hist2), 3);
+    assert_int_equal(json_object_array_length(conn), 2);
+    assert_string_equal(str_member(json_object_array_get_idx(conn, 0), "event"), "offline");
+    assert_int_equal(json_object_array_length(cmds), 2);
+    json_object *first = json_object_array_get_idx(cmds, 0), *second;
+    assert_string_equal(str_member(first, "command_id"), c2.command_id); /* newest created_at */
+    second = json_object_array_get_idx(cmds, 1);
+    assert_string_equal(str_member(second, "status"), "failed"); /* folded onto the row */
+    assert_string_equal(str_member(second, "action"), "set_volume");
+    assert_string_equal(str_member(second, "created_at"), c1.created_at);
+    assert_int_equal(json_object_array_length(failed), 1);
+
+    /* Committed, the database alone gives the same answers. */
+    const char *before[] = {json_object_to_json_string(hist), json_object_to_json_string(hist2),
+                            json_object_to_json_string(conn), json_object_to_json_string(cmds),
+                            json_object_to_json_string(failed)};
+    assert_int_equal(store_flush(f->s), WB_OK);
+    json_object *after[5] = {NULL};
+    assert_int_equal(store_history_query(f->s, "tv", 2, &after[0]), WB_OK);
+    assert_int_equal(store_history_query(f->s, "tv", 0, &after[1]), WB_OK);
+    assert_int_equal(store_connection_query(f->s, "tv", 10, &after[2]), WB_OK);
+    assert_int_equal(store_command_query(f->s, NULL, 10, &after[3]), WB_OK);
+    assert_int_equal(store_command_query(f->s, &flt, 10, &after[4]), WB_OK);
+    for (int i = 0; i < 5; i++) {
+        assert_string_equal(json_object_to_json_string(after[i]), before[i]);
+        json_object_put(after[i]);
+    }
+    json_object_put(hist);
+    json_object_put(hist2);
+    json_object_put(conn);
+    json_object_put(cmds);
+    json_object_put(failed);
+}
+
 static void t_sync_mode(void **state)
 {
     struct fx *f = *state;
@@ -967,6 +1059,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_reopen, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_group_commit_by_itself, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_coalescing, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(t_reads_see_queue, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_sync_mode, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_retention, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_unversioned_file, setup_sqlite, teardown),
