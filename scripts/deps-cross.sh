@@ -44,20 +44,7 @@ if ! grep -qx "$ARCH" <<<"$foreign"; then
     $SUDO dpkg --add-architecture "$ARCH"
 fi
 
-missing=()
-for p in "${PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-        missing+=("$p")
-    fi
-done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
-echo "deps-cross.sh: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-# A new architecture has no package lists yet, and a stale list may point at
-# removed versions: update once before installing (as deps.sh does).
-# Wait for another apt/dpkg run (another script, unattended upgrades) rather
-# than fail on its lock.
-APT_LOCK=(-o DPkg::Lock::Timeout=600)
-$SUDO apt-get "${APT_LOCK[@]}" update -qq
-$SUDO apt-get "${APT_LOCK[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# A new architecture has no package lists yet: apt_ensure updates them first.
+# shellcheck source=scripts/lib-apt.sh
+source "$(dirname "$0")/lib-apt.sh"
+apt_ensure deps-cross.sh "${PACKAGES[@]}"

@@ -144,6 +144,7 @@ tar -C "$TREE" --numeric-owner -xf "$BASE_TAR"
 install -d "$TREE/opt/vmtest"
 install -m 0644 "$DEB" "$DEB2" "$TREE/opt/vmtest/"
 install -m 0755 "$ROOT/tests/vm/$GUEST_SCRIPT" "$TREE/opt/vmtest/checks.sh"
+install -m 0644 "$ROOT/tests/vm/lib.sh" "$TREE/opt/vmtest/lib.sh"
 if [ "$MODE" = docker ]; then
     install -m 0644 "$DOCKER_TAR" "$TREE/opt/vmtest/docker-base.tar"
     # The build context: the tracked files as they are in the work tree.

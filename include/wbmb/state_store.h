@@ -104,7 +104,7 @@ struct store_command_row {
     const char *completed_at; /* ISO-8601 or NULL */
 };
 
-/* Filter of store_command_query(); NULL fields do not filter. */
+/* Filter of store_command_rows(); NULL fields do not filter. */
 struct store_command_filter {
     const char *status;
     const char *device_id;
@@ -193,23 +193,11 @@ wb_status store_connection_rows(struct state_store *s, const char *device_id, in
 wb_status store_command_rows(struct state_store *s, const struct store_command_filter *f, int limit,
                              struct store_rows *out);
 
-/* The same rows as JSON arrays (tests and tools; the HTTP API builds its
- * own JSON from the rows). */
-/* *out = new JSON array [{"ts","state"}], newest first, at most limit rows. */
-wb_status store_history_query(struct state_store *s, const char *device_id, int limit,
-                              json_object **out);
 /* Appends a device_connection_logs row; event: online | offline | timeout. */
 wb_status store_connection_append(struct state_store *s, const char *device_id, const char *event,
                                   const char *ts);
-/* *out = new JSON array [{"ts","event"}], newest first. */
-wb_status store_connection_query(struct state_store *s, const char *device_id, int limit,
-                                 json_object **out);
 wb_status store_device_upsert(struct state_store *s, const struct store_device_row *row);
 wb_status store_command_put(struct state_store *s, const struct store_command_row *row);
-/* *out = new JSON array of objects with the command_logs column names,
- * "params" as a JSON value, newest first. */
-wb_status store_command_query(struct state_store *s, const struct store_command_filter *f,
-                              int limit, json_object **out);
 void store_get_status(struct state_store *s, struct store_status *out);
 
 /* The schema version this binary writes (PRAGMA user_version). */

@@ -55,3 +55,31 @@ json_object *api_rows_json(const struct store_rows *r)
     }
     return arr;
 }
+
+static wb_status to_json(wb_status st, struct store_rows *r, json_object **out)
+{
+    *out = st == WB_OK ? api_rows_json(r) : NULL;
+    store_rows_free(r);
+    return st;
+}
+
+wb_status api_history_query(struct state_store *s, const char *device_id, int limit,
+                            json_object **out)
+{
+    struct store_rows r;
+    return to_json(store_history_rows(s, device_id, limit, &r), &r, out);
+}
+
+wb_status api_connection_query(struct state_store *s, const char *device_id, int limit,
+                               json_object **out)
+{
+    struct store_rows r;
+    return to_json(store_connection_rows(s, device_id, limit, &r), &r, out);
+}
+
+wb_status api_command_query(struct state_store *s, const struct store_command_filter *f, int limit,
+                            json_object **out)
+{
+    struct store_rows r;
+    return to_json(store_command_rows(s, f, limit, &r), &r, out);
+}

@@ -17,4 +17,13 @@
  * names ("params" as JSON the same way). NULL fields are JSON null. */
 json_object *api_rows_json(const struct store_rows *r);
 
+/* A store query's rows as that JSON (*out, NULL on failure): what the
+ * endpoints serve, for the API and the tests. */
+wb_status api_history_query(struct state_store *s, const char *device_id, int limit,
+                            json_object **out);
+wb_status api_connection_query(struct state_store *s, const char *device_id, int limit,
+                               json_object **out);
+wb_status api_command_query(struct state_store *s, const struct store_command_filter *f, int limit,
+                            json_object **out);
+
 #endif

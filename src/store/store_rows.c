@@ -1,8 +1,7 @@
 /*
  * store_rows.c - the row sets of the store's queries (struct store_rows,
- * state_store.h), and the JSON arrays store_*_query() make of them for the
- * tests and tools. The HTTP API builds its own JSON from the rows
- * (src/core/api_rows.c): the shape it serves is the API's, not the store's.
+ * state_store.h). Their JSON is the HTTP API's, built in the API layer
+ * (src/core/api_rows.c), not here.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -79,74 +78,4 @@ void store_rows_free(struct store_rows *r)
     }
     free(r->history);
     *r = STORE_ROWS(r->kind);
-}
-
-/* ---- the JSON of the queries (tests and tools) ---------------------------- */
-
-static json_object *str_or_null(const char *t)
-{
-    return t ? json_object_new_string(t) : NULL;
-}
-
-/* JSON text parsed, or kept as a string when it is not JSON. */
-static json_object *json_or_str(const char *t)
-{
-    json_object *v = t ? json_tokener_parse(t) : NULL;
-    return v ? v : str_or_null(t);
-}
-
-static json_object *rows_json(const struct store_rows *r)
-{
-    json_object *arr = json_object_new_array();
-    for (size_t i = 0; i < r->n; i++) {
-        json_object *o = json_object_new_object();
-        if (r->kind == STORE_ROWS_HISTORY) {
-            json_object_object_add(o, "ts", str_or_null(r->history[i].ts));
-            json_object_object_add(o, "state", json_or_str(r->history[i].state));
-        } else if (r->kind == STORE_ROWS_CONNECTIONS) {
-            json_object_object_add(o, "ts", str_or_null(r->connections[i].ts));
-            json_object_object_add(o, "event", str_or_null(r->connections[i].event));
-        } else {
-            const struct store_command_row *c = &r->commands[i];
-            json_object_object_add(o, "command_id", str_or_null(c->command_id));
-            json_object_object_add(o, "device_id", str_or_null(c->device_id));
-            json_object_object_add(o, "action", str_or_null(c->action));
-            json_object_object_add(o, "params", json_or_str(c->params));
-            json_object_object_add(o, "source", str_or_null(c->source));
-            json_object_object_add(o, "status", str_or_null(c->status));
-            json_object_object_add(o, "error", str_or_null(c->error));
-            json_object_object_add(o, "created_at", str_or_null(c->created_at));
-            json_object_object_add(o, "completed_at", str_or_null(c->completed_at));
-        }
-        json_object_array_add(arr, o);
-    }
-    return arr;
-}
-
-static wb_status to_json(wb_status st, struct store_rows *r, json_object **out)
-{
-    *out = st == WB_OK ? rows_json(r) : NULL;
-    store_rows_free(r);
-    return st;
-}
-
-wb_status store_history_query(struct state_store *s, const char *device_id, int limit,
-                              json_object **out)
-{
-    struct store_rows r;
-    return to_json(store_history_rows(s, device_id, limit, &r), &r, out);
-}
-
-wb_status store_connection_query(struct state_store *s, const char *device_id, int limit,
-                                 json_object **out)
-{
-    struct store_rows r;
-    return to_json(store_connection_rows(s, device_id, limit, &r), &r, out);
-}
-
-wb_status store_command_query(struct state_store *s, const struct store_command_filter *f,
-                              int limit, json_object **out)
-{
-    struct store_rows r;
-    return to_json(store_command_rows(s, f, limit, &r), &r, out);
 }

@@ -131,6 +131,21 @@ retained_value() {
     mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -t "$1" -C 1 -W 2 --retained-only 2>/dev/null || true
 }
 
+# example_devices_retained: the retained state of config/example.yaml's
+# real devices, as their drivers publish it (test_wb_ui, test_homeassistant).
+example_devices_retained() {
+    pub -r -t /devices/wb-mr6c_1/controls/K1 -m 0
+    pub -r -t "/devices/wb-mdm3_1/controls/Channel 1" -m 40
+    pub -r -t /devices/wb-mdm3_1/controls/K1 -m 1
+    pub -r -t /devices/denon_avr/controls/power -m 0
+    pub -r -t /devices/denon_avr/controls/input -m hdmi1
+    pub -r -t /devices/denon_avr/controls/volume -m 25
+    pub -r -t /devices/wb-msw-v3_1/controls/Temperature -m 21.5
+    pub -r -t /devices/wb-msw-v3_1/controls/Humidity -m 40
+    pub -r -t zigbee2mqtt/kitchen_plug -m '{"state":"OFF","power":0,"energy":1500,"voltage":230}'
+    pub -r -t zigbee2mqtt/kitchen_plug/availability -m '{"state":"online"}'
+}
+
 # sql DB QUERY: runs a read-only query with the sqlite3 shell.
 sql() { sqlite3 -readonly -batch -noheader "$1" "$2"; }
 

@@ -36,16 +36,7 @@ logged() {
         jq -e --arg a "$2" '[.[] | select(.action == $a and .source == "mqtt" and .status == "sent")] | length >= 1' >/dev/null
 }
 
-pub -r -t /devices/wb-mr6c_1/controls/K1 -m 0
-pub -r -t "/devices/wb-mdm3_1/controls/Channel 1" -m 40
-pub -r -t /devices/wb-mdm3_1/controls/K1 -m 1
-pub -r -t /devices/denon_avr/controls/power -m 0
-pub -r -t /devices/denon_avr/controls/input -m hdmi1
-pub -r -t /devices/denon_avr/controls/volume -m 25
-pub -r -t /devices/wb-msw-v3_1/controls/Temperature -m 21.5
-pub -r -t /devices/wb-msw-v3_1/controls/Humidity -m 40
-pub -r -t zigbee2mqtt/kitchen_plug -m '{"state":"OFF","power":0,"energy":1500,"voltage":230}'
-pub -r -t zigbee2mqtt/kitchen_plug/availability -m '{"state":"online"}'
+example_devices_retained
 cmds -t '/devices/wb-mr6c_1/controls/+/on' -t '/devices/wb-mdm3_1/controls/+/on' \
     -t '/devices/denon_avr/controls/+/on' -t 'zigbee2mqtt/kitchen_plug/set'
 wait_for 10 bash -c "pgrep -f 'mosquitto_sub.*kitchen_plug/set' >/dev/null"

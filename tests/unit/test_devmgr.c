@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "core/api_rows.h"
 #include "domain/devmgr_int.h"
 #include "pipeline_fixture.h"
 #include "wbmb/config.h"
@@ -246,7 +247,7 @@ static void test_transition_persisted_and_mirrored(void **state)
     assert_int_equal(json_object_get_int(json_object_object_get(v, "volume")), 42);
     json_object_put(v);
     json_object *hist = NULL;
-    assert_int_equal(store_history_query(f->store, "tv", 10, &hist), WB_OK);
+    assert_int_equal(api_history_query(f->store, "tv", 10, &hist), WB_OK);
     assert_int_equal(json_object_array_length(hist), 2);
     json_object_put(hist);
 }
@@ -564,7 +565,7 @@ static void test_availability(void **state)
     msg(f, "z2m/plug/availability", "offline");
     msg(f, "z2m/plug/availability", "bogus");
     json_object *rows = NULL;
-    assert_int_equal(store_connection_query(f->store, "plug", 10, &rows), WB_OK);
+    assert_int_equal(api_connection_query(f->store, "plug", 10, &rows), WB_OK);
     assert_int_equal(json_object_array_length(rows), 2);
     assert_string_equal(
         json_object_get_string(json_object_object_get(json_object_array_get_idx(rows, 0), "event")),
@@ -578,7 +579,7 @@ static void test_availability(void **state)
     assert_true(devmgr_device_online(f->dm, 2));
     devmgr_tick(f->dm, 15001);
     assert_false(devmgr_device_online(f->dm, 2));
-    assert_int_equal(store_connection_query(f->store, "sensor", 10, &rows), WB_OK);
+    assert_int_equal(api_connection_query(f->store, "sensor", 10, &rows), WB_OK);
     assert_string_equal(
         json_object_get_string(json_object_object_get(json_object_array_get_idx(rows, 0), "event")),
         "timeout");

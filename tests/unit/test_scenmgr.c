@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "core/api_rows.h"
 #include "pipeline_fixture.h"
 #include "wbmb/config.h"
 #include "wbmb/devmgr.h"
@@ -130,7 +131,7 @@ static const char *command_row(struct fixture *f, const char *id, const char *co
     json_object *rows = NULL;
     struct store_command_filter flt = {0};
     buf[0] = '\0';
-    assert_int_equal(store_command_query(f->store, &flt, 100, &rows), WB_OK);
+    assert_int_equal(api_command_query(f->store, &flt, 100, &rows), WB_OK);
     for (size_t i = 0; i < json_object_array_length(rows); i++) {
         json_object *r = json_object_array_get_idx(rows, i);
         if (strcmp(json_object_get_string(json_object_object_get(r, "command_id")), id) == 0) {
@@ -251,11 +252,11 @@ static void test_dispatch(void **state)
 
     struct store_command_filter flt = {.status = "rejected"};
     json_object *rows = NULL;
-    assert_int_equal(store_command_query(f->store, &flt, 10, &rows), WB_OK);
+    assert_int_equal(api_command_query(f->store, &flt, 10, &rows), WB_OK);
     assert_int_equal(json_object_array_length(rows), 3);
     json_object_put(rows);
     flt.status = "failed";
-    store_command_query(f->store, &flt, 10, &rows);
+    api_command_query(f->store, &flt, 10, &rows);
     assert_int_equal(json_object_array_length(rows), 1);
     json_object_put(rows);
 }

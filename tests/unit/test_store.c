@@ -28,6 +28,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "core/api_rows.h"
 #include "store/store_sqlite.h"
 #include "wbmb/state_store.h"
 #include "wbmb/util.h"
@@ -296,7 +297,7 @@ static void t_history(void **state)
     assert_int_equal(store_history_append(f->s, "aged", old, ts), WB_OK);
     json_object_put(old);
 
-    assert_int_equal(store_history_query(f->s, "tv", 3, &out), WB_OK);
+    assert_int_equal(api_history_query(f->s, "tv", 3, &out), WB_OK);
     assert_int_equal(json_object_array_length(out), 3);
     for (int i = 0; i < 3; i++) {
         json_object *row = json_object_array_get_idx(out, (size_t)i), *st, *n, *t;
@@ -307,10 +308,10 @@ static void t_history(void **state)
     }
     json_object_put(out);
     /* No limit: history_max_rows (10) per device. */
-    assert_int_equal(store_history_query(f->s, "tv", 0, &out), WB_OK);
+    assert_int_equal(api_history_query(f->s, "tv", 0, &out), WB_OK);
     assert_int_equal(json_object_array_length(out), 10);
     json_object_put(out);
-    assert_int_equal(store_history_query(f->s, "aged", 0, &out), WB_OK);
+    assert_int_equal(api_history_query(f->s, "aged", 0, &out), WB_OK);
     assert_int_equal(json_object_array_length(out), 0);
     json_object_put(out);
 
@@ -322,7 +323,7 @@ static void t_history(void **state)
     json_object *o = obj("{}");
     assert_int_equal(store_history_append(f->s, "tv", o, NULL), WB_OK);
     json_object_put(o);
-    assert_int_equal(store_history_query(f->s, "tv", 10, &out), WB_OK);
+    assert_int_equal(api_history_query(f->s, "tv", 10, &out), WB_OK);
     assert_int_equal(json_object_array_length(out), 0);
     json_object_put(out);
 }
@@ -344,7 +345,7 @@ static void t_transition(void **state)
     assert_int_equal(store_get(f->s, "device:tv", &got), WB_OK);
     assert_string_equal(json_object_to_json_string_ext(got, JSON_C_TO_STRING_PLAIN), "{\"n\":4}");
     json_object_put(got);
-    assert_int_equal(store_history_query(f->s, "tv", 10, &out), WB_OK);
+    assert_int_equal(api_history_query(f->s, "tv", 10, &out), WB_OK);
     assert_int_equal(json_object_array_length(out), 3);
     json_object *st;
     assert_true(json_object_object_get_ex(json_object_array_get_idx(out, 0), "state", &st));
@@ -363,14 +364,14 @@ static void t_connection_log(void **state)
                      WB_OK);
     assert_int_equal(store_connection_append(f->s, "tv", "offline", NULL), WB_OK);
     assert_int_equal(store_connection_append(f->s, "amp", "timeout", NULL), WB_OK);
-    assert_int_equal(store_connection_query(f->s, "tv", 10, &out), WB_OK);
+    assert_int_equal(api_connection_query(f->s, "tv", 10, &out), WB_OK);
     assert_int_equal(json_object_array_length(out), 2);
     assert_true(json_object_object_get_ex(json_object_array_get_idx(out, 0), "event", &ev));
     assert_string_equal(json_object_get_string(ev), "offline");
     assert_true(json_object_object_get_ex(json_object_array_get_idx(out, 1), "ts", &ev));
     assert_string_equal(json_object_get_string(ev), "2026-01-01T00:00:00.000Z");
     json_object_put(out);
-    assert_int_equal(store_connection_query(f->s, "tv", 1, &out), WB_OK);
+    assert_int_equal(api_connection_query(f->s, "tv", 1, &out), WB_OK);
     assert_int_equal(json_object_array_length(out), 1);
     json_object_put(out);
 
@@ -427,14 +428,14 @@ static void t_commands(void **state)
                                      .completed_at = "2026-01-01T00:00:05.000Z"};
     assert_int_equal(store_command_put(f->s, &done), WB_OK);
 
-    assert_int_equal(store_command_query(f->s, NULL, 100, &out), WB_OK);
+    assert_int_equal(api_command_query(f->s, NULL, 100, &out), WB_OK);
     assert_int_equal(json_object_array_length(out), 2);
     assert_string_equal(str_member(json_object_array_get_idx(out, 0), "command_id"), c2.command_id);
     assert_null(str_member(json_object_array_get_idx(out, 0), "params"));
     json_object_put(out);
 
     struct store_command_filter flt = {.status = "failed"};
-    assert_int_equal(store_command_query(f->s, &flt, 100, &out), WB_OK);
+    assert_int_equal(api_command_query(f->s, &flt, 100, &out), WB_OK);
     assert_int_equal(json_object_array_length(out), 1);
     json_object *row = json_object_array_get_idx(out, 0);
     assert_string_equal(str_member(row, "device_id"), "tv");
@@ -449,14 +450,14 @@ static void t_commands(void **state)
     json_object_put(out);
 
     flt = (struct store_command_filter){.device_id = "amp", .status = "sent"};
-    assert_int_equal(store_command_query(f->s, &flt, 100, &out), WB_OK);
+    assert_int_equal(api_command_query(f->s, &flt, 100, &out), WB_OK);
     assert_int_equal(json_object_array_length(out), 1);
     json_object_put(out);
     flt = (struct store_command_filter){.device_id = "tv", .status = "sent"};
-    assert_int_equal(store_command_query(f->s, &flt, 100, &out), WB_OK);
+    assert_int_equal(api_command_query(f->s, &flt, 100, &out), WB_OK);
     assert_int_equal(json_object_array_length(out), 0);
     json_object_put(out);
-    assert_int_equal(store_command_query(f->s, NULL, 1, &out), WB_OK);
+    assert_int_equal(api_command_query(f->s, NULL, 1, &out), WB_OK);
     assert_int_equal(json_object_array_length(out), 1);
     json_object_put(out);
 }
@@ -629,12 +630,12 @@ static void t_reads_see_queue(void **state)
     store_get_status(f->s, &a);
     assert_true(a.pending > 0);
     json_object *hist = NULL, *hist2 = NULL, *conn = NULL, *cmds = NULL, *failed = NULL;
-    assert_int_equal(store_history_query(f->s, "tv", 2, &hist), WB_OK);
-    assert_int_equal(store_history_query(f->s, "tv", 0, &hist2), WB_OK);
-    assert_int_equal(store_connection_query(f->s, "tv", 10, &conn), WB_OK);
-    assert_int_equal(store_command_query(f->s, NULL, 10, &cmds), WB_OK);
+    assert_int_equal(api_history_query(f->s, "tv", 2, &hist), WB_OK);
+    assert_int_equal(api_history_query(f->s, "tv", 0, &hist2), WB_OK);
+    assert_int_equal(api_connection_query(f->s, "tv", 10, &conn), WB_OK);
+    assert_int_equal(api_command_query(f->s, NULL, 10, &cmds), WB_OK);
     struct store_command_filter flt = {.status = "failed"};
-    assert_int_equal(store_command_query(f->s, &flt, 10, &failed), WB_OK);
+    assert_int_equal(api_command_query(f->s, &flt, 10, &failed), WB_OK);
     store_get_status(f->s, &b);
     assert_int_equal(b.commits, a.commits); /* no commit was forced */
     assert_int_equal(b.pending, a.pending);
@@ -661,11 +662,11 @@ static void t_reads_see_queue(void **state)
                             json_object_to_json_string(failed)};
     assert_int_equal(store_flush(f->s), WB_OK);
     json_object *after[5] = {NULL};
-    assert_int_equal(store_history_query(f->s, "tv", 2, &after[0]), WB_OK);
-    assert_int_equal(store_history_query(f->s, "tv", 0, &after[1]), WB_OK);
-    assert_int_equal(store_connection_query(f->s, "tv", 10, &after[2]), WB_OK);
-    assert_int_equal(store_command_query(f->s, NULL, 10, &after[3]), WB_OK);
-    assert_int_equal(store_command_query(f->s, &flt, 10, &after[4]), WB_OK);
+    assert_int_equal(api_history_query(f->s, "tv", 2, &after[0]), WB_OK);
+    assert_int_equal(api_history_query(f->s, "tv", 0, &after[1]), WB_OK);
+    assert_int_equal(api_connection_query(f->s, "tv", 10, &after[2]), WB_OK);
+    assert_int_equal(api_command_query(f->s, NULL, 10, &after[3]), WB_OK);
+    assert_int_equal(api_command_query(f->s, &flt, 10, &after[4]), WB_OK);
     for (int i = 0; i < 5; i++) {
         assert_string_equal(json_object_to_json_string(after[i]), before[i]);
         json_object_put(after[i]);
@@ -1014,7 +1015,7 @@ static void t_readonly_runtime(void **state)
     assert_true(st.ok);
     assert_int_equal(st.pending, 0);
     json_object *out = NULL;
-    assert_int_equal(store_history_query(f->s, "tv", 10, &out), WB_OK);
+    assert_int_equal(api_history_query(f->s, "tv", 10, &out), WB_OK);
     assert_int_equal(json_object_array_length(out), 1);
     json_object_put(out);
 }

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "core/api_rows.h"
 #include "store/store_sqlite.h"
 #include "wbmb/state_store.h"
 #include "wbmb/util.h"
@@ -123,12 +124,12 @@ static void append(struct state_store *s, const char *device, int n, const char 
     json_object_put(o);
 }
 
-/* The "n" values of store_history_query(device, limit), newest first;
+/* The "n" values of api_history_query(device, limit), newest first;
  * returns how many. */
 static int query_ns(struct state_store *s, const char *device, int limit, int *ns, int cap)
 {
     json_object *out = NULL;
-    assert_int_equal(store_history_query(s, device, limit, &out), WB_OK);
+    assert_int_equal(api_history_query(s, device, limit, &out), WB_OK);
     int len = (int)json_object_array_length(out);
     assert_true(len <= cap);
     for (int i = 0; i < len; i++) {
@@ -425,7 +426,7 @@ static void t_timestamps(void **state)
     assert_int_equal(store_set(f->s, "k", o), WB_OK);
     json_object_put(o);
     json_object *out = NULL;
-    assert_int_equal(store_history_query(f->s, "t", 0, &out), WB_OK);
+    assert_int_equal(api_history_query(f->s, "t", 0, &out), WB_OK);
     assert_int_equal(json_object_array_length(out), 3);
     for (int i = 0; i < 3; i++) {
         json_object *row = json_object_array_get_idx(out, (size_t)(2 - i)), *ts;

@@ -15,31 +15,8 @@ D=/opt/vmtest
 CONF=/etc/wb-mqtt-bridge.yaml
 UNIT=wb-mqtt-bridge
 DB=/var/lib/wb-mqtt-bridge/state_store.db
-CON=/dev/ttyS0
-FAILED=0
-
-say() { printf '%s\n' "$*" >"$CON"; printf '%s\n' "$*"; }
-oneline() { tr '\n\t\r' '   ' | sed 's/  */ /g; s/[^ -~]//g' | cut -c1-400; }
-# check NAME FUNCTION: the function returns 0/1 and leaves its detail in DETAIL.
-check() {
-    local name=$1 t0=$SECONDS
-    DETAIL=""
-    if "$2"; then
-        say "VMTEST ok $name $(printf '%s' "$DETAIL" | oneline) ($((SECONDS - t0)) s)"
-    else
-        FAILED=1
-        say "VMTEST fail $name $(printf '%s' "$DETAIL" | oneline) ($((SECONDS - t0)) s)"
-    fi
-}
-# wait_for SECONDS CMD...: polls CMD every 0.2 s until it succeeds.
-wait_for() {
-    local end=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        [ "$SECONDS" -ge "$end" ] && return 1
-        sleep 0.2
-    done
-}
+# shellcheck source=tests/vm/lib.sh
+source "$(dirname "$0")/lib.sh"
 prop() { systemctl show -P "$1" "$UNIT"; }
 is_active() { [ "$(prop ActiveState)" = active ] && [ "$(prop SubState)" = running ]; }
 state_of() { systemctl show -p ActiveState,SubState,MainPID,NRestarts,Result,ExecMainStatus "$UNIT" | tr '\n' ' '; }
@@ -299,6 +276,4 @@ check kill9_restart c_kill9
 check watchdog c_watchdog
 check upgrade c_upgrade
 check purge c_purge
-say "VMTEST done failed=$FAILED"
-sync
-systemctl poweroff --no-block
+vm_finish

@@ -14,29 +14,8 @@ BASE=wbmb-base:bookworm
 IMG=wb-mqtt-bridge:vmtest
 NET=wbmb
 VOL=bridge-data
-CON=/dev/ttyS0
-FAILED=0
-
-say() { printf '%s\n' "$*" >"$CON"; printf '%s\n' "$*"; }
-oneline() { tr '\n\t\r' '   ' | sed 's/  */ /g; s/[^ -~]//g' | cut -c1-400; }
-check() {
-    local name=$1 t0=$SECONDS
-    DETAIL=""
-    if "$2"; then
-        say "VMTEST ok $name $(printf '%s' "$DETAIL" | oneline) ($((SECONDS - t0)) s)"
-    else
-        FAILED=1
-        say "VMTEST fail $name $(printf '%s' "$DETAIL" | oneline) ($((SECONDS - t0)) s)"
-    fi
-}
-wait_for() {
-    local end=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        [ "$SECONDS" -ge "$end" ] && return 1
-        sleep 0.5
-    done
-}
+# shellcheck source=tests/vm/lib.sh
+source "$(dirname "$0")/lib.sh"
 health() { docker inspect -f '{{.State.Health.Status}}' "$1" 2>/dev/null; }
 is_healthy() { [ "$(health "$1")" = healthy ]; }
 tv_power() { docker exec "$1" curl -fsS --max-time 2 http://127.0.0.1:8080/devices/living_room_tv/state 2>/dev/null | jq -c .power 2>/dev/null; }
@@ -123,6 +102,4 @@ check docker_build c_build
 check compose_up_healthy c_up
 check docker_stop_flush c_stop_flush
 check new_container_restores c_restore
-say "VMTEST done failed=$FAILED"
-sync
-systemctl poweroff --no-block
+vm_finish
