@@ -24,6 +24,7 @@ cmd_store() {
 }
 
 source scripts/bench_e2e.sh # cmd_e2e; we are in the repo root
+source scripts/bench_profile.sh # phase_profile, print_profile (used by cmd_e2e)
 
 usage() {
     echo "usage: $0 store [SETS] [DIR] | e2e" >&2
