@@ -93,9 +93,11 @@ CONF
 # take a plain int on PREFIX/dev<i>/value (field value), odd ones a JSON
 # object on PREFIX/dev<i>/json (fields seq and t). bridge.mirror_min_interval_ms
 # is MIRROR_MS, else E2E_MIRROR_MS, else left out (the daemon's default).
+# GEN_HA=1 turns the Home Assistant sink on; GEN_COMMIT_MS (100) is
+# persistence.commit_interval_ms.
 gen_config() {
     local file=$1 prefix=$2 k=$3 db=$4 mirror=${5:-${E2E_MIRROR_MS:-}}
-    python3 - "$file" "$prefix" "$k" "$db" "$E2E_PORT" "$mirror" "${E2E_SYNC_MS:-}" "${GEN_HA:-0}" <<'PY'
+    python3 - "$file" "$prefix" "$k" "$db" "$E2E_PORT" "$mirror" "${E2E_SYNC_MS:-}" "${GEN_HA:-0}" "${GEN_COMMIT_MS:-100}" <<'PY'
 import os, sys
 f, prefix, k, db, port = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 mirror = f"\n  mirror_min_interval_ms: {int(sys.argv[6])}" if sys.argv[6] else ""
@@ -108,7 +110,7 @@ out = [f"""mqtt:
   keepalive_s: 30{proto}
 persistence:
   db_path: {db}
-  commit_interval_ms: 100{sync}
+  commit_interval_ms: {int(sys.argv[9])}{sync}
   history:
     enabled: true
     max_rows_per_device: 10000
