@@ -144,7 +144,7 @@ print(eval(sys.argv[2]))' "$1" "$2"
 }
 
 # Issue 22's target: at least 40 % fewer instructions per message than the
-# baseline, measured on 2026-12-02 at commit 06f2210 before that work (three
+# baseline, measured on 2026-12-02 at commit 06f2210 before that work (five
 # flood runs 92 944, 93 049, 94 431, 92 793 and 93 423; steady 99 603 (20
 # devices at 200 msg/s, 500 ms commit window); README,
 # "Where the time goes").
