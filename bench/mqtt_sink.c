@@ -7,8 +7,10 @@
  * acknowledged the subscription, then only counts messages (the cheapest
  * possible consumer). It stops when MSGS arrived or nothing arrived for
  * IDLE_S seconds (default 10) and prints key=value lines:
- * count, first_us, last_us (CLOCK_REALTIME us) and rate (count over
- * first..last). Exits 0 when all MSGS arrived.
+ * count, first_us, last_us (CLOCK_REALTIME us), rate (count over
+ * first..last) and cpu_us (its own user+system CPU since "ready", from
+ * getrusage: what a bare paho subscriber costs). Exits 0 when all MSGS
+ * arrived.
  */
 #include <MQTTAsync.h>
 #include <stdatomic.h>
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +65,15 @@ static int wait_state(int want)
     for (int i = 0; i < 10000 && atomic_load(&state) != want && atomic_load(&state) >= 0; i++)
         usleep(1000);
     return atomic_load(&state) == want;
+}
+
+/* This process's user + system CPU time in microseconds. */
+static int64_t cpu_us(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (int64_t)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec +
+           (int64_t)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec;
 }
 
 int main(int argc, char **argv)
@@ -123,10 +135,11 @@ int main(int argc, char **argv)
     }
     printf("ready\n");
     fflush(stdout);
+    int64_t cpu0 = cpu_us();
     long prev = -1;
     int64_t idle_since = now_us();
     while (atomic_load(&count) < n) {
-        usleep(2000);
+        usleep(10000); /* 100 wake-ups a second: little beside the counting */
         long cur = atomic_load(&count);
         if (cur != prev) {
             prev = cur;
@@ -137,8 +150,9 @@ int main(int argc, char **argv)
     }
     long got = atomic_load(&count);
     int64_t f = atomic_load(&first_us), l = atomic_load(&last_us);
-    printf("count=%ld\nfirst_us=%lld\nlast_us=%lld\nrate=%.0f\n", got, (long long)f, (long long)l,
-           (double)got * 1e6 / (double)(l > f ? l - f : 1));
+    printf("count=%ld\nfirst_us=%lld\nlast_us=%lld\nrate=%.0f\ncpu_us=%lld\n", got, (long long)f,
+           (long long)l, (double)got * 1e6 / (double)(l > f ? l - f : 1),
+           (long long)(cpu_us() - cpu0));
     MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer;
     MQTTAsync_disconnect(c, &dopt);
     usleep(50000);

@@ -161,3 +161,30 @@ prof_met() {
     [ -n "$base" ] || { echo "-"; return; }
     python3 -c "print('yes' if $2 <= $base * 0.6 else 'NO')"
 }
+
+# phase_floor: what a bare paho subscriber (bench/mqtt_sink, the ceiling's
+# client: the same libpaho-mqtt3a, counting and nothing else) costs at the
+# steady rate, 1 000 msg/s on 100 devices for E2E_HA_S (15) s: the floor
+# under the bridge's steady figure, paho's own receive path (poll and three
+# recv per message, its heap and stack tracking) with no work of ours.
+# Sets R_FLOOR_PCT (% of one core) and R_FLOOR_US (per message).
+phase_floor() {
+    local secs=${E2E_HA_S:-15} n
+    n=$((1000 * secs))
+    echo "== floor: bare paho subscriber, 1000 msg/s on 100 devices for $secs s" >&2
+    "$E2E_BUILD/bench/mqtt_sink" -p "$E2E_PORT" -t 'floor/#' -n "$n" -q 0 >"$E2E_DIR/floor.out" &
+    local spid=$!
+    E2E_PIDS+=("$spid")
+    wait_until 20 grep -q ready "$E2E_DIR/floor.out"
+    local t0 t1
+    t0=$(now_us)
+    "$E2E_BUILD/bench/mqtt_load" -p "$E2E_PORT" -n "$n" -k 100 -q 0 -P floor -r 1000 >/dev/null
+    wait "$spid" 2>/dev/null || echo "   floor: not every message arrived" >&2
+    t1=$(now_us)
+    # The sink's own getrusage from "ready" to the last message (cpu_us).
+    local cpu_us
+    cpu_us=$(kv "$E2E_DIR/floor.out" cpu_us)
+    R_FLOOR_PCT=$(python3 -c "print(round($cpu_us/($t1-$t0)*100,2))")
+    R_FLOOR_US=$(python3 -c "print(round($cpu_us/$n,1))")
+    echo "   bare subscriber: $R_FLOOR_PCT % of a core, $R_FLOOR_US us/msg" >&2
+}
