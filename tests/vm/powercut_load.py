@@ -1,0 +1,155 @@
+#!/usr/bin/python3
+"""powercut_load.py - the host side of one cut of `scripts/vm-test.sh --power-cut`.
+
+Publishes /vm/cut/seq = start, start+1, ... at --rate msg/s (QoS 1) into the
+guest's broker (a qemu hostfwd port) and polls the bridge's
+GET /devices/cut/state (a second hostfwd) every --poll-ms; after --duration
+seconds it kills qemu with SIGKILL: the power cut. Prints one JSON object:
+
+  published  the last seq handed to the client
+  acked      the highest seq whose PUBACK came back (the broker in the VM had it)
+  seen       the highest seq the bridge served over HTTP before the cut
+  required   the highest seq the bridge served over HTTP in a response that
+             arrived at least --window-ms before the cut. The bridge had applied
+             it by then, so the durability promise (a power cut loses at most
+             commit_interval_ms + sync_interval_ms of transitions) says it must
+             be in the database after the reboot: stored >= required. Measured,
+             not guessed: no allowance for in-flight messages is needed, and the
+             poll period only makes the check a little more lenient.
+  ack_times  seq -> PUBACK time in ms before the cut (for the lost window)
+
+`--report FILE --stored S` then gives the age of the first lost message: the
+time between its PUBACK and the cut (the stretch of transitions lost).
+"""
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.request
+
+import paho.mqtt.client as mqtt
+
+
+def report(args):
+    with open(args.report) as f:
+        r = json.load(f)
+    acks = {int(k): v for k, v in r["ack_times"].items()}
+    first_lost = args.stored + 1
+    if first_lost > r["acked"]:
+        print("0")
+    elif first_lost in acks:
+        print(round(acks[first_lost]))
+    else:
+        print("?")
+
+
+def run(args):
+    client = mqtt.Client(client_id="vmtest-powercut", clean_session=True)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    connected = threading.Event()
+    client.on_connect = lambda c, u, f, rc: connected.set() if rc == 0 else None
+    # mid -> seq and mid -> PUBACK time, joined at the end: on_publish runs
+    # under paho's own lock, which publish() takes too, so no lock of ours
+    # may be held around publish() (single dict stores are atomic).
+    mid_seq = {}
+    ack_mid = {}
+
+    def on_publish(c, u, mid):
+        ack_mid[mid] = time.monotonic()
+
+    client.on_publish = on_publish
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client.connect("127.0.0.1", args.mqtt_port, keepalive=30)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    client.loop_start()
+    if not connected.wait(60):
+        sys.exit("powercut_load.py: no CONNACK within 60 s")
+
+    seen = []  # (response arrival time, seq)
+    stop = threading.Event()
+    url = "http://127.0.0.1:%d/devices/cut/state" % args.http_port
+
+    def poller():
+        while not stop.is_set():
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    body = json.load(resp)
+                t = time.monotonic()
+                if isinstance(body.get("seq"), int):
+                    seen.append((t, body["seq"]))
+            except (OSError, ValueError):
+                pass
+            stop.wait(args.poll_ms / 1000.0)
+
+    th = threading.Thread(target=poller, daemon=True)
+    th.start()
+
+    seq = args.start
+    t0 = time.monotonic()
+    period = 1.0 / args.rate
+    n = 0
+    while True:
+        now = time.monotonic()
+        if now - t0 >= args.duration:
+            break
+        target = t0 + n * period
+        if now < target:
+            time.sleep(target - now)
+        info = client.publish("/vm/cut/seq", str(seq), qos=1)
+        mid_seq[info.mid] = seq
+        seq += 1
+        n += 1
+    t_kill = time.monotonic()
+    os.kill(args.qemu_pid, signal.SIGKILL)
+    stop.set()
+    published = seq - 1
+    client.loop_stop()
+    acks = {mid_seq[m]: t for m, t in list(ack_mid.items()) if m in mid_seq and t <= t_kill}
+    before = [s for (t, s) in seen if t <= t_kill]
+    limit = t_kill - args.window_ms / 1000.0
+    req = [s for (t, s) in seen if t <= limit]
+    out = {
+        "start": args.start,
+        "published": published,
+        "acked": max(acks) if acks else args.start - 1,
+        "seen": max(before) if before else None,
+        "required": max(req) if req else None,
+        "polls": len(seen),
+        "run_s": round(t_kill - t0, 2),
+        "ack_times": {str(s): round((t_kill - t) * 1000.0, 1) for s, t in acks.items()},
+    }
+    json.dump(out, sys.stdout)
+    print()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--mqtt-port", type=int)
+    p.add_argument("--http-port", type=int)
+    p.add_argument("--qemu-pid", type=int)
+    p.add_argument("--start", type=int, default=1)
+    p.add_argument("--duration", type=float, default=10.0)
+    p.add_argument("--rate", type=float, default=200.0)
+    p.add_argument("--poll-ms", type=float, default=20.0)
+    p.add_argument("--window-ms", type=float, default=1100.0)
+    p.add_argument("--report")
+    p.add_argument("--stored", type=int)
+    args = p.parse_args()
+    if args.report:
+        report(args)
+    else:
+        run(args)
+
+
+if __name__ == "__main__":
+    main()
