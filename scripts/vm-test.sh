@@ -33,7 +33,6 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VM_DIR=${VM_DIR:-$ROOT/build-vm}
-VM_TIMEOUT_S=${VM_TIMEOUT_S:-900}
 MODE=vm
 ARCH=amd64
 BASE_ONLY=0
@@ -54,6 +53,8 @@ case "$ARCH" in
     arm64) QEMU_SYS=qemu-system-aarch64 ;;
     *) echo "vm-test.sh: --arch $ARCH is not supported (amd64, arm64; see the README for armhf)" >&2; exit 2 ;;
 esac
+# arm64 under TCG is several times slower than amd64.
+if [ "$ARCH" = arm64 ]; then VM_TIMEOUT_S=${VM_TIMEOUT_S:-2700}; else VM_TIMEOUT_S=${VM_TIMEOUT_S:-900}; fi
 [ "$ARCH" = amd64 ] || [ "$MODE" = vm ] ||
     { echo "vm-test.sh: --docker and --power-cut run on amd64 only" >&2; exit 2; }
 
@@ -154,10 +155,14 @@ elif [ "$MODE" = powercut ]; then
     KARGS="rootflags=commit=600"
 else
     DISK_SIZE=3G MEM=1536 NIC=none GUEST_SCRIPT=checks.sh RESULTS_NAME=vm-test KARGS=""
+    [ "$ARCH" = amd64 ] || RESULTS_NAME=vm-test-$ARCH
 fi
 
 # ---- the packages ----------------------------------------------------------
+# One work folder per mode and architecture: runs of different modes can
+# share the machine.
 RUN=$VM_DIR/run
+[ "$MODE-$ARCH" = vm-amd64 ] || RUN=$VM_DIR/run-$MODE-$ARCH
 rm -rf "$RUN"
 mkdir -p "$RUN"
 t_start=$SECONDS
