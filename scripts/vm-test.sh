@@ -3,8 +3,10 @@
 # (qemu, TCG: no KVM needed). Not part of scripts/test.sh: it takes minutes.
 #
 #   ./scripts/vm-test.sh              # every check; exit 0 only if all pass
+#   ./scripts/vm-test.sh --arch arm64 # the same checks, arm64 .deb, arm64 VM
+#   ./scripts/vm-test.sh --power-cut  # ten power cuts under load (below)
 #   ./scripts/vm-test.sh --docker     # the Docker image in the same VM (below)
-#   ./scripts/vm-test.sh --base-only  # only build the cached base tarballs
+#   ./scripts/vm-test.sh --base-only  # only build the cached base tarball(s)
 #
 # 1. Base: debootstrap of bookworm (systemd, the kernel, mosquitto, the
 #    .deb's runtime libraries, docker.io) cached as
@@ -29,6 +31,27 @@
 # but the Dockerfile's stages run apt-get: this VM gets qemu user-mode
 # networking (-nic user, NAT through the host) to reach deb.debian.org.
 # Results in build-vm/vm-test-docker-results.md.
+#
+# --power-cut: one image booted VM_CUTS (10) + 1 times, with -nic user and
+# two hostfwd ports (the guest's mosquitto, the bridge's HTTP API). Each
+# boot runs tests/vm/powercut.sh: integrity_check and the stored seq on a
+# copy of the database the last cut left, then the bridge started on it and
+# the restored state read back. The host then runs tests/vm/powercut_load.py:
+# 200 msg/s QoS 1 of increasing sequence numbers for a random 3-20 s while it
+# polls the bridge's GET /devices/cut/state, then SIGKILL of qemu. The
+# guest's page cache is lost with qemu; ext4 commits only on fsync
+# (commit=600) and no timer writes dirty pages back, so what the bridge did
+# not fsync is lost as with the worst disk cache. The promise checked: every
+# seq the bridge had served over HTTP more than commit_interval_ms +
+# sync_interval_ms (1.1 s) before the cut is in the database after it.
+# Results in build-vm/vm-test-power-cut-results.md.
+#
+# --arch arm64: an arm64 base (debootstrap --arch=arm64; the second stage
+# runs under qemu-aarch64 through binfmt_misc, which the script mounts and
+# registers if needed), the .deb from `scripts/package.sh --arch arm64`,
+# qemu-system-aarch64 -M virt -cpu cortex-a57 (TCG) with -kernel/-initrd (no
+# firmware), the same tests/vm/checks.sh. Results in
+# build-vm/vm-test-arm64-results.md.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -364,7 +387,7 @@ power_cuts() {
 [ "$MODE" = powercut ] && power_cuts
 CONSOLE=$RUN/console.log
 t_boot=$SECONDS
-log "booting the VM (TCG), console in $CONSOLE, up to $VM_TIMEOUT_S s"
+log "booting the $ARCH VM ($QEMU_SYS, TCG), console in $CONSOLE, up to $VM_TIMEOUT_S s"
 boot_vm "$CONSOLE"
 trap 'kill "$QEMU" 2>/dev/null || true' EXIT
 timed_out=0
@@ -399,8 +422,8 @@ grep -ao 'VMTESTLOG .*' "$CONSOLE" | tr -d '\r' >"$VM_DIR/$RESULTS_NAME-log.txt"
 cp "$CONSOLE" "$VM_DIR/$RESULTS_NAME-console.log"
 all_ok=1
 {
-    echo "VM test of $(basename "$DEB") ($(date -u '+%Y-%m-%d %H:%M UTC')): Debian 12 guest," \
-        "qemu TCG -smp 2 -m $MEM, network: $NIC; VM ${t_vm} s, whole run $((SECONDS - t_start)) s."
+    echo "VM test of $(basename "$DEB") ($(date -u '+%Y-%m-%d %H:%M UTC')): Debian 12 $ARCH guest, $QEMU_SYS" \
+        "TCG -smp 2 -m $MEM, network: $NIC; VM ${t_vm} s, whole run $((SECONDS - t_start)) s."
     echo
     sed -n 's/^VMTEST start /Guest: /p; s/^VMTEST info /Guest: /p' <<<"$LINES" | sed 's/$/  /'
     echo
