@@ -117,12 +117,25 @@ build_base() {
     log "debootstrap bookworm into $tree (a few minutes, once)"
     local t0=$SECONDS
     [ "$ARCH" = amd64 ] || foreign_exec
-    debootstrap --arch="$ARCH" --variant=minbase --include="$INCLUDE" bookworm "$tree" \
-        http://deb.debian.org/debian >"$VM_DIR/base/debootstrap-$ARCH.log" 2>&1 ||
-        { log "debootstrap failed, see $VM_DIR/base/debootstrap-$ARCH.log"; tail -20 "$VM_DIR/base/debootstrap-$ARCH.log" >&2; exit 1; }
+    if [ -n "${VM_BASE_TREE:-}" ]; then
+        # A debootstrap tree finished by hand (e.g. a run stopped after its
+        # debootstrap): only the steps below.
+        tree=$VM_BASE_TREE
+    else
+        debootstrap --arch="$ARCH" --variant=minbase --include="$INCLUDE" bookworm "$tree" \
+            http://deb.debian.org/debian >"$VM_DIR/base/debootstrap-$ARCH.log" 2>&1 ||
+            { log "debootstrap failed, see $VM_DIR/base/debootstrap-$ARCH.log"; tail -20 "$VM_DIR/base/debootstrap-$ARCH.log" >&2; exit 1; }
+    fi
     # The guest's block device is virtio: make sure the initrd has its driver.
     printf 'virtio_pci\nvirtio_mmio\nvirtio_blk\next4\n' >>"$tree/etc/initramfs-tools/modules"
-    chroot "$tree" update-initramfs -u -k all >>"$VM_DIR/base/debootstrap-$ARCH.log" 2>&1
+    # Under qemu-user mkinitramfs takes 15-20 min (thousands of short
+    # processes, each one emulated): on arm64 keep the initrd the kernel's
+    # postinst made when MODULES=most already put virtio_blk in it.
+    local initrd
+    initrd=$(ls "$tree"/boot/initrd.img-* 2>/dev/null | head -n1)
+    if [ "$ARCH" = amd64 ] || ! zstd -dc "$initrd" 2>/dev/null | grep -aq 'virtio_blk\.ko'; then
+        chroot "$tree" update-initramfs -u -k all >>"$VM_DIR/base/debootstrap-$ARCH.log" 2>&1
+    fi
     chroot "$tree" apt-get clean
     rm -rf "$tree"/var/lib/apt/lists/*_Packages
     echo wbmb-vm >"$tree/etc/hostname"
