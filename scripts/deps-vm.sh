@@ -8,7 +8,7 @@
 # --power-cut). Idempotent like deps.sh: quick when everything is present.
 set -euo pipefail
 
-PACKAGES=(debootstrap qemu-system-x86 e2fsprogs dpkg-dev qemu-system-arm qemu-user-static zstd
+PACKAGES=(debootstrap qemu-system-x86 e2fsprogs dpkg-dev qemu-system-arm qemu-user-static
     python3-paho-mqtt)
 
 # shellcheck source=scripts/lib-apt.sh

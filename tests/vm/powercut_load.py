@@ -17,6 +17,8 @@ seconds it kills qemu with SIGKILL: the power cut. Prints one JSON object:
              not guessed: no allowance for in-flight messages is needed, and the
              poll period only makes the check a little more lenient.
   seen_ms    the polls: [ms before the cut, seq served]
+  sync_lag_ms  the longest a commit stayed not durable, from /metrics
+             (wbmb_store_committed_seq, wbmb_store_durable_seq)
 
 `--report FILE --stored S` then gives the age at the cut of the first lost
 transition: ms between the first response that served a seq above S and the
@@ -75,8 +77,10 @@ def run(args):
         sys.exit("powercut_load.py: no CONNACK within 60 s")
 
     seen = []  # (response arrival time, seq)
+    store = []  # (request sent, response arrival, committed_seq, durable_seq)
     stop = threading.Event()
     url = "http://127.0.0.1:%d/devices/cut/state" % args.http_port
+    murl = "http://127.0.0.1:%d/metrics" % args.http_port
 
     def poller():
         while not stop.is_set():
@@ -90,8 +94,28 @@ def run(args):
                 pass
             stop.wait(args.poll_ms / 1000.0)
 
-    th = threading.Thread(target=poller, daemon=True)
-    th.start()
+    def metrics_poller():
+        # The store's own seqs (its writes, not the messages'): how late its
+        # syncs really come, measured: sync_lag below.
+        while not stop.is_set():
+            try:
+                t_req = time.monotonic()
+                with urllib.request.urlopen(murl, timeout=2) as resp:
+                    text = resp.read().decode()
+                t = time.monotonic()
+                m = {}
+                for line in text.splitlines():
+                    parts = line.split()
+                    if len(parts) == 2 and parts[0] in ("wbmb_store_committed_seq", "wbmb_store_durable_seq"):
+                        m[parts[0]] = int(float(parts[1]))
+                if len(m) == 2:
+                    store.append((t_req, t, m["wbmb_store_committed_seq"], m["wbmb_store_durable_seq"]))
+            except (OSError, ValueError):
+                pass
+            stop.wait(args.poll_ms / 1000.0)
+
+    for fn in (poller, metrics_poller):
+        threading.Thread(target=fn, daemon=True).start()
 
     seq = args.start
     t0 = time.monotonic()
@@ -117,7 +141,20 @@ def run(args):
     before = [s for (t, s) in seen if t <= t_kill]
     limit = t_kill - args.window_ms / 1000.0
     req = [s for (t, s) in seen if t <= limit]
+    # sync_lag: for each committed_seq c the metrics showed (response at
+    # r_c), the first later response whose durable_seq >= c (at r): r - r_c,
+    # how long a commit stayed not yet durable, to a poll's accuracy. The
+    # policy syncs sync_interval_ms after the first unsynced commit; what it
+    # adds beyond that is the fsync's own time and the writer's lateness.
+    lag = []
+    for i, (_, r_c, c, _) in enumerate(store):
+        for (_, r, _, d) in store[i:]:
+            if d >= c:
+                lag.append(r - r_c)
+                break
     out = {
+        "sync_lag_ms": round(max(lag) * 1000.0) if lag else None,
+        "metrics_polls": len(store),
         "start": args.start,
         "published": published,
         "acked": max(acks) if acks else args.start - 1,
