@@ -114,7 +114,7 @@ build_base() {
     local tree=$VM_DIR/base/tree.$$
     mkdir -p "$VM_DIR/base"
     rm -rf "$tree"
-    log "debootstrap bookworm into $tree (a few minutes, once)"
+    [ -n "${VM_BASE_TREE:-}" ] || log "debootstrap bookworm $ARCH into $tree (a few minutes, once; arm64 about 25 min)"
     local t0=$SECONDS
     [ "$ARCH" = amd64 ] || foreign_exec
     if [ -n "${VM_BASE_TREE:-}" ]; then
@@ -423,6 +423,7 @@ while kill -0 "$QEMU" 2>/dev/null; do
         kill "$QEMU"
         break
     fi
+    if [ -z "${start_at:-}" ] && grep -aq 'VMTEST start' "$CONSOLE"; then start_at=$((SECONDS - t_boot)); fi
     # After `VMTEST done` the guest powers off; allow it 120 s for that.
     if grep -aq 'VMTEST done' "$CONSOLE" && [ -z "${done_at:-}" ]; then done_at=$SECONDS; fi
     if [ -n "${done_at:-}" ] && [ $((SECONDS - done_at)) -ge 120 ]; then
@@ -448,7 +449,7 @@ cp "$CONSOLE" "$VM_DIR/$RESULTS_NAME-console.log"
 all_ok=1
 {
     echo "VM test of $(basename "$DEB") ($(date -u '+%Y-%m-%d %H:%M UTC')): Debian 12 $ARCH guest, $QEMU_SYS" \
-        "TCG -smp 2 -m $MEM, network: $NIC; VM ${t_vm} s, whole run $((SECONDS - t_start)) s."
+        "TCG -smp 2 -m $MEM, network: $NIC; booted to the checks in ${start_at:-?} s, VM ${t_vm} s, whole run $((SECONDS - t_start)) s."
     echo
     sed -n 's/^VMTEST start /Guest: /p; s/^VMTEST info /Guest: /p' <<<"$LINES" | sed 's/$/  /'
     echo
