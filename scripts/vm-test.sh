@@ -114,7 +114,7 @@ build_base() {
     local tree=$VM_DIR/base/tree.$$
     mkdir -p "$VM_DIR/base"
     rm -rf "$tree"
-    [ -n "${VM_BASE_TREE:-}" ] || log "debootstrap bookworm $ARCH into $tree (a few minutes, once; arm64 about 25 min)"
+    [ -n "${VM_BASE_TREE:-}" ] || log "debootstrap bookworm $ARCH into $tree (a few minutes, once; arm64 longer, its second stage runs under qemu-user)"
     local t0=$SECONDS
     [ "$ARCH" = amd64 ] || foreign_exec
     if [ -n "${VM_BASE_TREE:-}" ]; then
