@@ -235,8 +235,9 @@ t_img=$SECONDS
 TREE=$RUN/root
 mkdir -p "$TREE"
 tar -C "$TREE" --numeric-owner -xf "$BASE_TAR"
-# The checks reach the broker as localhost; the arm64 base (debootstrap
-# through qemu-user) came without /etc/hosts, the lookup failed there.
+# The checks reach the broker as localhost. /etc/hosts comes from netbase,
+# which only docker.io pulls into the amd64 base: without it (arm64)
+# mosquitto_pub failed with "Lookup error".
 [ -s "$TREE/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$TREE/etc/hosts"
 install -d "$TREE/opt/vmtest"
 install -m 0644 "$DEB" "$DEB2" "$TREE/opt/vmtest/"
