@@ -74,8 +74,13 @@ c_up() {
 c_stop_flush() {
     docker exec mosquitto mosquitto_pub -q 1 -t /devices/wb-mr6c_1/controls/K1 -m 1
     wait_for 30 power_is bridge1 true || { DETAIL="power not applied: $(tv_power bridge1)"; return 1; }
-    local t0=$SECONDS
+    local t0=$SECONDS since
+    since=$(date +%s.%N)
     docker stop bridge1 >/dev/null
+    # Where the time of `docker stop` goes: the engine's events (kill, die,
+    # stop) with their times, beside the bridge's own log below.
+    docker events --since "$since" --until "$(date +%s.%N)" --filter container=bridge1 \
+        --format '{{.TimeNano}} {{.Action}}' 2>&1 | sed 's/^/VMTESTLOG stop-events /' >"$CON" || true
     local code after
     code=$(docker inspect -f '{{.State.ExitCode}}' bridge1)
     after=$(docker run --rm -v $VOL:/data -v $D/bridge.yaml:/config/wb-mqtt-bridge.yaml:ro $IMG state get device:living_room_tv 2>&1 | jq -c .power 2>/dev/null)

@@ -6,6 +6,8 @@
 #   VMTEST done failed=0|1                            at the end (vm_finish)
 
 CON=/dev/ttyS0
+# arm64 (qemu -M virt): the serial console is the PL011.
+[ -e /dev/ttyAMA0 ] && CON=/dev/ttyAMA0
 FAILED=0
 
 say() { printf '%s\n' "$*" >"$CON"; printf '%s\n' "$*"; }
