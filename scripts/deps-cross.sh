@@ -27,7 +27,7 @@ PACKAGES=(
     cmake pkg-config dpkg-dev file "crossbuild-essential-$ARCH" qemu-user-static
 )
 for p in libpaho-mqtt-dev libsqlite3-dev libjson-c-dev libyaml-dev libcmocka-dev \
-    libmicrohttpd-dev uuid-dev; do
+    libmicrohttpd-dev uuid-dev libpq-dev; do
     PACKAGES+=("$p:$ARCH")
 done
 

@@ -76,7 +76,10 @@ static int open_store(const struct config *cfg, unsigned commit_ms, bool read_on
     sc.commit_interval_ms = commit_ms;
     sc.read_only = read_only;
     if (store_open(s, &sc, err, sizeof(err)) != WB_OK) {
-        fprintf(stderr, "wb-mqtt-bridge: cannot open %s: %s\n", cfg->persistence.db_path, err);
+        fprintf(stderr, "wb-mqtt-bridge: cannot open %s: %s\n",
+                cfg->persistence.backend == CFG_STORE_POSTGRESQL ? "the postgresql store"
+                                                                 : cfg->persistence.db_path,
+                err);
         return APP_EXIT_FAILURE;
     }
     return APP_EXIT_OK;

@@ -114,6 +114,7 @@ struct store_backend {
 
 extern const struct store_backend_ops store_sqlite_backend;
 extern const struct store_backend_ops store_memory_backend;
+extern const struct store_backend_ops store_pg_backend;
 
 /* The backend under a StateStore handle (store_front.c), for test hooks. */
 struct store_backend *store_front_backend(struct state_store *s);
