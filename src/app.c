@@ -234,7 +234,7 @@ static int start(struct app *a)
         return APP_EXIT_FAILURE;
     }
     /* The database in log lines; a conninfo is never logged (a password). */
-    const char *where = p->backend == CFG_STORE_POSTGRESQL ? "on postgresql" : p->db_path;
+    const char *where = p->backend == CFG_STORE_POSTGRESQL ? "postgresql" : p->db_path;
     if (store_open(&a->store, &sc, err, sizeof(err)) != WB_OK) {
         log_error("cannot open the state store %s: %s", where, err);
         cfg_free(cfg);

@@ -110,6 +110,9 @@ struct store_backend {
      * change before the call returns (commit_interval_ms 0) whatever the
      * config says. */
     bool no_window;
+    /* Set by open, or NULL for cfg->db_path: how log lines name the
+     * database (never with a password). */
+    const char *where;
 };
 
 extern const struct store_backend_ops store_sqlite_backend;

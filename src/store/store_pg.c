@@ -382,6 +382,7 @@ static wb_status pg_open(struct store_backend **out, const struct store_config *
         st = WB_ERR_NOMEM;
         goto fail;
     }
+    s->base.where = s->where;
     log_info("store: %s, schema version %d", s->where, STORE_PG_SCHEMA_VERSION);
     *out = &s->base;
     return WB_OK;

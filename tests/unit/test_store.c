@@ -1074,6 +1074,45 @@ static void t_readonly_runtime(void **state)
     json_object_put(out);
 }
 
+/* While commits fail, appended rows are bounded by max_queued_rows: the
+ * oldest history snapshots go (counted), the state and the logs stay, and
+ * what is left is committed once the database works again. */
+static void t_queue_bound(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->s);
+    f->cfg.max_queued_rows = 20;
+    f->cfg.history_max_rows = 0;
+    assert_int_equal(fx_open(f), 0);
+    assert_int_equal(store_sqlite_exec_for_test(f->s, "PRAGMA query_only=1"), WB_OK);
+    assert_int_equal(store_connection_append(f->s, "tv", "online", NULL), WB_OK);
+    for (int i = 0; i < 100; i++) {
+        char text[32];
+        snprintf(text, sizeof(text), "{\"n\":%d}", i);
+        assert_int_equal(store_transition(f->s, "device:tv", "tv", text, true), WB_OK);
+        if (i % 10 == 0)
+            assert_int_equal(store_flush(f->s), WB_ERR_READONLY);
+    }
+    struct store_status st;
+    store_get_status(f->s, &st);
+    assert_false(st.ok);
+    assert_int_equal(st.history_dropped, 81); /* 101 rows, 20 kept */
+    assert_int_equal(st.pending, 1 + 20);     /* the key and the rows */
+    assert_int_equal(store_sqlite_exec_for_test(f->s, "PRAGMA query_only=0"), WB_OK);
+    assert_int_equal(store_flush(f->s), WB_OK);
+    assert_value(f->s, "device:tv", "{\"n\":99}");
+    struct store_rows r = STORE_ROWS(STORE_ROWS_HISTORY);
+    assert_int_equal(store_history_rows(f->s, "tv", 0, &r), WB_OK);
+    assert_int_equal(r.n, 19); /* the newest, the connection log row kept */
+    assert_string_equal(r.history[0].state, "{\"n\":99}");
+    assert_string_equal(r.history[18].state, "{\"n\":81}");
+    store_rows_free(&r);
+    r = STORE_ROWS(STORE_ROWS_CONNECTIONS);
+    assert_int_equal(store_connection_rows(f->s, "tv", 0, &r), WB_OK);
+    assert_int_equal(r.n, 1);
+    store_rows_free(&r);
+}
+
 static void t_readonly_open(void **state)
 {
     struct fx *f = *state;
@@ -1250,6 +1289,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_newer_version, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_disk_full, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_readonly_runtime, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(t_queue_bound, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_readonly_open, setup_sqlite, teardown),
     };
     const struct CMUnitTest memory_tests[] = {SHARED(setup_memory)};
