@@ -49,7 +49,7 @@ esac
 # base because the guest has no network.
 INCLUDE=systemd,systemd-sysv,dbus,linux-image-amd64,udev,iproute2,procps,kmod
 INCLUDE+=,mosquitto,mosquitto-clients,curl,sqlite3,jq,ca-certificates,docker.io
-INCLUDE+=,libpaho-mqtt1.3,libsqlite3-0,libjson-c5,libyaml-0-2,libmicrohttpd12,libuuid1
+INCLUDE+=,libpaho-mqtt1.3,libsqlite3-0,libjson-c5,libyaml-0-2,libmicrohttpd12,libpq5,libuuid1
 KEY=$(printf '%s' "bookworm $INCLUDE" | sha256sum | cut -c1-12)
 BASE_TAR=$VM_DIR/base/bookworm-$KEY.tar
 
