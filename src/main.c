@@ -166,8 +166,9 @@ static int state_command(const char *config_path, int argc, char **argv)
     bool importing = strcmp(sub, "import") == 0;
     const char *db = cfg->persistence.db_path;
     /* Never a new empty database: a typo in -c or the wrong folder must
-     * not answer [] and exit 0. */
-    if (access(db, F_OK) != 0) {
+     * not answer [] and exit 0. (PostgreSQL: a site nobody wrote reads as
+     * empty; the server is asked, not a file.) */
+    if (cfg->persistence.backend == CFG_STORE_SQLITE && access(db, F_OK) != 0) {
         fprintf(stderr,
                 "wb-mqtt-bridge: no database at %s (the daemon creates it when it first "
                 "starts; an empty file is an empty database)\n",

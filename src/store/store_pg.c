@@ -43,8 +43,11 @@
  * its key. Text keys compare bytewise (COLLATE "C"), as in SQLite, so scans
  * by prefix and the key order do not depend on the server's locale. The
  * timestamps are the same ISO-8601 UTC text with ms SQLite returns; the
- * _ms columns are for retention. Constant DDL, no values. */
-static const char schema_v1[] =
+ * _ms columns are for retention. Constant DDL, no values.
+ *
+ * Step i moves a database from version i to i + 1; a new database gets
+ * every step. */
+static const char *const migrations[STORE_PG_SCHEMA_VERSION] = {
     "CREATE TABLE state_store("
     " site TEXT COLLATE \"C\" NOT NULL, key TEXT COLLATE \"C\" NOT NULL, value TEXT NOT NULL,"
     " updated_at TEXT NOT NULL, updated_ms BIGINT NOT NULL, PRIMARY KEY (site, key));"
@@ -67,11 +70,8 @@ static const char schema_v1[] =
     "CREATE TABLE devices("
     " site TEXT COLLATE \"C\" NOT NULL, device_id TEXT COLLATE \"C\" NOT NULL, device_type TEXT,"
     " name TEXT, is_online INTEGER NOT NULL DEFAULT 0, last_seen TEXT, connected_at TEXT,"
-    " PRIMARY KEY (site, device_id));";
-
-/* Step i moves a database from version i to i + 1; a new database gets
- * every step. */
-static const char *const migrations[STORE_PG_SCHEMA_VERSION] = {schema_v1};
+    " PRIMARY KEY (site, device_id));",
+};
 
 static const struct pg_stmt schema_stmts[] = {
     {"v_set", "INSERT INTO schema_version(version) VALUES ($1::integer)", 1},

@@ -201,6 +201,8 @@ check "bridge a exits 0" [ "$BRIDGE_RC" = 0 ]
 start_bridge "$T_DIR/a.yaml"
 check "restart restores the state from postgresql" wait_for 30 bash -c \
     "[ \"\$(curl -sf http://127.0.0.1:$PA/devices/counter/state | jq -c .value)\" = $N ]"
+check "the state tool reads the site" bash -c \
+    "[ \"\$('$WBMB_BIN' -c '$T_DIR/a.yaml' state get device:counter | jq -c .value)\" = $N ]"
 stop_bridge
 
 # ---- multi-host: the first host down -------------------------------------------
