@@ -2,7 +2,9 @@
  * state_store.h - the StateStore interface: where every state transition goes.
  *
  * A store is an opaque handle; store_open() chooses the backend by name
- * ("sqlite", the default, or "memory"). Inside (src/store/): the functions
+ * ("sqlite", the default, "memory", or "postgresql": one server shared by
+ * many bridges, each with its own site; every commit durable when it
+ * returns). Inside (src/store/): the functions
  * below are the same for every backend (store_front*.c), over the
  * backend-neutral group-commit writer (store_writer.c) and a backend that
  * implements a narrow table (store_backend.h: open, commit one batch in one

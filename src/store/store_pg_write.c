@@ -274,14 +274,11 @@ static bool write_op(struct tx *t, const struct store_op *o)
     return true;
 }
 
-/* Once a minute: history_max_rows for the devices written since the last
- * pass, history_max_age_days for all. */
+/* Retention, once a minute (the commit decides when): history_max_rows for
+ * the devices written since the last pass, history_max_age_days for all. */
 static bool prune(struct tx *t)
 {
     struct pg_store *s = t->s;
-    int64_t now = util_mono_ms();
-    if (s->last_prune_ms && now - s->last_prune_ms < PRUNE_INTERVAL_MS)
-        return true;
     if (s->cfg.history_max_rows)
         for (size_t i = 0; i < s->touched.cap; i++) {
             const char *dev = s->touched.slots[i].key;
@@ -318,7 +315,8 @@ wb_status store_pg_commit(struct store_backend *base, const struct store_batch *
     if (ok) {
         int64_t now = util_mono_ms();
         pruning = !s->last_prune_ms || now - s->last_prune_ms >= PRUNE_INTERVAL_MS;
-        ok = prune(&t);
+        if (pruning)
+            ok = prune(&t);
     }
     if (ok)
         ok = exec_plain(&t, "COMMIT");

@@ -1220,6 +1220,55 @@ static ExecStatusType pg_exec(const char *sql)
     return st;
 }
 
+/* The first value of the first row of sql (a count), as the bridge's role. */
+static long pg_long(const char *sql)
+{
+    const char *k[] = {"dbname", "password", NULL}, *v[] = {pg_conninfo, pg_password, NULL};
+    PGconn *c = pq->connectdbParams(k, v, 1);
+    assert_int_equal(pq->status(c), CONNECTION_OK);
+    PGresult *res = pq->exec(c, sql);
+    assert_int_equal(pq->resultStatus(res), PGRES_TUPLES_OK);
+    long n = strtol(pq->getvalue(res, 0, 0), NULL, 10);
+    pq->clear(res);
+    pq->finish(c);
+    return n;
+}
+
+/* Retention in the table, not only in the answers: the first commit runs
+ * the pass (then once a minute), keeping the newest history_max_rows of
+ * each device written and nothing older than history_max_age_days. */
+static void t_pg_retention(void **state)
+{
+    struct fx *f = *state;
+    char ts[UTIL_TS_LEN], sql[256];
+    int64_t now = util_wall_ms();
+    for (int i = 0; i < 25; i++) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "n", json_object_new_int(i));
+        util_iso8601_from_ms(now - 25000 + i * 1000, ts);
+        assert_int_equal(store_history_append(f->s, "tv", o, ts), WB_OK);
+        json_object_put(o);
+    }
+    json_object *old = obj("{\"n\":-1}");
+    util_iso8601_from_ms(now - 40LL * 86400000, ts);
+    assert_int_equal(store_history_append(f->s, "aged", old, ts), WB_OK);
+    json_object_put(old);
+    assert_int_equal(store_flush(f->s), WB_OK);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM device_state_snapshots WHERE site = '%s' AND device_id = 'tv'",
+             pg_site);
+    assert_int_equal(pg_long(sql), 10);
+    snprintf(sql, sizeof(sql),
+             "SELECT min(state::json->>'n') FROM device_state_snapshots WHERE site = '%s'"
+             " AND device_id = 'tv'",
+             pg_site);
+    assert_int_equal(pg_long(sql), 15);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM device_state_snapshots WHERE site = '%s' AND device_id = 'aged'",
+             pg_site);
+    assert_int_equal(pg_long(sql), 0);
+}
+
 /* A database migrated by a newer binary is refused, untouched. */
 static void t_pg_newer_version(void **state)
 {
@@ -1306,6 +1355,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(t_pg_unreachable, setup_pg, teardown),
             cmocka_unit_test_setup_teardown(t_pg_multi_host, setup_pg, teardown),
             cmocka_unit_test_setup_teardown(t_pg_newer_version, setup_pg, teardown),
+            cmocka_unit_test_setup_teardown(t_pg_retention, setup_pg, teardown),
         };
         return cmocka_run_group_tests_name("postgresql", pg_tests, NULL, NULL) ? 1 : 0;
     }
