@@ -10,13 +10,17 @@
 #     db: error, the bridge keeps everything, and after the restart every
 #     value published is in the database;
 #   - a multi-host conninfo whose first host is down uses the second;
+#   - failover: a streaming-replication standby, the primary killed, the
+#     standby promoted: the bridge (both hosts, target_session_attrs=
+#     read-write) writes to it, and loses nothing that had been replicated;
 #   - unreachable at start: retried for connect_timeout_s, then exit 1;
 #     an invalid conninfo and a missing site: clear errors, no password shown.
 source "$(dirname "$0")/lib.sh"
 
 PGSH="$WBMB_SOURCE_DIR/tests/tools/pg.sh"
 PG="$T_DIR/pg"
-trap '"$PGSH" stop "$PG" || true; t_cleanup' EXIT
+PG2="$T_DIR/pg2"
+trap '"$PGSH" stop "$PG" || true; "$PGSH" stop "$PG2" || true; t_cleanup' EXIT
 "$PGSH" start "$PG" || { fail "postgresql server starts"; t_done; }
 ok "postgresql server starts"
 PG_PORT=$(cat "$PG/port")
@@ -235,5 +239,32 @@ check "bad conninfo: exit code 1 and a clear error" bash -c \
 sed -i '/^    site: /d' "$T_DIR/e.yaml"
 check "no site: --check-config fails" bash -c "! '$WBMB_BIN' -c '$T_DIR/e.yaml' --check-config 2>$T_DIR/check.err"
 check "no site: says what is missing" grep -q 'persistence.postgresql.site is required' "$T_DIR/check.err"
+
+# ---- failover to a promoted standby (last: the first server stays dead) ----------
+"$PGSH" standby "$PG2" "$PG" || fail "standby starts"
+P2=$(cat "$PG2/port")
+psq2() { "$PGSH" psql "$PG2" "$1"; }
+PF=$(free_port)
+pg_config "$T_DIR/f.yaml" f "$PF" "$(pg_backend flat_f "host=127.0.0.1,127.0.0.1 port=$PG_PORT,$P2 dbname=wbmb user=wbmb target_session_attrs=read-write")"
+start_bridge "$T_DIR/f.yaml"
+check "failover: healthy on the primary" wait_for 30 health_db "$PF" ok
+seq 1 200 | mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -q 1 -l -t test/counter/f
+frows() { [ "$("$PGSH" psql "$1" "SELECT count(DISTINCT state) FROM device_state_snapshots WHERE site = 'flat_f' AND device_id = 'counter'")" = "$2" ]; }
+check "failover: the primary has the first 200" wait_for 30 frows "$PG" 200
+check "failover: the standby replayed them" wait_for 30 frows "$PG2" 200
+check "failover: the standby refuses writes" bash -c "[ \"\$(\"$PGSH\" psql \"$PG2\" 'SELECT pg_is_in_recovery()')\" = t ]"
+"$PGSH" kill "$PG"
+t_log "primary killed"
+seq 201 400 | mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -q 1 -l -t test/counter/f
+check "failover: /health says db: error without a primary" wait_for 30 bash -c "curl -s -m 5 http://127.0.0.1:$PF/health | jq -e '.db == \"error\"'"
+"$PGSH" promote "$PG2"
+t_log "standby promoted"
+check "failover: db: ok on the promoted standby" wait_for 60 health_db "$PF" ok
+fpending0() { curl -sf -m 5 "http://127.0.0.1:$PF/metrics" | grep -qx 'wbmb_store_pending 0'; }
+check "failover: nothing left pending" wait_for 60 fpending0
+check "failover: all 400 values on the new primary" frows "$PG2" 400
+check "failover: the last one in state_store" [ "$(psq2 "SELECT value::json->>'value' FROM state_store WHERE site = 'flat_f' AND key = 'device:counter'")" = 400 ]
+check "failover: no dropped history" bash -c "curl -sf http://127.0.0.1:$PF/metrics | grep -qx 'wbmb_store_history_dropped_total 0'"
+stop_bridge
 
 t_done

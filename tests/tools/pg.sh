@@ -12,6 +12,12 @@
 #   pg.sh kill DIR          pg_ctl stop -m immediate: the server dies as in a
 #                           crash; a later `start DIR` recovers from its WAL
 #   pg.sh restart DIR       start again after stop/kill, same port
+#   pg.sh standby DIR PRIMARY_DIR
+#                           a streaming-replication standby of the server in
+#                           PRIMARY_DIR (pg_basebackup -R over its socket),
+#                           in DIR on a free port, started; same roles and
+#                           password
+#   pg.sh promote DIR       pg_ctl promote: the standby becomes a primary
 #   pg.sh psql DIR SQL      runs SQL as the superuser on database wbmb,
 #                           unaligned, tuples only
 #   pg.sh with CMD [ARG...] starts a server in a new temp folder, runs CMD
@@ -39,7 +45,7 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-cmd=${1:?usage: pg.sh start|stop|kill|restart|psql DIR ... | with CMD...}
+cmd=${1:?usage: pg.sh start|stop|kill|restart|standby|promote|psql DIR ... | with CMD...}
 if [ "$cmd" = with ]; then
     shift
     top=$(mktemp -d "${TMPDIR:-/tmp}/wbmb-pg.XXXXXX")
@@ -89,6 +95,7 @@ CONF
     # bridge's role over TCP with its password only.
     cat >"$dir/data/pg_hba.conf" <<HBA
 local all postgres trust
+local replication postgres trust
 host all wbmb 127.0.0.1/32 scram-sha-256
 HBA
     as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
@@ -97,6 +104,28 @@ HBA
     as_pg "$PGBIN/psql" -h "$dir" -p "$port" -U postgres -d postgres -qAt -v ON_ERROR_STOP=1 \
         -c "CREATE ROLE wbmb LOGIN PASSWORD '$pw'" -c "CREATE DATABASE wbmb OWNER wbmb" >/dev/null
     echo "host=127.0.0.1 port=$port dbname=wbmb user=wbmb" >"$dir/conninfo"
+    ;;
+standby)
+    primary=$(cd "${3:?usage: pg.sh standby DIR PRIMARY_DIR}" && pwd)
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    [ "$(id -u)" -eq 0 ] && chown "$PG_USER" "$dir"
+    port=$(free_port)
+    echo "$port" >"$dir/port"
+    cp "$primary/password" "$dir/password"
+    as_pg "$PGBIN/pg_basebackup" -h "$primary" -p "$(cat "$primary/port")" -U postgres \
+        -D "$dir/data" -R -X stream >"$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; exit 1; }
+    # The copy has the primary's settings; later lines win.
+    cat >>"$dir/data/postgresql.conf" <<CONF
+port = $port
+unix_socket_directories = '$dir'
+CONF
+    as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
+        { cat "$dir/server.log" >&2; exit 1; }
+    echo "host=127.0.0.1 port=$port dbname=wbmb user=wbmb" >"$dir/conninfo"
+    ;;
+promote)
+    as_pg "$PGBIN/pg_ctl" -D "$dir/data" -w -t 60 promote >/dev/null
     ;;
 restart)
     as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
