@@ -383,7 +383,8 @@ static wb_status pg_open(struct store_backend **out, const struct store_config *
         goto fail;
     }
     s->base.where = s->where;
-    log_info("store: %s, schema version %d", s->where, STORE_PG_SCHEMA_VERSION);
+    if (!cfg->read_only) /* the state tool's output stays its own */
+        log_info("store: %s, schema version %d", s->where, STORE_PG_SCHEMA_VERSION);
     *out = &s->base;
     return WB_OK;
 fail:
