@@ -1269,6 +1269,35 @@ static void t_pg_retention(void **state)
     assert_int_equal(pg_long(sql), 0);
 }
 
+/* Keys and values travel as elements of array parameters: quotes,
+ * backslashes, commas, braces, NULL-looking text and non-ASCII survive the
+ * round trip, in state, history and deletes. */
+static void t_pg_odd_text(void **state)
+{
+    struct fx *f = *state;
+    static const char *const keys[] = {"a\"b", "c\\d", "e,f", "{g}", "NULL", "ключ", " h "};
+    const char *val = "{\"s\":\"q\\\"b\\\\s,{}NULL ключ\"}";
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        set_text(f->s, keys[i], val);
+    set_text(f->s, "gone,{\"x\"}", "{}");
+    assert_int_equal(store_flush(f->s), WB_OK);
+    assert_int_equal(store_delete(f->s, "gone,{\"x\"}"), WB_OK);
+    json_object *st = obj(val);
+    assert_int_equal(store_history_append(f->s, "d\"ev,{1}", st, NULL), WB_OK);
+    json_object_put(st);
+    reopen(f);
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        assert_value(f->s, keys[i], val);
+    json_object *v = NULL;
+    assert_int_equal(store_get(f->s, "gone,{\"x\"}", &v), WB_ERR_NOT_FOUND);
+    struct store_rows r = STORE_ROWS(STORE_ROWS_HISTORY);
+    assert_int_equal(store_history_rows(f->s, "d\"ev,{1}", 0, &r), WB_OK);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.history[0].device_id, "d\"ev,{1}");
+    assert_string_equal(r.history[0].state, val);
+    store_rows_free(&r);
+}
+
 /* A database migrated by a newer binary is refused, untouched. */
 static void t_pg_newer_version(void **state)
 {
@@ -1356,6 +1385,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(t_pg_multi_host, setup_pg, teardown),
             cmocka_unit_test_setup_teardown(t_pg_newer_version, setup_pg, teardown),
             cmocka_unit_test_setup_teardown(t_pg_retention, setup_pg, teardown),
+            cmocka_unit_test_setup_teardown(t_pg_odd_text, setup_pg, teardown),
         };
         return cmocka_run_group_tests_name("postgresql", pg_tests, NULL, NULL) ? 1 : 0;
     }
