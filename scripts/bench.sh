@@ -5,6 +5,9 @@
 #   ./scripts/bench.sh e2e                  broker -> bridge -> disk, against a bare
 #                                           subscriber (the ceiling); writes
 #                                           bench/results.json (see cmd_e2e)
+#   ./scripts/bench.sh e2e --backend postgresql   the ingest pairs with the
+#                                           bridge on a PostgreSQL server of
+#                                           its own (see e2e_postgresql)
 #
 # Each subcommand is one function below; add new ones (e.g. e2e) the same way.
 set -euo pipefail
@@ -27,7 +30,7 @@ source scripts/bench_e2e.sh # cmd_e2e; we are in the repo root
 source scripts/bench_profile.sh # phase_profile, print_profile (used by cmd_e2e)
 
 usage() {
-    echo "usage: $0 store [SETS] [DIR] | e2e" >&2
+    echo "usage: $0 store [SETS] [DIR] | e2e [--backend sqlite|postgresql]" >&2
     exit 2
 }
 

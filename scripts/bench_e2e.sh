@@ -32,6 +32,14 @@
 #            for a flood and a steady rate (scripts/bench_profile.sh).
 #
 # Prints a table (figure beside its target) and writes bench/results.json.
+#
+# `scripts/bench.sh e2e --backend postgresql` instead runs only the pairs
+# (ceiling, then ingest) with the bridge on PostgreSQL: a server of its own
+# (tests/tools/pg.sh: PostgreSQL 15 in a temp folder on the same disk,
+# fsync and synchronous_commit on, 127.0.0.1), emptied before each ingest;
+# commit_wait polls max(id) over libpq. Prints the ratio against the same
+# run's ceiling and the commits per second (the stats line's commits over
+# the ingest time); no results.json.
 # Knobs (environment): E2E_N, E2E_K, E2E_LAT_RATE, E2E_LAT_S, E2E_IO_S, E2E_IO_SLOW_S,
 # E2E_BIG_K, E2E_PAIRS, E2E_MIRROR_MS (bridge.mirror_min_interval_ms of every phase but
 # latency, which uses 0; unset = the daemon's default), E2E_SYNC_MS
@@ -100,6 +108,10 @@ gen_config() {
     python3 - "$file" "$prefix" "$k" "$db" "$E2E_PORT" "$mirror" "${E2E_SYNC_MS:-}" "${GEN_HA:-0}" "${GEN_COMMIT_MS:-100}" <<'PY'
 import os, sys
 f, prefix, k, db, port = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+pg = ""
+if os.environ.get("E2E_PG_CONNINFO"):
+    pg = (f"\n  backend: postgresql\n  postgresql:\n    conninfo: \"{os.environ['E2E_PG_CONNINFO']}\""
+          f"\n    password_file: {os.environ['E2E_PG_PWFILE']}\n    site: {prefix}")
 mirror = f"\n  mirror_min_interval_ms: {int(sys.argv[6])}" if sys.argv[6] else ""
 sync = f"\n  sync_interval_ms: {int(sys.argv[7])}" if sys.argv[7] else ""
 proto = f"\n  protocol: \"{os.environ['E2E_PROTOCOL']}\"" if os.environ.get("E2E_PROTOCOL") else ""
@@ -110,7 +122,7 @@ out = [f"""mqtt:
   keepalive_s: 30{proto}
 persistence:
   db_path: {db}
-  commit_interval_ms: {int(sys.argv[9])}{sync}
+  commit_interval_ms: {int(sys.argv[9])}{sync}{pg}
   history:
     enabled: true
     max_rows_per_device: 10000
@@ -205,9 +217,16 @@ phase_ingest() {
     echo "== ingest: bridge, $E2E_N msgs, $E2E_K devices, QoS 0, history on, commit 100 ms" >&2
     local cfg=$E2E_DIR/ingest.yaml db=$E2E_DIR/ingest/state.db
     rm -rf "$E2E_DIR/ingest" # each pair starts from an empty store
+    local wait_db=$db
+    if [ -n "${E2E_PG_CONNINFO:-}" ]; then
+        "$E2E_PGSH" psql "$E2E_PG" "DO \$\$ BEGIN IF to_regclass('state_store') IS NOT NULL THEN
+            TRUNCATE state_store, device_state_snapshots, command_logs, device_connection_logs,
+            devices RESTART IDENTITY; END IF; END \$\$" >/dev/null
+        wait_db="postgresql:$E2E_PG_CONNINFO"
+    fi
     gen_config "$cfg" bench "$E2E_K" "$db"
     start_bridge ingest "$cfg" "bench_dev$((E2E_K - 1))"
-    "$E2E_BUILD/bench/commit_wait" "$db" "$E2E_N" 120 5 >"$E2E_DIR/commit.out" &
+    PGPASSWORD=${E2E_PG_PASSWORD:-} "$E2E_BUILD/bench/commit_wait" "$wait_db" "$E2E_N" 120 5 >"$E2E_DIR/commit.out" &
     local cpid=$!
     E2E_PIDS+=("$cpid")
     local t_start cpu0 cpu1
@@ -230,6 +249,7 @@ phase_ingest() {
     R_INGEST_DROPPED=$ST_dropped
     R_INGEST_REJECTED=$ST_rejected
     R_INGEST_COMMITS=$ST_commits
+    R_INGEST_COMMITS_S=$(python3 -c "print(round(${ST_commits:-0}/$R_INGEST_SECS, 1))")
     R_INGEST_STATS=$(grep -o 'stats: .*' "$E2E_DIR/ingest.log" | tail -n 1)
     R_INGEST_BADVAL=$(check_values "$cfg" bench "$E2E_K" "$E2E_N")
     R_INGEST_LOST=$((E2E_N - ${ST_applied:-0}))
@@ -250,7 +270,7 @@ phase_pairs() {
         phase_ingest
         local r
         r=$(python3 -c "print(round($R_INGEST_RATE/$R_CEIL_RATE*100,1))")
-        pairs+=("$r $R_CEIL_RATE $R_CEIL_COUNT $R_INGEST_RATE $R_INGEST_SECS $R_INGEST_CPU $R_INGEST_ROWS ${R_PUB_RATE:-0} ${R_INGEST_APPLIED:-0} ${R_INGEST_DROPPED:-0} ${R_INGEST_REJECTED:-0} ${R_INGEST_COMMITS:-0} $R_INGEST_CPU_US")
+        pairs+=("$r $R_CEIL_RATE $R_CEIL_COUNT $R_INGEST_RATE $R_INGEST_SECS $R_INGEST_CPU $R_INGEST_ROWS ${R_PUB_RATE:-0} ${R_INGEST_APPLIED:-0} ${R_INGEST_DROPPED:-0} ${R_INGEST_REJECTED:-0} ${R_INGEST_COMMITS:-0} $R_INGEST_CPU_US $R_INGEST_COMMITS_S")
         printf '%s\n' "$R_INGEST_STATS" >"$E2E_DIR/pair$i.stats"
         lost=$((lost + R_INGEST_LOST))
         bad=$((bad + R_INGEST_BADVAL))
@@ -261,7 +281,8 @@ phase_pairs() {
     med=$(printf '%s\n' "${pairs[@]}" | awk '{print NR, $0}' | sort -k2,2g | awk -v n="${#pairs[@]}" 'NR == int((n + 1) / 2)')
     local idx
     read -r idx R_RATIO R_CEIL_RATE R_CEIL_COUNT R_INGEST_RATE R_INGEST_SECS R_INGEST_CPU R_INGEST_ROWS R_PUB_RATE \
-        R_INGEST_APPLIED R_INGEST_DROPPED R_INGEST_REJECTED R_INGEST_COMMITS R_INGEST_CPU_US <<<"$med"
+        R_INGEST_APPLIED R_INGEST_DROPPED R_INGEST_REJECTED R_INGEST_COMMITS R_INGEST_CPU_US \
+        R_INGEST_COMMITS_S <<<"$med"
     R_CPU_US_ALL=$(printf '%s\n' "${pairs[@]}" | awk '{print $13}' | paste -sd, | sed 's/,/, /g')
     R_INGEST_STATS=$(cat "$E2E_DIR/pair$idx.stats")
     R_INGEST_LOST=$lost
@@ -552,7 +573,38 @@ print("wrote bench/results.json")
 PY
 }
 
+# The --backend postgresql run: its own server, the pairs, a short table.
+e2e_postgresql() {
+    E2E_PGSH=$PWD/tests/tools/pg.sh
+    E2E_PG=$(mktemp -d "${TMPDIR:-/tmp}/wbmb-bench-pg.XXXXXX")/srv
+    "$E2E_PGSH" start "$E2E_PG"
+    trap '"$E2E_PGSH" stop "$E2E_PG"; rm -rf "$(dirname "$E2E_PG")"; e2e_cleanup' EXIT
+    E2E_PG_CONNINFO=$(cat "$E2E_PG/conninfo")
+    E2E_PG_PWFILE=$E2E_PG/password
+    E2E_PG_PASSWORD=$(cat "$E2E_PG_PWFILE")
+    export E2E_PG_CONNINFO E2E_PG_PWFILE
+    phase_pairs
+    local ver
+    ver=$("$E2E_PGSH" psql "$E2E_PG" "SHOW server_version")
+    echo
+    echo "e2e on postgresql $ver (same host, loopback; $E2E_N msgs, $E2E_K devices, QoS 0, history on, commit 100 ms; load $E2E_LOAD0)"
+    printf '%-34s %s\n' "ceiling (bare subscriber)" "$R_CEIL_RATE msg/s"
+    printf '%-34s %s\n' "ingest into postgresql" "$R_INGEST_RATE msg/s in $R_INGEST_SECS s"
+    printf '%-34s %s\n' "ratio bridge / ceiling (median)" "$R_RATIO % (pairs: $R_RATIOS)"
+    printf '%-34s %s\n' "commits per second" "$R_INGEST_COMMITS_S ($R_INGEST_COMMITS commits)"
+    printf '%-34s %s\n' "bridge CPU per message" "$R_INGEST_CPU_US us (pairs: $R_CPU_US_ALL)"
+    printf '%-34s %s\n' "lost / wrong final values" "$R_INGEST_LOST / $R_INGEST_BADVAL"
+}
+
 cmd_e2e() {
+    local backend=sqlite
+    while [ $# -gt 0 ]; do
+        case $1 in
+        --backend) backend=${2:?--backend needs sqlite or postgresql}; shift 2 ;;
+        *) echo "bench e2e: unknown option $1" >&2; exit 2 ;;
+        esac
+    done
+    case $backend in sqlite | postgresql) ;; *) echo "bench e2e: --backend sqlite|postgresql" >&2; exit 2 ;; esac
     E2E_N=${E2E_N:-200000}
     E2E_K=${E2E_K:-1000}
     E2E_LAT_RATE=${E2E_LAT_RATE:-5000}
@@ -570,6 +622,10 @@ cmd_e2e() {
     E2E_DIR=$(mktemp -d "$PWD/$BUILD/e2e.XXXXXX")
     trap e2e_cleanup EXIT
     e2e_broker
+    if [ "$backend" = postgresql ]; then
+        e2e_postgresql
+        return
+    fi
     if [ -n "${E2E_ONLY:-}" ]; then
         # Experiments: E2E_ONLY="io big" runs just those phases, no table.
         local ph

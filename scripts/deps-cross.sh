@@ -23,8 +23,10 @@ esac
 # registers its binfmt handlers itself where binfmt_misc is mounted; the
 # tests call qemu explicitly (CMAKE_CROSSCOMPILING_EMULATOR), so they do not
 # depend on binfmt.
+# libpq-dev is the host's (no :ARCH): it is not Multi-Arch, so the ARCH one
+# would replace it, and the daemon needs only its headers (CMakeLists.txt).
 PACKAGES=(
-    cmake pkg-config dpkg-dev file "crossbuild-essential-$ARCH" qemu-user-static
+    cmake pkg-config dpkg-dev file "crossbuild-essential-$ARCH" qemu-user-static libpq-dev
 )
 for p in libpaho-mqtt-dev libsqlite3-dev libjson-c-dev libyaml-dev libcmocka-dev \
     libmicrohttpd-dev uuid-dev; do

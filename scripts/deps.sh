@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
     build-essential cmake pkg-config
     libpaho-mqtt-dev libsqlite3-dev libjson-c-dev libyaml-dev libcmocka-dev
-    libmicrohttpd-dev uuid-dev
+    libmicrohttpd-dev uuid-dev libpq-dev postgresql-15
     mosquitto mosquitto-clients sqlite3 curl python3 jq
     dpkg-dev systemd man-db python3-jsonschema
     clang libclang-rt-14-dev valgrind openssl iproute2

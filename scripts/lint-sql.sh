@@ -2,10 +2,12 @@
 # lint-sql.sh [DIR...] - fails when SQL could be built from strings at run
 # time instead of going through prepared statements with bound parameters.
 # Checks every .c/.h file under DIR (default: src/):
-#   - the SQL argument of sqlite3_exec / sqlite3_prepare* must be a string
+#   - the SQL argument of sqlite3_exec / sqlite3_prepare* (and of libpq's
+#     pq->exec / pq->prepare, src/store/pq_api.h) must be a string
 #     literal (or a ?: of literals), an element of a `static const` table of
 #     literals in the same file (`NAME[i]`, `ptr->field` of a loop over such
-#     a table, a `static const char NAME[]` literal), or a parameter of a
+#     a table, a `static const char NAME[]` literal, `NAME[i].field` of a
+#     const struct table of literals in any linted file), or a parameter of a
 #     static helper whose every caller passes one of those. A `*_for_test`
 #     hook that nothing in DIR calls is reported, not failed;
 #   - no sqlite3_mprintf / sqlite3_snprintf / sqlite3_vmprintf at all;
@@ -23,7 +25,8 @@ LIT = r'"(?:[^"\\\n]|\\.)*"'
 ONLY_LITS = re.compile(r'^\s*(?:%s\s*)+$' % LIT)
 TERNARY_LITS = re.compile(r'^[^?]*\?\s*(?:%s\s*)+:\s*(?:%s\s*)+$' % (LIT, LIT))
 PRINTF_CONV = re.compile(r'%[-+ #0]*[0-9*]*(?:\.[0-9*]+)?(?:hh|h|ll|l|z|j|t)?[sdiuxXfgeqQwc]')
-CALL = re.compile(r'\b(sqlite3_exec|sqlite3_prepare(?:_v2|_v3|16|16_v2|16_v3)?)\s*\(')
+CALL = re.compile(r'\b(sqlite3_exec|sqlite3_prepare(?:_v2|_v3|16|16_v2|16_v3)?|pq->exec|pq->prepare)\s*\(')
+SQL_ARG = {'pq->prepare': 2}  # the SQL's position; 1 for the others
 BANNED = re.compile(r'\b(sqlite3_mprintf|sqlite3_snprintf|sqlite3_vmprintf|sqlite3_vsnprintf)\s*\(')
 PRINTF = re.compile(r'\b(v?s?n?printf|v?asprintf)\s*\(')
 
@@ -70,7 +73,7 @@ def line_of(t, pos): return t.count('\n', 0, pos) + 1
 def const_tables(t):
     """names of static const string tables/strings/struct tables made of literals only"""
     names = set()
-    for m in re.finditer(r'static\s+const\s+(?:char|struct\s+\w+)\s*(?:\*\s*const\s*)?(\w+)\s*\[[^\]]*\]\s*=\s*', t):
+    for m in re.finditer(r'(?:static\s+)?const\s+(?:char|struct\s+\w+)\s*(?:\*\s*const\s*)?(\w+)\s*\[[^\]]*\]\s*=\s*', t):
         body_start = m.end()
         if t[body_start] == '{':
             depth, j = 0, body_start
@@ -103,6 +106,8 @@ def const_tables(t):
 def enclosing_function(t, pos):
     best = None
     for m in re.finditer(r'^(?:static\s+)?[\w \*]+?\b(\w+)\s*\(([^;{)]*)\)\s*\{', t, re.M):
+        if m.group(1) in ('if', 'for', 'while', 'switch', 'return'):
+            continue  # `if (...) {` at the start of a line is not a function
         if m.start() < pos: best = m
         else: break
     if not best: return None, []
@@ -117,14 +122,29 @@ for root in sys.argv[1:]:
 texts = {f: strip_comments(open(f, encoding='utf-8', errors='replace').read()) for f in sorted(files)}
 findings, notes = [], []
 
+# Tables defined without `static` are shared between files (a backend's
+# statement tables): every linted file may name them.
+shared_tables = set()
+for _f, _t in texts.items():
+    for _m in re.finditer(r'^const\s+struct\s+\w+\s+(\w+)\s*\[', _t, re.M):
+        if _m.group(1) in const_tables(_t):
+            shared_tables.add(_m.group(1))
+
 def arg_ok(f, t, arg, pos, depth=0):
-    tables = const_tables(t)
+    tables = const_tables(t) | shared_tables
     arg = arg.strip()
     if ONLY_LITS.match(arg) or TERNARY_LITS.match(arg):
         return True, None
+    if arg == 'NULL' and depth > 0:
+        return True, None  # a caller passing no table at all
     m = re.fullmatch(r'(\w+)(?:\s*\[[^\]]+\])?', arg)
     if m and m.group(1) in tables:
         return True, None
+    mf = re.fullmatch(r'(\w+)\s*\[[^\]]+\]\s*\.\s*\w+', arg)
+    if mf:
+        if mf.group(1) in tables:
+            return True, None
+        arg = mf.group(1)  # a table passed in: followed through the callers below
     m = re.fullmatch(r'(\w+)\s*->\s*\w+', arg)
     if m:
         loop = re.search(r'for\s*\(\s*const\s+struct\s+\w+\s*\*\s*%s\s*=\s*(\w+)\s*;' % m.group(1), t[:pos])
@@ -136,8 +156,10 @@ def arg_ok(f, t, arg, pos, depth=0):
         callers = []
         for g, gt in texts.items():
             for c in re.finditer(r'\b%s\s*\(' % re.escape(fn), gt):
+                if gt[max(0, c.start() - 2):c.start()] in ('->',) or gt[c.start() - 1:c.start()] == '.':
+                    continue  # a member of the same name (pq->prepare)
                 if re.match(r'[\w \*]*$', gt[gt.rfind('\n', 0, c.start()) + 1:c.start()]) and \
-                   gt[c.end():].lstrip().startswith(('struct', 'sqlite3', 'const', 'int', 'char')):
+                   gt[c.end():].lstrip().startswith(('struct', 'sqlite3', 'const', 'int', 'char', 'PGconn')):
                     continue  # the definition or a prototype
                 args, _ = split_args(gt, c.end())
                 callers.append((g, gt, args, c.start()))
@@ -159,8 +181,9 @@ for f, t in texts.items():
     for m in CALL.finditer(t):
         if t[m.start()-1:m.start()] in ('_',) : continue
         args, _ = split_args(t, m.end())
-        if len(args) < 2: continue
-        ok, why = arg_ok(f, t, args[1], m.start())
+        k = SQL_ARG.get(m.group(1), 1)
+        if len(args) <= k: continue
+        ok, why = arg_ok(f, t, args[k], m.start())
         if not ok:
             findings.append('%s:%d: %s: %s' % (f, line_of(t, m.start()), m.group(1), why))
         elif why:

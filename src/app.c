@@ -134,6 +134,8 @@ static void reload_config(struct app *a)
                         ncfg->mqtt.port != cur->mqtt.port ||
                         ncfg->persistence.backend != cur->persistence.backend ||
                         !same_str(ncfg->persistence.db_path, cur->persistence.db_path) ||
+                        !same_str(ncfg->persistence.pg_conninfo, cur->persistence.pg_conninfo) ||
+                        !same_str(ncfg->persistence.pg_site, cur->persistence.pg_site) ||
                         !same_str(ncfg->http.listen, cur->http.listen) ||
                         strcmp(ncfg->bridge_device_id, cur->bridge_device_id) != 0;
     size_t n_devices = ncfg->n_devices, n_scenarios = ncfg->n_scenarios;
@@ -231,8 +233,10 @@ static int start(struct app *a)
         cfg_free(cfg);
         return APP_EXIT_FAILURE;
     }
+    /* The database in log lines; a conninfo is never logged (a password). */
+    const char *where = p->backend == CFG_STORE_POSTGRESQL ? "postgresql" : p->db_path;
     if (store_open(&a->store, &sc, err, sizeof(err)) != WB_OK) {
-        log_error("cannot open the state store %s: %s", p->db_path, err);
+        log_error("cannot open the state store %s: %s", where, err);
         cfg_free(cfg);
         return APP_EXIT_FAILURE;
     }
@@ -261,7 +265,7 @@ static int start(struct app *a)
     }
     int64_t t0 = util_mono_ms();
     size_t restored = core_restore(a->core);
-    log_info("restored %zu of %zu devices from %s in %lld ms", restored, cfg->n_devices, p->db_path,
+    log_info("restored %zu of %zu devices from %s in %lld ms", restored, cfg->n_devices, where,
              (long long)(util_mono_ms() - t0));
 
     char will_topic[MIRROR_TOPIC_MAX];

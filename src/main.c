@@ -76,7 +76,10 @@ static int open_store(const struct config *cfg, unsigned commit_ms, bool read_on
     sc.commit_interval_ms = commit_ms;
     sc.read_only = read_only;
     if (store_open(s, &sc, err, sizeof(err)) != WB_OK) {
-        fprintf(stderr, "wb-mqtt-bridge: cannot open %s: %s\n", cfg->persistence.db_path, err);
+        fprintf(stderr, "wb-mqtt-bridge: cannot open %s: %s\n",
+                cfg->persistence.backend == CFG_STORE_POSTGRESQL ? "the postgresql store"
+                                                                 : cfg->persistence.db_path,
+                err);
         return APP_EXIT_FAILURE;
     }
     return APP_EXIT_OK;
@@ -163,8 +166,9 @@ static int state_command(const char *config_path, int argc, char **argv)
     bool importing = strcmp(sub, "import") == 0;
     const char *db = cfg->persistence.db_path;
     /* Never a new empty database: a typo in -c or the wrong folder must
-     * not answer [] and exit 0. */
-    if (access(db, F_OK) != 0) {
+     * not answer [] and exit 0. (PostgreSQL: a site nobody wrote reads as
+     * empty; the server is asked, not a file.) */
+    if (cfg->persistence.backend == CFG_STORE_SQLITE && access(db, F_OK) != 0) {
         fprintf(stderr,
                 "wb-mqtt-bridge: no database at %s (the daemon creates it when it first "
                 "starts; an empty file is an empty database)\n",

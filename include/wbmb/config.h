@@ -225,7 +225,7 @@ struct cfg_mqtt {
 #define CFG_MQTT_5 5
 
 /* persistence.backend: which StateStore backend keeps the state. */
-enum cfg_store_backend { CFG_STORE_SQLITE, CFG_STORE_MEMORY };
+enum cfg_store_backend { CFG_STORE_SQLITE, CFG_STORE_MEMORY, CFG_STORE_POSTGRESQL };
 
 struct cfg_persistence {
     int backend;                   /* enum cfg_store_backend, default CFG_STORE_SQLITE */
@@ -235,6 +235,16 @@ struct cfg_persistence {
     bool history_enabled;          /* default true */
     unsigned history_max_rows;     /* per device, default 10000 */
     unsigned history_max_age_days; /* default 30 */
+    /* Appended rows (history, logs) queued while the database fails; past
+     * it the oldest history snapshots are dropped, counted and logged
+     * (default 100000, 0 = unbounded). */
+    unsigned max_queued_rows;
+    /* persistence.postgresql: (backend postgresql only). */
+    char *pg_conninfo;             /* libpq conninfo or URI; required */
+    char *pg_password_file;        /* NULL when none (libpq's PGPASSWORD / .pgpass apply) */
+    char *pg_password;             /* secret loaded from pg_password_file; NULL when none */
+    char *pg_site;                 /* this bridge's rows; required, [A-Za-z0-9_.-]{1,64} */
+    unsigned pg_connect_timeout_s; /* start-up: retry this long, then exit 1 (default 60) */
 };
 
 struct cfg_http {

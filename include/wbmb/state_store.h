@@ -2,7 +2,9 @@
  * state_store.h - the StateStore interface: where every state transition goes.
  *
  * A store is an opaque handle; store_open() chooses the backend by name
- * ("sqlite", the default, or "memory"). Inside (src/store/): the functions
+ * ("sqlite", the default, "memory", or "postgresql": one server shared by
+ * many bridges, each with its own site; every commit durable when it
+ * returns). Inside (src/store/): the functions
  * below are the same for every backend (store_front*.c), over the
  * backend-neutral group-commit writer (store_writer.c) and a backend that
  * implements a narrow table (store_backend.h: open, commit one batch in one
@@ -44,7 +46,7 @@
 
 /* Where the store lives and how it commits; copied at open. */
 struct store_config {
-    const char *backend;           /* "sqlite" (default when NULL) or "memory" */
+    const char *backend;           /* "sqlite" (default when NULL), "memory" or "postgresql" */
     const char *db_path;           /* SQLite file; parent folders are created */
     unsigned commit_interval_ms;   /* group commit window, 0 = synchronous */
     unsigned sync_interval_ms;     /* WAL made durable at least this often, 0 = every commit */
@@ -53,6 +55,18 @@ struct store_config {
     bool history_enabled;          /* device_state_snapshots kept */
     unsigned history_max_rows;     /* per device, 0 = unlimited */
     unsigned history_max_age_days; /* 0 = unlimited */
+    /* Appended rows queued while commits fail; past it the oldest history
+     * snapshots are dropped (counted in store_status.history_dropped and
+     * logged). 0 = unbounded. */
+    unsigned max_queued_rows;
+    /* backend "postgresql" (store_pg.c): a libpq conninfo string or URI
+     * (multi-host lists included), the password (NULL: libpq's own
+     * PGPASSWORD / ~/.pgpass), this bridge's site (every row carries it),
+     * and how long open() retries an unreachable server (0 = one try). */
+    const char *pg_conninfo;
+    const char *pg_password;
+    const char *pg_site;
+    unsigned pg_connect_timeout_s;
 };
 
 struct cfg_persistence;
@@ -79,6 +93,7 @@ struct store_status {
     uint64_t syncs;                 /* WAL syncs done by the sync policy (not checkpoints) */
     uint64_t commit_latency_us_sum; /* sum of commit durations */
     uint64_t commit_latency_us_max; /* longest commit */
+    uint64_t history_dropped;       /* queued history snapshots dropped (max_queued_rows) */
 };
 
 /* One row of the devices table. */

@@ -67,17 +67,17 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://github.com/wirenboard")
 # Runtime libraries only, computed by dpkg-shlibdeps from the linked .so
 # files (libsqlite3-0, libjson-c5, libyaml-0-2, libuuid1, libc6; checked
-# with dpkg -S). libpaho-mqtt1.3 and libmicrohttpd12 are loaded with
-# dlopen() (src/mqtt/paho_api.h, src/http/mhd_api.h), so dpkg-shlibdeps
+# with dpkg -S). libpaho-mqtt1.3, libmicrohttpd12 and libpq5 are loaded with
+# dlopen() (src/mqtt/paho_api.h, src/http/mhd_api.h, src/store/pq_api.h), so dpkg-shlibdeps
 # cannot see them: they are named here.
 # Without dpkg-shlibdeps, the whole list unversioned.
 find_program(DPKG_SHLIBDEPS dpkg-shlibdeps)
 if(DPKG_SHLIBDEPS)
   set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-  set(CPACK_DEBIAN_PACKAGE_DEPENDS "libpaho-mqtt1.3, libmicrohttpd12")
+  set(CPACK_DEBIAN_PACKAGE_DEPENDS "libpaho-mqtt1.3, libmicrohttpd12, libpq5")
 else()
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
-      "libc6, libpaho-mqtt1.3, libsqlite3-0, libjson-c5, libyaml-0-2, libmicrohttpd12, libuuid1")
+      "libc6, libpaho-mqtt1.3, libsqlite3-0, libjson-c5, libyaml-0-2, libmicrohttpd12, libpq5, libuuid1")
 endif()
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "mosquitto, mosquitto-clients, sqlite3")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA

@@ -108,20 +108,31 @@ static const struct cfgw_field history_fields[] = {
     {NULL},
 };
 
+static const struct cfgw_field pg_fields[] = {
+    PF("conninfo", W_STR, pg_conninfo),
+    PF("password_file", W_STR, pg_password_file),
+    PF("site", W_STR, pg_site),
+    PF("connect_timeout_s", W_UINT, pg_connect_timeout_s, .def_int = 60, .min = 0, .max = 86400),
+    {NULL},
+};
+
 /* The names store_open() knows (store_config_from_cfg() maps them back). */
 static const struct cfgw_enum store_backends[] = {
     {"sqlite", CFG_STORE_SQLITE},
     {"memory", CFG_STORE_MEMORY},
+    {"postgresql", CFG_STORE_POSTGRESQL},
     {NULL, 0},
 };
 
 static const struct cfgw_field persistence_fields[] = {
     PF("backend", W_ENUM, backend, .def_int = CFG_STORE_SQLITE, .enums = store_backends,
-       .enum_list = "sqlite|memory"),
+       .enum_list = "sqlite|memory|postgresql"),
     PF("db_path", W_STR, db_path, .def_str = "data/state_store.db"),
     PF("commit_interval_ms", W_UINT, commit_interval_ms, .def_int = 100, .min = 0, .max = 60000),
     PF("sync_interval_ms", W_UINT, sync_interval_ms, .def_int = 1000, .min = 0, .max = 60000),
+    PF("max_queued_rows", W_UINT, max_queued_rows, .def_int = 100000, .min = 0, .max = 100000000),
     {.key = "history", .type = W_SECTION, .off = 0, .sub = history_fields},
+    {.key = "postgresql", .type = W_SECTION, .off = 0, .sub = pg_fields},
     {NULL},
 };
 
@@ -209,6 +220,29 @@ static char *read_secret(struct cfgw_ctx *c, const char *path, const struct ydoc
     return s;
 }
 
+/* persistence.postgresql: a conninfo and a site when it is the backend. */
+static void check_postgresql(struct cfgw_ctx *c, const struct ydoc_node *root,
+                             const struct cfg_persistence *p)
+{
+    if (p->backend != CFG_STORE_POSTGRESQL)
+        return;
+    const struct ydoc_node *pg = node_at(root, "persistence", "postgresql");
+    if (!p->pg_conninfo || !p->pg_conninfo[0])
+        cfgw_err_node(c, pg,
+                      "persistence.postgresql.conninfo is required with backend postgresql "
+                      "(e.g. \"host=db.example port=5432 dbname=wbmb user=wbmb\")");
+    const char *site = p->pg_site;
+    size_t n = site ? strlen(site) : 0;
+    bool ok = n >= 1 && n <= 64;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (site[i] >= 'a' && site[i] <= 'z') || (site[i] >= 'A' && site[i] <= 'Z') ||
+             (site[i] >= '0' && site[i] <= '9') || strchr("_.-", site[i]);
+    if (!ok)
+        cfgw_err_node(c, ydoc_map_get(pg, "site") ? ydoc_map_get(pg, "site") : pg,
+                      "persistence.postgresql.site is required with backend postgresql: 1 to 64 "
+                      "of A-Z a-z 0-9 _ . - naming this bridge's rows in the shared database");
+}
+
 static void check_top(struct cfgw_ctx *c, const struct ydoc_node *root, struct config *cfg)
 {
     if (cfg->http.listen && cfg->http.listen[0] && !listen_valid(cfg->http.listen))
@@ -222,6 +256,7 @@ static void check_top(struct cfgw_ctx *c, const struct ydoc_node *root, struct c
         cfgw_err_node(c, node_at(root, "mqtt", "client_id"), "client_id must not be empty");
     if (cfg->persistence.db_path && !cfg->persistence.db_path[0])
         cfgw_err_node(c, node_at(root, "persistence", "db_path"), "db_path must not be empty");
+    check_postgresql(c, root, &cfg->persistence);
     if (cfg->bridge_device_id &&
         (!cfg->bridge_device_id[0] || strpbrk(cfg->bridge_device_id, "/+# ")))
         cfgw_err_node(c, node_at(root, "bridge", "device_id"),
@@ -275,6 +310,15 @@ static void load_secrets(struct cfgw_ctx *c, const struct ydoc_node *root, struc
         const char *env = getenv("WB_MQTT_BRIDGE_PASSWORD");
         if (env)
             cfg->mqtt.password = cfgw_strdup(c, env);
+    }
+    struct cfg_persistence *p = &cfg->persistence;
+    if (p->backend == CFG_STORE_POSTGRESQL && p->pg_password_file) {
+        const struct ydoc_node *pg = node_at(root, "persistence", "postgresql");
+        p->pg_password = read_secret(c, p->pg_password_file,
+                                     ydoc_map_get(pg, "password_file") ?: pg, "password_file");
+        /* A password file usually ends with a newline; libpq would send it. */
+        if (p->pg_password)
+            p->pg_password[strcspn(p->pg_password, "\r\n")] = '\0';
     }
     if (cfg->http.token_file)
         cfg->http.token =
@@ -498,6 +542,13 @@ static void config_release(struct config *cfg)
     free(cfg->mqtt.cert_file);
     free(cfg->mqtt.key_file);
     free(cfg->persistence.db_path);
+    free(cfg->persistence.pg_conninfo);
+    free(cfg->persistence.pg_password_file);
+    free(cfg->persistence.pg_site);
+    if (cfg->persistence.pg_password) {
+        explicit_bzero(cfg->persistence.pg_password, strlen(cfg->persistence.pg_password));
+        free(cfg->persistence.pg_password);
+    }
     free(cfg->http.listen);
     free(cfg->http.token_file);
     if (cfg->http.token) {

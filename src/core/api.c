@@ -364,6 +364,9 @@ static void call_metrics(struct core *a, struct core_call *c)
     COUNTER("wbmb_store_rows_written_total", "State rows written after coalescing.",
             ss.rows_written);
     COUNTER("wbmb_store_sets_total", "State writes accepted by the store.", ss.sets);
+    COUNTER("wbmb_store_history_dropped_total",
+            "Queued history snapshots dropped while the database failed (max_queued_rows).",
+            ss.history_dropped);
     GAUGE("wbmb_store_pending", "Changes queued and not yet committed.", ss.pending);
     GAUGE("wbmb_store_committed_seq",
           "Sequence number of the last committed state write (monotonic).", ss.committed_seq);

@@ -10,14 +10,15 @@
 #include "store/store_front.h"
 #include "wbmb/config.h"
 
-static const struct store_backend_ops *const backends[] = {&store_sqlite_backend,
-                                                           &store_memory_backend};
+static const struct store_backend_ops *const backends[] = {
+    &store_sqlite_backend, &store_memory_backend, &store_pg_backend};
 
 void store_config_from_cfg(const struct cfg_persistence *p, struct store_config *out)
 {
     /* Indexed by enum cfg_store_backend; the names are the backends' own. */
-    static const char *const names[] = {
-        [CFG_STORE_SQLITE] = "sqlite", [CFG_STORE_MEMORY] = "memory"};
+    static const char *const names[] = {[CFG_STORE_SQLITE] = "sqlite",
+                                        [CFG_STORE_MEMORY] = "memory",
+                                        [CFG_STORE_POSTGRESQL] = "postgresql"};
     *out = (struct store_config){
         .backend = p->backend >= 0 && (size_t)p->backend < sizeof(names) / sizeof(names[0])
                        ? names[p->backend]
@@ -28,6 +29,11 @@ void store_config_from_cfg(const struct cfg_persistence *p, struct store_config 
         .history_enabled = p->history_enabled,
         .history_max_rows = p->history_max_rows,
         .history_max_age_days = p->history_max_age_days,
+        .max_queued_rows = p->max_queued_rows,
+        .pg_conninfo = p->pg_conninfo,
+        .pg_password = p->pg_password,
+        .pg_site = p->pg_site,
+        .pg_connect_timeout_s = p->pg_connect_timeout_s,
     };
 }
 

@@ -110,10 +110,14 @@ struct store_backend {
      * change before the call returns (commit_interval_ms 0) whatever the
      * config says. */
     bool no_window;
+    /* Set by open, or NULL for cfg->db_path: how log lines name the
+     * database (never with a password). */
+    const char *where;
 };
 
 extern const struct store_backend_ops store_sqlite_backend;
 extern const struct store_backend_ops store_memory_backend;
+extern const struct store_backend_ops store_pg_backend;
 
 /* The backend under a StateStore handle (store_front.c), for test hooks. */
 struct store_backend *store_front_backend(struct state_store *s);

@@ -207,7 +207,8 @@ wb_status store_front_open(struct state_store **out, const struct store_config *
     f->cfg.db_path = NULL; /* not ours to keep; the backend keeps its own copy */
     wb_status st = bops->open(&f->b, cfg, err, errlen);
     if (st == WB_OK && !cfg->read_only &&
-        !(f->w = store_writer_start(f->b, cfg, cfg->db_path, err, errlen)))
+        !(f->w =
+              store_writer_start(f->b, cfg, f->b->where ? f->b->where : cfg->db_path, err, errlen)))
         st = WB_ERR_NOMEM;
     if (st != WB_OK) {
         store_close(f);

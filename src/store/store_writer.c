@@ -19,6 +19,14 @@
  *   flush(): flush_req++, wake,    ok: committed_seq = max_seq, <--+
  *   wait until flush_done >= req       status ok, inflight freed
  *
+ * While commits fail, changes keep coming: state stays bounded by itself
+ * (one entry per key), appended rows do not. Past max_queued_rows pending
+ * rows the oldest history snapshot goes for each new row (drop_excess_locked;
+ * counted in status.history_dropped, logged when it starts and when commits
+ * succeed again). Connection and command logs and devices rows are never
+ * dropped: they are few, and a command log is an audit trail. A dropped
+ * snapshot was never acknowledged as durable (durable_seq counts set()s).
+ *
  * The writer wakes when the first change of a window is commit_interval_ms
  * old (or the back-off after a failure expired), when a flush is requested,
  * when a sync is due, and at close.
@@ -110,6 +118,34 @@ static void mark_pending(struct store_writer *w)
     }
 }
 
+/* Caller holds lock: drops the oldest pending history snapshots while more
+ * than max_queued_rows rows are pending (see the top of the file). */
+static void drop_excess_locked(struct store_writer *w)
+{
+    while (w->max_queued_rows && w->pending.nops > w->max_queued_rows) {
+        struct store_op *prev = NULL, *o = w->pending.head;
+        while (o && o->kind != STORE_OP_HIST) {
+            prev = o;
+            o = o->next;
+        }
+        if (!o)
+            return; /* only logs and devices: kept */
+        if (prev)
+            prev->next = o->next;
+        else
+            w->pending.head = o->next;
+        if (w->pending.tail == o)
+            w->pending.tail = prev;
+        free(o);
+        w->pending.nops--;
+        if (w->dropped_now++ == 0)
+            log_error("store: %u rows queued for %s, which is failing; dropping the oldest "
+                      "history snapshots (wbmb_store_history_dropped_total)",
+                      w->max_queued_rows, w->label);
+        w->st.history_dropped++;
+    }
+}
+
 /* Caller holds lock. */
 static void append_op_locked(struct store_writer *w, struct store_op *o)
 {
@@ -120,6 +156,8 @@ static void append_op_locked(struct store_writer *w, struct store_op *o)
     w->pending.tail = o;
     w->pending.nops++;
     mark_pending(w);
+    if (w->max_queued_rows && w->pending.nops > w->max_queued_rows)
+        drop_excess_locked(w);
 }
 
 /* Caller holds lock; the failed batch goes back under the newer changes. */
@@ -138,6 +176,7 @@ static void requeue(struct store_writer *w, struct store_batch *b)
     batch_free(b);
     if (w->first_pending_ms == 0)
         w->first_pending_ms = util_mono_ms();
+    drop_excess_locked(w);
 }
 
 /* ---- the writer thread ----------------------------------------------- */
@@ -192,6 +231,10 @@ static void publish_locked(struct store_writer *w, wb_status rc, int64_t t0, uin
             w->st.commit_latency_us_max = us;
         if (w->failing)
             log_info("store: commits to %s succeed again", w->label);
+        if (w->dropped_now)
+            log_warn("store: %llu history snapshots were dropped while %s was failing",
+                     (unsigned long long)w->dropped_now, w->label);
+        w->dropped_now = 0;
         w->failing = false;
         w->backoff_ms = 0;
         w->st.ok = true;
@@ -361,6 +404,7 @@ struct store_writer *store_writer_start(struct store_backend *b, const struct st
     w->b = b;
     w->commit_interval_ms = b->no_window ? 0 : cfg->commit_interval_ms;
     w->sync_interval_ms = cfg->sync_interval_ms;
+    w->max_queued_rows = cfg->max_queued_rows;
     w->full_sync = b->durable_commits || !b->ops->sync;
     w->st.ok = true;
     pthread_condattr_t ca;

@@ -14,6 +14,8 @@ struct store_writer {
     struct store_backend *b;
     char *label;
     unsigned commit_interval_ms, sync_interval_ms;
+    unsigned max_queued_rows; /* appended rows pending; 0 = unbounded */
+    uint64_t dropped_now;     /* history dropped since the last successful commit */
 
     pthread_mutex_t gate; /* held by the writer over one commit, see above */
     pthread_mutex_t lock; /* guards everything below */

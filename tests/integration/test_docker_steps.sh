@@ -30,7 +30,7 @@ for f in $(sed -n 's#^COPY --from=build /stage\([^ ]*\) .*#\1#p' "$D/Dockerfile"
     check "stage holds $f (copied by the Dockerfile)" test -e "$STAGE$f"
 done
 # The runtime stage's libraries are those the binary links (no more, no less).
-for lib in libpaho-mqtt1.3 libsqlite3-0 libjson-c5 libyaml-0-2 libmicrohttpd12 libuuid1; do
+for lib in libpaho-mqtt1.3 libsqlite3-0 libjson-c5 libyaml-0-2 libmicrohttpd12 libpq5 libuuid1; do
     check "Dockerfile runtime installs $lib" grep -qw "$lib" "$D/Dockerfile"
 done
 

@@ -9,7 +9,7 @@ if "$WBMB_SOURCE_DIR/scripts/lint-sql.sh"; then echo "ok - src/ passes lint-sql"
 out=$("$WBMB_SOURCE_DIR/scripts/lint-sql.sh" "$WBMB_SOURCE_DIR/tests/data/lint" || true)
 for want in "sqlite3_exec: SQL argument 'sql'" "sqlite3_prepare_v2: SQL argument 'q'" \
     "run() gets its SQL" "sqlite3_mprintf builds SQL" "snprintf with an SQL format" \
-    "SQL text with a printf conversion"; do
+    "SQL text with a printf conversion" "pq->exec: SQL argument 'sql'" "pq->prepare: SQL comes from parameter 'key'"; do
     if grep -qF "$want" <<<"$out"; then echo "ok - bad sample: $want"; else echo "not ok - bad sample not caught: $want"; fails=1; fi
 done
 exit $fails

@@ -30,7 +30,7 @@ check "nothing outside /usr /etc /lib /var" bash -c "! grep -vE '^/(usr|etc|lib|
 dpkg-deb -f "$DEB" >"$T_DIR/control"
 DEPENDS=$(dpkg-deb -f "$DEB" Depends)
 t_log "Depends: $DEPENDS"
-for lib in libpaho-mqtt1.3 libsqlite3-0 libjson-c5 libyaml-0-2 libmicrohttpd12 libuuid1; do
+for lib in libpaho-mqtt1.3 libsqlite3-0 libjson-c5 libyaml-0-2 libmicrohttpd12 libpq5 libuuid1; do
     check "Depends on $lib" bash -c "echo '$DEPENDS' | tr ',' '\n' | grep -qE '^ *$lib( |$)'"
 done
 check "no -dev package and no sanitizer runtime in Depends" \

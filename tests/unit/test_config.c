@@ -471,8 +471,41 @@ static void test_persistence_backend(void **state)
     assert_int_equal(parse_text("persistence:\n  backend: postgres\n", &cfg, &errs), WB_ERR_CONFIG);
     assert_null(cfg);
     assert_int_equal(errs.n, 1);
-    assert_true(
-        has_substr(&errs, "t.yaml:2:12: backend must be one of sqlite|memory, got 'postgres'"));
+    assert_true(has_substr(
+        &errs, "t.yaml:2:12: backend must be one of sqlite|memory|postgresql, got 'postgres'"));
+    cfg_errors_free(&errs);
+
+    /* postgresql: conninfo, site, password file (first line, read once),
+     * connect_timeout_s; the site is required and checked. */
+    char pw[] = "/tmp/wbmb_cfg_pw_XXXXXX";
+    int fd = mkstemp(pw);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "s3cret\n", 7), 7);
+    close(fd);
+    char text[512];
+    snprintf(text, sizeof(text),
+             "persistence:\n  backend: postgresql\n  postgresql:\n"
+             "    conninfo: \"host=a,b target_session_attrs=read-write\"\n"
+             "    password_file: %s\n    site: flat-12.a\n",
+             pw);
+    assert_int_equal(parse_text(text, &cfg, &errs), WB_OK);
+    assert_int_equal(cfg->persistence.backend, CFG_STORE_POSTGRESQL);
+    store_config_from_cfg(&cfg->persistence, &sc);
+    assert_string_equal(sc.backend, "postgresql");
+    assert_string_equal(sc.pg_conninfo, "host=a,b target_session_attrs=read-write");
+    assert_string_equal(sc.pg_password, "s3cret");
+    assert_string_equal(sc.pg_site, "flat-12.a");
+    assert_int_equal(sc.pg_connect_timeout_s, 60);
+    assert_int_equal(sc.max_queued_rows, 100000);
+    cfg_free(cfg);
+    unlink(pw);
+    assert_int_equal(parse_text("persistence:\n  backend: postgresql\n  postgresql:\n"
+                                "    site: 'a b'\n",
+                                &cfg, &errs),
+                     WB_ERR_CONFIG);
+    assert_int_equal(errs.n, 2);
+    assert_true(has_substr(&errs, "persistence.postgresql.conninfo is required"));
+    assert_true(has_substr(&errs, "t.yaml:4:11: persistence.postgresql.site is required"));
     cfg_errors_free(&errs);
 }
 

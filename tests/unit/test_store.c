@@ -1,8 +1,10 @@
 /*
  * test_store.c - unit tests of the StateStore backends.
  *
- * One shared suite runs against both backends (group "sqlite" and group
- * "memory", each test on a fresh mkdtemp folder); then SQLite-only tests:
+ * One shared suite runs against every backend (group "sqlite" and group
+ * "memory", each test on a fresh mkdtemp folder; group "postgresql" when
+ * WBMB_TEST_PG_DIR names a server started by tests/tools/pg.sh, each test
+ * on a site of its own, and then only that group); then SQLite-only tests:
  * durability across close, kill -9, corrupt and truncated files, a newer
  * schema, disk full, read-only (at run time and at open), coalescing and the
  * synchronous mode. Waiting for the writer thread always polls with a
@@ -29,6 +31,7 @@
 #include <sqlite3.h>
 
 #include "core/api_rows.h"
+#include "store/pq_api.h"
 #include "store/store_sqlite.h"
 #include "wbmb/state_store.h"
 #include "wbmb/util.h"
@@ -83,6 +86,56 @@ static int setup_sqlite(void **state)
 static int setup_memory(void **state)
 {
     return setup_backend(state, "memory");
+}
+
+/* The server of tests/tools/pg.sh: its conninfo and password files. */
+static char pg_conninfo[256], pg_password[128];
+
+static void read_line(const char *dir, const char *name, char *out, size_t outlen)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *fp = fopen(path, "r");
+    out[0] = '\0';
+    if (fp) {
+        if (!fgets(out, (int)outlen, fp))
+            out[0] = '\0';
+        fclose(fp);
+    }
+    out[strcspn(out, "\r\n")] = '\0';
+}
+
+/* Each test writes a site of its own in the one database. */
+static char pg_site[64];
+
+/* A new empty database for the postgresql group: the next site. */
+static void fresh_site(struct fx *f)
+{
+    if (f->cfg.pg_site)
+        strncat(pg_site, "x", sizeof(pg_site) - strlen(pg_site) - 1);
+}
+
+static int setup_pg(void **state)
+{
+    static unsigned n;
+    snprintf(pg_site, sizeof(pg_site), "t%d_%u", (int)getpid(), ++n);
+    struct fx *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/wbmb_store_XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->path, sizeof(f->path), "%s/unused.db", f->dir);
+    f->backend = "postgresql";
+    f->cfg = (struct store_config){.backend = "postgresql",
+                                   .commit_interval_ms = 100,
+                                   .history_enabled = true,
+                                   .history_max_rows = 10,
+                                   .history_max_age_days = 30,
+                                   .pg_conninfo = pg_conninfo,
+                                   .pg_password = pg_password,
+                                   .pg_site = pg_site,
+                                   .pg_connect_timeout_s = 10};
+    *state = f;
+    return fx_open(f);
 }
 
 static int teardown(void **state)
@@ -319,6 +372,7 @@ static void t_history(void **state)
     store_close(f->s);
     f->cfg.history_enabled = false;
     snprintf(f->path, sizeof(f->path), "%s/nohist.db", f->dir);
+    fresh_site(f);
     assert_int_equal(fx_open(f), 0);
     json_object *o = obj("{}");
     assert_int_equal(store_history_append(f->s, "tv", o, NULL), WB_OK);
@@ -1020,6 +1074,45 @@ static void t_readonly_runtime(void **state)
     json_object_put(out);
 }
 
+/* While commits fail, appended rows are bounded by max_queued_rows: the
+ * oldest history snapshots go (counted), the state and the logs stay, and
+ * what is left is committed once the database works again. */
+static void t_queue_bound(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->s);
+    f->cfg.max_queued_rows = 20;
+    f->cfg.history_max_rows = 0;
+    assert_int_equal(fx_open(f), 0);
+    assert_int_equal(store_sqlite_exec_for_test(f->s, "PRAGMA query_only=1"), WB_OK);
+    assert_int_equal(store_connection_append(f->s, "tv", "online", NULL), WB_OK);
+    for (int i = 0; i < 100; i++) {
+        char text[32];
+        snprintf(text, sizeof(text), "{\"n\":%d}", i);
+        assert_int_equal(store_transition(f->s, "device:tv", "tv", text, true), WB_OK);
+        if (i % 10 == 0)
+            assert_int_equal(store_flush(f->s), WB_ERR_READONLY);
+    }
+    struct store_status st;
+    store_get_status(f->s, &st);
+    assert_false(st.ok);
+    assert_int_equal(st.history_dropped, 81); /* 101 rows, 20 kept */
+    assert_int_equal(st.pending, 1 + 20);     /* the key and the rows */
+    assert_int_equal(store_sqlite_exec_for_test(f->s, "PRAGMA query_only=0"), WB_OK);
+    assert_int_equal(store_flush(f->s), WB_OK);
+    assert_value(f->s, "device:tv", "{\"n\":99}");
+    struct store_rows r = STORE_ROWS(STORE_ROWS_HISTORY);
+    assert_int_equal(store_history_rows(f->s, "tv", 0, &r), WB_OK);
+    assert_int_equal(r.n, 19); /* the newest, the connection log row kept */
+    assert_string_equal(r.history[0].state, "{\"n\":99}");
+    assert_string_equal(r.history[18].state, "{\"n\":81}");
+    store_rows_free(&r);
+    r = STORE_ROWS(STORE_ROWS_CONNECTIONS);
+    assert_int_equal(store_connection_rows(f->s, "tv", 0, &r), WB_OK);
+    assert_int_equal(r.n, 1);
+    store_rows_free(&r);
+}
+
 static void t_readonly_open(void **state)
 {
     struct fx *f = *state;
@@ -1038,6 +1131,209 @@ static void t_readonly_open(void **state)
     assert_null(f->s);
     assert_non_null(strstr(err, "read-only"));
     assert_int_equal(count_aside(f->path), 0);
+}
+
+/* ---- PostgreSQL only --------------------------------------------------- */
+
+/* Two sites in one database: the same keys, devices and commands, each
+ * store sees its own only. */
+static void t_pg_sites(void **state)
+{
+    struct fx *f = *state;
+    struct store_config other = f->cfg;
+    char site2[80];
+    snprintf(site2, sizeof(site2), "%s_b", pg_site);
+    other.pg_site = site2;
+    struct state_store *o = NULL;
+    char err[256];
+    assert_int_equal(store_open(&o, &other, err, sizeof(err)), WB_OK);
+    set_text(f->s, "device:tv", "{\"power\":true}");
+    set_text(o, "device:tv", "{\"power\":false}");
+    json_object *st = obj("{\"n\":1}");
+    assert_int_equal(store_history_append(f->s, "tv", st, NULL), WB_OK);
+    assert_int_equal(store_history_append(f->s, "tv", st, NULL), WB_OK);
+    assert_int_equal(store_history_append(o, "tv", st, NULL), WB_OK);
+    json_object_put(st);
+    assert_int_equal(store_flush(f->s), WB_OK);
+    assert_int_equal(store_flush(o), WB_OK);
+    assert_value(f->s, "device:tv", "{\"power\":true}");
+    assert_value(o, "device:tv", "{\"power\":false}");
+    struct store_rows r = STORE_ROWS(STORE_ROWS_HISTORY);
+    assert_int_equal(store_history_rows(o, "tv", 0, &r), WB_OK);
+    assert_int_equal(r.n, 1);
+    store_rows_free(&r);
+    assert_int_equal(store_history_rows(f->s, "tv", 0, &r), WB_OK);
+    assert_int_equal(r.n, 2);
+    store_rows_free(&r);
+    store_close(o);
+}
+
+/* A conninfo libpq cannot parse: a clear error at once, no retries. */
+static void t_pg_bad_conninfo(void **state)
+{
+    struct fx *f = *state;
+    struct store_config c = f->cfg;
+    c.pg_conninfo = "host=127.0.0.1 nonsense";
+    struct state_store *s = NULL;
+    char err[256] = "";
+    int64_t t0 = util_mono_ms();
+    assert_int_equal(store_open(&s, &c, err, sizeof(err)), WB_ERR_INVALID);
+    assert_null(s);
+    assert_true(util_mono_ms() - t0 < 5000);
+    assert_non_null(strstr(err, "not a valid libpq conninfo"));
+    /* ...and one with a password in it never shows it. */
+    c.pg_conninfo = "password=sekrit host=127.0.0.1 nonsense";
+    assert_int_equal(store_open(&s, &c, err, sizeof(err)), WB_ERR_INVALID);
+    assert_null(strstr(err, "sekrit"));
+}
+
+/* Nothing listens: open retries for connect_timeout_s, then fails with
+ * where it tried (no password) and why. */
+static void t_pg_unreachable(void **state)
+{
+    struct fx *f = *state;
+    struct store_config c = f->cfg;
+    c.pg_conninfo = "host=127.0.0.1 port=1 dbname=wbmb user=wbmb password=sekrit";
+    c.pg_connect_timeout_s = 1;
+    struct state_store *s = NULL;
+    char err[512] = "";
+    assert_int_equal(store_open(&s, &c, err, sizeof(err)), WB_ERR_DB);
+    assert_null(s);
+    assert_non_null(strstr(err, "cannot connect to postgresql ("));
+    assert_non_null(strstr(err, "host=127.0.0.1"));
+    assert_non_null(strstr(err, "port=1"));
+    assert_non_null(strstr(err, "Connection refused"));
+    assert_non_null(strstr(err, "tries in"));
+    assert_null(strstr(err, "sekrit"));
+}
+
+/* Runs sql on the test server as the bridge's role; its status. */
+static ExecStatusType pg_exec(const char *sql)
+{
+    const char *k[] = {"dbname", "password", NULL}, *v[] = {pg_conninfo, pg_password, NULL};
+    PGconn *c = pq->connectdbParams(k, v, 1);
+    assert_int_equal(pq->status(c), CONNECTION_OK);
+    PGresult *res = pq->exec(c, sql);
+    ExecStatusType st = pq->resultStatus(res);
+    pq->clear(res);
+    pq->finish(c);
+    return st;
+}
+
+/* The first value of the first row of sql (a count), as the bridge's role. */
+static long pg_long(const char *sql)
+{
+    const char *k[] = {"dbname", "password", NULL}, *v[] = {pg_conninfo, pg_password, NULL};
+    PGconn *c = pq->connectdbParams(k, v, 1);
+    assert_int_equal(pq->status(c), CONNECTION_OK);
+    PGresult *res = pq->exec(c, sql);
+    assert_int_equal(pq->resultStatus(res), PGRES_TUPLES_OK);
+    long n = strtol(pq->getvalue(res, 0, 0), NULL, 10);
+    pq->clear(res);
+    pq->finish(c);
+    return n;
+}
+
+/* Retention in the table, not only in the answers: the first commit runs
+ * the pass (then once a minute), keeping the newest history_max_rows of
+ * each device written and nothing older than history_max_age_days. */
+static void t_pg_retention(void **state)
+{
+    struct fx *f = *state;
+    char ts[UTIL_TS_LEN], sql[256];
+    int64_t now = util_wall_ms();
+    for (int i = 0; i < 25; i++) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "n", json_object_new_int(i));
+        util_iso8601_from_ms(now - 25000 + i * 1000, ts);
+        assert_int_equal(store_history_append(f->s, "tv", o, ts), WB_OK);
+        json_object_put(o);
+    }
+    json_object *old = obj("{\"n\":-1}");
+    util_iso8601_from_ms(now - 40LL * 86400000, ts);
+    assert_int_equal(store_history_append(f->s, "aged", old, ts), WB_OK);
+    json_object_put(old);
+    assert_int_equal(store_flush(f->s), WB_OK);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM device_state_snapshots WHERE site = '%s' AND device_id = 'tv'",
+             pg_site);
+    assert_int_equal(pg_long(sql), 10);
+    snprintf(sql, sizeof(sql),
+             "SELECT min(state::json->>'n') FROM device_state_snapshots WHERE site = '%s'"
+             " AND device_id = 'tv'",
+             pg_site);
+    assert_int_equal(pg_long(sql), 15);
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM device_state_snapshots WHERE site = '%s' AND device_id = 'aged'",
+             pg_site);
+    assert_int_equal(pg_long(sql), 0);
+}
+
+/* Keys and values travel as elements of array parameters: quotes,
+ * backslashes, commas, braces, NULL-looking text and non-ASCII survive the
+ * round trip, in state, history and deletes. */
+static void t_pg_odd_text(void **state)
+{
+    struct fx *f = *state;
+    static const char *const keys[] = {"a\"b", "c\\d", "e,f", "{g}", "NULL", "ключ", " h "};
+    const char *val = "{\"s\":\"q\\\"b\\\\s,{}NULL ключ\"}";
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        set_text(f->s, keys[i], val);
+    set_text(f->s, "gone,{\"x\"}", "{}");
+    assert_int_equal(store_flush(f->s), WB_OK);
+    assert_int_equal(store_delete(f->s, "gone,{\"x\"}"), WB_OK);
+    json_object *st = obj(val);
+    assert_int_equal(store_history_append(f->s, "d\"ev,{1}", st, NULL), WB_OK);
+    json_object_put(st);
+    reopen(f);
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        assert_value(f->s, keys[i], val);
+    json_object *v = NULL;
+    assert_int_equal(store_get(f->s, "gone,{\"x\"}", &v), WB_ERR_NOT_FOUND);
+    struct store_rows r = STORE_ROWS(STORE_ROWS_HISTORY);
+    assert_int_equal(store_history_rows(f->s, "d\"ev,{1}", 0, &r), WB_OK);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.history[0].device_id, "d\"ev,{1}");
+    assert_string_equal(r.history[0].state, val);
+    store_rows_free(&r);
+}
+
+/* A database migrated by a newer binary is refused, untouched. */
+static void t_pg_newer_version(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(pg_exec("UPDATE schema_version SET version = 99"), PGRES_COMMAND_OK);
+    char err[512] = "";
+    wb_status st = store_open(&f->s, &f->cfg, err, sizeof(err));
+    assert_int_equal(pg_exec("UPDATE schema_version SET version = 1"), PGRES_COMMAND_OK);
+    assert_int_equal(st, WB_ERR_VERSION);
+    assert_null(f->s);
+    assert_non_null(strstr(err, "schema version 99 is newer than this binary's 1"));
+    assert_int_equal(fx_open(f), 0);
+}
+
+/* A multi-host conninfo whose first host is down: the second one is used. */
+static void t_pg_multi_host(void **state)
+{
+    struct fx *f = *state;
+    char port[16] = "", ci[512];
+    const char *p = strstr(pg_conninfo, "port=");
+    assert_non_null(p);
+    snprintf(port, sizeof(port), "%.*s", (int)strcspn(p + 5, " "), p + 5);
+    snprintf(ci, sizeof(ci),
+             "host=127.0.0.1,127.0.0.1 port=1,%s dbname=wbmb user=wbmb "
+             "target_session_attrs=read-write",
+             port);
+    store_close(f->s);
+    f->cfg.pg_conninfo = ci;
+    assert_int_equal(fx_open(f), 0);
+    set_text(f->s, "k", "{\"v\":2}");
+    assert_int_equal(store_flush(f->s), WB_OK);
+    reopen(f);
+    assert_value(f->s, "k", "{\"v\":2}");
+    f->cfg.pg_conninfo = pg_conninfo;
 }
 
 #define SHARED(setup)                                                                              \
@@ -1071,9 +1367,28 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_newer_version, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_disk_full, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_readonly_runtime, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(t_queue_bound, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_readonly_open, setup_sqlite, teardown),
     };
     const struct CMUnitTest memory_tests[] = {SHARED(setup_memory)};
+    const char *pg_dir = getenv("WBMB_TEST_PG_DIR");
+    if (pg_dir && *pg_dir) {
+        read_line(pg_dir, "conninfo", pg_conninfo, sizeof(pg_conninfo));
+        read_line(pg_dir, "password", pg_password, sizeof(pg_password));
+        const struct CMUnitTest pg_tests[] = {
+            SHARED(setup_pg),
+            cmocka_unit_test_setup_teardown(t_coalescing, setup_pg, teardown),
+            cmocka_unit_test_setup_teardown(t_reads_see_queue, setup_pg, teardown),
+            cmocka_unit_test_setup_teardown(t_pg_sites, setup_pg, teardown),
+            cmocka_unit_test_setup_teardown(t_pg_bad_conninfo, setup_pg, teardown),
+            cmocka_unit_test_setup_teardown(t_pg_unreachable, setup_pg, teardown),
+            cmocka_unit_test_setup_teardown(t_pg_multi_host, setup_pg, teardown),
+            cmocka_unit_test_setup_teardown(t_pg_newer_version, setup_pg, teardown),
+            cmocka_unit_test_setup_teardown(t_pg_retention, setup_pg, teardown),
+            cmocka_unit_test_setup_teardown(t_pg_odd_text, setup_pg, teardown),
+        };
+        return cmocka_run_group_tests_name("postgresql", pg_tests, NULL, NULL) ? 1 : 0;
+    }
     int fails = cmocka_run_group_tests_name("sqlite", sqlite_tests, NULL, NULL);
     fails += cmocka_run_group_tests_name("memory", memory_tests, NULL, NULL);
     return fails ? 1 : 0;

@@ -13,3 +13,12 @@ static int run(sqlite3 *db, const char *text)
 {
     return sqlite3_exec(db, text, NULL, NULL, NULL);
 }
+/* libpq through pq_api.h: the SQL is pq->exec's second argument and
+ * pq->prepare's third. */
+static void g(PGconn *c, const char *key)
+{
+    char sql[256];
+    strcpy(sql, key);
+    pq->exec(c, sql);
+    pq->prepare(c, "name", key, 0, NULL);
+}
