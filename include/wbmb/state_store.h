@@ -91,6 +91,9 @@ struct store_status {
     uint64_t committed_seq;         /* sequence number of the last committed set() */
     uint64_t durable_seq;           /* ... of the last set() known to survive a power cut */
     uint64_t syncs;                 /* WAL syncs done by the sync policy (not checkpoints) */
+    uint64_t sync_latency_us_sum;   /* sum of their durations */
+    uint64_t sync_latency_us_max;   /* longest sync */
+    uint64_t durable_lag_ms_max;    /* longest time from a change queued to it durable */
     uint64_t commit_latency_us_sum; /* sum of commit durations */
     uint64_t commit_latency_us_max; /* longest commit */
     uint64_t history_dropped;       /* queued history snapshots dropped (max_queued_rows) */

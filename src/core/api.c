@@ -384,6 +384,19 @@ static void call_metrics(struct core *a, struct core_call *c)
            "# TYPE wbmb_commit_latency_max_seconds gauge\nwbmb_commit_latency_max_seconds %.6f\n",
            (double)ss.commit_latency_us_sum / 1e6, (unsigned long long)ss.commits,
            (double)ss.commit_latency_us_max / 1e6);
+    metric(&t, &len, &cap,
+           "# HELP wbmb_store_sync_latency_seconds Duration of the sync policy's syncs.\n"
+           "# TYPE wbmb_store_sync_latency_seconds summary\n"
+           "wbmb_store_sync_latency_seconds_sum %.6f\nwbmb_store_sync_latency_seconds_count %llu\n"
+           "# HELP wbmb_store_sync_latency_max_seconds Longest sync.\n"
+           "# TYPE wbmb_store_sync_latency_max_seconds gauge\n"
+           "wbmb_store_sync_latency_max_seconds %.6f\n"
+           "# HELP wbmb_store_durable_lag_max_seconds Longest time from a change queued to it "
+           "surviving a power cut (the bound: commit_interval_ms + sync_interval_ms).\n"
+           "# TYPE wbmb_store_durable_lag_max_seconds gauge\n"
+           "wbmb_store_durable_lag_max_seconds %.3f\n",
+           (double)ss.sync_latency_us_sum / 1e6, (unsigned long long)ss.syncs,
+           (double)ss.sync_latency_us_max / 1e6, (double)ss.durable_lag_ms_max / 1e3);
     GAUGE("wbmb_queue_depth", "Messages waiting for the core thread.", qs.depth);
     GAUGE("wbmb_queue_capacity", "Slots of the intake queue.", qs.capacity);
     COUNTER("wbmb_queue_full_waits_total", "Times paho's thread waited for a free slot.",

@@ -34,12 +34,19 @@
  * Durability (the sync policy). A commit makes changes visible and, for
  * SQLite, safe from kill -9; only a sync makes them survive a power cut.
  * Unless the backend's commits are durable themselves (b->durable_commits)
- * the writer calls the backend's sync at most sync_interval_ms after the
- * first commit not yet synced:
+ * the writer syncs so that a change is durable at most commit_interval_ms
+ * + sync_interval_ms after it was queued: the clock starts when the oldest
+ * change of the first commit not yet synced was queued (not when that
+ * commit ended, so the commit's own time is inside the bound), and the sync
+ * starts early by what a sync takes (sync_est_ms, a decaying maximum of the
+ * last syncs' durations), so slow storage moves the sync forward instead
+ * of the loss past the bound. Storage slower than the whole bound makes the
+ * writer sync after every commit; the loss is then the commit and sync
+ * times themselves (status.durable_lag_ms_max shows what was reached):
  *
- *   all durable --commit--> unsynced (unsynced_ms = now)
- *        ^                     | unsynced_ms + sync_interval_ms passed, or
- *        |                     | close(): sync_locked() calls ops->sync
+ *   all durable --commit--> unsynced (unsynced_ms = oldest change queued)
+ *        ^                     | sync_due() passed, or close():
+ *        |                     | sync_locked() calls ops->sync
  *        +---------------------+ durable_seq = committed_seq
  *
  * `gate` is held by the writer from taking a batch in flight until its
@@ -191,21 +198,64 @@ static void wait_until(struct store_writer *w, int64_t due_ms)
     pthread_cond_timedwait(&w->wake, &w->lock, &ts);
 }
 
+int64_t store_sync_deadline(int64_t oldest_ms, unsigned commit_ms, unsigned sync_ms, int64_t est_ms)
+{
+    int64_t budget = (int64_t)commit_ms + sync_ms - est_ms;
+    return oldest_ms + (budget > 0 ? budget : 0);
+}
+
+int64_t store_sync_estimate(int64_t est_ms, int64_t took_ms)
+{
+    int64_t decayed = est_ms - (est_ms + 7) / 8;
+    return took_ms > decayed ? took_ms : decayed;
+}
+
+/* Caller holds lock: changes queued since oldest (monotonic ms) are
+ * durable now. */
+static void note_durable_locked(struct store_writer *w, int64_t oldest)
+{
+    int64_t lag = oldest ? util_mono_ms() - oldest : 0;
+    if (lag > 0 && (uint64_t)lag > w->st.durable_lag_ms_max)
+        w->st.durable_lag_ms_max = (uint64_t)lag;
+}
+
+/* Caller holds lock: when the next sync must start (INT64_MAX: none due). */
+static int64_t sync_due(const struct store_writer *w)
+{
+    if (!w->unsynced_ms)
+        return INT64_MAX;
+    if (w->sync_failing)
+        return w->sync_retry_ms;
+    return store_sync_deadline(w->unsynced_ms, w->commit_interval_ms, w->sync_interval_ms,
+                               w->sync_est_ms);
+}
+
 /* Makes every commit so far durable through the backend's sync. Writer
  * thread, caller holds lock (released during the sync). */
 static void sync_locked(struct store_writer *w)
 {
     uint64_t seq = w->st.committed_seq;
+    int64_t oldest = w->unsynced_ms;
     pthread_mutex_unlock(&w->lock);
+    struct timespec a, z;
+    clock_gettime(CLOCK_MONOTONIC, &a);
     wb_status rc = w->b->ops->sync(w->b, w->err, sizeof(w->err));
+    clock_gettime(CLOCK_MONOTONIC, &z);
     wb_lock(&w->lock);
     if (rc != WB_OK) {
         if (!w->sync_failing)
             log_error("store: syncing %s failed (%s); retrying", w->label, w->err);
         w->sync_failing = true;
-        w->unsynced_ms = util_mono_ms(); /* next try one interval later */
+        w->sync_retry_ms = util_mono_ms() + w->sync_interval_ms; /* next try */
         return;
     }
+    int64_t us = (z.tv_sec - a.tv_sec) * 1000000 + (z.tv_nsec - a.tv_nsec) / 1000;
+    int64_t ms = (us + 999) / 1000;
+    w->sync_est_ms = store_sync_estimate(w->sync_est_ms, ms);
+    w->st.sync_latency_us_sum += (uint64_t)us;
+    if ((uint64_t)us > w->st.sync_latency_us_max)
+        w->st.sync_latency_us_max = (uint64_t)us;
+    note_durable_locked(w, oldest);
     w->sync_failing = false;
     w->st.syncs++;
     if (seq > w->st.durable_seq)
@@ -222,10 +272,12 @@ static void publish_locked(struct store_writer *w, wb_status rc, int64_t t0, uin
         w->st.commits++;
         w->st.rows_written += w->inflight.kv.count;
         w->st.committed_seq = w->inflight.max_seq;
-        if (w->full_sync)
+        if (w->full_sync) {
             w->st.durable_seq = w->st.committed_seq;
-        else if (w->unsynced_ms == 0)
-            w->unsynced_ms = util_mono_ms();
+            note_durable_locked(w, w->inflight_first_ms);
+        } else if (w->unsynced_ms == 0) {
+            w->unsynced_ms = w->inflight_first_ms ? w->inflight_first_ms : util_mono_ms();
+        }
         w->st.commit_latency_us_sum += us;
         if (us > w->st.commit_latency_us_max)
             w->st.commit_latency_us_max = us;
@@ -268,6 +320,7 @@ static wb_status commit_pending_locked(struct store_writer *w)
     w->inflight.max_seq = w->next_seq;
     memset(&w->pending, 0, sizeof(w->pending));
     w->has_inflight = true;
+    w->inflight_first_ms = w->first_pending_ms;
     w->first_pending_ms = 0;
     pthread_mutex_unlock(&w->lock);
 
@@ -300,13 +353,13 @@ static void *writer_main(void *arg)
         int64_t due = have ? w->first_pending_ms + w->commit_interval_ms : INT64_MAX;
         if (have && w->failing && due < w->retry_at_ms)
             due = w->retry_at_ms;
-        int64_t sync_due = w->unsynced_ms ? w->unsynced_ms + w->sync_interval_ms : INT64_MAX;
+        int64_t sdue = sync_due(w);
         int64_t now = util_mono_ms();
         if (!flush && (!have || now < due)) {
-            if (now >= sync_due)
+            if (now >= sdue)
                 sync_locked(w);
             else
-                wait_until(w, due < sync_due ? due : sync_due);
+                wait_until(w, due < sdue ? due : sdue);
             continue;
         }
         uint64_t gen = w->flush_req;
@@ -317,7 +370,7 @@ static void *writer_main(void *arg)
             pthread_cond_broadcast(&w->done);
         }
         /* A sync that fell due while committing follows at once. */
-        if (w->unsynced_ms && util_mono_ms() >= w->unsynced_ms + w->sync_interval_ms)
+        if (util_mono_ms() >= sync_due(w))
             sync_locked(w);
     }
     /* Close (SIGTERM): whatever was committed is made durable now. */

@@ -63,4 +63,12 @@ int store_writer_each_key(struct store_writer *w, const char *prefix,
 wb_status store_writer_read_rows(struct store_writer *w, wb_status (*rows_cb)(void *ud),
                                  wb_status (*op_cb)(const struct store_op *op, void *ud), void *ud);
 
+/* The sync policy's arithmetic (pure, for the tests): when the sync must
+ * start so that changes queued since oldest_ms (monotonic) are durable
+ * commit_ms + sync_ms after, given a sync takes est_ms; and the new
+ * estimate after a sync took took_ms (a maximum decaying by 1/8 a sync). */
+int64_t store_sync_deadline(int64_t oldest_ms, unsigned commit_ms, unsigned sync_ms,
+                            int64_t est_ms);
+int64_t store_sync_estimate(int64_t est_ms, int64_t took_ms);
+
 #endif

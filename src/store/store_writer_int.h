@@ -24,7 +24,8 @@ struct store_writer {
     struct store_batch pending;
     struct store_batch inflight; /* valid while has_inflight; read-only then */
     bool has_inflight;
-    int64_t first_pending_ms; /* 0 = nothing pending */
+    int64_t first_pending_ms;  /* 0 = nothing pending */
+    int64_t inflight_first_ms; /* first_pending_ms of the in-flight batch */
     uint64_t next_seq;
     uint64_t flush_req, flush_done;
     wb_status flush_status;
@@ -32,10 +33,14 @@ struct store_writer {
     int64_t retry_at_ms;
     unsigned backoff_ms;
     /* full_sync: every commit is durable. Otherwise unsynced_ms is the
-     * monotonic time of the first commit since the last sync (0 =
-     * everything committed is durable). */
+     * monotonic time at which the oldest change committed since the last
+     * sync was queued (0 = everything committed is durable), and
+     * sync_est_ms what a sync takes (a decaying maximum of the last ones):
+     * the sync starts that much before it must be done. */
     bool full_sync;
     int64_t unsynced_ms;
+    int64_t sync_est_ms;
+    int64_t sync_retry_ms; /* while sync_failing: the next try */
     bool sync_failing;
     struct store_status st;
     pthread_t thread;

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "store/store_writer.h"
 #include "wbmb/state_store.h"
 #include "wbmb/store_lock.h"
 #include "wbmb/util.h"
@@ -163,6 +164,50 @@ static void t_durable_follows(void **state)
     assert_true(st.durable_seq <= st.committed_seq);
     if (strcmp(f->cfg.backend, "sqlite") == 0)
         assert_true(st.syncs >= 1);
+}
+
+/* The deadline counts from the oldest change queued, not from the commit,
+ * and moves forward by what a sync takes: 100 ms window + 1 s sync. */
+static void t_sync_deadline(void **state)
+{
+    (void)state;
+    assert_int_equal(store_sync_deadline(5000, 100, 1000, 0), 6100);
+    assert_int_equal(store_sync_deadline(5000, 100, 1000, 300), 5800);
+    /* storage slower than the whole bound: sync at once after the commit */
+    assert_int_equal(store_sync_deadline(5000, 100, 1000, 1100), 5000);
+    assert_int_equal(store_sync_deadline(5000, 100, 1000, 4000), 5000);
+}
+
+/* The estimate jumps to a slow sync and decays by 1/8 a sync, never below
+ * the last one. */
+static void t_sync_estimate(void **state)
+{
+    (void)state;
+    assert_int_equal(store_sync_estimate(0, 3), 3);
+    assert_int_equal(store_sync_estimate(3, 800), 800);
+    assert_int_equal(store_sync_estimate(800, 2), 700);
+    assert_int_equal(store_sync_estimate(700, 650), 650);
+    int64_t e = 800;
+    for (int i = 0; i < 100; i++)
+        e = store_sync_estimate(e, 2);
+    assert_int_equal(e, 2);
+    assert_int_equal(store_sync_estimate(1, 0), 0);
+}
+
+/* What a sync took and how long changes waited to be durable are kept. */
+static void t_sync_measured(void **state)
+{
+    struct fx *f = *state;
+    set_text(f->s, "device:a", "{\"n\":2}");
+    assert_int_equal(store_flush(f->s), WB_OK);
+    int64_t deadline = util_mono_ms() + 20000;
+    while (status_of(f->s).syncs < 1 && util_mono_ms() < deadline)
+        usleep(5000);
+    struct store_status st = status_of(f->s);
+    assert_true(st.syncs >= 1);
+    assert_true(st.durable_lag_ms_max >= 1);
+    assert_true(st.sync_latency_us_max >= 1);
+    assert_true(st.sync_latency_us_sum >= st.sync_latency_us_max);
 }
 
 /* sync_interval_ms 0: every commit is durable when flush returns. */
@@ -362,6 +407,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(t_durable_follows, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_durable_follows, setup_memory, teardown),
+        cmocka_unit_test_setup_teardown(t_sync_measured, setup_sqlite, teardown),
+        cmocka_unit_test(t_sync_deadline),
+        cmocka_unit_test(t_sync_estimate),
         cmocka_unit_test_setup_teardown(t_sync_every_commit, setup_sync0, teardown),
         cmocka_unit_test_setup_teardown(t_sync_deferred, setup_sync_long, teardown),
         cmocka_unit_test_setup_teardown(t_read_only_missing, setup_sqlite, teardown),

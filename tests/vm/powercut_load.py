@@ -78,6 +78,10 @@ def run(args):
 
     seen = []  # (response arrival time, seq)
     store = []  # (request sent, response arrival, committed_seq, durable_seq)
+    # The bridge's own account, from the last metrics poll: its longest
+    # sync and the longest a change waited from queued to durable.
+    extra_names = ("wbmb_store_sync_latency_max_seconds", "wbmb_store_durable_lag_max_seconds")
+    extra = {}
     stop = threading.Event()
     url = "http://127.0.0.1:%d/devices/cut/state" % args.http_port
     murl = "http://127.0.0.1:%d/metrics" % args.http_port
@@ -108,6 +112,8 @@ def run(args):
                     parts = line.split()
                     if len(parts) == 2 and parts[0] in ("wbmb_store_committed_seq", "wbmb_store_durable_seq"):
                         m[parts[0]] = int(float(parts[1]))
+                    elif len(parts) == 2 and parts[0] in extra_names:
+                        extra[parts[0]] = float(parts[1])
                 if len(m) == 2:
                     store.append((t_req, t, m["wbmb_store_committed_seq"], m["wbmb_store_durable_seq"]))
             except (OSError, ValueError):
@@ -155,6 +161,10 @@ def run(args):
     out = {
         "sync_lag_ms": round(max(lag) * 1000.0) if lag else None,
         "metrics_polls": len(store),
+        "sync_max_ms": round(extra["wbmb_store_sync_latency_max_seconds"] * 1000.0)
+        if "wbmb_store_sync_latency_max_seconds" in extra else None,
+        "durable_lag_max_ms": round(extra["wbmb_store_durable_lag_max_seconds"] * 1000.0)
+        if "wbmb_store_durable_lag_max_seconds" in extra else None,
         "start": args.start,
         "published": published,
         "acked": max(acks) if acks else args.start - 1,
