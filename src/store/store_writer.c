@@ -40,7 +40,9 @@
  * commit ended, so the commit's own time is inside the bound), and the sync
  * starts early by what a sync takes (sync_est_ms, a decaying maximum of the
  * last syncs' durations), so slow storage moves the sync forward instead
- * of the loss past the bound. Storage slower than the whole bound makes the
+ * of the loss past the bound (the lateness of the sync's start, a commit
+ * that ran over or a writer waiting for a CPU, counts as part of what a
+ * sync takes). Storage slower than the whole bound makes the
  * writer sync after every commit; the loss is then the commit and sync
  * times themselves (status.durable_lag_ms_max shows what was reached):
  *
@@ -236,6 +238,10 @@ static void sync_locked(struct store_writer *w)
 {
     uint64_t seq = w->st.committed_seq;
     int64_t oldest = w->unsynced_ms;
+    /* How late the sync started counts as part of what it takes: a writer
+     * that waited for a CPU or for a commit should start earlier too. */
+    int64_t due = sync_due(w), now = util_mono_ms();
+    int64_t from = due < now ? due : now;
     pthread_mutex_unlock(&w->lock);
     struct timespec a, z;
     clock_gettime(CLOCK_MONOTONIC, &a);
@@ -250,8 +256,7 @@ static void sync_locked(struct store_writer *w)
         return;
     }
     int64_t us = (z.tv_sec - a.tv_sec) * 1000000 + (z.tv_nsec - a.tv_nsec) / 1000;
-    int64_t ms = (us + 999) / 1000;
-    w->sync_est_ms = store_sync_estimate(w->sync_est_ms, ms);
+    w->sync_est_ms = store_sync_estimate(w->sync_est_ms, util_mono_ms() - from);
     w->st.sync_latency_us_sum += (uint64_t)us;
     if ((uint64_t)us > w->st.sync_latency_us_max)
         w->st.sync_latency_us_max = (uint64_t)us;
