@@ -41,6 +41,7 @@ struct store_writer {
     int64_t unsynced_ms;
     int64_t sync_est_ms;
     int64_t sync_retry_ms; /* while sync_failing: the next try */
+    int64_t commit_est_ms; /* what a commit takes (decaying maximum, as sync_est_ms) */
     bool sync_failing;
     struct store_status st;
     pthread_t thread;

@@ -167,15 +167,15 @@ static void t_durable_follows(void **state)
 }
 
 /* The deadline counts from the oldest change queued, not from the commit,
- * and moves forward by what a sync takes and a twentieth of the bound for
+ * and moves forward by what a sync takes and a fortieth of the bound for
  * the wake-up's jitter: 100 ms window + 1 s sync. */
 static void t_sync_deadline(void **state)
 {
     (void)state;
-    assert_int_equal(store_sync_deadline(5000, 100, 1000, 0), 6045); /* 55 ms margin */
-    assert_int_equal(store_sync_deadline(5000, 100, 1000, 300), 5745);
+    assert_int_equal(store_sync_deadline(5000, 100, 1000, 0), 6073); /* 27 ms margin */
+    assert_int_equal(store_sync_deadline(5000, 100, 1000, 300), 5773);
     /* storage slower than the whole bound: sync at once after the commit */
-    assert_int_equal(store_sync_deadline(5000, 100, 1000, 1045), 5000);
+    assert_int_equal(store_sync_deadline(5000, 100, 1000, 1073), 5000);
     assert_int_equal(store_sync_deadline(5000, 100, 1000, 4000), 5000);
 }
 
