@@ -125,6 +125,7 @@ try {
     ticks.length >= 2 && ticks.every((t) => /^([01]\d|2[0-3]):[0-5]\d$/.test(t)));
 
   // The value and time under the pointer.
+  await page.locator(vol).scrollIntoViewIfNeeded();
   const box = await page.locator(vol).boundingBox();
   const labels = [];
   for (const fx of [0.2, 0.5, 0.8, 0.97, 0.999]) {
@@ -162,14 +163,42 @@ try {
     const ts = [...document.querySelectorAll('#dev-tv svg.graph[data-field="volume"] text.tick')];
     return ts.length >= 2 && ts.every((t) => /^\d\d:\d\d$/.test(t.textContent));
   }, 10000, "1 h tick labels again");
+  await page.locator(vol).scrollIntoViewIfNeeded();
   const box2 = await page.locator(vol).boundingBox();
   await page.mouse.move(box2.x + box2.width * 0.995, box2.y + box2.height / 2);
+  await until(page, () => getComputedStyle(document.querySelector("#toast")).opacity === "0", 10000, "toast gone");
 
   await page.screenshot({ path: join(OUT, "page.png"), fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: join(OUT, "page-phone.png"), fullPage: true });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
   ok("no horizontal scrolling on a phone", !overflow);
+
+  // Aggregated rows (what max_points= answers once the server buckets):
+  // served here for "plug" in a shuffled order, with one row older than the
+  // range; the page must sort, drop that row and draw the min-max band.
+  const now = Date.now();
+  const buckets = [3, 0, 5, 1, 4, 2].map((i) => ({
+    ts: new Date(now - (i * 10 + 5) * 60e3).toISOString(), kind: "interval", n: 10,
+    state: { power_w: 40 + i, energy: 12 },
+    stats: { power_w: { min: 38 + i, max: 45 + i, mean: 40 + i, n: 10 }, energy: { min: 12, max: 12, mean: 12, n: 10 } },
+  }));
+  buckets.push({ ts: new Date(now - 2 * 3600e3).toISOString(), state: { power_w: 999, energy: 1 } });
+  await page.route((u) => u.pathname === "/state-history/plug", (r) =>
+    r.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify(buckets) }));
+  await page.click("#dev-plug details summary");
+  const pw = '#dev-plug svg.graph[data-field="power_w"]';
+  await page.waitForSelector(pw, { timeout: 10000 });
+  ok("bucket rows: the row before the range is left out",
+    (await page.$eval(pw + " .vmax", (t) => t.textContent)) === "50" &&
+    (await page.$eval(pw, (g) => g.getAttribute("aria-label"))) === "power_w, 6 points");
+  ok("bucket rows: a min-max band", (await page.locator(pw + " polygon.band").count()) === 1);
+  await page.locator(pw).scrollIntoViewIfNeeded();
+  const pbox = await page.locator(pw).boundingBox();
+  await page.mouse.move(pbox.x + pbox.width * 0.6, pbox.y + pbox.height / 2);
+  const plab = await page.$eval(pw + " text.hover", (t) => t.textContent);
+  const pm = /^(\d+) \((\d+)–(\d+)\) · \d\d:\d\d:\d\d$/.exec(plab);
+  ok("bucket rows: hover shows mean (min–max) (" + plab + ")", pm && +pm[2] === +pm[1] - 2 && +pm[3] === +pm[1] + 5);
 
   ok("nothing loaded from elsewhere", foreign.length === 0);
   if (foreign.length) console.log("# foreign: " + foreign.join(" "));
