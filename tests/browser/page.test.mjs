@@ -84,7 +84,7 @@ try {
 
   // Switch to the scenario with its button.
   await page.click("#sw-movie");
-  await until(page, () => /movie/.test(document.querySelector("#scenario-active").textContent), 15000, "active scenario");
+  await until(page, () => document.querySelector("#scenario-active").textContent === "movie · active", 15000, "active scenario");
   ok("active scenario shown", true);
   const st = await (await fetch(BASE + "/scenario/state")).json();
   ok("GET /scenario/state says movie is active", st.scenario_id === "movie" && st.status === "active");
@@ -157,7 +157,7 @@ try {
     ok(range + " time axis labels (" + ticks.join(" ") + ")", true);
   }
   ok("7 d graph still shows volume", (await page.locator(vol).count()) === 1);
-  // Back to 1 h for the screenshot, with the pointer on the newest value.
+  // Back to 1 h for the screenshot (the hover works on a redrawn graph too).
   await page.click('#dev-tv [data-range="1h"]');
   await until(page, () => {
     const ts = [...document.querySelectorAll('#dev-tv svg.graph[data-field="volume"] text.tick')];
@@ -166,17 +166,13 @@ try {
   await page.locator(vol).scrollIntoViewIfNeeded();
   const box2 = await page.locator(vol).boundingBox();
   await page.mouse.move(box2.x + box2.width * 0.995, box2.y + box2.height / 2);
+  ok("hover on the redrawn 1 h graph", /^44 · /.test(await page.$eval(vol + " text.hover", (t) => t.textContent)));
   await until(page, () => getComputedStyle(document.querySelector("#toast")).opacity === "0", 10000, "toast gone");
-
-  await page.screenshot({ path: join(OUT, "page.png"), fullPage: true });
-  await page.setViewportSize({ width: 390, height: 844 });
-  await page.screenshot({ path: join(OUT, "page-phone.png"), fullPage: true });
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
-  ok("no horizontal scrolling on a phone", !overflow);
 
   // Aggregated rows (what max_points= answers once the server buckets):
   // served here for "plug" in a shuffled order, with one row older than the
   // range; the page must sort, drop that row and draw the min-max band.
+  // The screenshot below shows this graph with the pointer on it.
   const now = Date.now();
   const buckets = [3, 0, 5, 1, 4, 2].map((i) => ({
     ts: new Date(now - (i * 10 + 5) * 60e3).toISOString(), kind: "interval", n: 10,
@@ -199,6 +195,18 @@ try {
   const plab = await page.$eval(pw + " text.hover", (t) => t.textContent);
   const pm = /^(\d+) \((\d+)–(\d+)\) · \d\d:\d\d:\d\d$/.exec(plab);
   ok("bucket rows: hover shows mean (min–max) (" + plab + ")", pm && +pm[2] === +pm[1] - 2 && +pm[3] === +pm[1] + 5);
+
+  // Back to the top: the sticky header would otherwise sit mid-page in a
+  // full-page screenshot.
+  await page.evaluate(() => window.scrollTo(0, 0));
+  const box3 = await page.locator(vol).boundingBox();
+  await page.mouse.move(box3.x + box3.width * 0.995, box3.y + box3.height / 2);
+  await page.screenshot({ path: join(OUT, "page.png"), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(OUT, "page-phone.png"), fullPage: true });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
+  ok("no horizontal scrolling on a phone", !overflow);
 
   ok("nothing loaded from elsewhere", foreign.length === 0);
   if (foreign.length) console.log("# foreign: " + foreign.join(" "));
