@@ -139,7 +139,8 @@ try {
   await page.mouse.move(0, 0);
 
   // Range picker: 24 h and 7 d ask for their range with max_points and redraw.
-  for (const [range, ms, re] of [["24h", 86400e3, /^([01]\d|2[0-3]):[0-5]\d$/],
+  // (24 h ticks fall on whole hours, which tells them from the 1 h ones.)
+  for (const [range, ms, re] of [["24h", 86400e3, /^([01]\d|2[0-3]):00$/],
     ["7d", 7 * 86400e3, /^(Sun|Mon|Tue|Wed|Thu|Fri|Sat) ([1-9]|[12]\d|3[01])$/]]) {
     const before = history.length;
     await page.click(`#dev-tv [data-range="${range}"]`);
