@@ -208,6 +208,17 @@ try {
   await page.screenshot({ path: join(OUT, "page-phone.png"), fullPage: true });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
   ok("no horizontal scrolling on a phone", !overflow);
+  // A touch on the phone-width graph (redrawn for the new width) shows the value.
+  await until(page, () => {
+    const g = document.querySelector('#dev-tv svg.graph[data-field="volume"]');
+    return !!g && Math.abs(g.getBoundingClientRect().width - +g.getAttribute("width")) < 2;
+  }, 10000, "graph redrawn at phone width");
+  await page.locator(vol).scrollIntoViewIfNeeded();
+  const tb = await page.locator(vol).boundingBox();
+  await page.dispatchEvent(vol, "pointerdown", { pointerType: "touch", isPrimary: true, bubbles: true,
+    clientX: tb.x + tb.width - 2, clientY: tb.y + tb.height / 2 });
+  const tl = await page.$eval(vol + " text.hover", (t) => t.getAttribute("visibility") === "visible" ? t.textContent : "");
+  ok("a touch on a phone shows the value under it (" + tl + ")", /^44 · \d\d:\d\d:\d\d$/.test(tl));
 
   ok("nothing loaded from elsewhere", foreign.length === 0);
   if (foreign.length) console.log("# foreign: " + foreign.join(" "));
