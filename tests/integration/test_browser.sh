@@ -2,7 +2,9 @@
 # The web page in a real (headless Debian chromium) browser against the real
 # binary: the page loads, a state change made with mosquitto_pub appears
 # without a reload, a scenario switch button works (checked through
-# /scenario/state), and a screenshot lands in $WBMB_BUILD_DIR/page.png.
+# /scenario/state), the history graphs (time axis, value under the pointer,
+# the 1 h / 24 h / 7 d range picker and the requests it makes), and a
+# screenshot lands in $WBMB_BUILD_DIR/page.png.
 # scripts/deps-browser.sh installs chromium and playwright-core first.
 source "$(dirname "$0")/lib.sh"
 
@@ -83,6 +85,7 @@ check "state arrived" wait_for 10 bash -c "curl -sf http://127.0.0.1:$HTTP_PORT/
 
 export WBMB_HTTP_BASE="http://127.0.0.1:$HTTP_PORT" WBMB_TOKEN="$TOKEN"
 export WBMB_CHANGE_CMD="mosquitto_pub -h 127.0.0.1 -p $MQTT_PORT -q 1 -t /devices/relay/controls/K1 -m 1"
+export WBMB_PUB_CMD="mosquitto_pub -h 127.0.0.1 -p $MQTT_PORT -q 1"
 export WBMB_BUILD_DIR="${WBMB_BUILD_DIR:-$T_DIR}"
 check "browser test" node "$WBMB_SOURCE_DIR/tests/browser/page.test.mjs"
 check "screenshot saved" test -s "$WBMB_BUILD_DIR/page.png"
