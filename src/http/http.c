@@ -401,6 +401,11 @@ static bool token_ok(const char *expected, const char *header)
 }
 
 /* Parses "limit": absent or empty = default; else a plain integer 1..1000. */
+static const char *arg(struct MHD_Connection *c, const char *name)
+{
+    return mhd->lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+}
+
 static bool parse_limit(struct MHD_Connection *c, int *out)
 {
     const char *v = mhd->lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
@@ -461,8 +466,17 @@ static enum MHD_Result do_get(struct http_server *h, struct MHD_Connection *c,
     case R_CONN_HISTORY:
         if (!parse_limit(c, &limit))
             return answer_error(h, c, 400, "limit must be an integer 1..1000");
-        status = r->id == R_STATE_HISTORY ? be->get_state_history(be->ud, id, limit, &body)
-                                          : be->get_connection_history(be->ud, id, limit, &body);
+        if (r->id == R_STATE_HISTORY) {
+            struct http_history_args a = {.limit = limit,
+                                          .from = arg(c, "from"),
+                                          .to = arg(c, "to"),
+                                          .order = arg(c, "order"),
+                                          .fields = arg(c, "fields"),
+                                          .max_points = arg(c, "max_points")};
+            status = be->get_state_history(be->ud, id, &a, &body);
+        } else {
+            status = be->get_connection_history(be->ud, id, limit, &body);
+        }
         break;
     case R_COMMAND_LOGS: {
         const char *st = mhd->lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "status");
