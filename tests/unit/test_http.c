@@ -395,6 +395,9 @@ static void test_gets(void **state)
     assert_int_equal(curl("", "/state-history/tv?from=2026-12-03T06:00:00Z&order=asc"), 200);
     assert_string_equal(fk.hist_from, "2026-12-03T06:00:00Z");
     assert_string_equal(fk.hist_order, "asc");
+    /* A time as encodeURIComponent() sends it is decoded (it is data). */
+    assert_int_equal(curl("", "/state-history/tv?from=2026-12-03T07:00:00%2B01%3A00"), 200);
+    assert_string_equal(fk.hist_from, "2026-12-03T07:00:00+01:00");
     assert_int_equal(curl("", "/device-connection-history/tv?limit=1000"), 200);
     assert_string_equal(fk.last, "get_connection_history");
     assert_int_equal(fk.limit, 1000);
