@@ -27,7 +27,10 @@ static const char *const rsql[R_COUNT] = {
      * walked no further than id ?5 (the time bisection's lower bound).
      * m counts the rows at or after the age cutoff ?3 (ms) and stops the
      * walk at ?4 (history_max_rows: retention first); k counts the rows in
-     * the range [?6, ?7] and stops a newest-first walk at the limit ?8. */
+     * the range [?6, ?7] and stops a newest-first walk at the limit ?8.
+     * The rows come out in the walk's order, newest first: a recursive CTE
+     * without ORDER BY is a FIFO queue, so no sort (a temporary b-tree of
+     * every row of the range) is needed. */
     [R_HIST] = "WITH RECURSIVE c(id, prev, ms, ts, state, m, k) AS ("
                " SELECT id, prev_id, ts_ms, ts, state, ts_ms >= ?3,"
                " ts_ms >= ?3 AND ts_ms BETWEEN ?6 AND ?7 FROM device_state_snapshots"
@@ -37,9 +40,9 @@ static const char *const rsql[R_COUNT] = {
                " c.k + (s.ts_ms >= ?3 AND s.ts_ms BETWEEN ?6 AND ?7) FROM c"
                " JOIN device_state_snapshots s ON s.id = c.prev"
                " WHERE s.id < c.id AND s.id >= ?5 AND s.device_id = ?2 AND c.m < ?4 AND c.k < ?8)"
-               " SELECT ?2, ts, state FROM c WHERE ms >= ?3 AND ms BETWEEN ?6 AND ?7"
-               " ORDER BY id DESC LIMIT ?8",
-    /* The same, oldest first: the whole range is walked. */
+               " SELECT ?2, ts, state FROM c WHERE ms >= ?3 AND ms BETWEEN ?6 AND ?7 LIMIT ?8",
+    /* The same, oldest first, for a limit: the whole range is walked and
+     * sorted (without a limit the newest-first rows are reversed instead). */
     [R_HIST_ASC] = "WITH RECURSIVE c(id, prev, ms, ts, state, m, k) AS ("
                    " SELECT id, prev_id, ts_ms, ts, state, ts_ms >= ?3,"
                    " ts_ms >= ?3 AND ts_ms BETWEEN ?6 AND ?7 FROM device_state_snapshots"
@@ -52,7 +55,9 @@ static const char *const rsql[R_COUNT] = {
                    " SELECT ?2, ts, state FROM c WHERE ms >= ?3 AND ms BETWEEN ?6 AND ?7"
                    " ORDER BY id ASC LIMIT ?8",
     /* The bounds and one rowid seek of the time bisection. */
-    [R_IDS] = "SELECT min(id), max(id) FROM device_state_snapshots",
+    /* Two subqueries: min() and max() together in one SELECT would scan. */
+    [R_IDS] = "SELECT (SELECT min(id) FROM device_state_snapshots),"
+              " (SELECT max(id) FROM device_state_snapshots)",
     [R_SEEK] = "SELECT id, ts_ms FROM device_state_snapshots WHERE id >= ?1 ORDER BY id LIMIT 1",
     [R_CONN] = "SELECT device_id, event, ts FROM device_connection_logs WHERE device_id = ?1"
                " ORDER BY id DESC LIMIT ?2",
@@ -226,7 +231,10 @@ wb_status store_sqlite_history_rows(struct store_backend *base, const struct sto
     pthread_mutex_unlock(&s->lock);
     wb_lock(&s->rlock);
     int64_t lo = from > INT64_MIN ? first_id_from(s, from) : 0;
-    sqlite3_stmt *st = s->r[q->ascending ? R_HIST_ASC : R_HIST];
+    /* Oldest first without a limit: the walk's rows, reversed below. */
+    bool reverse = q->ascending && q->limit <= 0;
+    size_t n0 = out->n;
+    sqlite3_stmt *st = s->r[q->ascending && !reverse ? R_HIST_ASC : R_HIST];
     sqlite3_bind_int64(st, 1, head);
     sqlite3_bind_text(st, 2, q->device_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, cutoff);
@@ -237,6 +245,11 @@ wb_status store_sqlite_history_rows(struct store_backend *base, const struct sto
     sqlite3_bind_int64(st, 8, q->limit > 0 ? q->limit : INT64_MAX);
     wb_status ret = query_rows(st, 3, out);
     pthread_mutex_unlock(&s->rlock);
+    for (size_t i = n0, j = out->n; reverse && ret == WB_OK && i + 1 < j; i++, j--) {
+        struct store_history_row t = out->history[i];
+        out->history[i] = out->history[j - 1];
+        out->history[j - 1] = t;
+    }
     return ret;
 }
 
