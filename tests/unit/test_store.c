@@ -499,6 +499,52 @@ static void t_history_range(void **state)
     assert_int_equal(store_history_query(f->s, &q, &r), WB_ERR_INVALID);
 }
 
+/* Many random ranges against the rows a device must keep, with gaps in
+ * the ids (retention pruned each device's oldest rows, the other devices'
+ * rows in between): the SQLite bisection of rowids must find every range's
+ * start whatever rows are missing. Every backend, same answers. */
+static void t_history_range_many(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->s);
+    f->cfg.history_max_rows = 300;
+    f->cfg.commit_interval_ms = 20;
+    assert_int_equal(fx_open(f), 0);
+    enum { ROWS = 3000 };
+    int64_t t0 = util_wall_ms() - 3600000;
+    for (int i = 0; i < ROWS; i++) {
+        char dev[8];
+        snprintf(dev, sizeof(dev), "d%d", i % 3);
+        hist_at(f->s, dev, i, t0 + i * 10);
+        if (i % 400 == 399)
+            assert_int_equal(store_flush(f->s), WB_OK);
+    }
+    assert_int_equal(store_flush(f->s), WB_OK);
+    unsigned seed = 21;
+    for (int k = 0; k < 60; k++) {
+        int d = k % 3;
+        int a = (int)(rand_r(&seed) % (ROWS + 200)) - 100, b = a + (int)(rand_r(&seed) % 1500);
+        struct store_history_query q = STORE_HISTORY_QUERY(d == 0 ? "d0" : d == 1 ? "d1" : "d2");
+        q.from_ms = t0 + a * 10 - (k % 2); /* between rows, or on one */
+        q.to_ms = t0 + b * 10;
+        q.limit = k % 4 == 0 ? 7 : 0;
+        q.ascending = k % 5 < 2;
+        /* Kept: the newest 300 of the device, i.e. i >= ROWS - 900 + ... */
+        char want[8192] = "", got[8192];
+        int lo = ROWS - 3 * 300, n = 0;
+        for (int j = 0; j < ROWS; j++) {
+            int i = q.ascending ? j : ROWS - 1 - j;
+            if (i % 3 != d || i < lo || t0 + i * 10 < q.from_ms || t0 + i * 10 > q.to_ms ||
+                (q.limit && n >= q.limit))
+                continue;
+            snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s%d", n ? "," : "", i);
+            n++;
+        }
+        range_ns(f->s, &q, got, sizeof(got));
+        assert_string_equal(got, want);
+    }
+}
+
 /* GET /state-history's answer over a real store: the plain rows keep the
  * contract's shape; max_points gives buckets; bad parameters are 400s. */
 static void t_history_buckets(void **state)
@@ -1518,6 +1564,7 @@ static void t_pg_multi_host(void **state)
         cmocka_unit_test_setup_teardown(t_flush_status, setup, teardown),                          \
         cmocka_unit_test_setup_teardown(t_history, setup, teardown),                               \
         cmocka_unit_test_setup_teardown(t_history_range, setup, teardown),                         \
+        cmocka_unit_test_setup_teardown(t_history_range_many, setup, teardown),                    \
         cmocka_unit_test_setup_teardown(t_history_buckets, setup, teardown),                       \
         cmocka_unit_test_setup_teardown(t_transition, setup, teardown),                            \
         cmocka_unit_test_setup_teardown(t_connection_log, setup, teardown),                        \
