@@ -51,6 +51,8 @@ histq_stop() {
 history_query() {
     build wb-mqtt-bridge
     HQ=$(mktemp -d /tmp/wbmb_histq.XXXXXX)
+    local load0 load1
+    load0=$(cut -d' ' -f1-3 /proc/loadavg)
     local db="$HQ/state.db"
     HQ_BIN="$BUILD/wb-mqtt-bridge"
     HQ_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -118,11 +120,13 @@ print(med("SELECT ts, state FROM device_state_snapshots WHERE device_id = ? ORDE
 PY
 )
     rm -rf "$HQ"
+    load1=$(cut -d' ' -f1-3 /proc/loadavg)
     read -r last_cold last_med <<<"$q_last"
     read -r prev_cold prev_med <<<"$q_prev"
     read -r plain_cold plain_med <<<"$q_plain"
     echo
     echo "history query: $HISTQ_ROWS rows of 10 devices over 48 h (filled in ${fill_s} s, ${db_mb} MB), through HTTP (curl time_total)"
+    echo "  load average $load0 at the start, $load1 at the end ($(nproc) CPUs)"
     printf '  %-58s %10s %10s\n' "query" "cold ms" "median ms"
     printf '  %-58s %10s %10s\n' "last 24 h, max_points=500 ($rows_in rows -> $buckets buckets)" "$last_cold" "$last_med"
     printf '  %-58s %10s %10s\n' "the 24 h before, max_points=500" "$prev_cold" "$prev_med"
@@ -141,7 +145,8 @@ h["query"] = {
     "last_24h_max_points_500_ms": {"cold": $last_cold, "median": $last_med},
     "previous_24h_max_points_500_ms": {"cold": $prev_cold, "median": $prev_med},
     "last_24h_limit_100_ms": {"cold": $plain_cold, "median": $plain_med},
-    "sqlite3_newest_10_ms": $sql_newest, "sqlite3_naive_range_count_ms": $sql_naive,
+    "sqlite3_newest_10_ms": $sql_newest, "sqlite3_naive_range_ms": $sql_naive,
+    "loadavg_at_start": "$load0", "loadavg_at_end": "$load1",
 }
 json.dump(r, open(p, "w"), indent=2)
 open(p, "a").write("\n")
