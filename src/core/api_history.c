@@ -253,6 +253,8 @@ json_object *api_history_buckets(const struct store_rows *rows, int64_t from_ms,
     int64_t span = (to_ms - from_ms) / n + 1;
     struct bucket b = {0};
     int64_t cur = -1;
+    /* One tokener for every row: json_tokener_parse() makes one per call. */
+    json_tokener *tok = json_tokener_new();
     for (size_t i = 0; i < rows->n; i++) {
         int64_t ms;
         if (api_time_parse(rows->history[i].ts, &ms) || ms < from_ms || ms > to_ms)
@@ -265,7 +267,11 @@ json_object *api_history_buckets(const struct store_rows *rows, int64_t from_ms,
             bucket_clear(&b);
         }
         cur = idx;
-        json_object *st = json_tokener_parse(rows->history[i].state);
+        json_object *st = NULL;
+        if (tok) {
+            json_tokener_reset(tok);
+            st = json_tokener_parse_ex(tok, rows->history[i].state, -1);
+        }
         b.rows++;
         b.ts = rows->history[i].ts;
         if (json_object_is_type(st, json_type_object)) {
@@ -282,6 +288,8 @@ json_object *api_history_buckets(const struct store_rows *rows, int64_t from_ms,
         out[nout++] = bucket_json(&b);
     bucket_clear(&b);
     free(b.f);
+    if (tok)
+        json_tokener_free(tok);
 done:
     for (size_t i = 0; i < nout; i++)
         json_object_array_add(arr, out[ascending ? i : nout - 1 - i]);
