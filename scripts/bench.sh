@@ -8,6 +8,11 @@
 #   ./scripts/bench.sh e2e --backend postgresql   the ingest pairs with the
 #                                           bridge on a PostgreSQL server of
 #                                           its own (see e2e_postgresql)
+#   ./scripts/bench.sh history [PHASE...]   the history benchmarks (issue 21,
+#                                           scripts/bench_history.sh): query =
+#                                           a 24 h range of 1 000 000 rows at
+#                                           max_points=500; merges "history"
+#                                           into bench/results.json
 #
 # Each subcommand is one function below; add new ones (e.g. e2e) the same way.
 set -euo pipefail
@@ -28,9 +33,10 @@ cmd_store() {
 
 source scripts/bench_e2e.sh # cmd_e2e; we are in the repo root
 source scripts/bench_profile.sh # phase_profile, print_profile (used by cmd_e2e)
+source scripts/bench_history.sh # cmd_history
 
 usage() {
-    echo "usage: $0 store [SETS] [DIR] | e2e [--backend sqlite|postgresql]" >&2
+    echo "usage: $0 store [SETS] [DIR] | e2e [--backend sqlite|postgresql] | history [query]" >&2
     exit 2
 }
 
@@ -40,5 +46,6 @@ shift
 case "$sub" in
 store) cmd_store "$@" ;;
 e2e) cmd_e2e "$@" ;;
+history) cmd_history "$@" ;;
 *) usage ;;
 esac

@@ -27,6 +27,13 @@
  * several at once; each may block while the core works on it (a scenario
  * switch waits until the switch is over).
  */
+/* GET /state-history/{id}: limit validated (1..1000), the others as the
+ * query string has them (NULL when absent). */
+struct http_history_args {
+    int limit;
+    const char *from, *to, *order, *fields, *max_points;
+};
+
 struct http_backend {
     void *ud;
     int (*get_devices)(void *ud, json_object **body);
@@ -39,8 +46,10 @@ struct http_backend {
     /* request: the parsed body object {"id": ...} */
     int (*post_scenario_switch)(void *ud, json_object *request, json_object **body);
     int (*post_scenario_shutdown)(void *ud, json_object **body);
-    /* limit already validated (1..1000); status/device_id NULL = no filter */
-    int (*get_state_history)(void *ud, const char *device_id, int limit, json_object **body);
+    /* limit already validated (1..1000); status/device_id NULL = no filter;
+     * the history's other parameters are the backend's to check (400). */
+    int (*get_state_history)(void *ud, const char *device_id, const struct http_history_args *a,
+                             json_object **body);
     int (*get_command_logs)(void *ud, const char *status, const char *device_id, int limit,
                             json_object **body);
     int (*get_connection_history)(void *ud, const char *device_id, int limit, json_object **body);

@@ -129,6 +129,26 @@ struct store_command_filter {
     const char *command_id; /* that command only */
 };
 
+/* A history query (store_history_query()): the rows of device_id with
+ * from_ms <= time <= to_ms (INT64_MIN / INT64_MAX: open), newest first or,
+ * with ascending, oldest first, at most limit rows (<= 0: no limit). The
+ * retention of the config (history_max_rows, history_max_age_days) is
+ * applied first: the range and the limit select among the rows a device
+ * keeps. Designated initialisers keep callers working when fields are
+ * added. */
+struct store_history_query {
+    const char *device_id;
+    int64_t from_ms, to_ms;
+    int limit;
+    bool ascending;
+    /* For the backends only (set by the front, 0 from outside): rows of the
+     * device queued ahead of the committed ones, which count against
+     * history_max_rows before any committed row does. */
+    int64_t ahead;
+};
+#define STORE_HISTORY_QUERY(dev)                                                                   \
+    ((struct store_history_query){.device_id = (dev), .from_ms = INT64_MIN, .to_ms = INT64_MAX})
+
 /* Rows of the history, connection and command-log queries, as the store
  * has them (no JSON shape of any API: the HTTP API builds its own). The
  * strings are owned by the row set. */
@@ -206,6 +226,11 @@ wb_status store_transition(struct state_store *s, const char *key, const char *d
  * failure): newest first, at most limit rows (<= 0: no limit). */
 wb_status store_history_rows(struct state_store *s, const char *device_id, int limit,
                              struct store_rows *out);
+/* The rows of q (struct store_history_query) in its order, queued rows
+ * merged with committed ones; the caller frees out, also on failure.
+ * WB_ERR_INVALID for a NULL device_id or from_ms > to_ms. */
+wb_status store_history_query(struct state_store *s, const struct store_history_query *q,
+                              struct store_rows *out);
 wb_status store_connection_rows(struct state_store *s, const char *device_id, int limit,
                                 struct store_rows *out);
 wb_status store_command_rows(struct state_store *s, const struct store_command_filter *f, int limit,

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/api_history.h"
 #include "core/api_rows.h"
 #include "core/core.h"
 #include "wbmb/log.h"
@@ -514,9 +515,14 @@ static int device_query(void *ud, device_query_fn query, const char *id, int lim
     return query_result(st, &rows, body);
 }
 
-static int be_history(void *ud, const char *id, int limit, json_object **body)
+static int be_history(void *ud, const char *id, const struct http_history_args *args,
+                      json_object **body)
 {
-    return device_query(ud, store_history_rows, id, limit, body);
+    struct core *a = ud;
+    int code = run_call(ud, call_device_exists, id, NULL, body);
+    if (code != 200)
+        return code;
+    return api_history_answer(core_store(a), id, args, body);
 }
 
 static int be_connections(void *ud, const char *id, int limit, json_object **body)

@@ -401,6 +401,42 @@ static bool token_ok(const char *expected, const char *header)
 }
 
 /* Parses "limit": absent or empty = default; else a plain integer 1..1000. */
+static const char *arg(struct MHD_Connection *c, const char *name)
+{
+    return mhd->lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static int hexval(char ch)
+{
+    return ch >= '0' && ch <= '9'   ? ch - '0'
+           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                    : -1;
+}
+
+/* A query value that is data, never a route or an id (a time, a list of
+ * field names), %-decoded into buf: a browser's encodeURIComponent()
+ * sends "2026-12-03T07:00:00%2B01%3A00" and "a%2Cb". The value as it came
+ * when it does not fit or a NUL would result (the caller rejects it). */
+static const char *data_arg(struct MHD_Connection *c, const char *name, char *buf, size_t len)
+{
+    const char *v = arg(c, name);
+    if (!v || strlen(v) >= len)
+        return v;
+    size_t n = 0;
+    for (size_t i = 0; v[i]; i++) {
+        int hi = v[i] == '%' ? hexval(v[i + 1]) : -1, lo = hi >= 0 ? hexval(v[i + 2]) : -1;
+        if (lo >= 0 && (hi || lo)) {
+            buf[n++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            buf[n++] = v[i];
+        }
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
 static bool parse_limit(struct MHD_Connection *c, int *out)
 {
     const char *v = mhd->lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
@@ -461,8 +497,18 @@ static enum MHD_Result do_get(struct http_server *h, struct MHD_Connection *c,
     case R_CONN_HISTORY:
         if (!parse_limit(c, &limit))
             return answer_error(h, c, 400, "limit must be an integer 1..1000");
-        status = r->id == R_STATE_HISTORY ? be->get_state_history(be->ud, id, limit, &body)
-                                          : be->get_connection_history(be->ud, id, limit, &body);
+        if (r->id == R_STATE_HISTORY) {
+            char from[64], to[64], fields[1024];
+            struct http_history_args a = {.limit = limit,
+                                          .from = data_arg(c, "from", from, sizeof(from)),
+                                          .to = data_arg(c, "to", to, sizeof(to)),
+                                          .order = arg(c, "order"),
+                                          .fields = data_arg(c, "fields", fields, sizeof(fields)),
+                                          .max_points = arg(c, "max_points")};
+            status = be->get_state_history(be->ud, id, &a, &body);
+        } else {
+            status = be->get_connection_history(be->ud, id, limit, &body);
+        }
         break;
     case R_COMMAND_LOGS: {
         const char *st = mhd->lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "status");

@@ -89,9 +89,11 @@ struct store_backend_ops {
     wb_status (*get)(struct store_backend *b, const char *key, char **text);
     wb_status (*scan)(struct store_backend *b, const char *prefix, store_scan_cb cb, void *ud);
     /* Rows appended to *out, newest first, at most limit (<= 0: no limit).
-     * History applies the retention of the config exactly (max rows per
-     * device, max age). */
-    wb_status (*history_rows)(struct store_backend *b, const char *device_id, int limit,
+     * History: the rows of q in q's order, the retention of the config
+     * applied exactly first (max rows per device, counting q->ahead rows
+     * newer than every committed one, and max age), then q's time range
+     * and limit. */
+    wb_status (*history_rows)(struct store_backend *b, const struct store_history_query *q,
                               struct store_rows *out);
     wb_status (*connection_rows)(struct store_backend *b, const char *device_id, int limit,
                                  struct store_rows *out);

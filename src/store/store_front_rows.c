@@ -11,6 +11,10 @@
  * database orders by insertion), so they come first; the limit applies to
  * the whole. History applies the retention of the config to the queued
  * rows too (max rows per device through the limit, max age by time).
+ * A time range (struct store_history_query) selects among the rows kept:
+ * the queued rows count against max rows whether in the range or not (the
+ * backend is told how many, q->ahead), and with ascending order the
+ * committed rows come first.
  *
  * Commands are upserts by command_id: a queued op may complete a command
  * that is already committed. Each queued command is folded (in order, with
@@ -45,22 +49,68 @@ static int rest(const struct dev_read *r)
     return r->lim == INT64_MAX ? 0 : (int)(r->lim - (int64_t)r->out->n);
 }
 
+/* A history query: the queued rows of the device are seen first (newest
+ * first); those kept by retention count in ahead, those in the range are
+ * kept in queued. Then, with the writer still held off, the committed rows
+ * are read and the two are put together in the order asked. */
+struct hist_read {
+    struct state_store *s;
+    const struct store_history_query *q;
+    int64_t cutoff;       /* oldest ms kept, INT64_MIN: none */
+    int64_t maxr;         /* history_max_rows, INT64_MAX: none */
+    int64_t ahead;        /* queued rows of the device that retention keeps */
+    struct store_rows in; /* those of them in the range, newest first */
+    struct store_rows *out;
+};
+
 static wb_status hist_op(const struct store_op *o, void *ud)
 {
-    struct dev_read *r = ud;
-    if (o->kind != STORE_OP_HIST || full(r) || o->ms < r->cutoff ||
-        strcmp(o->f[0], r->device_id) != 0)
+    struct hist_read *r = ud;
+    if (o->kind != STORE_OP_HIST || r->ahead >= r->maxr || o->ms < r->cutoff ||
+        strcmp(o->f[0], r->q->device_id) != 0)
+        return WB_OK;
+    r->ahead++;
+    if (o->ms < r->q->from_ms || o->ms > r->q->to_ms)
         return WB_OK;
     char ts[UTIL_TS_LEN];
     util_iso8601_from_ms(o->ms, ts); /* the format SQLite generates from ts_ms */
     const char *f[] = {o->f[0], ts, o->f[1]};
-    return store_rows_add(r->out, f);
+    return store_rows_add(&r->in, f);
+}
+
+static bool hist_full(const struct hist_read *r)
+{
+    return r->q->limit > 0 && r->out->n >= (size_t)r->q->limit;
+}
+
+static wb_status copy_row(struct store_rows *out, const struct store_history_row *h)
+{
+    const char *f[] = {h->device_id, h->ts, h->state};
+    return store_rows_add(out, f);
 }
 
 static wb_status hist_db(void *ud)
 {
-    struct dev_read *r = ud;
-    return full(r) ? WB_OK : r->s->b->ops->history_rows(r->s->b, r->device_id, rest(r), r->out);
+    struct hist_read *r = ud;
+    struct store_backend *b = r->s->b;
+    struct store_history_query q = *r->q;
+    q.ahead = r->ahead;
+    bool db = r->ahead < r->maxr; /* else retention keeps queued rows only */
+    wb_status st = WB_OK;
+    if (!q.ascending) {
+        for (size_t i = 0; st == WB_OK && i < r->in.n && !hist_full(r); i++)
+            st = copy_row(r->out, &r->in.history[i]);
+        if (st != WB_OK || !db || hist_full(r))
+            return st;
+        if (q.limit > 0)
+            q.limit -= (int)r->out->n;
+        return b->ops->history_rows(b, &q, r->out);
+    }
+    if (db)
+        st = b->ops->history_rows(b, &q, r->out);
+    for (size_t i = r->in.n; st == WB_OK && i-- > 0 && !hist_full(r);)
+        st = copy_row(r->out, &r->in.history[i]);
+    return st;
 }
 
 static wb_status conn_op(const struct store_op *o, void *ud)
@@ -84,20 +134,31 @@ static wb_status rows_done(wb_status st, struct store_rows *out)
     return st;
 }
 
+wb_status store_history_query(struct state_store *s, const struct store_history_query *q,
+                              struct store_rows *out)
+{
+    *out = STORE_ROWS(STORE_ROWS_HISTORY);
+    if (!q || !q->device_id || q->from_ms > q->to_ms)
+        return WB_ERR_INVALID;
+    struct hist_read r = {.s = s,
+                          .q = q,
+                          .cutoff = INT64_MIN,
+                          .maxr = s->cfg.history_max_rows ? s->cfg.history_max_rows : INT64_MAX,
+                          .in = STORE_ROWS(STORE_ROWS_HISTORY),
+                          .out = out};
+    if (s->cfg.history_max_age_days)
+        r.cutoff = util_wall_ms() - (int64_t)s->cfg.history_max_age_days * 86400000;
+    wb_status st = s->w ? store_writer_read_rows(s->w, hist_db, hist_op, &r) : hist_db(&r);
+    store_rows_free(&r.in);
+    return rows_done(st, out);
+}
+
 wb_status store_history_rows(struct state_store *s, const char *device_id, int limit,
                              struct store_rows *out)
 {
-    *out = STORE_ROWS(STORE_ROWS_HISTORY);
-    if (!device_id)
-        return WB_ERR_INVALID;
-    struct dev_read r = {s, device_id, limit > 0 ? limit : INT64_MAX, INT64_MIN, out};
-    if (s->cfg.history_max_rows && r.lim > s->cfg.history_max_rows)
-        r.lim = s->cfg.history_max_rows;
-    if (s->cfg.history_max_age_days)
-        r.cutoff = util_wall_ms() - (int64_t)s->cfg.history_max_age_days * 86400000;
-    if (!s->w)
-        return rows_done(hist_db(&r), out);
-    return rows_done(store_writer_read_rows(s->w, hist_db, hist_op, &r), out);
+    struct store_history_query q = STORE_HISTORY_QUERY(device_id);
+    q.limit = limit;
+    return store_history_query(s, &q, out);
 }
 
 wb_status store_connection_rows(struct state_store *s, const char *device_id, int limit,

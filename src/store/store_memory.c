@@ -286,15 +286,48 @@ static wb_status device_rows(const struct mrows *rs, const char *device_id, int 
     return st;
 }
 
-static wb_status mem_history_rows(struct store_backend *b, const char *device_id, int limit,
+/* The bound of a range as stored text; "" = open (from) or NULL (to). */
+static const char *range_ts(int64_t ms, bool open, char out[UTIL_TS_LEN])
+{
+    if (open)
+        return NULL;
+    util_iso8601_from_ms(ms, out);
+    return out;
+}
+
+static wb_status mem_history_rows(struct store_backend *b, const struct store_history_query *q,
                                   struct store_rows *out)
 {
     struct memory_store *m = M(b);
-    char cutoff[UTIL_TS_LEN];
+    char cutoff[UTIL_TS_LEN], fb[UTIL_TS_LEN], tb[UTIL_TS_LEN];
+    /* The ISO-8601 texts of one format order like their times. */
+    const char *from = range_ts(q->from_ms, q->from_ms == INT64_MIN, fb);
+    const char *to = range_ts(q->to_ms, q->to_ms == INT64_MAX, tb);
+    int64_t keep =
+        m->cfg.history_max_rows ? (int64_t)m->cfg.history_max_rows - q->ahead : INT64_MAX;
     wb_lock(&m->lock);
     age_cutoff(m, cutoff);
-    wb_status st = device_rows(&m->hist, device_id, limit, cutoff, out);
+    size_t *v = malloc((m->hist.n + 1) * sizeof(*v)), n = 0;
+    int64_t kept = 0;
+    /* Retention first (the newest keep rows not older than cutoff), then
+     * the range; v holds the matches newest first. */
+    for (size_t i = m->hist.n; v && kept < keep && i-- > 0;) {
+        const struct mrow *r = &m->hist.v[i];
+        if (strcmp(r->f[0], q->device_id) != 0 || strcmp(r->f[2], cutoff) < 0)
+            continue;
+        kept++;
+        if ((!from || strcmp(r->f[2], from) >= 0) && (!to || strcmp(r->f[2], to) <= 0))
+            v[n++] = i;
+    }
+    wb_status st = v ? WB_OK : WB_ERR_NOMEM;
+    size_t lim = q->limit > 0 && (size_t)q->limit < n ? (size_t)q->limit : n;
+    for (size_t k = 0; st == WB_OK && k < lim; k++) {
+        const struct mrow *r = &m->hist.v[v[q->ascending ? n - 1 - k : k]];
+        const char *f[] = {r->f[0], r->f[2], r->f[1]};
+        st = store_rows_add(out, f);
+    }
     pthread_mutex_unlock(&m->lock);
+    free(v);
     return st;
 }
 

@@ -7,7 +7,8 @@
  *
  * The history query applies the retention exactly, like SQLite's: of the
  * newest history_max_rows rows of the device, those not older than
- * history_max_age_days, newest first, at most limit.
+ * history_max_age_days, those in the query's time range, in its order, at
+ * most limit.
  */
 #include "store/store_pg.h"
 
@@ -20,7 +21,7 @@
 #include "wbmb/log.h"
 #include "wbmb/util.h"
 
-enum { R_GET, R_SCAN, R_HIST, R_CONN, R_CMD, R_COUNT };
+enum { R_GET, R_SCAN, R_HIST, R_HIST_ASC, R_CONN, R_CMD, R_COUNT };
 
 const struct pg_stmt store_pg_rstmts[R_COUNT] = {
     [R_GET] = {"r_get", "SELECT value FROM state_store WHERE site = $1 AND key = $2", 2},
@@ -29,12 +30,25 @@ const struct pg_stmt store_pg_rstmts[R_COUNT] = {
                 "SELECT key, value FROM state_store WHERE site = $1 AND key >= $2"
                 " AND ($3::text IS NULL OR key < $3) ORDER BY key",
                 3},
-    [R_HIST] = {"r_hist",
-                "SELECT device_id, ts, state FROM (SELECT id, device_id, ts, state, ts_ms"
-                " FROM device_state_snapshots WHERE site = $1 AND device_id = $2"
-                " ORDER BY id DESC LIMIT $3::bigint) t WHERE ts_ms >= $4::bigint"
-                " ORDER BY id DESC LIMIT $5::bigint",
-                5},
+    /* Retention first: rows from the $3-th newest of the device on ($3
+     * NULL: all), not older than $4 (the age cutoff or the range's start,
+     * whichever is later), up to $5; both walk idx_snapshots_device. */
+    [R_HIST] =
+        {"r_hist",
+         "SELECT device_id, ts, state FROM device_state_snapshots WHERE site = $1"
+         " AND device_id = $2 AND id >= CASE WHEN $3::bigint IS NULL THEN 0 ELSE coalesce(("
+         "SELECT id FROM device_state_snapshots WHERE site = $1 AND device_id = $2"
+         " ORDER BY id DESC OFFSET $3::bigint - 1 LIMIT 1), 0) END"
+         " AND ts_ms >= $4::bigint AND ts_ms <= $5::bigint ORDER BY id DESC LIMIT $6::bigint",
+         6},
+    [R_HIST_ASC] =
+        {"r_hist_asc",
+         "SELECT device_id, ts, state FROM device_state_snapshots WHERE site = $1"
+         " AND device_id = $2 AND id >= CASE WHEN $3::bigint IS NULL THEN 0 ELSE coalesce(("
+         "SELECT id FROM device_state_snapshots WHERE site = $1 AND device_id = $2"
+         " ORDER BY id DESC OFFSET $3::bigint - 1 LIMIT 1), 0) END"
+         " AND ts_ms >= $4::bigint AND ts_ms <= $5::bigint ORDER BY id ASC LIMIT $6::bigint",
+         6},
     [R_CONN] = {"r_conn",
                 "SELECT device_id, event, ts FROM device_connection_logs"
                 " WHERE site = $1 AND device_id = $2 ORDER BY id DESC LIMIT $3::bigint",
@@ -155,20 +169,24 @@ static wb_status rows(struct pg_store *s, int stmt, const char *const *params, i
     return ret;
 }
 
-wb_status store_pg_history_rows(struct store_backend *base, const char *device_id, int limit,
+wb_status store_pg_history_rows(struct store_backend *base, const struct store_history_query *q,
                                 struct store_rows *out)
 {
     struct pg_store *s = PG(base);
-    char max[16], cut[24], lim[16];
-    snprintf(max, sizeof(max), "%u", s->cfg.history_max_rows);
-    snprintf(cut, sizeof(cut), "%" PRId64,
-             s->cfg.history_max_age_days
-                 ? util_wall_ms() - (int64_t)s->cfg.history_max_age_days * 86400000
-                 : INT64_MIN);
-    snprintf(lim, sizeof(lim), "%d", limit);
-    const char *p[] = {s->site, device_id, s->cfg.history_max_rows ? max : NULL, cut,
-                       limit > 0 ? lim : NULL};
-    return rows(s, R_HIST, p, 3, out);
+    char max[24], from[24], to[24], lim[16];
+    int64_t f = q->from_ms;
+    if (s->cfg.history_max_age_days) {
+        int64_t cut = util_wall_ms() - (int64_t)s->cfg.history_max_age_days * 86400000;
+        if (cut > f)
+            f = cut;
+    }
+    snprintf(max, sizeof(max), "%" PRId64, (int64_t)s->cfg.history_max_rows - q->ahead);
+    snprintf(from, sizeof(from), "%" PRId64, f);
+    snprintf(to, sizeof(to), "%" PRId64, q->to_ms);
+    snprintf(lim, sizeof(lim), "%d", q->limit);
+    const char *p[] = {s->site, q->device_id, s->cfg.history_max_rows ? max : NULL,
+                       from,    to,           q->limit > 0 ? lim : NULL};
+    return rows(s, q->ascending ? R_HIST_ASC : R_HIST, p, 3, out);
 }
 
 wb_status store_pg_connection_rows(struct store_backend *base, const char *device_id, int limit,

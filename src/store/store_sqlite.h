@@ -60,7 +60,19 @@ enum {
     H_HEADS_SCAN,
     H_COUNT
 };
-enum { R_GET, R_LIST_FROM, R_LIST_RANGE, R_HIST, R_CONN, R_CMD, R_CMD_ID, R_COUNT };
+enum {
+    R_GET,
+    R_LIST_FROM,
+    R_LIST_RANGE,
+    R_HIST,
+    R_HIST_ASC,
+    R_IDS,
+    R_SEEK,
+    R_CONN,
+    R_CMD,
+    R_CMD_ID,
+    R_COUNT
+};
 
 /* The SQLite backend (struct store_backend_ops store_sqlite_backend). The
  * batches, the writer thread and the floors are the writer's
@@ -136,7 +148,7 @@ wb_status store_sqlite_prepare_reads(struct sqlite_store *s, char *err, size_t e
 wb_status store_sqlite_get(struct store_backend *base, const char *key, char **text);
 wb_status store_sqlite_scan(struct store_backend *base, const char *prefix, store_scan_cb cb,
                             void *ud);
-wb_status store_sqlite_history_rows(struct store_backend *base, const char *device_id, int limit,
+wb_status store_sqlite_history_rows(struct store_backend *base, const struct store_history_query *q,
                                     struct store_rows *out);
 wb_status store_sqlite_connection_rows(struct store_backend *base, const char *device_id, int limit,
                                        struct store_rows *out);

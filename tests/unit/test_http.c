@@ -41,6 +41,7 @@ static struct {
     char status[16]; /* command-logs status filter, "-" for NULL */
     char dev[128];   /* command-logs device filter, "-" for NULL */
     int limit;
+    char hist_from[64], hist_order[16];
 } fk;
 
 static void record(const char *fn, const char *id, json_object *req)
@@ -134,10 +135,13 @@ static int fk_shutdown(void *ud, json_object **body)
     return 200;
 }
 
-static int fk_history(void *ud, const char *id, int limit, json_object **body)
+static int fk_history(void *ud, const char *id, const struct http_history_args *a,
+                      json_object **body)
 {
     record("get_state_history", id, NULL);
-    fk.limit = limit;
+    fk.limit = a->limit;
+    snprintf(fk.hist_from, sizeof(fk.hist_from), "%s", a->from ? a->from : "(null)");
+    snprintf(fk.hist_order, sizeof(fk.hist_order), "%s", a->order ? a->order : "(null)");
     *body = json_tokener_parse("[{\"ts\":\"2026-01-01T00:00:00.000Z\",\"state\":{}}]");
     return 200;
 }
@@ -386,6 +390,14 @@ static void test_gets(void **state)
     assert_int_equal(fk.limit, 50);
     assert_int_equal(curl("", "/state-history/tv"), 200);
     assert_int_equal(fk.limit, 100);
+    assert_string_equal(fk.hist_from, "(null)");
+    /* The time parameters reach the backend as given (it checks them). */
+    assert_int_equal(curl("", "/state-history/tv?from=2026-12-03T06:00:00Z&order=asc"), 200);
+    assert_string_equal(fk.hist_from, "2026-12-03T06:00:00Z");
+    assert_string_equal(fk.hist_order, "asc");
+    /* A time as encodeURIComponent() sends it is decoded (it is data). */
+    assert_int_equal(curl("", "/state-history/tv?from=2026-12-03T07:00:00%2B01%3A00"), 200);
+    assert_string_equal(fk.hist_from, "2026-12-03T07:00:00+01:00");
     assert_int_equal(curl("", "/device-connection-history/tv?limit=1000"), 200);
     assert_string_equal(fk.last, "get_connection_history");
     assert_int_equal(fk.limit, 1000);

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -30,6 +31,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "core/api_history.h"
 #include "core/api_rows.h"
 #include "store/pq_api.h"
 #include "store/store_sqlite.h"
@@ -385,6 +387,223 @@ static void t_history(void **state)
 /* store_transition: the value and one history row, through the backend's
  * one-serialisation op (SQLite) or the fallback (memory); history off
  * writes only the value. Every backend, same results. */
+/* Appends a {"n": i, "mode": ...} row of dev at ms. */
+static void hist_at(struct state_store *s, const char *dev, int i, int64_t ms)
+{
+    char text[64], ts[UTIL_TS_LEN];
+    snprintf(text, sizeof(text), "{\"n\":%d,\"mode\":\"m%d\"}", i, i % 3);
+    util_iso8601_from_ms(ms, ts);
+    json_object *o = obj(text);
+    assert_int_equal(store_history_append(s, dev, o, ts), WB_OK);
+    json_object_put(o);
+}
+
+/* The n of the rows of q, in order, as "a,b,c". */
+static void range_ns(struct state_store *s, const struct store_history_query *q, char *out,
+                     size_t outlen)
+{
+    struct store_rows r;
+    assert_int_equal(store_history_query(s, q, &r), WB_OK);
+    out[0] = '\0';
+    for (size_t i = 0; i < r.n; i++) {
+        json_object *o = obj(r.history[i].state), *n;
+        assert_true(json_object_object_get_ex(o, "n", &n));
+        snprintf(out + strlen(out), outlen - strlen(out), "%s%d", i ? "," : "",
+                 json_object_get_int(n));
+        json_object_put(o);
+    }
+    store_rows_free(&r);
+}
+
+/* Time-range queries (issue 21): 20 committed rows of tv one second
+ * apart, interleaved with another device's, then 5 rows still queued (a
+ * long commit window). Retention (the newest 10) comes first, then the
+ * range, the order and the limit; queued and committed rows merge in both
+ * orders. */
+static void t_history_range(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->s);
+    f->cfg.commit_interval_ms = 60000;
+    assert_int_equal(fx_open(f), 0);
+    int64_t t0 = util_wall_ms() - 100000;
+    for (int i = 0; i < 20; i++) {
+        hist_at(f->s, "tv", i, t0 + i * 1000);
+        hist_at(f->s, "other", 100 + i, t0 + i * 1000 + 500);
+    }
+    assert_int_equal(store_flush(f->s), WB_OK);
+    for (int i = 20; i < 25; i++)
+        hist_at(f->s, "tv", i, t0 + i * 1000);
+    char got[256];
+    struct store_history_query q = STORE_HISTORY_QUERY("tv");
+    range_ns(f->s, &q, got, sizeof(got));
+    assert_string_equal(got, "24,23,22,21,20,19,18,17,16,15");
+    q.ascending = true;
+    range_ns(f->s, &q, got, sizeof(got));
+    assert_string_equal(got, "15,16,17,18,19,20,21,22,23,24");
+    /* [12 s, 22 s]: rows 12..22, of which retention keeps 15..22. */
+    q.from_ms = t0 + 12000;
+    q.to_ms = t0 + 22000;
+    range_ns(f->s, &q, got, sizeof(got));
+    assert_string_equal(got, "15,16,17,18,19,20,21,22");
+    q.limit = 3;
+    range_ns(f->s, &q, got, sizeof(got));
+    assert_string_equal(got, "15,16,17");
+    q.ascending = false;
+    range_ns(f->s, &q, got, sizeof(got));
+    assert_string_equal(got, "22,21,20");
+    /* Bounds are inclusive, to the millisecond. */
+    q.limit = 0;
+    q.from_ms = t0 + 17000;
+    q.to_ms = t0 + 19000;
+    range_ns(f->s, &q, got, sizeof(got));
+    assert_string_equal(got, "19,18,17");
+    q.from_ms = t0 + 17001;
+    q.to_ms = t0 + 18999;
+    range_ns(f->s, &q, got, sizeof(got));
+    assert_string_equal(got, "18");
+    /* Only queued rows, only committed ones, rows retention dropped. */
+    q.from_ms = t0 + 21000;
+    q.to_ms = INT64_MAX;
+    range_ns(f->s, &q, got, sizeof(got));
+    assert_string_equal(got, "24,23,22,21");
+    q.from_ms = INT64_MIN;
+    q.to_ms = t0 + 16000;
+    range_ns(f->s, &q, got, sizeof(got));
+    assert_string_equal(got, "16,15");
+    q.to_ms = t0 + 14999;
+    range_ns(f->s, &q, got, sizeof(got));
+    assert_string_equal(got, "");
+    /* The other device is untouched by tv's queued rows. */
+    struct store_history_query o = STORE_HISTORY_QUERY("other");
+    o.from_ms = t0 + 18000;
+    range_ns(f->s, &o, got, sizeof(got));
+    assert_string_equal(got, "119,118");
+    /* After the commit: the same answers. */
+    assert_int_equal(store_flush(f->s), WB_OK);
+    q = STORE_HISTORY_QUERY("tv");
+    q.from_ms = t0 + 12000;
+    q.to_ms = t0 + 22000;
+    q.limit = 3;
+    range_ns(f->s, &q, got, sizeof(got));
+    assert_string_equal(got, "22,21,20");
+    q.ascending = true;
+    range_ns(f->s, &q, got, sizeof(got));
+    assert_string_equal(got, "15,16,17");
+    /* from after to; no device. */
+    struct store_rows r;
+    q.from_ms = q.to_ms + 1;
+    assert_int_equal(store_history_query(f->s, &q, &r), WB_ERR_INVALID);
+    assert_int_equal(r.n, 0);
+    q = STORE_HISTORY_QUERY(NULL);
+    assert_int_equal(store_history_query(f->s, &q, &r), WB_ERR_INVALID);
+}
+
+/* Many random ranges against the rows a device must keep, with gaps in
+ * the ids (retention pruned each device's oldest rows, the other devices'
+ * rows in between): the SQLite bisection of rowids must find every range's
+ * start whatever rows are missing. Every backend, same answers. */
+static void t_history_range_many(void **state)
+{
+    struct fx *f = *state;
+    store_close(f->s);
+    f->cfg.history_max_rows = 300;
+    f->cfg.commit_interval_ms = 20;
+    assert_int_equal(fx_open(f), 0);
+    enum { ROWS = 3000 };
+    int64_t t0 = util_wall_ms() - 3600000;
+    for (int i = 0; i < ROWS; i++) {
+        char dev[8];
+        snprintf(dev, sizeof(dev), "d%d", i % 3);
+        hist_at(f->s, dev, i, t0 + i * 10);
+        if (i % 400 == 399)
+            assert_int_equal(store_flush(f->s), WB_OK);
+    }
+    assert_int_equal(store_flush(f->s), WB_OK);
+    unsigned seed = 21;
+    for (int k = 0; k < 60; k++) {
+        int d = k % 3;
+        int a = (int)(rand_r(&seed) % (ROWS + 200)) - 100, b = a + (int)(rand_r(&seed) % 1500);
+        struct store_history_query q = STORE_HISTORY_QUERY(d == 0 ? "d0" : d == 1 ? "d1" : "d2");
+        q.from_ms = t0 + a * 10 - (k % 2); /* between rows, or on one */
+        q.to_ms = t0 + b * 10;
+        q.limit = k % 4 == 0 ? 7 : 0;
+        q.ascending = k % 5 < 2;
+        /* Kept: the newest 300 of the device, i.e. i >= ROWS - 900 + ... */
+        char want[8192] = "", got[8192];
+        int lo = ROWS - 3 * 300, n = 0;
+        for (int j = 0; j < ROWS; j++) {
+            int i = q.ascending ? j : ROWS - 1 - j;
+            if (i % 3 != d || i < lo || t0 + i * 10 < q.from_ms || t0 + i * 10 > q.to_ms ||
+                (q.limit && n >= q.limit))
+                continue;
+            snprintf(want + strlen(want), sizeof(want) - strlen(want), "%s%d", n ? "," : "", i);
+            n++;
+        }
+        range_ns(f->s, &q, got, sizeof(got));
+        assert_string_equal(got, want);
+    }
+}
+
+/* GET /state-history's answer over a real store: the plain rows keep the
+ * contract's shape; max_points gives buckets; bad parameters are 400s. */
+static void t_history_buckets(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.history_max_rows = 0;
+    store_close(f->s);
+    assert_int_equal(fx_open(f), 0);
+    int64_t t0 = util_wall_ms() - 100000;
+    for (int i = 0; i < 20; i++)
+        hist_at(f->s, "tv", i, t0 + i * 1000);
+    json_object *body = NULL;
+    char from[32], to[32];
+    snprintf(from, sizeof(from), "%" PRId64, t0);
+    util_iso8601_from_ms(t0 + 19999, to);
+    struct http_history_args a = {.limit = 100, .from = from, .to = to, .max_points = "4"};
+    assert_int_equal(api_history_answer(f->s, "tv", &a, &body), 200);
+    /* Four spans of 5 s: rows 15..19 first (newest first). */
+    assert_int_equal(json_object_array_length(body), 4);
+    json_object *b = json_object_array_get_idx(body, 0), *v, *st;
+    assert_true(json_object_object_get_ex(b, "n", &v));
+    assert_int_equal(json_object_get_int(v), 5);
+    assert_true(json_object_object_get_ex(b, "state", &st));
+    assert_true(json_object_object_get_ex(st, "n", &v));
+    assert_int_equal(json_object_get_int(v), 17); /* the mean of 15..19 */
+    assert_true(json_object_object_get_ex(st, "mode", &v));
+    assert_string_equal(json_object_get_string(v), "m1"); /* row 19's */
+    assert_true(json_object_object_get_ex(b, "stats", &st));
+    assert_true(json_object_object_get_ex(st, "n", &st));
+    assert_string_equal(json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN),
+                        "{\"min\":15,\"max\":19,\"mean\":17,\"n\":5}");
+    json_object_put(body);
+    /* Plain rows restricted to fields, oldest first. */
+    a = (struct http_history_args){.limit = 2, .order = "asc", .fields = "mode"};
+    assert_int_equal(api_history_answer(f->s, "tv", &a, &body), 200);
+    assert_int_equal(json_object_array_length(body), 2);
+    st = json_object_array_get_idx(body, 1);
+    assert_true(json_object_object_get_ex(st, "state", &st));
+    assert_string_equal(json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN),
+                        "{\"mode\":\"m1\"}");
+    json_object_put(body);
+    const struct http_history_args bads[] = {
+        {.limit = 1, .from = "yesterday"},
+        {.limit = 1, .to = "2026-12-03T06:00:00"},
+        {.limit = 1, .from = "2", .to = "1"},
+        {.limit = 1, .order = "up"},
+        {.limit = 1, .max_points = "0"},
+        {.limit = 1, .max_points = "10001"},
+        {.limit = 1, .max_points = "5x"},
+        {.limit = 1, .fields = "a,,b"},
+        {.limit = 1, .from = "2026-02-30T00:00:00Z"},
+    };
+    for (size_t i = 0; i < sizeof(bads) / sizeof(bads[0]); i++) {
+        assert_int_equal(api_history_answer(f->s, "tv", &bads[i], &body), 400);
+        assert_true(json_object_object_get_ex(body, "error", &v));
+        json_object_put(body);
+    }
+}
+
 static void t_transition(void **state)
 {
     struct fx *f = *state;
@@ -1344,6 +1563,9 @@ static void t_pg_multi_host(void **state)
         cmocka_unit_test_setup_teardown(t_list_prefix, setup, teardown),                           \
         cmocka_unit_test_setup_teardown(t_flush_status, setup, teardown),                          \
         cmocka_unit_test_setup_teardown(t_history, setup, teardown),                               \
+        cmocka_unit_test_setup_teardown(t_history_range, setup, teardown),                         \
+        cmocka_unit_test_setup_teardown(t_history_range_many, setup, teardown),                    \
+        cmocka_unit_test_setup_teardown(t_history_buckets, setup, teardown),                       \
         cmocka_unit_test_setup_teardown(t_transition, setup, teardown),                            \
         cmocka_unit_test_setup_teardown(t_connection_log, setup, teardown),                        \
         cmocka_unit_test_setup_teardown(t_commands, setup, teardown),                              \
