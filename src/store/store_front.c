@@ -100,11 +100,25 @@ wb_status store_history_append(struct state_store *s, const char *device_id, jso
     int64_t ms = util_wall_ms();
     if (ts && !ts_parse_ms(ts, &ms))
         return WB_ERR_INVALID;
-    const char *fl[] = {device_id, json_object_to_json_string_ext(state, JSON_C_TO_STRING_PLAIN)};
-    struct store_op *o = store_op_new(STORE_OP_HIST, 0, fl, 2);
+    const char *fl[] = {device_id, json_object_to_json_string_ext(state, JSON_C_TO_STRING_PLAIN),
+                        NULL, NULL};
+    struct store_op *o = store_op_new(STORE_OP_HIST, 0, fl, 4);
     if (o)
         o->ms = ms;
     return append(f, o);
+}
+
+wb_status store_history_put(struct state_store *s, const struct store_history_entry *e)
+{
+    if (!s->cfg.history_enabled)
+        return WB_OK;
+    if (!e || !e->device_id || !e->state)
+        return WB_ERR_INVALID;
+    const char *fl[] = {e->device_id, e->state, e->kind, e->stats};
+    struct store_op *o = store_op_new(STORE_OP_HIST, 0, fl, 4);
+    if (o)
+        o->ms = e->ms > 0 ? e->ms : util_wall_ms();
+    return append(s, o);
 }
 
 /* set + history_append of one JSON text, queued together under one lock,
@@ -124,8 +138,8 @@ wb_status store_transition(struct state_store *s, const char *key, const char *d
         return WB_ERR_NOMEM;
     struct store_op *o = NULL;
     if (history && f->cfg.history_enabled) {
-        const char *fl[] = {device_id, text};
-        if (!(o = store_op_new(STORE_OP_HIST, 0, fl, 2))) {
+        const char *fl[] = {device_id, text, NULL, NULL};
+        if (!(o = store_op_new(STORE_OP_HIST, 0, fl, 4))) {
             free(text);
             return WB_ERR_NOMEM;
         }

@@ -30,7 +30,8 @@ const struct pg_stmt store_pg_rstmts[R_COUNT] = {
                 " AND ($3::text IS NULL OR key < $3) ORDER BY key",
                 3},
     [R_HIST] = {"r_hist",
-                "SELECT device_id, ts, state FROM (SELECT id, device_id, ts, state, ts_ms"
+                "SELECT device_id, ts, state, kind, stats FROM (SELECT id, device_id, ts, state,"
+                " kind, stats, ts_ms"
                 " FROM device_state_snapshots WHERE site = $1 AND device_id = $2"
                 " ORDER BY id DESC LIMIT $3::bigint) t WHERE ts_ms >= $4::bigint"
                 " ORDER BY id DESC LIMIT $5::bigint",
@@ -168,7 +169,7 @@ wb_status store_pg_history_rows(struct store_backend *base, const char *device_i
     snprintf(lim, sizeof(lim), "%d", limit);
     const char *p[] = {s->site, device_id, s->cfg.history_max_rows ? max : NULL, cut,
                        limit > 0 ? lim : NULL};
-    return rows(s, R_HIST, p, 3, out);
+    return rows(s, R_HIST, p, 5, out);
 }
 
 wb_status store_pg_connection_rows(struct store_backend *base, const char *device_id, int limit,

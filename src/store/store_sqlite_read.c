@@ -26,14 +26,15 @@ static const char *const rsql[R_COUNT] = {
     /* The chain of device ?2 from its head ?1 (store_sqlite_history.c);
      * m counts the rows at or after the age cutoff ?3 (ms) and stops the walk
      * at the limit ?4. */
-    [R_HIST] = "WITH RECURSIVE c(id, prev, ms, ts, state, m) AS ("
-               " SELECT id, prev_id, ts_ms, ts, state, ts_ms >= ?3 FROM device_state_snapshots"
-               " WHERE id = ?1 AND device_id = ?2"
+    [R_HIST] = "WITH RECURSIVE c(id, prev, ms, ts, state, kind, stats, m) AS ("
+               " SELECT id, prev_id, ts_ms, ts, state, kind, stats, ts_ms >= ?3"
+               " FROM device_state_snapshots WHERE id = ?1 AND device_id = ?2"
                " UNION ALL"
-               " SELECT s.id, s.prev_id, s.ts_ms, s.ts, s.state, c.m + (s.ts_ms >= ?3) FROM c"
+               " SELECT s.id, s.prev_id, s.ts_ms, s.ts, s.state, s.kind, s.stats,"
+               " c.m + (s.ts_ms >= ?3) FROM c"
                " JOIN device_state_snapshots s ON s.id = c.prev"
                " WHERE s.id < c.id AND s.device_id = ?2 AND c.m < ?4)"
-               " SELECT ?2, ts, state FROM c WHERE ms >= ?3 ORDER BY id DESC",
+               " SELECT ?2, ts, state, kind, stats FROM c WHERE ms >= ?3 ORDER BY id DESC",
     [R_CONN] = "SELECT device_id, event, ts FROM device_connection_logs WHERE device_id = ?1"
                " ORDER BY id DESC LIMIT ?2",
     [R_CMD] = "SELECT command_id, device_id, action, params, source, status, error, created_at,"
@@ -172,7 +173,7 @@ wb_status store_sqlite_history_rows(struct store_backend *base, const char *devi
     sqlite3_bind_text(st, 2, device_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, cutoff);
     sqlite3_bind_int64(st, 4, lim);
-    wb_status ret = query_rows(st, 3, out);
+    wb_status ret = query_rows(st, 5, out);
     pthread_mutex_unlock(&s->rlock);
     return ret;
 }

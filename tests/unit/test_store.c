@@ -32,6 +32,10 @@
 
 #include "core/api_rows.h"
 #include "store/pq_api.h"
+#include "store/store_pg.h"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
 #include "store/store_sqlite.h"
 #include "wbmb/state_store.h"
 #include "wbmb/util.h"
@@ -1307,10 +1311,12 @@ static void t_pg_newer_version(void **state)
     assert_int_equal(pg_exec("UPDATE schema_version SET version = 99"), PGRES_COMMAND_OK);
     char err[512] = "";
     wb_status st = store_open(&f->s, &f->cfg, err, sizeof(err));
-    assert_int_equal(pg_exec("UPDATE schema_version SET version = 1"), PGRES_COMMAND_OK);
+    assert_int_equal(pg_exec("UPDATE schema_version SET version = " STR(STORE_PG_SCHEMA_VERSION)),
+                     PGRES_COMMAND_OK);
     assert_int_equal(st, WB_ERR_VERSION);
     assert_null(f->s);
-    assert_non_null(strstr(err, "schema version 99 is newer than this binary's 1"));
+    assert_non_null(
+        strstr(err, "schema version 99 is newer than this binary's " STR(STORE_PG_SCHEMA_VERSION)));
     assert_int_equal(fx_open(f), 0);
 }
 
