@@ -186,8 +186,11 @@ wb_status store_shist_add(struct store_shist *h, const struct cfg_history *p,
     if (!a->device_id && !(a->device_id = strdup(d->cfg->id)))
         return WB_ERR_NOMEM;
     wb_status ret = WB_OK;
-    if (a->open && wall_ms >= a->end_ms && !agg_close(h, a, wall_ms))
-        ret = WB_ERR_DB;
+    if (a->open && wall_ms >= a->end_ms) {
+        if (!agg_close(h, a, wall_ms))
+            ret = WB_ERR_DB;
+        recompute_due(h);
+    }
     if (!a->open) {
         int64_t iv = p->interval_ms ? (int64_t)p->interval_ms : 60000;
         a->end_ms = wall_ms - wall_ms % iv + iv;
