@@ -5,6 +5,10 @@
 #   ./scripts/bench.sh e2e                  broker -> bridge -> disk, against a bare
 #                                           subscriber (the ceiling); writes
 #                                           bench/results.json (see cmd_e2e)
+#   ./scripts/bench.sh history [PHASE...]  the history policy (issue 21):
+#                                           bytes = disk bytes per transition,
+#                                           mode interval vs all at 1 000 msg/s
+#                                           (scripts/bench_history.sh)
 #   ./scripts/bench.sh e2e --backend postgresql   the ingest pairs with the
 #                                           bridge on a PostgreSQL server of
 #                                           its own (see e2e_postgresql)
@@ -28,9 +32,10 @@ cmd_store() {
 
 source scripts/bench_e2e.sh # cmd_e2e; we are in the repo root
 source scripts/bench_profile.sh # phase_profile, print_profile (used by cmd_e2e)
+source scripts/bench_history.sh # cmd_history
 
 usage() {
-    echo "usage: $0 store [SETS] [DIR] | e2e [--backend sqlite|postgresql]" >&2
+    echo "usage: $0 store [SETS] [DIR] | e2e [--backend sqlite|postgresql] | history [bytes]" >&2
     exit 2
 }
 
@@ -40,5 +45,6 @@ shift
 case "$sub" in
 store) cmd_store "$@" ;;
 e2e) cmd_e2e "$@" ;;
+history) cmd_history "$@" ;;
 *) usage ;;
 esac
