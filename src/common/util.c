@@ -30,6 +30,84 @@ void util_iso8601_from_ms(int64_t unix_ms, char buf[UTIL_TS_LEN])
     buf[UTIL_TS_LEN - 1] = '\0';
 }
 
+/* n decimal digits at *p into *v; advances *p. */
+static bool digits(const char **p, int n, int *v)
+{
+    *v = 0;
+    for (int i = 0; i < n; i++, (*p)++) {
+        if (**p < '0' || **p > '9')
+            return false;
+        *v = *v * 10 + (**p - '0');
+    }
+    return true;
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; H. Hinnant's
+ * days_from_civil). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+bool util_parse_time_ms(const char *s, int64_t *out)
+{
+    if (!s || !*s)
+        return false;
+    const char *p = s;
+    bool all_digits = true;
+    for (const char *q = s; *q; q++)
+        all_digits = all_digits && *q >= '0' && *q <= '9';
+    if (all_digits) {
+        if (strlen(s) > 15) /* past year 33000: not a time */
+            return false;
+        *out = strtoll(s, NULL, 10);
+        return true;
+    }
+    int y, mo, d, h, mi, sec, ms = 0;
+    if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
+        !digits(&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' '))
+        return false;
+    p++;
+    if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi) || *p++ != ':' ||
+        !digits(&p, 2, &sec))
+        return false;
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60)
+        return false;
+    if (*p == '.') {
+        p++;
+        int n = 0;
+        for (; *p >= '0' && *p <= '9'; p++, n++)
+            if (n < 3)
+                ms = ms * 10 + (*p - '0');
+        if (n == 0)
+            return false;
+        for (; n < 3; n++)
+            ms *= 10;
+    }
+    int64_t off_min = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-' || *p == ' ') {
+        /* ' ': a '+' that a URL query decoding turned into a space. */
+        int sign = *p++ == '-' ? -1 : 1, oh, om;
+        if (!digits(&p, 2, &oh) || *p++ != ':' || !digits(&p, 2, &om) || oh > 23 || om > 59)
+            return false;
+        off_min = sign * (oh * 60 + om);
+    }
+    if (*p)
+        return false;
+    int64_t days = days_from_civil(y, mo, d);
+    int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - off_min * 60;
+    *out = secs * 1000 + ms;
+    return true;
+}
+
 void util_iso8601_now(char buf[UTIL_TS_LEN])
 {
     util_iso8601_from_ms(util_wall_ms(), buf);
