@@ -27,18 +27,6 @@
  * several at once; each may block while the core works on it (a scenario
  * switch waits until the switch is over).
  */
-/* GET /state-history/{id}'s parameters, validated by the HTTP module:
- * limit 1..1000; from_ms/to_ms INT64_MIN/INT64_MAX when absent (from <=
- * to); fields NULL or "a,b" of [a-z0-9_] names; max_points 0 (none) or
- * 1..10000. The strings are borrowed for the call. */
-struct http_history_args {
-    int limit;
-    int64_t from_ms, to_ms;
-    bool ascending;
-    const char *fields;
-    int max_points;
-};
-
 struct http_backend {
     void *ud;
     int (*get_devices)(void *ud, json_object **body);
@@ -52,8 +40,7 @@ struct http_backend {
     int (*post_scenario_switch)(void *ud, json_object *request, json_object **body);
     int (*post_scenario_shutdown)(void *ud, json_object **body);
     /* limit already validated (1..1000); status/device_id NULL = no filter */
-    int (*get_state_history)(void *ud, const char *device_id, const struct http_history_args *a,
-                             json_object **body);
+    int (*get_state_history)(void *ud, const char *device_id, int limit, json_object **body);
     int (*get_command_logs)(void *ud, const char *status, const char *device_id, int limit,
                             json_object **body);
     int (*get_connection_history)(void *ud, const char *device_id, int limit, json_object **body);

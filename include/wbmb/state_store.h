@@ -222,19 +222,6 @@ wb_status store_transition(struct state_store *s, const char *key, const char *d
  * failure): newest first, at most limit rows (<= 0: no limit). */
 wb_status store_history_rows(struct state_store *s, const char *device_id, int limit,
                              struct store_rows *out);
-/* A history query by time: the rows of device_id with from_ms <= ts <=
- * to_ms (INT64_MIN / INT64_MAX: open), newest first or, ascending, oldest
- * first, at most limit (<= 0: no limit; ascending: the oldest limit rows
- * of the range). Retention (max rows per device, max age) applies first,
- * exactly as for store_history_rows(). */
-struct store_history_query {
-    const char *device_id;
-    int64_t from_ms, to_ms;
-    int limit;
-    bool ascending;
-};
-wb_status store_history_query(struct state_store *s, const struct store_history_query *q,
-                              struct store_rows *out);
 wb_status store_connection_rows(struct state_store *s, const char *device_id, int limit,
                                 struct store_rows *out);
 wb_status store_command_rows(struct state_store *s, const struct store_command_filter *f, int limit,

@@ -4,7 +4,6 @@
 #ifndef WBMB_UTIL_H
 #define WBMB_UTIL_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,11 +13,6 @@
 #define UTIL_TS_LEN 25
 void util_iso8601_now(char buf[UTIL_TS_LEN]);
 void util_iso8601_from_ms(int64_t unix_ms, char buf[UTIL_TS_LEN]);
-/* Parses a point in time: integer Unix epoch ms ("1764741600000"), or
- * ISO-8601 "YYYY-MM-DDTHH:MM:SS" with optional ".fff" (1-3 digits, more are
- * cut) and "Z" or "+HH:MM"/"-HH:MM" (no zone: UTC). Returns false, *out
- * untouched, for anything else (out-of-range fields included). */
-bool util_parse_time_ms(const char *s, int64_t *out);
 
 /* Monotonic and wall clocks in milliseconds. */
 int64_t util_mono_ms(void);

@@ -514,29 +514,9 @@ static int device_query(void *ud, device_query_fn query, const char *id, int lim
     return query_result(st, &rows, body);
 }
 
-/* GET /state-history/{id}: a time range in either order, or, with
- * max_points, the range read oldest first and down-sampled. */
-static int be_history(void *ud, const char *id, const struct http_history_args *a,
-                      json_object **body)
+static int be_history(void *ud, const char *id, int limit, json_object **body)
 {
-    struct core *c = ud;
-    int code = run_call(ud, call_device_exists, id, NULL, body);
-    if (code != 200)
-        return code;
-    struct store_history_query q = {id, a->from_ms, a->to_ms, a->max_points ? 0 : a->limit,
-                                    a->max_points ? true : a->ascending};
-    struct store_rows rows;
-    wb_status st = store_history_query(core_store(c), &q, &rows);
-    if (st != WB_OK) {
-        store_rows_free(&rows);
-        *body = api_error("the store could not answer: %s", wb_strerror(st));
-        return 503;
-    }
-    *body = a->max_points ? api_history_buckets(&rows, a->from_ms, a->to_ms, a->max_points,
-                                                a->fields, !a->ascending)
-                          : api_history_json(&rows, a->fields);
-    store_rows_free(&rows);
-    return 200;
+    return device_query(ud, store_history_rows, id, limit, body);
 }
 
 static int be_connections(void *ud, const char *id, int limit, json_object **body)

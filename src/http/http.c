@@ -41,7 +41,6 @@
 #include "http/mhd_api.h"
 #include "http/http_sse.h"
 #include "wbmb/log.h"
-#include "wbmb/util.h"
 
 #define CONN_LIMIT 64
 #define CONN_TIMEOUT_S 30
@@ -421,70 +420,6 @@ static bool parse_limit(struct MHD_Connection *c, int *out)
     return true;
 }
 
-/* A time argument: the one query value this API %-decodes (a client that
- * encodes "+01:00" as "%2B01:00" or ':' as "%3A" means the same time; the
- * result is checked by util_parse_time_ms(), so nothing else gets in). */
-static bool parse_time_arg(const char *v, int64_t *out)
-{
-    char buf[64];
-    size_t n = 0;
-    for (const char *p = v; *p; p++) {
-        if (n + 1 >= sizeof(buf))
-            return false;
-        unsigned x;
-        if (*p == '%' && p[1] && p[2] && sscanf(p + 1, "%2x", &x) == 1) {
-            buf[n++] = (char)x;
-            p += 2;
-        } else {
-            buf[n++] = *p;
-        }
-    }
-    buf[n] = '\0';
-    return util_parse_time_ms(buf, out);
-}
-
-/* The query arguments of GET /state-history/{id}; NULL when they are all
- * valid, else the 400 message. */
-static const char *parse_history_args(struct MHD_Connection *c, struct http_history_args *a)
-{
-    *a = (struct http_history_args){.from_ms = INT64_MIN, .to_ms = INT64_MAX};
-    if (!parse_limit(c, &a->limit))
-        return "limit must be an integer 1..1000";
-    const char *v = mhd->lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "from");
-    if (v && *v && !parse_time_arg(v, &a->from_ms))
-        return "from must be ISO-8601 (2026-12-03T06:00:00Z) or epoch milliseconds";
-    v = mhd->lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "to");
-    if (v && *v && !parse_time_arg(v, &a->to_ms))
-        return "to must be ISO-8601 (2026-12-03T06:00:00Z) or epoch milliseconds";
-    if (a->from_ms > a->to_ms)
-        return "from must not be after to";
-    v = mhd->lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "order");
-    if (v && *v && strcmp(v, "asc") != 0 && strcmp(v, "desc") != 0)
-        return "order must be asc or desc";
-    a->ascending = v && strcmp(v, "asc") == 0;
-    v = mhd->lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "fields");
-    if (v && *v) {
-        for (const char *p = v; *p; p++)
-            if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' ||
-                  (*p == ',' && p != v && p[1] && p[1] != ',')))
-                return "fields must be a comma-separated list of state field names";
-        a->fields = v;
-    }
-    v = mhd->lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "max_points");
-    if (v && *v) {
-        long n = 0;
-        for (size_t i = 0; v[i]; i++) {
-            if (v[i] < '0' || v[i] > '9' || i >= 6)
-                return "max_points must be an integer 1..10000";
-            n = n * 10 + (v[i] - '0');
-        }
-        if (n < 1 || n > 10000)
-            return "max_points must be an integer 1..10000";
-        a->max_points = (int)n;
-    }
-    return NULL;
-}
-
 static enum MHD_Result do_get(struct http_server *h, struct MHD_Connection *c,
                               const struct route *r, const char *id)
 {
@@ -522,18 +457,12 @@ static enum MHD_Result do_get(struct http_server *h, struct MHD_Connection *c,
     case R_SCENARIOS:
         status = be->get_scenarios(be->ud, &body);
         break;
-    case R_STATE_HISTORY: {
-        struct http_history_args a;
-        const char *bad = parse_history_args(c, &a);
-        if (bad)
-            return answer_error(h, c, 400, bad);
-        status = be->get_state_history(be->ud, id, &a, &body);
-        break;
-    }
+    case R_STATE_HISTORY:
     case R_CONN_HISTORY:
         if (!parse_limit(c, &limit))
             return answer_error(h, c, 400, "limit must be an integer 1..1000");
-        status = be->get_connection_history(be->ud, id, limit, &body);
+        status = r->id == R_STATE_HISTORY ? be->get_state_history(be->ud, id, limit, &body)
+                                          : be->get_connection_history(be->ud, id, limit, &body);
         break;
     case R_COMMAND_LOGS: {
         const char *st = mhd->lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "status");

@@ -91,11 +91,8 @@ struct store_backend_ops {
     wb_status (*scan)(struct store_backend *b, const char *prefix, store_scan_cb cb, void *ud);
     /* Rows appended to *out, newest first, at most limit (<= 0: no limit).
      * History applies the retention of the config exactly (max rows per
-     * device, max age), then q's time range [from_ms, to_ms]; it ignores
-     * q->ascending (store_front_rows.c orders) and takes q->limit as the
-     * limit. The walk may stop at the first row older than from_ms: ts_ms
-     * grows with id. */
-    wb_status (*history_rows)(struct store_backend *b, const struct store_history_query *q,
+     * device, max age). */
+    wb_status (*history_rows)(struct store_backend *b, const char *device_id, int limit,
                               struct store_rows *out);
     wb_status (*connection_rows)(struct store_backend *b, const char *device_id, int limit,
                                  struct store_rows *out);

@@ -32,7 +32,6 @@ struct dev_read {
     int64_t lim;    /* INT64_MAX: none */
     int64_t cutoff; /* history: oldest ms kept, INT64_MIN: none */
     struct store_rows *out;
-    int64_t from_ms, to_ms; /* history: the time range asked */
 };
 
 static bool full(const struct dev_read *r)
@@ -49,8 +48,8 @@ static int rest(const struct dev_read *r)
 static wb_status hist_op(const struct store_op *o, void *ud)
 {
     struct dev_read *r = ud;
-    if (o->kind != STORE_OP_HIST || full(r) || o->ms < r->cutoff || o->ms < r->from_ms ||
-        o->ms > r->to_ms || strcmp(o->f[0], r->device_id) != 0)
+    if (o->kind != STORE_OP_HIST || full(r) || o->ms < r->cutoff ||
+        strcmp(o->f[0], r->device_id) != 0)
         return WB_OK;
     char ts[UTIL_TS_LEN];
     util_iso8601_from_ms(o->ms, ts); /* the format SQLite generates from ts_ms */
@@ -61,8 +60,7 @@ static wb_status hist_op(const struct store_op *o, void *ud)
 static wb_status hist_db(void *ud)
 {
     struct dev_read *r = ud;
-    struct store_history_query q = {r->device_id, r->from_ms, r->to_ms, rest(r), false};
-    return full(r) ? WB_OK : r->s->b->ops->history_rows(r->s->b, &q, r->out);
+    return full(r) ? WB_OK : r->s->b->ops->history_rows(r->s->b, r->device_id, rest(r), r->out);
 }
 
 static wb_status conn_op(const struct store_op *o, void *ud)
@@ -86,58 +84,20 @@ static wb_status rows_done(wb_status st, struct store_rows *out)
     return st;
 }
 
-/* Reverses the rows of r in place (newest first -> oldest first). */
-static void reverse(struct store_rows *r)
-{
-    for (size_t i = 0, j = r->n; i + 1 < j; i++, j--) {
-        struct store_history_row t = r->history[i];
-        r->history[i] = r->history[j - 1];
-        r->history[j - 1] = t;
-    }
-}
-
-/* Keeps the first n rows of r. */
-static void truncate_rows(struct store_rows *r, size_t n)
-{
-    while (r->n > n) {
-        struct store_history_row *h = &r->history[--r->n];
-        free(h->device_id);
-        free(h->ts);
-        free(h->state);
-        free(h->kind);
-        free(h->stats);
-    }
-}
-
-wb_status store_history_query(struct state_store *s, const struct store_history_query *q,
-                              struct store_rows *out)
+wb_status store_history_rows(struct state_store *s, const char *device_id, int limit,
+                             struct store_rows *out)
 {
     *out = STORE_ROWS(STORE_ROWS_HISTORY);
-    if (!q || !q->device_id || q->from_ms > q->to_ms)
+    if (!device_id)
         return WB_ERR_INVALID;
-    /* Ascending with a limit wants the oldest rows of the range: the walk
-     * goes newest first, so it reads the whole range and keeps the tail. */
-    int64_t asked = q->limit > 0 ? q->limit : INT64_MAX;
-    struct dev_read r = {s,          q->device_id, q->ascending ? INT64_MAX : asked, INT64_MIN, out,
-                         q->from_ms, q->to_ms};
+    struct dev_read r = {s, device_id, limit > 0 ? limit : INT64_MAX, INT64_MIN, out};
     if (s->cfg.history_max_rows && r.lim > s->cfg.history_max_rows)
         r.lim = s->cfg.history_max_rows;
     if (s->cfg.history_max_age_days)
         r.cutoff = util_wall_ms() - (int64_t)s->cfg.history_max_age_days * 86400000;
-    wb_status st = !s->w ? hist_db(&r) : store_writer_read_rows(s->w, hist_db, hist_op, &r);
-    if (st == WB_OK && q->ascending) {
-        reverse(out);
-        if (asked != INT64_MAX && (int64_t)out->n > asked)
-            truncate_rows(out, (size_t)asked);
-    }
-    return rows_done(st, out);
-}
-
-wb_status store_history_rows(struct state_store *s, const char *device_id, int limit,
-                             struct store_rows *out)
-{
-    struct store_history_query q = {device_id, INT64_MIN, INT64_MAX, limit, false};
-    return store_history_query(s, &q, out);
+    if (!s->w)
+        return rows_done(hist_db(&r), out);
+    return rows_done(store_writer_read_rows(s->w, hist_db, hist_op, &r), out);
 }
 
 wb_status store_connection_rows(struct state_store *s, const char *device_id, int limit,
@@ -146,7 +106,7 @@ wb_status store_connection_rows(struct state_store *s, const char *device_id, in
     *out = STORE_ROWS(STORE_ROWS_CONNECTIONS);
     if (!device_id)
         return WB_ERR_INVALID;
-    struct dev_read r = {s, device_id, limit > 0 ? limit : INT64_MAX, INT64_MIN, out, 0, 0};
+    struct dev_read r = {s, device_id, limit > 0 ? limit : INT64_MAX, INT64_MIN, out};
     if (!s->w)
         return rows_done(conn_db(&r), out);
     return rows_done(store_writer_read_rows(s->w, conn_db, conn_op, &r), out);

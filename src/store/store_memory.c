@@ -121,9 +121,6 @@ static wb_status row_update(struct mrow *r, const char *const *f, int n, const b
     return WB_OK;
 }
 
-/* The last ms that ISO-8601 with a four-digit year writes (9999-12-31). */
-#define MAX_ISO_MS INT64_C(253402300799999)
-
 static void age_cutoff(const struct memory_store *m, char out[UTIL_TS_LEN])
 {
     out[0] = '\0';
@@ -269,15 +266,13 @@ static wb_status mem_scan(struct store_backend *b, const char *prefix, store_sca
 /* Rows of device_id (field 0), newest first; history rows older than
  * cutoff (field 2) are skipped. Caller holds lock. */
 static wb_status device_rows(const struct mrows *rs, const char *device_id, int limit,
-                             const char *cutoff, const char *upto, struct store_rows *out)
+                             const char *cutoff, struct store_rows *out)
 {
     wb_status st = WB_OK;
     size_t n = 0;
     for (size_t i = rs->n; st == WB_OK && i-- > 0;) {
         const struct mrow *r = &rs->v[i];
-        /* ISO-8601 UTC with ms compares as text in time order. */
-        if (strcmp(r->f[0], device_id) != 0 || (cutoff && strcmp(r->f[2], cutoff) < 0) ||
-            (upto && strcmp(r->f[2], upto) > 0))
+        if (strcmp(r->f[0], device_id) != 0 || (cutoff && strcmp(r->f[2], cutoff) < 0))
             continue;
         if (limit > 0 && n >= (size_t)limit)
             break;
@@ -291,23 +286,14 @@ static wb_status device_rows(const struct mrows *rs, const char *device_id, int 
     return st;
 }
 
-static wb_status mem_history_rows(struct store_backend *b, const struct store_history_query *q,
+static wb_status mem_history_rows(struct store_backend *b, const char *device_id, int limit,
                                   struct store_rows *out)
 {
     struct memory_store *m = M(b);
-    char cutoff[UTIL_TS_LEN], from[UTIL_TS_LEN], upto[UTIL_TS_LEN];
+    char cutoff[UTIL_TS_LEN];
     wb_lock(&m->lock);
     age_cutoff(m, cutoff);
-    if (q->from_ms > 0 && q->from_ms <= MAX_ISO_MS) {
-        util_iso8601_from_ms(q->from_ms, from);
-        if (strcmp(from, cutoff) > 0)
-            memcpy(cutoff, from, sizeof(cutoff));
-    }
-    bool upper = q->to_ms >= 0 && q->to_ms <= MAX_ISO_MS;
-    if (upper)
-        util_iso8601_from_ms(q->to_ms, upto);
-    wb_status st = device_rows(&m->hist, q->device_id, q->limit, cutoff[0] ? cutoff : NULL,
-                               upper ? upto : NULL, out);
+    wb_status st = device_rows(&m->hist, device_id, limit, cutoff, out);
     pthread_mutex_unlock(&m->lock);
     return st;
 }
@@ -317,7 +303,7 @@ static wb_status mem_connection_rows(struct store_backend *b, const char *device
 {
     struct memory_store *m = M(b);
     wb_lock(&m->lock);
-    wb_status st = device_rows(&m->conn, device_id, limit, NULL, NULL, out);
+    wb_status st = device_rows(&m->conn, device_id, limit, NULL, out);
     pthread_mutex_unlock(&m->lock);
     return st;
 }

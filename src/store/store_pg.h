@@ -67,7 +67,7 @@ extern const struct pg_stmt store_pg_rstmts[];
 extern const size_t store_pg_n_rstmts;
 wb_status store_pg_get(struct store_backend *b, const char *key, char **text);
 wb_status store_pg_scan(struct store_backend *b, const char *prefix, store_scan_cb cb, void *ud);
-wb_status store_pg_history_rows(struct store_backend *b, const struct store_history_query *q,
+wb_status store_pg_history_rows(struct store_backend *b, const char *device_id, int limit,
                                 struct store_rows *out);
 wb_status store_pg_connection_rows(struct store_backend *b, const char *device_id, int limit,
                                    struct store_rows *out);

@@ -34,8 +34,8 @@ const struct pg_stmt store_pg_rstmts[R_COUNT] = {
                 " kind, stats, ts_ms"
                 " FROM device_state_snapshots WHERE site = $1 AND device_id = $2"
                 " ORDER BY id DESC LIMIT $3::bigint) t WHERE ts_ms >= $4::bigint"
-                " AND ts_ms <= $6::bigint ORDER BY id DESC LIMIT $5::bigint",
-                6},
+                " ORDER BY id DESC LIMIT $5::bigint",
+                5},
     [R_CONN] = {"r_conn",
                 "SELECT device_id, event, ts FROM device_connection_logs"
                 " WHERE site = $1 AND device_id = $2 ORDER BY id DESC LIMIT $3::bigint",
@@ -156,24 +156,20 @@ static wb_status rows(struct pg_store *s, int stmt, const char *const *params, i
     return ret;
 }
 
-wb_status store_pg_history_rows(struct store_backend *base, const struct store_history_query *q,
+wb_status store_pg_history_rows(struct store_backend *base, const char *device_id, int limit,
                                 struct store_rows *out)
 {
     struct pg_store *s = PG(base);
-    char max[16], cut[24], lim[16], upto[24];
-    int64_t cutoff = s->cfg.history_max_age_days
-                         ? util_wall_ms() - (int64_t)s->cfg.history_max_age_days * 86400000
-                         : INT64_MIN;
-    if (q->from_ms > cutoff)
-        cutoff = q->from_ms;
+    char max[16], cut[24], lim[16];
     snprintf(max, sizeof(max), "%u", s->cfg.history_max_rows);
-    snprintf(cut, sizeof(cut), "%" PRId64, cutoff);
-    snprintf(lim, sizeof(lim), "%d", q->limit);
-    snprintf(upto, sizeof(upto), "%" PRId64, q->to_ms);
-    const char *p[] = {
-        s->site, q->device_id, s->cfg.history_max_rows ? max : NULL, cut, q->limit > 0 ? lim : NULL,
-        upto};
-    return rows(s, R_HIST, p, 6, out);
+    snprintf(cut, sizeof(cut), "%" PRId64,
+             s->cfg.history_max_age_days
+                 ? util_wall_ms() - (int64_t)s->cfg.history_max_age_days * 86400000
+                 : INT64_MIN);
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *p[] = {s->site, device_id, s->cfg.history_max_rows ? max : NULL, cut,
+                       limit > 0 ? lim : NULL};
+    return rows(s, R_HIST, p, 5, out);
 }
 
 wb_status store_pg_connection_rows(struct store_backend *base, const char *device_id, int limit,

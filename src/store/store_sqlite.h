@@ -136,7 +136,7 @@ wb_status store_sqlite_prepare_reads(struct sqlite_store *s, char *err, size_t e
 wb_status store_sqlite_get(struct store_backend *base, const char *key, char **text);
 wb_status store_sqlite_scan(struct store_backend *base, const char *prefix, store_scan_cb cb,
                             void *ud);
-wb_status store_sqlite_history_rows(struct store_backend *base, const struct store_history_query *q,
+wb_status store_sqlite_history_rows(struct store_backend *base, const char *device_id, int limit,
                                     struct store_rows *out);
 wb_status store_sqlite_connection_rows(struct store_backend *base, const char *device_id, int limit,
                                        struct store_rows *out);

@@ -24,19 +24,17 @@ static const char *const rsql[R_COUNT] = {
     [R_LIST_RANGE] = "SELECT key, value FROM state_store WHERE key >= ?1 AND key < ?2"
                      " ORDER BY key",
     /* The chain of device ?2 from its head ?1 (store_sqlite_history.c);
-     * m counts the rows in [?3, ?5] (?3: the later of the age cutoff and
-     * the range's start, ms) and stops the walk at the limit ?4, or at the
-     * first row older than ?3 (ts_ms grows with id along the chain). */
+     * m counts the rows at or after the age cutoff ?3 (ms) and stops the walk
+     * at the limit ?4. */
     [R_HIST] = "WITH RECURSIVE c(id, prev, ms, ts, state, kind, stats, m) AS ("
-               " SELECT id, prev_id, ts_ms, ts, state, kind, stats, (ts_ms >= ?3 AND ts_ms <= ?5)"
+               " SELECT id, prev_id, ts_ms, ts, state, kind, stats, ts_ms >= ?3"
                " FROM device_state_snapshots WHERE id = ?1 AND device_id = ?2"
                " UNION ALL"
                " SELECT s.id, s.prev_id, s.ts_ms, s.ts, s.state, s.kind, s.stats,"
-               " c.m + (s.ts_ms >= ?3 AND s.ts_ms <= ?5) FROM c"
+               " c.m + (s.ts_ms >= ?3) FROM c"
                " JOIN device_state_snapshots s ON s.id = c.prev"
-               " WHERE s.id < c.id AND s.device_id = ?2 AND c.m < ?4 AND c.ms >= ?3)"
-               " SELECT ?2, ts, state, kind, stats FROM c WHERE ms >= ?3 AND ms <= ?5"
-               " ORDER BY id DESC",
+               " WHERE s.id < c.id AND s.device_id = ?2 AND c.m < ?4)"
+               " SELECT ?2, ts, state, kind, stats FROM c WHERE ms >= ?3 ORDER BY id DESC",
     [R_CONN] = "SELECT device_id, event, ts FROM device_connection_logs WHERE device_id = ?1"
                " ORDER BY id DESC LIMIT ?2",
     [R_CMD] = "SELECT command_id, device_id, action, params, source, status, error, created_at,"
@@ -155,12 +153,10 @@ static wb_status query_rows(sqlite3_stmt *st, int ncol, struct store_rows *out)
     return ret;
 }
 
-wb_status store_sqlite_history_rows(struct store_backend *base, const struct store_history_query *q,
+wb_status store_sqlite_history_rows(struct store_backend *base, const char *device_id, int limit,
                                     struct store_rows *out)
 {
     struct sqlite_store *s = S(base);
-    const char *device_id = q->device_id;
-    int limit = q->limit;
     /* Retention runs in batches; the query applies the limits exactly. */
     int64_t lim = limit > 0 ? limit : INT64_MAX;
     if (s->cfg.history_max_rows && lim > s->cfg.history_max_rows)
@@ -168,8 +164,6 @@ wb_status store_sqlite_history_rows(struct store_backend *base, const struct sto
     int64_t cutoff = INT64_MIN;
     if (s->cfg.history_max_age_days)
         cutoff = util_wall_ms() - (int64_t)s->cfg.history_max_age_days * 86400000;
-    if (q->from_ms > cutoff)
-        cutoff = q->from_ms;
     wb_lock(&s->lock);
     int64_t head = store_sqlite_hist_head(s, device_id);
     pthread_mutex_unlock(&s->lock);
@@ -179,7 +173,6 @@ wb_status store_sqlite_history_rows(struct store_backend *base, const struct sto
     sqlite3_bind_text(st, 2, device_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, cutoff);
     sqlite3_bind_int64(st, 4, lim);
-    sqlite3_bind_int64(st, 5, q->to_ms);
     wb_status ret = query_rows(st, 5, out);
     pthread_mutex_unlock(&s->rlock);
     return ret;

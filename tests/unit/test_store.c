@@ -386,118 +386,6 @@ static void t_history(void **state)
     json_object_put(out);
 }
 
-/* Issue 21 point 2: a time range [from, to] in both orders, with limits,
- * over committed rows and rows still queued alike; from > to is refused;
- * the API's down-sampling into equal buckets (mean/min/max/n). Every
- * backend, same results. */
-static int64_t row_n(const struct store_rows *r, size_t i)
-{
-    json_object *o = json_tokener_parse(r->history[i].state), *n;
-    assert_true(json_object_object_get_ex(o, "n", &n));
-    int64_t v = json_object_get_int64(n);
-    json_object_put(o);
-    return v;
-}
-
-static void t_history_range(void **state)
-{
-    struct fx *f = *state;
-    int64_t t0 = util_wall_ms() - 100000;
-    t0 -= t0 % 1000;
-    char ts[UTIL_TS_LEN];
-    for (int i = 0; i < 10; i++) {
-        char text[64];
-        snprintf(text, sizeof(text), "{\"n\":%d,\"s\":\"v%d\"}", i, i);
-        json_object *o = obj(text);
-        util_iso8601_from_ms(t0 + i * 1000, ts);
-        assert_int_equal(store_history_append(f->s, "rng", o, ts), WB_OK);
-        assert_int_equal(store_history_append(f->s, "other", o, ts), WB_OK);
-        json_object_put(o);
-        if (i == 4)
-            assert_int_equal(store_flush(f->s), WB_OK); /* 0..4 committed, 5..9 queued */
-    }
-    struct store_rows r;
-    struct store_history_query q = {"rng", t0 + 2000, t0 + 7000, 0, false};
-    assert_int_equal(store_history_query(f->s, &q, &r), WB_OK);
-    assert_int_equal(r.n, 6);
-    for (size_t i = 0; i < r.n; i++)
-        assert_int_equal(row_n(&r, i), 7 - (int64_t)i);
-    store_rows_free(&r);
-    q.ascending = true;
-    assert_int_equal(store_history_query(f->s, &q, &r), WB_OK);
-    assert_int_equal(r.n, 6);
-    for (size_t i = 0; i < r.n; i++)
-        assert_int_equal(row_n(&r, i), 2 + (int64_t)i);
-    store_rows_free(&r);
-    q.limit = 2; /* ascending: the oldest two of the range */
-    assert_int_equal(store_history_query(f->s, &q, &r), WB_OK);
-    assert_int_equal(r.n, 2);
-    assert_int_equal(row_n(&r, 0), 2);
-    assert_int_equal(row_n(&r, 1), 3);
-    store_rows_free(&r);
-    q.ascending = false; /* descending: the newest two */
-    assert_int_equal(store_history_query(f->s, &q, &r), WB_OK);
-    assert_int_equal(r.n, 2);
-    assert_int_equal(row_n(&r, 0), 7);
-    assert_int_equal(row_n(&r, 1), 6);
-    store_rows_free(&r);
-    q = (struct store_history_query){"rng", t0 + 8000, INT64_MAX, 0, false};
-    assert_int_equal(store_history_query(f->s, &q, &r), WB_OK);
-    assert_int_equal(r.n, 2);
-    store_rows_free(&r);
-    q = (struct store_history_query){"rng", INT64_MIN, t0 + 1000, 0, true};
-    assert_int_equal(store_history_query(f->s, &q, &r), WB_OK);
-    assert_int_equal(r.n, 2);
-    assert_int_equal(row_n(&r, 0), 0);
-    store_rows_free(&r);
-    q = (struct store_history_query){"rng", t0 + 2, t0 + 1, 0, false};
-    assert_int_equal(store_history_query(f->s, &q, &r), WB_ERR_INVALID);
-    store_rows_free(&r);
-
-    /* Down-sampling: 10 rows, 1 s apart, into 5 buckets of 2 s. */
-    q = (struct store_history_query){"rng", t0, t0 + 9999, 0, true};
-    assert_int_equal(store_history_query(f->s, &q, &r), WB_OK);
-    json_object *b = api_history_buckets(&r, t0, t0 + 9999, 5, NULL, false), *v, *st, *x;
-    assert_int_equal(json_object_array_length(b), 5);
-    for (size_t i = 0; i < 5; i++) {
-        json_object *row = json_object_array_get_idx(b, i);
-        assert_true(json_object_object_get_ex(row, "n", &v));
-        assert_int_equal(json_object_get_int(v), 2);
-        assert_true(json_object_object_get_ex(row, "state", &st));
-        assert_true(json_object_object_get_ex(st, "n", &v));
-        assert_true(json_object_get_double(v) == (double)(2 * i) + 0.5);
-        assert_true(json_object_object_get_ex(st, "s", &v)); /* not a number: the last */
-        char want[8];
-        snprintf(want, sizeof(want), "v%zu", 2 * i + 1);
-        assert_string_equal(json_object_get_string(v), want);
-        assert_true(json_object_object_get_ex(row, "stats", &st));
-        assert_true(json_object_object_get_ex(st, "n", &x));
-        assert_true(json_object_object_get_ex(x, "min", &v));
-        assert_int_equal(json_object_get_int(v), (int)(2 * i));
-        assert_true(json_object_object_get_ex(x, "max", &v));
-        assert_int_equal(json_object_get_int(v), (int)(2 * i + 1));
-        assert_true(json_object_object_get_ex(x, "n", &v));
-        assert_int_equal(json_object_get_int(v), 2);
-        assert_true(json_object_object_get_ex(row, "ts", &v));
-        util_iso8601_from_ms(t0 + (int64_t)(2 * i + 1) * 1000, ts);
-        assert_string_equal(json_object_get_string(v), ts);
-    }
-    json_object_put(b);
-    /* Newest first, one field, more buckets than rows: one per row. */
-    b = api_history_buckets(&r, INT64_MIN, t0 + 9999, 1000, "s", true);
-    assert_int_equal(json_object_array_length(b), 10);
-    assert_true(json_object_object_get_ex(json_object_array_get_idx(b, 0), "state", &st));
-    assert_false(json_object_object_get_ex(st, "n", &v));
-    assert_true(json_object_object_get_ex(st, "s", &v));
-    assert_string_equal(json_object_get_string(v), "v9");
-    json_object_put(b);
-    /* Empty buckets are left out: 2 buckets of 50 s over 100 s, rows in the first. */
-    b = api_history_buckets(&r, t0, t0 + 99999, 2, NULL, false);
-    assert_int_equal(json_object_array_length(b), 1);
-    json_object_put(b);
-    store_rows_free(&r);
-}
-
 /* store_transition: the value and one history row, through the backend's
  * one-serialisation op (SQLite) or the fallback (memory); history off
  * writes only the value. Every backend, same results. */
@@ -1596,7 +1484,6 @@ static void t_pg_multi_host(void **state)
         cmocka_unit_test_setup_teardown(t_history, setup, teardown),                               \
         cmocka_unit_test_setup_teardown(t_transition, setup, teardown),                            \
         cmocka_unit_test_setup_teardown(t_history_kinds, setup, teardown),                         \
-        cmocka_unit_test_setup_teardown(t_history_range, setup, teardown),                         \
         cmocka_unit_test_setup_teardown(t_connection_log, setup, teardown),                        \
         cmocka_unit_test_setup_teardown(t_commands, setup, teardown),                              \
         cmocka_unit_test_setup_teardown(t_threads, setup, teardown)
