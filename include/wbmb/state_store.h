@@ -217,6 +217,11 @@ wb_status store_history_put(struct state_store *s, const struct store_history_en
  * WB_ERR_INVALID otherwise). Returns the first failure. */
 wb_status store_transition(struct state_store *s, const char *key, const char *device_id,
                            const char *json, bool history);
+/* The same with the history row given apart (the history policy's row:
+ * only the recorded fields, or another kind); e NULL = no row. Both are
+ * queued under one lock, so one commit carries both. */
+wb_status store_transition_with(struct state_store *s, const char *key, const char *json,
+                                const struct store_history_entry *e);
 /* The rows of the history, connection and command-log queries (struct
  * store_rows; the caller frees them with store_rows_free(), also on
  * failure): newest first, at most limit rows (<= 0: no limit). */

@@ -128,8 +128,17 @@ wb_status store_history_put(struct state_store *s, const struct store_history_en
 wb_status store_transition(struct state_store *s, const char *key, const char *device_id,
                            const char *json, bool history)
 {
+    if (!device_id)
+        return WB_ERR_INVALID;
+    struct store_history_entry e = {.device_id = device_id, .state = json};
+    return store_transition_with(s, key, json, history ? &e : NULL);
+}
+
+wb_status store_transition_with(struct state_store *s, const char *key, const char *json,
+                                const struct store_history_entry *e)
+{
     struct state_store *f = s;
-    if (!key || !device_id || !json)
+    if (!key || !json || (e && (!e->device_id || !e->state)))
         return WB_ERR_INVALID;
     if (!f->w)
         return WB_ERR_READONLY;
@@ -137,13 +146,13 @@ wb_status store_transition(struct state_store *s, const char *key, const char *d
     if (!text)
         return WB_ERR_NOMEM;
     struct store_op *o = NULL;
-    if (history && f->cfg.history_enabled) {
-        const char *fl[] = {device_id, text, NULL, NULL};
+    if (e && f->cfg.history_enabled) {
+        const char *fl[] = {e->device_id, e->state, e->kind, e->stats};
         if (!(o = store_op_new(STORE_OP_HIST, 0, fl, 4))) {
             free(text);
             return WB_ERR_NOMEM;
         }
-        o->ms = util_wall_ms();
+        o->ms = e->ms > 0 ? e->ms : util_wall_ms();
     }
     return store_writer_put(f->w, key, text, true, o);
 }

@@ -257,27 +257,31 @@ static void fields(struct store_sink *t, const struct event *ev)
     struct cfg_history p;
     cfg_history_policy(t->cfg, d->cfg, &p);
     bool plain = p.mode == CFG_HIST_ALL && !p.fields && !p.n_exclude;
-    if (!json || store_transition(t->store, t->key, d->cfg->id, json, plain) != WB_OK) {
-        t->errors++;
+    if (!json || plain) {
+        /* The hot path: one text for the state and its row. */
+        if (!json || store_transition(t->store, t->key, d->cfg->id, json, true) != WB_OK)
+            t->errors++;
         return;
     }
-    if (plain || p.mode == CFG_HIST_OFF)
-        return;
     bool recorded = false;
-    for (size_t i = 0; !recorded && i < ev->u.fields.n; i++) {
+    for (size_t i = 0; p.mode != CFG_HIST_OFF && !recorded && i < ev->u.fields.n; i++) {
         const struct dev_field *f = &d->f[ev->u.fields.c[i].index];
         recorded = !f->transient && cfg_history_records(&p, f->name);
     }
-    if (!recorded)
-        return; /* the state is stored; the policy keeps no row of it */
-    const char *hjson = state_json(&t->hjson, &t->hjson_cap, d, &p);
-    wb_status st = WB_ERR_NOMEM;
-    if (hjson && p.mode == CFG_HIST_ALL)
-        st = store_history_put(
-            t->store, &(struct store_history_entry){.device_id = d->cfg->id, .state = hjson});
-    else if (hjson)
-        st = store_shist_add(t->intervals, &p, d, hjson, util_wall_ms());
-    if (st != WB_OK)
+    const char *hjson = recorded ? state_json(&t->hjson, &t->hjson_cap, d, &p) : NULL;
+    if (recorded && !hjson) {
+        t->errors++;
+        return;
+    }
+    /* mode all: the row goes with the state, in one commit; interval: the
+     * state now, the row when the interval closes; off, or no recorded field
+     * changed: the state alone. */
+    struct store_history_entry e = {.device_id = d->cfg->id, .state = hjson};
+    bool row_now = recorded && p.mode == CFG_HIST_ALL;
+    if (store_transition_with(t->store, t->key, json, row_now ? &e : NULL) != WB_OK)
+        t->errors++;
+    else if (recorded && p.mode == CFG_HIST_INTERVAL &&
+             store_shist_add(t->intervals, &p, d, hjson, util_wall_ms()) != WB_OK)
         t->errors++;
 }
 

@@ -465,6 +465,22 @@ static void t_history_kinds(void **state)
     check_kinds(f->s); /* queued (SQLite, PostgreSQL) or committed (memory) */
     assert_int_equal(store_flush(f->s), WB_OK);
     check_kinds(f->s); /* committed */
+    /* store_transition_with: the state and a row of its own text together. */
+    assert_int_equal(store_transition_with(
+                         f->s, "device:pol", "{\"t\":22,\"lq\":9}",
+                         &(struct store_history_entry){.device_id = "pol", .state = "{\"t\":22}"}),
+                     WB_OK);
+    assert_int_equal(store_transition_with(f->s, "device:pol", "{\"t\":22,\"lq\":8}", NULL), WB_OK);
+    assert_value(f->s, "device:pol", "{\"t\":22,\"lq\":8}");
+    struct store_rows r = STORE_ROWS(STORE_ROWS_HISTORY);
+    assert_int_equal(store_history_rows(f->s, "pol", 1, &r), WB_OK);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.history[0].state, "{\"t\":22}");
+    assert_null(r.history[0].kind);
+    store_rows_free(&r);
+    assert_int_equal(store_transition_with(f->s, "device:pol", "{}",
+                                           &(struct store_history_entry){.device_id = "pol"}),
+                     WB_ERR_INVALID);
     assert_int_equal(store_history_put(f->s, &(struct store_history_entry){.device_id = "pol"}),
                      WB_ERR_INVALID);
     assert_int_equal(store_history_put(f->s, NULL), WB_ERR_INVALID);
