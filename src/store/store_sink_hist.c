@@ -7,6 +7,7 @@
 #include "store/store_sink_hist.h"
 
 #include <json-c/json.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -212,6 +213,8 @@ wb_status store_shist_add(struct store_shist *h, const struct cfg_history *p,
             !cfg_history_records(p, f->name))
             continue;
         double x = json_object_get_double(f->v);
+        if (!isfinite(x))
+            continue; /* 1e999 parses as inf: no JSON number can say it */
         struct hstat *s = stat_of(a, f->name);
         if (!s)
             return WB_ERR_NOMEM;
