@@ -11,8 +11,10 @@
 #   ./scripts/bench.sh history [PHASE...]   the history benchmarks (issue 21,
 #                                           scripts/bench_history.sh): query =
 #                                           a 24 h range of 1 000 000 rows at
-#                                           max_points=500; merges "history"
-#                                           into bench/results.json
+#                                           max_points=500; bytes = disk bytes
+#                                           per transition, mode interval vs
+#                                           all at 1 000 msg/s; merges
+#                                           "history" into bench/results.json
 #
 # Each subcommand is one function below; add new ones (e.g. e2e) the same way.
 set -euo pipefail
@@ -36,7 +38,7 @@ source scripts/bench_profile.sh # phase_profile, print_profile (used by cmd_e2e)
 source scripts/bench_history.sh # cmd_history
 
 usage() {
-    echo "usage: $0 store [SETS] [DIR] | e2e [--backend sqlite|postgresql] | history [query]" >&2
+    echo "usage: $0 store [SETS] [DIR] | e2e [--backend sqlite|postgresql] | history [query] [bytes]" >&2
     exit 2
 }
 

@@ -169,6 +169,7 @@ struct cfg_device {
     char **transient; /* field names never persisted */
     size_t n_transient;
     struct cfg_availability *availability; /* NULL when not configured */
+    struct cfg_history *history;           /* history: of the device; NULL = the default */
     struct cfg_action *actions;
     size_t n_actions;
     struct cfg_mark mark;
@@ -224,6 +225,27 @@ struct cfg_mqtt {
 #define CFG_MQTT_311 4
 #define CFG_MQTT_5 5
 
+/* history.mode: which transitions become device_state_snapshots rows. */
+enum cfg_history_mode {
+    CFG_HIST_ALL,      /* every transition is a row (the audit trail) */
+    CFG_HIST_INTERVAL, /* at most one row per device per interval_ms: the latest state,
+                          with min/max/mean/n of the numeric fields */
+    CFG_HIST_OFF,      /* no rows; the state is still kept */
+};
+
+/* A history policy: persistence.history (the default of every device) or
+ * devices[].history (each key given there overrides the default). */
+struct cfg_history {
+    int mode;             /* enum cfg_history_mode, default CFG_HIST_ALL */
+    unsigned interval_ms; /* interval mode: default 60000, 1000..86400000 */
+    char **fields;        /* only these fields are recorded; NULL = every persisted one */
+    size_t n_fields;
+    char **exclude; /* these fields are never recorded */
+    size_t n_exclude;
+    /* Which keys the block gave (a device's block overrides only those). */
+    bool has_mode, has_interval, has_fields, has_exclude;
+};
+
 /* persistence.backend: which StateStore backend keeps the state. */
 enum cfg_store_backend { CFG_STORE_SQLITE, CFG_STORE_MEMORY, CFG_STORE_POSTGRESQL };
 
@@ -232,7 +254,8 @@ struct cfg_persistence {
     char *db_path;                 /* default "data/state_store.db" */
     unsigned commit_interval_ms;   /* default 100, 0..60000 */
     unsigned sync_interval_ms;     /* default 1000, 0..60000 (power-loss bound) */
-    bool history_enabled;          /* default true */
+    bool history_enabled;          /* default true; false = history.mode off */
+    struct cfg_history history;    /* the default policy (mode, interval_ms, fields, exclude) */
     unsigned history_max_rows;     /* per device, default 10000 */
     unsigned history_max_age_days; /* default 30 */
     /* Appended rows (history, logs) queued while the database fails; past
@@ -345,6 +368,15 @@ long cfg_device_index(const struct config *cfg, const char *id);
 /* The YAML name of a value type: "bool", "int", "float", "string", "json",
  * "enum". */
 const char *cfg_type_name(enum cfg_value_type t);
+
+/* The history policy in force for dev (NULL: the default): the device's
+ * history: keys over persistence.history; mode CFG_HIST_OFF when
+ * persistence.history.enabled is false. The lists in *out are borrowed
+ * from cfg. */
+void cfg_history_policy(const struct config *cfg, const struct cfg_device *dev,
+                        struct cfg_history *out);
+/* true when the policy p records field name (fields, then exclude). */
+bool cfg_history_records(const struct cfg_history *p, const char *name);
 
 /* Lookups; NULL when absent. cfg_find_device() goes through the index. */
 const struct cfg_device *cfg_find_device(const struct config *cfg, const char *id);

@@ -156,6 +156,8 @@ struct store_history_row {
     char *device_id;
     char *ts;    /* ISO-8601 UTC */
     char *state; /* the JSON object text as stored */
+    char *kind;  /* NULL (or "all"): one transition; "interval": an aggregate */
+    char *stats; /* JSON {"field":{"min","max","mean","n"}} of an interval row, or NULL */
 };
 
 struct store_connection_row {
@@ -180,7 +182,7 @@ struct store_rows {
 #define STORE_ROWS(k) ((struct store_rows){.kind = (k)})
 
 /* Appends a row of r's kind with copies of its fields in struct order
- * (history 3, connections 3, commands 9; NULL stays NULL). */
+ * (history 5, connections 3, commands 9; NULL stays NULL). */
 wb_status store_rows_add(struct store_rows *r, const char *const *fields);
 /* Frees the rows and their strings; r is empty (same kind) afterwards. */
 void store_rows_free(struct store_rows *r);
@@ -213,6 +215,20 @@ wb_status store_flush(struct state_store *s);
  * backend returns WB_ERR_INVALID for anything else). */
 wb_status store_history_append(struct state_store *s, const char *device_id, json_object *state,
                                const char *ts);
+/* A history row with its policy's columns (schema 4): kind NULL for a
+ * plain row (one transition) or "interval" for the aggregate of an
+ * interval, stats its JSON text ({"field":{"min","max","mean","n"}}) or
+ * NULL. ms <= 0: now. Strings are copied; the caller keeps its own. */
+struct store_history_entry {
+    const char *device_id;
+    const char *state; /* JSON object text */
+    int64_t ms;        /* Unix time in ms */
+    const char *kind;
+    const char *stats;
+};
+/* Queues e as a device_state_snapshots row (ignored when history is
+ * disabled); WB_ERR_INVALID when device_id or state is missing. */
+wb_status store_history_put(struct state_store *s, const struct store_history_entry *e);
 /* One device transition: store_set(key, state) and, when history is on,
  * store_history_append(device_id, state, now), with the state given as JSON
  * object text (the device manager writes it without building a json-c
@@ -221,6 +237,11 @@ wb_status store_history_append(struct state_store *s, const char *device_id, jso
  * WB_ERR_INVALID otherwise). Returns the first failure. */
 wb_status store_transition(struct state_store *s, const char *key, const char *device_id,
                            const char *json, bool history);
+/* The same with the history row given apart (the history policy's row:
+ * only the recorded fields, or another kind); e NULL = no row. Both are
+ * queued under one lock, so one commit carries both. */
+wb_status store_transition_with(struct state_store *s, const char *key, const char *json,
+                                const struct store_history_entry *e);
 /* The rows of the history, connection and command-log queries (struct
  * store_rows; the caller frees them with store_rows_free(), also on
  * failure): newest first, at most limit rows (<= 0: no limit). */
@@ -244,6 +265,6 @@ wb_status store_command_put(struct state_store *s, const struct store_command_ro
 void store_get_status(struct state_store *s, struct store_status *out);
 
 /* The schema version this binary writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 #endif

@@ -5,9 +5,12 @@
  *   EV_DEVICE_ADDED    devices row (start-up: flushed every 1 024 rows)
  *   EV_DEVICE_CHANGED  devices row, when the name or the type changed
  *   EV_FIELDS          "device:<id>" = the persisted fields (transient ones
- *                      left out) as JSON text, with a history row when
- *                      persistence.history_enabled; only when a persisted
- *                      field changed
+ *                      left out) as JSON text, and the history row the
+ *                      device's policy asks for (cfg_history_policy(): all =
+ *                      a row now, interval = into the open interval, off =
+ *                      none); only when a persisted field changed
+ *   EV_STOPPING        the open intervals' rows (before the store's flush)
+ *   EV_DEVICES_DONE    the same at a reload (indexes and policies change)
  *   EV_AVAILABILITY    a device_connection_logs row and the devices row
  *   EV_SCENARIO        "scenario:last", flushed at once (a switch's start
  *                      and end are checkpoints)

@@ -43,7 +43,12 @@
 struct top_tmp {
     struct config cfg;
     const struct ydoc_node *devices, *scenarios;
+    const struct ydoc_node *hist_fields, *hist_exclude; /* persistence.history lists */
 };
+
+/* persistence.history's keys sit on struct cfg_persistence (the section's
+ * base); its lists are nodes of top_tmp, walked after the sections. */
+#define PH_OFF(m) (offsetof(struct top_tmp, m) - offsetof(struct top_tmp, cfg.persistence))
 
 #define TF(k, t, m, ...)                                                                           \
     {                                                                                              \
@@ -105,6 +110,15 @@ static const struct cfgw_field history_fields[] = {
     PF("max_rows_per_device", W_UINT, history_max_rows, .def_int = 10000, .min = 0,
        .max = 1000000000),
     PF("max_age_days", W_UINT, history_max_age_days, .def_int = 30, .min = 0, .max = 36500),
+    PF("mode", W_ENUM, history.mode, .def_int = CFG_HIST_ALL,
+       .enums = (const struct cfgw_enum[]){{"all", CFG_HIST_ALL},
+                                           {"interval", CFG_HIST_INTERVAL},
+                                           {"off", CFG_HIST_OFF},
+                                           {NULL, 0}},
+       .enum_list = "all|interval|off"),
+    PF("interval_ms", W_UINT, history.interval_ms, .def_int = 60000, .min = 1000, .max = 86400000),
+    {.key = "fields", .type = W_NODE, .off = PH_OFF(hist_fields)},
+    {.key = "exclude", .type = W_NODE, .off = PH_OFF(hist_exclude)},
     {NULL},
 };
 
@@ -457,6 +471,12 @@ static wb_status load(const char *name, const struct ydoc_input *in, struct conf
         cfgw_err_node(&c, root, "the config must be a map of sections, got %s",
                       ydoc_describe(root, msg, sizeof(msg)));
     t.cfg.path = cfgw_strdup(&c, name);
+    {
+        struct cfgd_history_tmp ht = {
+            .h = t.cfg.persistence.history, .fields = t.hist_fields, .exclude = t.hist_exclude};
+        cfgd_history_lists(&c, &ht, "persistence.history");
+        t.cfg.persistence.history = ht.h;
+    }
     cfgd_devices(&dl, t.devices);
     cfgd_end(&dl);
     index_devices(&c, &t.cfg);
@@ -545,6 +565,7 @@ static void config_release(struct config *cfg)
     free(cfg->persistence.pg_conninfo);
     free(cfg->persistence.pg_password_file);
     free(cfg->persistence.pg_site);
+    cfgd_history_free(&cfg->persistence.history);
     if (cfg->persistence.pg_password) {
         explicit_bzero(cfg->persistence.pg_password, strlen(cfg->persistence.pg_password));
         free(cfg->persistence.pg_password);
@@ -560,6 +581,37 @@ static void config_release(struct config *cfg)
     strix_free(&cfg->device_ix);
     cfgs_free(cfg);
     cfgd_free(cfg);
+}
+
+void cfg_history_policy(const struct config *cfg, const struct cfg_device *dev,
+                        struct cfg_history *out)
+{
+    *out = cfg->persistence.history;
+    const struct cfg_history *d = dev ? dev->history : NULL;
+    if (d && d->has_mode)
+        out->mode = d->mode;
+    if (d && d->has_interval)
+        out->interval_ms = d->interval_ms;
+    if (d && d->has_fields) {
+        out->fields = d->fields;
+        out->n_fields = d->n_fields;
+    }
+    if (d && d->has_exclude) {
+        out->exclude = d->exclude;
+        out->n_exclude = d->n_exclude;
+    }
+    if (!cfg->persistence.history_enabled)
+        out->mode = CFG_HIST_OFF;
+}
+
+bool cfg_history_records(const struct cfg_history *p, const char *name)
+{
+    bool in = !p->fields;
+    for (size_t i = 0; !in && i < p->n_fields; i++)
+        in = strcmp(p->fields[i], name) == 0;
+    for (size_t i = 0; in && i < p->n_exclude; i++)
+        in = strcmp(p->exclude[i], name) != 0;
+    return in;
 }
 
 void cfg_free(struct config *cfg)

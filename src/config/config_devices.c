@@ -28,7 +28,7 @@ static const struct cfgw_enum state_types[] = {{"bool", CFG_T_BOOL},   {"int", C
                                                {"json", CFG_T_JSON},   {NULL, 0}};
 struct dev_tmp {
     struct cfg_device d;
-    const struct ydoc_node *state, *transient, *availability, *actions;
+    const struct ydoc_node *state, *transient, *availability, *actions, *history;
 };
 #define DF(k, t, m, ...)                                                                           \
     {                                                                                              \
@@ -43,6 +43,24 @@ static const struct cfgw_field device_fields[] = {
     DF("transient", W_NODE, transient),
     DF("availability", W_NODE, availability),
     DF("actions", W_NODE, actions),
+    DF("history", W_NODE, history),
+    {NULL},
+};
+
+static const struct cfgw_enum history_modes[] = {
+    {"all", CFG_HIST_ALL}, {"interval", CFG_HIST_INTERVAL}, {"off", CFG_HIST_OFF}, {NULL, 0}};
+#define YF(k, t, m, ...)                                                                           \
+    {                                                                                              \
+        .key = k, .type = t, .off = offsetof(struct cfgd_history_tmp, m), __VA_ARGS__              \
+    }
+const struct cfgw_field cfgd_history_keys[] = {
+    YF("mode", W_ENUM, h.mode, .def_int = CFG_HIST_ALL, .enums = history_modes,
+       .enum_list = "all|interval|off", .track = true,
+       .has_off = offsetof(struct cfgd_history_tmp, h.has_mode)),
+    YF("interval_ms", W_UINT, h.interval_ms, .def_int = 60000, .min = 1000, .max = 86400000,
+       .track = true, .has_off = offsetof(struct cfgd_history_tmp, h.has_interval)),
+    YF("fields", W_NODE, fields),
+    YF("exclude", W_NODE, exclude),
     {NULL},
 };
 
@@ -243,6 +261,117 @@ static void parse_transient(struct cfgw_ctx *c, const struct ydoc_node *list, st
             d->transient[d->n_transient++] = cfgw_strdup(c, list->items[i]->value);
 }
 
+/* A list of field names into *v, *n. */
+static void field_list(struct cfgw_ctx *c, const struct ydoc_node *list, const char *what,
+                       char ***v, size_t *n)
+{
+    if (!cfgw_is_list(c, list, what))
+        return;
+    *v = calloc(list->n ? list->n : 1, sizeof(char *));
+    if (!*v) {
+        c->oom = true;
+        return;
+    }
+    for (size_t i = 0; i < list->n; i++) {
+        const struct ydoc_node *e = list->items[i];
+        if (!cfgw_is_string(c, e, what))
+            continue;
+        if (!cfgw_field_valid(e->value)) {
+            char q[96];
+            cfgw_err_node(c, e, "%s entry '%s' is not a valid state field name", what,
+                          cfgw_safe(e->value, q, sizeof(q)));
+            continue;
+        }
+        (*v)[(*n)++] = cfgw_strdup(c, e->value);
+    }
+}
+
+void cfgd_history_lists(struct cfgw_ctx *c, struct cfgd_history_tmp *t, const char *where)
+{
+    char what[200];
+    cfgw_fmt(what, sizeof(what), "%s fields", where);
+    t->h.has_fields = t->fields && !ydoc_is_null(t->fields);
+    field_list(c, t->fields, what, &t->h.fields, &t->h.n_fields);
+    cfgw_fmt(what, sizeof(what), "%s exclude", where);
+    t->h.has_exclude = t->exclude && !ydoc_is_null(t->exclude);
+    field_list(c, t->exclude, what, &t->h.exclude, &t->h.n_exclude);
+}
+
+void cfgd_history_free(struct cfg_history *h)
+{
+    if (!h)
+        return;
+    cfgw_free_strv(h->fields, h->n_fields);
+    cfgw_free_strv(h->exclude, h->n_exclude);
+    h->fields = h->exclude = NULL;
+    h->n_fields = h->n_exclude = 0;
+}
+
+/* Whether d has a state field called name; true also when d's fields
+ * cannot be known from the config (a JSON binding that merges the whole
+ * object). */
+static bool device_has_field(const struct cfg_device *d, const char *name)
+{
+    for (size_t j = 0; j < d->n_state; j++) {
+        const struct cfg_state_binding *b = &d->state[j];
+        if (b->type == CFG_T_JSON && b->n_fields == 0)
+            return true;
+        if (b->field && strcmp(b->field, name) == 0)
+            return true;
+        for (size_t k = 0; k < b->n_fields; k++)
+            if (b->fields[k].field && strcmp(b->fields[k].field, name) == 0)
+                return true;
+    }
+    for (size_t j = 0; j < d->n_actions; j++)
+        if (d->actions[j].set && json_object_object_get_ex(d->actions[j].set, name, NULL))
+            return true;
+    return false;
+}
+
+/* Reports the entries of list that name no field of d. */
+static void check_known(struct cfgw_ctx *c, const struct cfg_device *d,
+                        const struct ydoc_node *list, const char *key)
+{
+    if (!list || list->kind != YDOC_SEQ)
+        return;
+    for (size_t i = 0; i < list->n; i++) {
+        const struct ydoc_node *e = list->items[i];
+        if (e->kind == YDOC_SCALAR && !device_has_field(d, e->value)) {
+            char q[96];
+            cfgw_err_node(c, e,
+                          "history %s of device '%s' names '%s', which is not a state field "
+                          "of the device",
+                          key, d->id ? d->id : "?", cfgw_safe(e->value, q, sizeof(q)));
+        }
+    }
+}
+
+/* devices[].history: the device's own policy; run after the state and
+ * actions are parsed, so the named fields can be checked. */
+static void parse_history(struct cfgw_ctx *c, const struct ydoc_node *map, struct cfg_device *d,
+                          const char *where)
+{
+    if (ydoc_is_null(map))
+        return;
+    char w[200];
+    cfgw_fmt(w, sizeof(w), "%s history", where);
+    struct cfgd_history_tmp t;
+    memset(&t, 0, sizeof(t));
+    cfgw_defaults(c, cfgd_history_keys, &t);
+    if (!cfgw_map(c, cfgd_history_keys, map, &t, w))
+        return;
+    cfgd_history_lists(c, &t, w);
+    d->history = malloc(sizeof(*d->history));
+    if (!d->history) {
+        cfgd_history_free(&t.h);
+        c->oom = true;
+        return;
+    }
+    *d->history = t.h;
+    check_known(c, d, t.fields, "fields");
+    check_known(c, d, t.exclude, "exclude");
+}
+
 static void parse_availability(struct cfgw_ctx *c, const struct ydoc_node *map,
                                struct cfg_device *d)
 {
@@ -338,6 +467,7 @@ void cfgd_device(struct cfgd_loader *l, const struct ydoc_node *v, size_t index)
     cfga_actions(c, t.actions, d);
     /* A switch names actions: checked once they are walked. */
     cfgf_check_switches(c, &sw, d);
+    parse_history(c, t.history, d, where);
 }
 
 void cfgd_devices(struct cfgd_loader *l, const struct ydoc_node *list)
@@ -386,6 +516,8 @@ void cfgd_free(struct config *cfg)
         }
         free(d->state);
         cfgw_free_strv(d->transient, d->n_transient);
+        cfgd_history_free(d->history);
+        free(d->history);
         if (d->availability) {
             free(d->availability->topic);
             free(d->availability->online);

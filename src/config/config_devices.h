@@ -35,6 +35,20 @@ void cfgd_devices(struct cfgd_loader *l, const struct ydoc_node *list);
 /* Frees the loader's own memory (not the devices). */
 void cfgd_end(struct cfgd_loader *l);
 
+/* The history: keys (mode, interval_ms, fields, exclude) of a policy
+ * block; the walk target is a struct cfg_history plus its two list nodes,
+ * handed to cfgd_history_lists() after the walk. */
+struct cfgd_history_tmp {
+    struct cfg_history h;
+    const struct ydoc_node *fields, *exclude;
+};
+extern const struct cfgw_field cfgd_history_keys[];
+/* Copies the fields/exclude lists of t into t->h (entries must be valid
+ * field names); where names the block in messages. */
+void cfgd_history_lists(struct cfgw_ctx *c, struct cfgd_history_tmp *t, const char *where);
+/* Frees the lists of h (not h). */
+void cfgd_history_free(struct cfg_history *h);
+
 /* Frees cfg's devices (and zeroes the count). */
 void cfgd_free(struct config *cfg);
 

@@ -195,6 +195,38 @@ static void acc_add(struct acc *a, json_object *v)
     a->last = json_object_get(v);
 }
 
+/* An interval row's own min/max/mean/n of a field (its "stats"): folded in
+ * as the n samples it stands for, so a bucket over interval rows keeps the
+ * true extremes, not those of the means. False when s is not such an
+ * object (then the value counts as one sample). */
+static bool acc_fold(struct acc *a, json_object *s, json_object *v)
+{
+    json_object *mn, *mx, *me, *n;
+    if (!a->numeric || !json_object_is_type(s, json_type_object) ||
+        !json_object_object_get_ex(s, "min", &mn) || !json_object_object_get_ex(s, "max", &mx) ||
+        !json_object_object_get_ex(s, "mean", &me) || !json_object_object_get_ex(s, "n", &n))
+        return false;
+    json_object *nums[] = {mn, mx, me, n};
+    for (int i = 0; i < 4; i++) {
+        json_type t = json_object_get_type(nums[i]);
+        if (t != json_type_int && t != json_type_double)
+            return false;
+    }
+    int64_t cnt = json_object_get_int64(n);
+    if (cnt < 1)
+        return false;
+    double lo = json_object_get_double(mn), hi = json_object_get_double(mx);
+    if (a->n == 0 || lo < a->min)
+        a->min = lo;
+    if (a->n == 0 || hi > a->max)
+        a->max = hi;
+    a->sum += json_object_get_double(me) * (double)cnt;
+    a->n += cnt;
+    json_object_put(a->last);
+    a->last = json_object_get(v);
+    return true;
+}
+
 /* A number as JSON: an integer when it is one (min and max of integer
  * fields print as they came), else a double. */
 static json_object *num_json(double x)
@@ -272,17 +304,24 @@ json_object *api_history_buckets(const struct store_rows *rows, int64_t from_ms,
             json_tokener_reset(tok);
             st = json_tokener_parse_ex(tok, rows->history[i].state, -1);
         }
+        json_object *sj = NULL;
+        if (tok && rows->history[i].stats) {
+            json_tokener_reset(tok);
+            sj = json_tokener_parse_ex(tok, rows->history[i].stats, -1);
+        }
         b.rows++;
         b.ts = rows->history[i].ts;
         if (json_object_is_type(st, json_type_object)) {
             json_object_object_foreach(st, k, v)
             {
                 struct acc *a = wanted(k, fields) ? acc_of(&b, k) : NULL;
-                if (a)
+                json_object *fs = NULL;
+                if (a && !(json_object_object_get_ex(sj, k, &fs) && acc_fold(a, fs, v)))
                     acc_add(a, v);
             }
         }
         json_object_put(st);
+        json_object_put(sj);
     }
     if (b.rows > 0 && nout < (size_t)n)
         out[nout++] = bucket_json(&b);

@@ -7,6 +7,8 @@
  */
 #include "core/api_rows.h"
 
+#include <string.h>
+
 static json_object *str_or_null(const char *t)
 {
     return t ? json_object_new_string(t) : NULL;
@@ -46,6 +48,13 @@ json_object *api_rows_json(const struct store_rows *r)
             o = json_object_new_object();
             json_object_object_add(o, "ts", str_or_null(r->history[i].ts));
             json_object_object_add(o, "state", json_or_str(r->history[i].state));
+            /* Extra keys only when the row has them (schema 4's policy):
+             * a plain row keeps the contract's exact {"ts","state"}. */
+            const char *kind = r->history[i].kind;
+            if (kind && strcmp(kind, "all") != 0)
+                json_object_object_add(o, "kind", json_object_new_string(kind));
+            if (r->history[i].stats)
+                json_object_object_add(o, "stats", json_or_str(r->history[i].stats));
         } else {
             o = json_object_new_object();
             json_object_object_add(o, "ts", str_or_null(r->connections[i].ts));

@@ -29,7 +29,8 @@ enum store_op_kind { STORE_OP_HIST, STORE_OP_CONN, STORE_OP_DEVICE, STORE_OP_CMD
 #define STORE_OP_FIELDS 9
 
 /* One appended row; its strings are stored in the same allocation. Fields,
- * by kind: HIST device_id, state (JSON object text), with ms its time;
+ * by kind: HIST device_id, state (JSON object text), kind, stats (NULL for
+ * a plain row; see struct store_history_entry), with ms its time;
  * CONN device_id, event, ts; DEVICE device_id, device_type, name,
  * last_seen, connected_at, with flag is_online; CMD the nine columns of
  * struct store_command_row in order. */
@@ -38,7 +39,7 @@ struct store_op {
     enum store_op_kind kind;
     int flag;   /* devices.is_online */
     int64_t ms; /* history: the Unix time in ms */
-    /* As many as the kind has (history 2, connection 3, device 5, command
+    /* As many as the kind has (history 4, connection 3, device 5, command
      * 9), strings stored behind them in the same allocation: a history op
      * is ~100 bytes, not ~150, and a flood queues thousands per window. */
     const char *f[];

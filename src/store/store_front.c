@@ -100,11 +100,25 @@ wb_status store_history_append(struct state_store *s, const char *device_id, jso
     int64_t ms = util_wall_ms();
     if (ts && !ts_parse_ms(ts, &ms))
         return WB_ERR_INVALID;
-    const char *fl[] = {device_id, json_object_to_json_string_ext(state, JSON_C_TO_STRING_PLAIN)};
-    struct store_op *o = store_op_new(STORE_OP_HIST, 0, fl, 2);
+    const char *fl[] = {device_id, json_object_to_json_string_ext(state, JSON_C_TO_STRING_PLAIN),
+                        NULL, NULL};
+    struct store_op *o = store_op_new(STORE_OP_HIST, 0, fl, 4);
     if (o)
         o->ms = ms;
     return append(f, o);
+}
+
+wb_status store_history_put(struct state_store *s, const struct store_history_entry *e)
+{
+    if (!s->cfg.history_enabled)
+        return WB_OK;
+    if (!e || !e->device_id || !e->state)
+        return WB_ERR_INVALID;
+    const char *fl[] = {e->device_id, e->state, e->kind, e->stats};
+    struct store_op *o = store_op_new(STORE_OP_HIST, 0, fl, 4);
+    if (o)
+        o->ms = e->ms > 0 ? e->ms : util_wall_ms();
+    return append(s, o);
 }
 
 /* set + history_append of one JSON text, queued together under one lock,
@@ -114,8 +128,17 @@ wb_status store_history_append(struct state_store *s, const char *device_id, jso
 wb_status store_transition(struct state_store *s, const char *key, const char *device_id,
                            const char *json, bool history)
 {
+    if (!device_id)
+        return WB_ERR_INVALID;
+    struct store_history_entry e = {.device_id = device_id, .state = json};
+    return store_transition_with(s, key, json, history ? &e : NULL);
+}
+
+wb_status store_transition_with(struct state_store *s, const char *key, const char *json,
+                                const struct store_history_entry *e)
+{
     struct state_store *f = s;
-    if (!key || !device_id || !json)
+    if (!key || !json || (e && (!e->device_id || !e->state)))
         return WB_ERR_INVALID;
     if (!f->w)
         return WB_ERR_READONLY;
@@ -123,13 +146,13 @@ wb_status store_transition(struct state_store *s, const char *key, const char *d
     if (!text)
         return WB_ERR_NOMEM;
     struct store_op *o = NULL;
-    if (history && f->cfg.history_enabled) {
-        const char *fl[] = {device_id, text};
-        if (!(o = store_op_new(STORE_OP_HIST, 0, fl, 2))) {
+    if (e && f->cfg.history_enabled) {
+        const char *fl[] = {e->device_id, e->state, e->kind, e->stats};
+        if (!(o = store_op_new(STORE_OP_HIST, 0, fl, 4))) {
             free(text);
             return WB_ERR_NOMEM;
         }
-        o->ms = util_wall_ms();
+        o->ms = e->ms > 0 ? e->ms : util_wall_ms();
     }
     return store_writer_put(f->w, key, text, true, o);
 }

@@ -74,7 +74,7 @@ static wb_status hist_op(const struct store_op *o, void *ud)
         return WB_OK;
     char ts[UTIL_TS_LEN];
     util_iso8601_from_ms(o->ms, ts); /* the format SQLite generates from ts_ms */
-    const char *f[] = {o->f[0], ts, o->f[1]};
+    const char *f[] = {o->f[0], ts, o->f[1], o->f[2], o->f[3]};
     return store_rows_add(&r->in, f);
 }
 
@@ -85,7 +85,7 @@ static bool hist_full(const struct hist_read *r)
 
 static wb_status copy_row(struct store_rows *out, const struct store_history_row *h)
 {
-    const char *f[] = {h->device_id, h->ts, h->state};
+    const char *f[] = {h->device_id, h->ts, h->state, h->kind, h->stats};
     return store_rows_add(out, f);
 }
 

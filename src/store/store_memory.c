@@ -25,7 +25,7 @@
 #include "wbmb/lockstat.h"
 #include "wbmb/util.h"
 
-/* One row: up to nine strings (history: device, state, ts; connection:
+/* One row: up to nine strings (history: device, state, ts, kind, stats; connection:
  * device, event, ts; device: the devices columns; command: the
  * command_logs columns, in struct store_command_row order). */
 struct mrow {
@@ -137,8 +137,8 @@ static wb_status hist_append(struct memory_store *m, const struct store_op *o)
     char ts[UTIL_TS_LEN], cutoff[UTIL_TS_LEN];
     util_iso8601_from_ms(o->ms, ts);
     const char *device_id = o->f[0];
-    const char *f[] = {device_id, o->f[1], ts};
-    wb_status st = rows_push(&m->hist, f, 3, 0);
+    const char *f[] = {device_id, o->f[1], ts, o->f[2], o->f[3]};
+    wb_status st = rows_push(&m->hist, f, 5, 0);
     if (st != WB_OK)
         return st;
     size_t count = 0;
@@ -278,7 +278,7 @@ static wb_status device_rows(const struct mrows *rs, const char *device_id, int 
             break;
         /* Both row kinds keep their struct order: history device, ts,
          * state (stored device, state, ts); connection device, event, ts. */
-        const char *hist[] = {r->f[0], r->f[2], r->f[1]};
+        const char *hist[] = {r->f[0], r->f[2], r->f[1], r->f[3], r->f[4]};
         st =
             store_rows_add(out, out->kind == STORE_ROWS_HISTORY ? hist : (const char *const *)r->f);
         n++;
@@ -323,7 +323,7 @@ static wb_status mem_history_rows(struct store_backend *b, const struct store_hi
     size_t lim = q->limit > 0 && (size_t)q->limit < n ? (size_t)q->limit : n;
     for (size_t k = 0; st == WB_OK && k < lim; k++) {
         const struct mrow *r = &m->hist.v[v[q->ascending ? n - 1 - k : k]];
-        const char *f[] = {r->f[0], r->f[2], r->f[1]};
+        const char *f[] = {r->f[0], r->f[2], r->f[1], r->f[3], r->f[4]};
         st = store_rows_add(out, f);
     }
     pthread_mutex_unlock(&m->lock);

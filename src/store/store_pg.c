@@ -71,6 +71,10 @@ static const char *const migrations[STORE_PG_SCHEMA_VERSION] = {
     " site TEXT COLLATE \"C\" NOT NULL, device_id TEXT COLLATE \"C\" NOT NULL, device_type TEXT,"
     " name TEXT, is_online INTEGER NOT NULL DEFAULT 0, last_seen TEXT, connected_at TEXT,"
     " PRIMARY KEY (site, device_id));",
+    /* 1 -> 2, SQLite's 3 -> 4: the history policy's kind and stats of a
+     * device_state_snapshots row (see store_sqlite_open.c). */
+    "ALTER TABLE device_state_snapshots ADD COLUMN kind TEXT;"
+    "ALTER TABLE device_state_snapshots ADD COLUMN stats TEXT;",
 };
 
 static const struct pg_stmt schema_stmts[] = {

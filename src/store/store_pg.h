@@ -21,7 +21,7 @@
 #include "wbmb/state_store.h"
 
 /* The schema version this binary writes (table schema_version). */
-#define STORE_PG_SCHEMA_VERSION 1
+#define STORE_PG_SCHEMA_VERSION 2
 
 /* A statement of a connection: its name on the server and its text. */
 struct pg_stmt {

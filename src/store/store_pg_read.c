@@ -35,7 +35,7 @@ const struct pg_stmt store_pg_rstmts[R_COUNT] = {
      * whichever is later), up to $5; both walk idx_snapshots_device. */
     [R_HIST] =
         {"r_hist",
-         "SELECT device_id, ts, state FROM device_state_snapshots WHERE site = $1"
+         "SELECT device_id, ts, state, kind, stats FROM device_state_snapshots WHERE site = $1"
          " AND device_id = $2 AND id >= CASE WHEN $3::bigint IS NULL THEN 0 ELSE coalesce(("
          "SELECT id FROM device_state_snapshots WHERE site = $1 AND device_id = $2"
          " ORDER BY id DESC OFFSET $3::bigint - 1 LIMIT 1), 0) END"
@@ -43,7 +43,7 @@ const struct pg_stmt store_pg_rstmts[R_COUNT] = {
          6},
     [R_HIST_ASC] =
         {"r_hist_asc",
-         "SELECT device_id, ts, state FROM device_state_snapshots WHERE site = $1"
+         "SELECT device_id, ts, state, kind, stats FROM device_state_snapshots WHERE site = $1"
          " AND device_id = $2 AND id >= CASE WHEN $3::bigint IS NULL THEN 0 ELSE coalesce(("
          "SELECT id FROM device_state_snapshots WHERE site = $1 AND device_id = $2"
          " ORDER BY id DESC OFFSET $3::bigint - 1 LIMIT 1), 0) END"
@@ -186,7 +186,7 @@ wb_status store_pg_history_rows(struct store_backend *base, const struct store_h
     snprintf(lim, sizeof(lim), "%d", q->limit);
     const char *p[] = {s->site, q->device_id, s->cfg.history_max_rows ? max : NULL,
                        from,    to,           q->limit > 0 ? lim : NULL};
-    return rows(s, q->ascending ? R_HIST_ASC : R_HIST, p, 3, out);
+    return rows(s, q->ascending ? R_HIST_ASC : R_HIST, p, 5, out);
 }
 
 wb_status store_pg_connection_rows(struct store_backend *base, const char *device_id, int limit,

@@ -47,10 +47,11 @@ const struct pg_stmt store_pg_wstmts[W_COUNT] = {
     [W_KV_DEL] = {"w_kv_del", "DELETE FROM state_store WHERE site = $1 AND key = ANY($2::text[])",
                   2},
     [W_HIST] = {"w_hist",
-                "INSERT INTO device_state_snapshots(site, device_id, state, ts, ts_ms)"
-                " SELECT $1, d, s, t, m FROM unnest($2::text[], $3::text[], $4::text[],"
-                " $5::bigint[]) WITH ORDINALITY AS u(d, s, t, m, n) ORDER BY n",
-                5},
+                "INSERT INTO device_state_snapshots(site, device_id, state, ts, ts_ms, kind, stats)"
+                " SELECT $1, d, s, t, m, k, x FROM unnest($2::text[], $3::text[], $4::text[],"
+                " $5::bigint[], $6::text[], $7::text[]) WITH ORDINALITY AS u(d, s, t, m, k, x, n)"
+                " ORDER BY n",
+                7},
     [W_CONN] = {"w_conn",
                 "INSERT INTO device_connection_logs(site, device_id, event, ts)"
                 " VALUES ($1, $2, $3, $4)",
@@ -216,7 +217,8 @@ static bool write_keys(struct tx *t, const struct store_batch *b, int64_t now_ms
 
 static bool write_history(struct tx *t, const struct store_batch *b)
 {
-    struct buf d = {0}, st = {0}, ts = {0}, ms = {0};
+    /* device, state, ts, ts_ms, kind, stats: one array each */
+    struct buf a[6] = {{0}};
     size_t n = 0;
     bool ok = true;
     for (const struct store_op *o = b->head; o; o = o->next) {
@@ -225,32 +227,30 @@ static bool write_history(struct tx *t, const struct store_batch *b)
         char at[UTIL_TS_LEN], num[24];
         util_iso8601_from_ms(o->ms, at);
         snprintf(num, sizeof(num), "%" PRId64, o->ms);
-        put_sep(&d, n);
-        put_elem(&d, o->f[0]);
-        put_sep(&st, n);
-        put_elem(&st, o->f[1]);
-        put_sep(&ts, n);
-        put_elem(&ts, at);
-        put_sep(&ms, n++);
-        put(&ms, num, strlen(num));
+        for (int i = 0; i < 6; i++)
+            put_sep(&a[i], n);
+        n++;
+        put_elem(&a[0], o->f[0]);
+        put_elem(&a[1], o->f[1]);
+        put_elem(&a[2], at);
+        put(&a[3], num, strlen(num));
+        put_elem(&a[4], o->f[2]);
+        put_elem(&a[5], o->f[3]);
         if (smap_put(&t->s->touched, o->f[0], NULL, 0, NULL) != WB_OK)
             ok = false;
     }
-    end_array(&d, n);
-    end_array(&st, n);
-    end_array(&ts, n);
-    end_array(&ms, n);
-    if (!ok || d.oom || st.oom || ts.oom || ms.oom) {
+    for (int i = 0; i < 6; i++) {
+        end_array(&a[i], n);
+        ok = ok && !a[i].oom;
+    }
+    if (!ok) {
         snprintf(t->err, t->errlen, "out of memory");
-        ok = false;
     } else if (n) {
-        const char *p[] = {t->s->site, d.p, st.p, ts.p, ms.p};
+        const char *p[] = {t->s->site, a[0].p, a[1].p, a[2].p, a[3].p, a[4].p, a[5].p};
         ok = run(t, W_HIST, p);
     }
-    free(d.p);
-    free(st.p);
-    free(ts.p);
-    free(ms.p);
+    for (int i = 0; i < 6; i++)
+        free(a[i].p);
     return ok;
 }
 

@@ -12,7 +12,7 @@
 
 static int kind_fields(enum store_rows_kind k)
 {
-    return k == STORE_ROWS_COMMANDS ? 9 : 3;
+    return k == STORE_ROWS_COMMANDS ? 9 : k == STORE_ROWS_HISTORY ? 5 : 3;
 }
 
 /* Points slot[] at the string members of row i, in struct order; the
@@ -24,6 +24,8 @@ static void row_slots(struct store_rows *r, size_t i, char **slot[9])
         slot[0] = &r->history[i].device_id;
         slot[1] = &r->history[i].ts;
         slot[2] = &r->history[i].state;
+        slot[3] = &r->history[i].kind;
+        slot[4] = &r->history[i].stats;
         break;
     case STORE_ROWS_CONNECTIONS:
         slot[0] = &r->connections[i].device_id;

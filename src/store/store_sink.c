@@ -5,6 +5,15 @@
  * device manager's field array into a reusable buffer (no json-c object
  * per transition): the same bytes json-c would write
  * (JSON_C_TO_STRING_PLAIN), so stored text does not depend on the path.
+ *
+ * The history policy (config.h, struct cfg_history) decides the history
+ * row of a transition: mode all with no field selection is the hot path of
+ * old (one store_transition() carries the state and its row); otherwise the
+ * state is written alone and the row, restricted to the recorded fields,
+ * goes separately: at once (all), into the device's open interval
+ * (interval, store_sink_hist.c; closed by the tick, at EV_STOPPING and at
+ * a reload), or nowhere (off). A transition that changed no recorded field
+ * writes no row; the state is written whatever the policy.
  */
 #include "wbmb/store_sink.h"
 
@@ -13,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/store_sink_hist.h"
 #include "wbmb/log.h"
 #include "wbmb/util.h"
 
@@ -28,6 +38,9 @@ struct store_sink {
     char key[256];      /* "device:<id>" scratch */
     char *json;         /* persisted-state text scratch (grows, reused) */
     size_t json_cap;
+    char *hjson; /* recorded-state text scratch (policy with a field selection) */
+    size_t hjson_cap;
+    struct store_shist *intervals; /* open intervals of mode interval */
 };
 
 static const struct sink_ops store_sink_ops;
@@ -45,6 +58,10 @@ struct sink *store_sink_create(struct state_store *store, const struct config *c
     t->base.ops = &store_sink_ops;
     t->store = store;
     t->cfg = cfg;
+    if (!(t->intervals = store_shist_create(store))) {
+        free(t);
+        return NULL;
+    }
     return &t->base;
 }
 
@@ -57,7 +74,9 @@ static void destroy(struct sink *s)
 {
     if (!s)
         return;
+    store_shist_destroy(self(s)->intervals);
     free(self(s)->json);
+    free(self(s)->hjson);
     free(s);
 }
 
@@ -174,15 +193,17 @@ static void jb_value(struct jbuf *b, json_object *v)
     }
 }
 
-/* The persisted state of d as JSON text in t's scratch buffer (valid until
- * the next call); NULL when out of memory. */
-static const char *persisted_json(struct store_sink *t, const struct sink_device *d)
+/* The persisted state of d (p: only the fields p records) as JSON text in
+ * the scratch buffer *buf (valid until the next call); NULL when out of
+ * memory. */
+static const char *state_json(char **buf, size_t *cap, const struct sink_device *d,
+                              const struct cfg_history *p)
 {
-    struct jbuf b = {t->json, 0, t->json_cap, false};
+    struct jbuf b = {*buf, 0, *cap, false};
     bool first = true;
     jb_put(&b, "{", 1);
     for (size_t i = 0; i < d->n_f; i++) {
-        if (d->f[i].transient)
+        if (d->f[i].transient || (p && !cfg_history_records(p, d->f[i].name)))
             continue;
         if (!first)
             jb_put(&b, ",", 1);
@@ -192,9 +213,14 @@ static const char *persisted_json(struct store_sink *t, const struct sink_device
         jb_value(&b, d->f[i].v);
     }
     jb_put(&b, "}", 1);
-    t->json = b.p;
-    t->json_cap = b.cap;
+    *buf = b.p;
+    *cap = b.cap;
     return b.oom ? NULL : b.p;
+}
+
+static const char *persisted_json(struct store_sink *t, const struct sink_device *d)
+{
+    return state_json(&t->json, &t->json_cap, d, NULL);
 }
 
 /* ---- events -------------------------------------------------------------- */
@@ -228,9 +254,53 @@ static void fields(struct store_sink *t, const struct event *ev)
     const struct sink_device *d = ev->dev;
     snprintf(t->key, sizeof(t->key), "device:%s", d->cfg->id);
     const char *json = persisted_json(t, d);
-    if (!json || store_transition(t->store, t->key, d->cfg->id, json,
-                                  t->cfg->persistence.history_enabled) != WB_OK)
+    struct cfg_history p;
+    cfg_history_policy(t->cfg, d->cfg, &p);
+    bool plain = p.mode == CFG_HIST_ALL && !p.fields && !p.n_exclude;
+    if (!json || plain) {
+        /* The hot path: one text for the state and its row. */
+        if (!json || store_transition(t->store, t->key, d->cfg->id, json, true) != WB_OK)
+            t->errors++;
+        return;
+    }
+    bool recorded = false;
+    for (size_t i = 0; p.mode != CFG_HIST_OFF && !recorded && i < ev->u.fields.n; i++) {
+        const struct dev_field *f = &d->f[ev->u.fields.c[i].index];
+        recorded = !f->transient && cfg_history_records(&p, f->name);
+    }
+    const char *hjson = recorded ? state_json(&t->hjson, &t->hjson_cap, d, &p) : NULL;
+    if (recorded && !hjson) {
         t->errors++;
+        return;
+    }
+    /* mode all: the row goes with the state, in one commit; interval: the
+     * state now, the row when the interval closes; off, or no recorded field
+     * changed: the state alone. */
+    struct store_history_entry e = {.device_id = d->cfg->id, .state = hjson};
+    bool row_now = recorded && p.mode == CFG_HIST_ALL;
+    if (store_transition_with(t->store, t->key, json, row_now ? &e : NULL) != WB_OK)
+        t->errors++;
+    else if (recorded && p.mode == CFG_HIST_INTERVAL &&
+             store_shist_add(t->intervals, &p, d, hjson, util_wall_ms()) != WB_OK)
+        t->errors++;
+}
+
+static int64_t tick(struct sink *s, const struct sink_view *view, int64_t now_ms, bool light)
+{
+    (void)view;
+    (void)light; /* closing the due intervals is a few store appends */
+    struct store_sink *t = self(s);
+    int64_t due = store_shist_due(t->intervals);
+    if (due == INT64_MAX)
+        return INT64_MAX;
+    int64_t wall = util_wall_ms();
+    if (wall >= due) {
+        t->errors += store_shist_close(t->intervals, wall, false);
+        due = store_shist_due(t->intervals);
+        if (due == INT64_MAX)
+            return INT64_MAX;
+    }
+    return now_ms + (due - wall);
 }
 
 static void command(struct store_sink *t, const struct ev_command *c)
@@ -273,6 +343,8 @@ static void on_event(struct sink *s, const struct event *ev, const struct sink_v
             device_row(t, ev->dev, NULL);
         break;
     case EV_DEVICES_DONE:
+        /* Indexes and policies change: the open intervals are written out. */
+        t->errors += store_shist_close(t->intervals, util_wall_ms(), true);
         t->cfg = ev->u.done.cfg;
         t->rows_queued = 0;
         break;
@@ -298,10 +370,13 @@ static void on_event(struct sink *s, const struct event *ev, const struct sink_v
     case EV_COMMAND:
         command(t, &ev->u.command);
         break;
+    case EV_STOPPING:
+        /* SIGTERM loses no interval: its row goes with the store's flush. */
+        t->errors += store_shist_close(t->intervals, util_wall_ms(), true);
+        break;
     case EV_DEVICE_REMOVED:
     case EV_LINK_UP:
     case EV_LINK_DOWN:
-    case EV_STOPPING:
         break; /* a removed device's rows stay: its history is still served */
     }
 }
@@ -309,5 +384,6 @@ static void on_event(struct sink *s, const struct event *ev, const struct sink_v
 static const struct sink_ops store_sink_ops = {
     .name = "store",
     .event = on_event,
+    .tick = tick,
     .destroy = destroy,
 };

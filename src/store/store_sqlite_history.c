@@ -59,8 +59,8 @@
 #define HEADS_SAVE_MS 60000
 
 static const char *const hsql[H_COUNT] = {
-    [H_APPEND] = "INSERT INTO device_state_snapshots(device_id, state, ts_ms, prev_id)"
-                 " VALUES(?1, ?2, ?3, ?4)",
+    [H_APPEND] = "INSERT INTO device_state_snapshots(device_id, state, ts_ms, prev_id, kind, stats)"
+                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
     /* c walks the chain of device ?2 from its head ?1, numbering the rows
      * newest first; rows past the newest ?3 go. */
     [H_PRUNE_ROWS] = "WITH RECURSIVE c(id, prev, n) AS ("
@@ -202,6 +202,8 @@ int store_sqlite_hist_append(struct sqlite_store *s, const struct store_op *o)
     sqlite3_bind_int64(st, 3, o->ms);
     if (d->head)
         sqlite3_bind_int64(st, 4, d->head);
+    sqlite3_bind_text(st, 5, o->f[2], -1, SQLITE_STATIC); /* NULL binds NULL */
+    sqlite3_bind_text(st, 6, o->f[3], -1, SQLITE_STATIC);
     int rc = store_sqlite_run(s, st);
     if (rc == SQLITE_OK) {
         d->head = sqlite3_last_insert_rowid(s->wdb);

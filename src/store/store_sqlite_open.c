@@ -117,6 +117,13 @@ static const struct migration migrations[] = {
         " WHEN new.updated_ms = old.updated_ms"
         " BEGIN UPDATE state_store SET updated_ms = (CAST(round((julianday('now') - 2440587.5) * "
         "86400000.0) AS INTEGER)) WHERE key = new.key; END;"},
+    /* 3 -> 4: the history policy (issue 21): kind says what a row is (NULL
+     * or 'all': one transition; 'interval': the aggregate of an interval)
+     * and stats holds an interval row's {"field":{"min","max","mean","n"}}.
+     * ADD COLUMN only writes the schema: existing rows read NULL for both,
+     * the big table is not rebuilt. */
+    {3, "ALTER TABLE device_state_snapshots ADD COLUMN kind TEXT;"
+        "ALTER TABLE device_state_snapshots ADD COLUMN stats TEXT;"},
     {0, NULL}};
 
 wb_status store_sqlite_status(int rc)

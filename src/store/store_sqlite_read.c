@@ -31,29 +31,33 @@ static const char *const rsql[R_COUNT] = {
      * The rows come out in the walk's order, newest first: a recursive CTE
      * without ORDER BY is a FIFO queue, so no sort (a temporary b-tree of
      * every row of the range) is needed. */
-    [R_HIST] = "WITH RECURSIVE c(id, prev, ms, ts, state, m, k) AS ("
-               " SELECT id, prev_id, ts_ms, ts, state, ts_ms >= ?3,"
+    [R_HIST] = "WITH RECURSIVE c(id, prev, ms, ts, state, kind, stats, m, k) AS ("
+               " SELECT id, prev_id, ts_ms, ts, state, kind, stats, ts_ms >= ?3,"
                " ts_ms >= ?3 AND ts_ms BETWEEN ?6 AND ?7 FROM device_state_snapshots"
                " WHERE id = ?1 AND device_id = ?2"
                " UNION ALL"
-               " SELECT s.id, s.prev_id, s.ts_ms, s.ts, s.state, c.m + (s.ts_ms >= ?3),"
+               " SELECT s.id, s.prev_id, s.ts_ms, s.ts, s.state, s.kind, s.stats,"
+               " c.m + (s.ts_ms >= ?3),"
                " c.k + (s.ts_ms >= ?3 AND s.ts_ms BETWEEN ?6 AND ?7) FROM c"
                " JOIN device_state_snapshots s ON s.id = c.prev"
                " WHERE s.id < c.id AND s.id >= ?5 AND s.device_id = ?2 AND c.m < ?4 AND c.k < ?8)"
-               " SELECT ?2, ts, state FROM c WHERE ms >= ?3 AND ms BETWEEN ?6 AND ?7 LIMIT ?8",
+               " SELECT ?2, ts, state, kind, stats FROM c WHERE ms >= ?3 AND ms BETWEEN ?6 AND ?7 "
+               "LIMIT ?8",
     /* The same, oldest first, for a limit: the whole range is walked and
      * sorted (without a limit the newest-first rows are reversed instead). */
-    [R_HIST_ASC] = "WITH RECURSIVE c(id, prev, ms, ts, state, m, k) AS ("
-                   " SELECT id, prev_id, ts_ms, ts, state, ts_ms >= ?3,"
-                   " ts_ms >= ?3 AND ts_ms BETWEEN ?6 AND ?7 FROM device_state_snapshots"
-                   " WHERE id = ?1 AND device_id = ?2"
-                   " UNION ALL"
-                   " SELECT s.id, s.prev_id, s.ts_ms, s.ts, s.state, c.m + (s.ts_ms >= ?3),"
-                   " c.k + (s.ts_ms >= ?3 AND s.ts_ms BETWEEN ?6 AND ?7) FROM c"
-                   " JOIN device_state_snapshots s ON s.id = c.prev"
-                   " WHERE s.id < c.id AND s.id >= ?5 AND s.device_id = ?2 AND c.m < ?4)"
-                   " SELECT ?2, ts, state FROM c WHERE ms >= ?3 AND ms BETWEEN ?6 AND ?7"
-                   " ORDER BY id ASC LIMIT ?8",
+    [R_HIST_ASC] =
+        "WITH RECURSIVE c(id, prev, ms, ts, state, kind, stats, m, k) AS ("
+        " SELECT id, prev_id, ts_ms, ts, state, kind, stats, ts_ms >= ?3,"
+        " ts_ms >= ?3 AND ts_ms BETWEEN ?6 AND ?7 FROM device_state_snapshots"
+        " WHERE id = ?1 AND device_id = ?2"
+        " UNION ALL"
+        " SELECT s.id, s.prev_id, s.ts_ms, s.ts, s.state, s.kind, s.stats,"
+        " c.m + (s.ts_ms >= ?3),"
+        " c.k + (s.ts_ms >= ?3 AND s.ts_ms BETWEEN ?6 AND ?7) FROM c"
+        " JOIN device_state_snapshots s ON s.id = c.prev"
+        " WHERE s.id < c.id AND s.id >= ?5 AND s.device_id = ?2 AND c.m < ?4)"
+        " SELECT ?2, ts, state, kind, stats FROM c WHERE ms >= ?3 AND ms BETWEEN ?6 AND ?7"
+        " ORDER BY id ASC LIMIT ?8",
     /* The bounds and one rowid seek of the time bisection. */
     /* Two subqueries: min() and max() together in one SELECT would scan. */
     [R_IDS] = "SELECT (SELECT min(id) FROM device_state_snapshots),"
@@ -243,7 +247,7 @@ wb_status store_sqlite_history_rows(struct store_backend *base, const struct sto
     sqlite3_bind_int64(st, 6, q->from_ms);
     sqlite3_bind_int64(st, 7, q->to_ms);
     sqlite3_bind_int64(st, 8, q->limit > 0 ? q->limit : INT64_MAX);
-    wb_status ret = query_rows(st, 3, out);
+    wb_status ret = query_rows(st, 5, out);
     pthread_mutex_unlock(&s->rlock);
     for (size_t i = n0, j = out->n; reverse && ret == WB_OK && i + 1 < j; i++, j--) {
         struct store_history_row t = out->history[i];

@@ -78,7 +78,7 @@
 int store_op_nfields(enum store_op_kind k)
 {
     static const int nf[] = {
-        [STORE_OP_HIST] = 2, [STORE_OP_CONN] = 3, [STORE_OP_DEVICE] = 5, [STORE_OP_CMD] = 9};
+        [STORE_OP_HIST] = 4, [STORE_OP_CONN] = 3, [STORE_OP_DEVICE] = 5, [STORE_OP_CMD] = 9};
     return nf[k];
 }
 

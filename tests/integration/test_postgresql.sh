@@ -114,7 +114,7 @@ health_db() { curl -sf -m 5 "http://127.0.0.1:$1/health" | jq -e ".db == \"$2\" 
 for p in "$PA" "$PB" "$PS"; do
     check "bridge on :$p healthy" wait_for 30 health_db "$p" ok
 done
-check "schema version 1 in the database" [ "$(psq 'SELECT version FROM schema_version')" = 1 ]
+check "schema version 2 in the database" [ "$(psq 'SELECT version FROM schema_version')" = 2 ]
 
 # ---- the same input to all three -------------------------------------------
 pub -r -t z2m/plug/availability -m online

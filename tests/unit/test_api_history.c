@@ -81,12 +81,17 @@ static void t_times(void **state)
     assert_int_equal(ms, T0 + 86400123);
 }
 
-static void add(struct store_rows *r, int64_t ms, const char *state)
+static void add_row(struct store_rows *r, int64_t ms, const char *state, const char *stats)
 {
     char ts[UTIL_TS_LEN];
     util_iso8601_from_ms(ms, ts);
-    const char *f[] = {"tv", ts, state};
+    const char *f[] = {"tv", ts, state, stats ? "interval" : NULL, stats};
     assert_int_equal(store_rows_add(r, f), WB_OK);
+}
+
+static void add(struct store_rows *r, int64_t ms, const char *state)
+{
+    add_row(r, ms, state, NULL);
 }
 
 static void assert_json(json_object *o, const char *want)
@@ -166,11 +171,34 @@ static void t_bucket_bound(void **state)
     store_rows_free(&r);
 }
 
+/* Interval rows (mode interval) carry their own min/max/mean/n: a bucket
+ * folds them in as the samples they stand for, a plain row beside them
+ * counts once, and a field without stats falls back to its value. */
+static void t_buckets_of_intervals(void **state)
+{
+    (void)state;
+    struct store_rows r = STORE_ROWS(STORE_ROWS_HISTORY);
+    add_row(&r, T0 + 10000, "{\"t\":21,\"on\":true}",
+            "{\"t\":{\"min\":18,\"max\":25,\"mean\":20,\"n\":4}}");
+    add_row(&r, T0 + 20000, "{\"t\":22}", "{\"t\":{\"min\":19,\"max\":30,\"mean\":26,\"n\":2}}");
+    add(&r, T0 + 30000, "{\"t\":24}");
+    add_row(&r, T0 + 40000, "{\"t\":23}", "{\"t\":\"bogus\"}");
+    json_object *b = api_history_buckets(&r, T0, T0 + 59999, 1, true, NULL);
+    assert_int_equal(json_object_array_length(b), 1);
+    /* n = 4 + 2 + 1 + 1; sum = 80 + 52 + 24 + 23 = 179 */
+    assert_json(json_object_array_get_idx(b, 0),
+                "{\"ts\":\"2026-12-03T06:00:40.000Z\",\"state\":{\"t\":22.375,\"on\":true},"
+                "\"stats\":{\"t\":{\"min\":18,\"max\":30,\"mean\":22.375,\"n\":8}},\"n\":4}");
+    json_object_put(b);
+    store_rows_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(t_times),
         cmocka_unit_test(t_buckets),
+        cmocka_unit_test(t_buckets_of_intervals),
         cmocka_unit_test(t_bucket_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

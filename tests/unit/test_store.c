@@ -34,6 +34,10 @@
 #include "core/api_history.h"
 #include "core/api_rows.h"
 #include "store/pq_api.h"
+#include "store/store_pg.h"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
 #include "store/store_sqlite.h"
 #include "wbmb/state_store.h"
 #include "wbmb/util.h"
@@ -629,6 +633,78 @@ static void t_transition(void **state)
     assert_int_equal(store_transition(f->s, "device:tv", NULL, "{}", true), WB_ERR_INVALID);
 }
 
+/* Schema 4: a history row carries its policy's kind and stats, queued and
+ * committed alike; the API's JSON adds "kind"/"stats" only to rows that
+ * have them, so a plain row stays the contract's {"ts","state"}. */
+static void check_kinds(struct state_store *s)
+{
+    struct store_rows r = STORE_ROWS(STORE_ROWS_HISTORY);
+    assert_int_equal(store_history_rows(s, "pol", 0, &r), WB_OK);
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.history[0].state, "{\"t\":21.5}");
+    assert_string_equal(r.history[0].kind, "interval");
+    assert_string_equal(r.history[0].stats,
+                        "{\"t\":{\"min\":20.0,\"max\":23.0,\"mean\":21.5,\"n\":2}}");
+    assert_null(r.history[1].kind);
+    assert_null(r.history[1].stats);
+    json_object *out = api_rows_json(&r);
+    json_object *row0 = json_object_array_get_idx(out, 0),
+                *row1 = json_object_array_get_idx(out, 1);
+    json_object *v, *t;
+    assert_true(json_object_object_get_ex(row0, "kind", &v));
+    assert_string_equal(json_object_get_string(v), "interval");
+    assert_true(json_object_object_get_ex(row0, "stats", &v));
+    assert_true(json_object_object_get_ex(v, "t", &t));
+    assert_true(json_object_object_get_ex(t, "n", &v));
+    assert_int_equal(json_object_get_int(v), 2);
+    assert_int_equal(json_object_object_length(row1), 2);
+    assert_false(json_object_object_get_ex(row1, "kind", NULL));
+    json_object_put(out);
+    store_rows_free(&r);
+}
+
+static void t_history_kinds(void **state)
+{
+    struct fx *f = *state;
+    int64_t now = util_wall_ms();
+    assert_int_equal(store_history_put(f->s, &(struct store_history_entry){.device_id = "pol",
+                                                                           .state = "{\"t\":20}",
+                                                                           .ms = now - 1000}),
+                     WB_OK);
+    assert_int_equal(
+        store_history_put(f->s,
+                          &(struct store_history_entry){
+                              .device_id = "pol",
+                              .state = "{\"t\":21.5}",
+                              .ms = now,
+                              .kind = "interval",
+                              .stats = "{\"t\":{\"min\":20.0,\"max\":23.0,\"mean\":21.5,"
+                                       "\"n\":2}}"}),
+        WB_OK);
+    check_kinds(f->s); /* queued (SQLite, PostgreSQL) or committed (memory) */
+    assert_int_equal(store_flush(f->s), WB_OK);
+    check_kinds(f->s); /* committed */
+    /* store_transition_with: the state and a row of its own text together. */
+    assert_int_equal(store_transition_with(
+                         f->s, "device:pol", "{\"t\":22,\"lq\":9}",
+                         &(struct store_history_entry){.device_id = "pol", .state = "{\"t\":22}"}),
+                     WB_OK);
+    assert_int_equal(store_transition_with(f->s, "device:pol", "{\"t\":22,\"lq\":8}", NULL), WB_OK);
+    assert_value(f->s, "device:pol", "{\"t\":22,\"lq\":8}");
+    struct store_rows r = STORE_ROWS(STORE_ROWS_HISTORY);
+    assert_int_equal(store_history_rows(f->s, "pol", 1, &r), WB_OK);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.history[0].state, "{\"t\":22}");
+    assert_null(r.history[0].kind);
+    store_rows_free(&r);
+    assert_int_equal(store_transition_with(f->s, "device:pol", "{}",
+                                           &(struct store_history_entry){.device_id = "pol"}),
+                     WB_ERR_INVALID);
+    assert_int_equal(store_history_put(f->s, &(struct store_history_entry){.device_id = "pol"}),
+                     WB_ERR_INVALID);
+    assert_int_equal(store_history_put(f->s, NULL), WB_ERR_INVALID);
+}
+
 static void t_connection_log(void **state)
 {
     struct fx *f = *state;
@@ -1020,6 +1096,56 @@ static void t_retention(void **state)
 
 /* A file from before schema versioning (user_version 0, tables present) is
  * brought to the current version with its rows intact. */
+/* Schema 3 -> 4: a schema-3 file (no kind, no stats) gets both columns in
+ * place, its rows kept (kind and stats NULL: plain rows). */
+static void t_migrate_v3(void **state)
+{
+    struct fx *f = *state;
+    json_object *o = obj("{\"n\":1}");
+    assert_int_equal(store_history_append(f->s, "tv", o, NULL), WB_OK);
+    json_object_put(o);
+    store_close(f->s);
+    f->s = NULL;
+    sqlite3 *db = raw_open(f->path);
+    assert_int_equal(sqlite3_exec(db,
+                                  "BEGIN;ALTER TABLE device_state_snapshots DROP COLUMN kind;"
+                                  "ALTER TABLE device_state_snapshots DROP COLUMN stats;"
+                                  "PRAGMA user_version=3;COMMIT;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(raw_long(db, "SELECT count(*) FROM pragma_table_info("
+                                  "'device_state_snapshots') WHERE name IN ('kind','stats')"),
+                     0);
+    sqlite3_close(db);
+    assert_int_equal(fx_open(f), 0);
+    db = raw_open(f->path);
+    assert_int_equal(raw_long(db, "PRAGMA user_version"), 4);
+    assert_int_equal(raw_long(db, "SELECT count(*) FROM pragma_table_info("
+                                  "'device_state_snapshots') WHERE name IN ('kind','stats')"),
+                     2);
+    assert_int_equal(raw_long(db, "SELECT count(*) FROM device_state_snapshots WHERE kind IS NULL"
+                                  " AND stats IS NULL AND device_id = 'tv'"),
+                     1);
+    sqlite3_close(db);
+    struct store_rows r = STORE_ROWS(STORE_ROWS_HISTORY);
+    assert_int_equal(store_history_rows(f->s, "tv", 0, &r), WB_OK);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.history[0].state, "{\"n\":1}");
+    assert_null(r.history[0].kind);
+    store_rows_free(&r);
+    assert_int_equal(store_history_put(f->s, &(struct store_history_entry){.device_id = "tv",
+                                                                           .state = "{}",
+                                                                           .kind = "interval",
+                                                                           .stats = "{}"}),
+                     WB_OK);
+    assert_int_equal(store_flush(f->s), WB_OK);
+    db = raw_open(f->path);
+    assert_int_equal(raw_long(db, "SELECT count(*) FROM device_state_snapshots"
+                                  " WHERE kind = 'interval'"),
+                     1);
+    sqlite3_close(db);
+}
+
 static void t_unversioned_file(void **state)
 {
     struct fx *f = *state;
@@ -1526,11 +1652,39 @@ static void t_pg_newer_version(void **state)
     assert_int_equal(pg_exec("UPDATE schema_version SET version = 99"), PGRES_COMMAND_OK);
     char err[512] = "";
     wb_status st = store_open(&f->s, &f->cfg, err, sizeof(err));
-    assert_int_equal(pg_exec("UPDATE schema_version SET version = 1"), PGRES_COMMAND_OK);
+    assert_int_equal(pg_exec("UPDATE schema_version SET version = " STR(STORE_PG_SCHEMA_VERSION)),
+                     PGRES_COMMAND_OK);
     assert_int_equal(st, WB_ERR_VERSION);
     assert_null(f->s);
-    assert_non_null(strstr(err, "schema version 99 is newer than this binary's 1"));
+    assert_non_null(
+        strstr(err, "schema version 99 is newer than this binary's " STR(STORE_PG_SCHEMA_VERSION)));
     assert_int_equal(fx_open(f), 0);
+}
+
+/* PostgreSQL's schema 1 -> 2 (SQLite's 3 -> 4): kind and stats added in
+ * place, the rows kept. */
+static void t_pg_migrate_v1(void **state)
+{
+    struct fx *f = *state;
+    json_object *o = obj("{\"n\":1}");
+    assert_int_equal(store_history_append(f->s, "tv", o, NULL), WB_OK);
+    json_object_put(o);
+    store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(pg_exec("BEGIN;ALTER TABLE device_state_snapshots DROP COLUMN kind;"
+                             "ALTER TABLE device_state_snapshots DROP COLUMN stats;"
+                             "UPDATE schema_version SET version = 1;COMMIT"),
+                     PGRES_COMMAND_OK);
+    assert_int_equal(fx_open(f), 0);
+    assert_int_equal(pg_long("SELECT max(version) FROM schema_version"), STORE_PG_SCHEMA_VERSION);
+    assert_int_equal(pg_long("SELECT count(*) FROM information_schema.columns WHERE table_name ="
+                             " 'device_state_snapshots' AND column_name IN ('kind','stats')"),
+                     2);
+    struct store_rows r = STORE_ROWS(STORE_ROWS_HISTORY);
+    assert_int_equal(store_history_rows(f->s, "tv", 0, &r), WB_OK);
+    assert_int_equal(r.n, 1);
+    assert_null(r.history[0].kind);
+    store_rows_free(&r);
 }
 
 /* A multi-host conninfo whose first host is down: the second one is used. */
@@ -1567,6 +1721,7 @@ static void t_pg_multi_host(void **state)
         cmocka_unit_test_setup_teardown(t_history_range_many, setup, teardown),                    \
         cmocka_unit_test_setup_teardown(t_history_buckets, setup, teardown),                       \
         cmocka_unit_test_setup_teardown(t_transition, setup, teardown),                            \
+        cmocka_unit_test_setup_teardown(t_history_kinds, setup, teardown),                         \
         cmocka_unit_test_setup_teardown(t_connection_log, setup, teardown),                        \
         cmocka_unit_test_setup_teardown(t_commands, setup, teardown),                              \
         cmocka_unit_test_setup_teardown(t_threads, setup, teardown)
@@ -1582,6 +1737,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_sync_mode, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_retention, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_unversioned_file, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(t_migrate_v3, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_sync_mode_failure, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_kill9, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_corrupt_fixture, setup_sqlite, teardown),
@@ -1606,6 +1762,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(t_pg_unreachable, setup_pg, teardown),
             cmocka_unit_test_setup_teardown(t_pg_multi_host, setup_pg, teardown),
             cmocka_unit_test_setup_teardown(t_pg_newer_version, setup_pg, teardown),
+            cmocka_unit_test_setup_teardown(t_pg_migrate_v1, setup_pg, teardown),
             cmocka_unit_test_setup_teardown(t_pg_retention, setup_pg, teardown),
             cmocka_unit_test_setup_teardown(t_pg_odd_text, setup_pg, teardown),
         };

@@ -393,6 +393,8 @@ static void t_seed_upsert_migrated(void **state)
                  " updated_ms INTEGER NOT NULL);"
                  "INSERT INTO v2(key, value, updated_ms) SELECT key, value, updated_ms"
                  " FROM state_store;DROP TABLE state_store;ALTER TABLE v2 RENAME TO state_store;"
+                 "ALTER TABLE device_state_snapshots DROP COLUMN kind;"
+                 "ALTER TABLE device_state_snapshots DROP COLUMN stats;"
                  "PRAGMA user_version=2;COMMIT;"),
         SQLITE_OK);
     /* The failure of the issue, on the old schema. */
