@@ -101,6 +101,10 @@ static MQTTAsync connect_client(const struct opts *o, const char *id, MQTTAsync_
     char uri[256];
     snprintf(uri, sizeof(uri), "tcp://%s:%d", o->host, o->port);
     MQTTAsync c;
+    /* As the bridge does (src/mqtt/paho_api.c): Debian's paho formats a
+     * trace of every protocol event unless told errors only. */
+    if (!getenv("MQTT_C_CLIENT_TRACE") && !getenv("MQTT_C_CLIENT_TRACE_LEVEL"))
+        MQTTAsync_setTraceLevel(MQTTASYNC_TRACE_ERROR);
     MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer;
     cro.sendWhileDisconnected = 0;
     if (MQTTAsync_createWithOptions(&c, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL, &cro) !=

@@ -111,6 +111,10 @@ int main(int argc, char **argv)
     snprintf(uri, sizeof(uri), "tcp://%s:%d", host, port);
     snprintf(id, sizeof(id), "wbmb-sink-%d", (int)getpid());
     MQTTAsync c;
+    /* As the bridge does (src/mqtt/paho_api.c): Debian's paho formats a
+     * trace of every protocol event unless told errors only. */
+    if (!getenv("MQTT_C_CLIENT_TRACE") && !getenv("MQTT_C_CLIENT_TRACE_LEVEL"))
+        MQTTAsync_setTraceLevel(MQTTASYNC_TRACE_ERROR);
     if (MQTTAsync_create(&c, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL) != MQTTASYNC_SUCCESS)
         return 1;
     MQTTAsync_setCallbacks(c, NULL, NULL, on_msg, NULL);

@@ -526,6 +526,7 @@ print_results() {
         printf '%-44s %-22s %-14s %s\n' "homeassistant off: 1000/s on 100 devices" "$R_HA_STEADY_OFF_PCT % ($R_HA_STEADY_OFF_US us)" "<= 2 %" "$(yn "$R_HA_STEADY_OFF_PCT <= 2")"
         printf '%-44s %-22s %-14s %s\n' "  CPU seconds per 100 000 msgs, steady" "$(python3 -c "print(round($R_HA_STEADY_OFF_US*0.1,2))") s" "<= 2 s" "$(yn "$R_HA_STEADY_OFF_US <= 20")"
         printf '%-44s %-22s %-14s %s\n' "homeassistant on: 1000/s on 100 devices" "$R_HA_STEADY_ON_PCT % ($R_HA_STEADY_ON_US us)" "-" "-"
+        printf '%-44s %-22s %-14s %s\n' "  floor: bare paho subscriber, same load" "${R_FLOOR_PCT:-?} % (${R_FLOOR_US:-?} us)" "-" "-"
         print_profile
         echo "ingest: $R_INGEST_STATS"
     } | tee "$E2E_DIR/table.txt"
@@ -562,6 +563,7 @@ r = {
           "steady_rate_msg_s": 1000, "steady_devices": 100, "steady_seconds": $E2E_HA_S,
           "steady_cpu_percent_off": $R_HA_STEADY_OFF_PCT, "steady_cpu_percent_on": $R_HA_STEADY_ON_PCT,
           "steady_cpu_us_per_msg_off": $R_HA_STEADY_OFF_US, "steady_cpu_us_per_msg_on": $R_HA_STEADY_ON_US},
+  "floor_bare_subscriber_1000_msg_s": {"cpu_percent": ${R_FLOOR_PCT:-None}, "cpu_us_per_msg": ${R_FLOOR_US:-None}},
   "cpu_s_per_100k_msgs": {"flood": round($R_INGEST_CPU_US*0.1,3), "steady_1000_msg_s": round($R_HA_STEADY_OFF_US*0.1,3)},
   "profile": {"flood": ${R_PROF_FLOOD_JSON:-None}, "steady": ${R_PROF_STEADY_JSON:-None}, "steady_rate_msg_s": ${R_PROF_RATE:-None},
               "baseline_instructions_per_msg": {"flood": ${PROF_BASE_FLOOD:-None}, "steady": ${PROF_BASE_STEADY:-None}}},
@@ -639,6 +641,7 @@ cmd_e2e() {
     phase_io_slow
     phase_big
     phase_ha
+    phase_floor
     phase_profile
     print_results
 }

@@ -18,16 +18,80 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
+static void digits(char *p, unsigned v, int n)
+{
+    while (n--) {
+        p[n] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+/* Civil date from days since 1970-01-01 (the proleptic Gregorian
+ * calendar's era arithmetic): no gmtime_r (which takes glibc's time-zone
+ * lock) and no snprintf on the paths that stamp every row. */
 void util_iso8601_from_ms(int64_t unix_ms, char buf[UTIL_TS_LEN])
 {
-    time_t sec = (time_t)(unix_ms / 1000);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    char tmp[64];
-    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(unix_ms % 1000));
-    memcpy(buf, tmp, UTIL_TS_LEN - 1);
-    buf[UTIL_TS_LEN - 1] = '\0';
+    int64_t days = unix_ms / 86400000, ms = unix_ms % 86400000;
+    if (ms < 0) {
+        ms += 86400000;
+        days--;
+    }
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    unsigned d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
+    unsigned m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
+    int64_t y = yoe + era * 400 + (m <= 2);
+    if (y < 0 || y > 9999) { /* outside what four digits show: clamp */
+        memcpy(buf, y < 0 ? "0000-01-01T00:00:00.000Z" : "9999-12-31T23:59:59.999Z", UTIL_TS_LEN);
+        return;
+    }
+    memcpy(buf, "0000-00-00T00:00:00.000Z", UTIL_TS_LEN);
+    digits(buf, (unsigned)y, 4);
+    digits(buf + 5, m, 2);
+    digits(buf + 8, d, 2);
+    digits(buf + 11, (unsigned)(ms / 3600000), 2);
+    digits(buf + 14, (unsigned)(ms / 60000 % 60), 2);
+    digits(buf + 17, (unsigned)(ms / 1000 % 60), 2);
+    digits(buf + 20, (unsigned)(ms % 1000), 3);
+}
+
+size_t util_format_i64(int64_t v, char buf[UTIL_I64_LEN])
+{
+    char tmp[24];
+    size_t n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t len = 0;
+    if (v < 0)
+        buf[len++] = '-';
+    while (n)
+        buf[len++] = tmp[--n];
+    buf[len] = '\0';
+    return len;
+}
+
+size_t util_join(char *out, size_t cap, const char *a, const char *sep, const char *b)
+{
+    if (cap == 0)
+        return 0;
+    size_t len = 0;
+    const char *parts[3] = {a, sep, b};
+    for (int i = 0; i < 3; i++) {
+        size_t n = strlen(parts[i]);
+        if (n > cap - 1 - len)
+            n = cap - 1 - len;
+        memcpy(out + len, parts[i], n);
+        len += n;
+    }
+    out[len] = '\0';
+    return len;
 }
 
 void util_iso8601_now(char buf[UTIL_TS_LEN])

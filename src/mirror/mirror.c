@@ -14,6 +14,7 @@
  * paho's own list walks being the top of the profile.
  */
 #include "wbmb/mirror.h"
+#include "wbmb/util.h"
 #include "wbmb/topic_gate.h"
 
 #include <stdint.h>
@@ -28,26 +29,6 @@ wb_status mirror_publish_raw(const struct mirror_publisher *p, const char *topic
     return p->fn(p->ud, topic, payload, len, qos, retained);
 }
 
-/* Decimal text of v into buf (at least 21 bytes); returns the length.
- * snprintf("%lld") costs ~10x more, once per transition. */
-static size_t format_int(int64_t v, char *buf)
-{
-    char tmp[24];
-    size_t n = 0;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    size_t len = 0;
-    if (v < 0)
-        buf[len++] = '-';
-    while (n)
-        buf[len++] = tmp[--n];
-    buf[len] = '\0';
-    return len;
-}
-
 size_t mirror_format_value(json_object *v, char *buf, size_t cap)
 {
     int n;
@@ -57,7 +38,7 @@ size_t mirror_format_value(json_object *v, char *buf, size_t cap)
         break;
     case json_type_int:
         if (cap >= 21)
-            return format_int(json_object_get_int64(v), buf);
+            return util_format_i64(json_object_get_int64(v), buf);
         n = snprintf(buf, cap, "%lld", (long long)json_object_get_int64(v));
         break;
     case json_type_double:

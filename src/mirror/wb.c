@@ -327,7 +327,7 @@ static void fields_event(struct wb *w, const struct event *ev)
 /* errors_set's key of a control. */
 static void error_key(const char *device_id, const char *action, char *key, size_t cap)
 {
-    snprintf(key, cap, "%s/%s", device_id, action);
+    util_join(key, cap, device_id, "/", action);
 }
 
 bool wb_write_error(const struct wb *w, const char *device_id, const char *action)

@@ -306,7 +306,7 @@ static json_object *field_value(const struct sink_device *sd, const char *name, 
 
 static void value_key(const char *device_id, const char *control, char *key, size_t cap)
 {
-    snprintf(key, cap, "%s/%s", device_id, control);
+    util_join(key, cap, device_id, "/", control);
 }
 
 /* The value an action control shows (see the top); NULL: none. Borrowed

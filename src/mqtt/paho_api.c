@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "wbmb/lockstat.h"
 
@@ -23,6 +24,25 @@ static bool sym(void *h, const char *lib, const char *name, void *slot, char *er
     }
     *(void **)slot = p;
     return true;
+}
+
+/* Debian's paho is built without HIGH_PERFORMANCE, so its trace level
+ * starts at TRACE_MINIMUM: every protocol event is formatted with
+ * vsnprintf into an in-memory ring under a mutex, and every function entry
+ * and exit is recorded in it, whether or not a trace is ever read (no
+ * callback, no file). That was ~5 000 instructions per received message,
+ * the largest single item of the bridge's profile. Raising the level to
+ * errors only leaves the formatting undone. A user debugging paho with
+ * MQTT_C_CLIENT_TRACE or MQTT_C_CLIENT_TRACE_LEVEL keeps what they asked. */
+static void quiet_trace(void *h)
+{
+    const char *t = getenv("MQTT_C_CLIENT_TRACE"), *l = getenv("MQTT_C_CLIENT_TRACE_LEVEL");
+    if ((t && *t) || (l && *l))
+        return;
+    __typeof__(MQTTAsync_setTraceLevel) *set = NULL;
+    *(void **)&set = dlsym(h, "MQTTAsync_setTraceLevel");
+    if (set)
+        set(MQTTASYNC_TRACE_ERROR);
 }
 
 static bool load(struct paho_api *a, const char *lib, char *err, size_t errlen)
@@ -50,8 +70,10 @@ static bool load(struct paho_api *a, const char *lib, char *err, size_t errlen)
         sym(h, lib, "MQTTAsync_getPendingTokens", &a->get_pending_tokens, err, errlen) &&
         sym(h, lib, "MQTTAsync_freeMessage", &a->free_message, err, errlen) &&
         sym(h, lib, "MQTTAsync_free", &a->free, err, errlen) &&
-        sym(h, lib, "MQTTAsync_strerror", &a->strerror, err, errlen))
+        sym(h, lib, "MQTTAsync_strerror", &a->strerror, err, errlen)) {
+        quiet_trace(h);
         return true;
+    }
     dlclose(h);
     return false;
 }

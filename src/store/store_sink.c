@@ -166,13 +166,11 @@ static void jb_string(struct jbuf *b, const char *s, size_t len)
 
 static void jb_value(struct jbuf *b, json_object *v)
 {
-    char num[24];
+    char num[UTIL_I64_LEN];
     switch (json_object_get_type(v)) {
-    case json_type_int: {
-        int n = snprintf(num, sizeof(num), "%" PRId64, json_object_get_int64(v));
-        jb_put(b, num, (size_t)n);
+    case json_type_int:
+        jb_put(b, num, util_format_i64(json_object_get_int64(v), num));
         break;
-    }
     case json_type_boolean:
         if (json_object_get_boolean(v))
             jb_put(b, "true", 4);
@@ -252,7 +250,7 @@ static void fields(struct store_sink *t, const struct event *ev)
     if (!ev->u.fields.persisted)
         return;
     const struct sink_device *d = ev->dev;
-    snprintf(t->key, sizeof(t->key), "device:%s", d->cfg->id);
+    util_join(t->key, sizeof(t->key), "device", ":", d->cfg->id);
     const char *json = persisted_json(t, d);
     struct cfg_history p;
     cfg_history_policy(t->cfg, d->cfg, &p);

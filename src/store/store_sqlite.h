@@ -47,7 +47,18 @@ wb_status store_sqlite_exec_for_test(struct state_store *s, const char *sql);
 
 /* ---- internals shared by the store_sqlite*.c files ---- */
 
-enum { W_BEGIN, W_COMMIT, W_ROLLBACK, W_UPSERT, W_DELETE, W_CONN, W_DEVICE, W_CMD, W_COUNT };
+enum {
+    W_BEGIN,
+    W_COMMIT,
+    W_ROLLBACK,
+    W_UPDATE,
+    W_UPSERT,
+    W_DELETE,
+    W_CONN,
+    W_DEVICE,
+    W_CMD,
+    W_COUNT
+};
 /* The history chains' statements (store_sqlite_history.c), on wdb. */
 enum {
     H_APPEND,
