@@ -39,6 +39,12 @@ struct mqttc_options {
     const char *will_payload;
     bool will_retained;
     int will_qos;
+    /* The first connect attempt waits this long (0: at once). A second
+     * client of the same process (the Home Assistant presence connection)
+     * starts later: Debian's paho 1.3.11 can leave two connects begun in the
+     * same instant both waiting for their socket until the connect timeout,
+     * every retry again (see mqttc.c, schedule_retry_locked). */
+    unsigned start_delay_ms;
 };
 
 /* A message arrived (paho thread). topic is NUL-terminated; payload is not,

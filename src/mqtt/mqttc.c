@@ -131,7 +131,14 @@ static void schedule_retry_locked(struct mqttc *c, const char *what, const char 
     unsigned d = c->backoff_s;
     if (what) /* NULL: reconnect_main() logs it with its cause */
         log_warn("MQTT %s: %s; retrying in %u s", what, reason, d);
-    c->retry_at_ms = util_mono_ms() + (int64_t)d * 1000;
+    /* Up to a quarter more, at random: two clients of one process that lost
+     * the broker together would otherwise retry in the same millisecond
+     * every time, and Debian's paho 1.3.11 can leave two connects begun in
+     * the same instant both unanswered until the connect timeout (seen as
+     * "TCP connect timeout" with the broker logging a connection that never
+     * sent CONNECT). */
+    unsigned jitter = (unsigned)rand_r(&c->jitter_seed) % (d * 250 + 1);
+    c->retry_at_ms = util_mono_ms() + (int64_t)d * 1000 + jitter;
     c->backoff_s = d * 2 > BACKOFF_MAX_S ? BACKOFF_MAX_S : d * 2;
     set_st_locked(c, ST_BACKOFF);
     pthread_cond_broadcast(&c->cv);
@@ -519,6 +526,8 @@ struct mqttc *mqttc_create(const struct mqttc_options *opts, mqttc_message_cb on
     c->ud = ud;
     set_st_locked(c, ST_IDLE);
     c->backoff_s = BACKOFF_FIRST_S;
+    c->start_delay_ms = opts->start_delay_ms;
+    c->jitter_seed = (unsigned)(uintptr_t)c ^ (unsigned)util_mono_ms();
 
     if (pthread_mutex_init(&c->mu, NULL) != 0) {
         snprintf(err, errlen, "mutex init failed");
@@ -604,7 +613,7 @@ wb_status mqttc_start(struct mqttc *c)
         return WB_ERR_INVALID;
     }
     set_st_locked(c, ST_BACKOFF);
-    c->retry_at_ms = util_mono_ms(); /* the first attempt at once */
+    c->retry_at_ms = util_mono_ms() + c->start_delay_ms; /* the first attempt */
     pthread_mutex_unlock(&c->mu);
     if (pthread_create(&c->thr, NULL, reconnect_main, c) != 0) {
         wb_lock(&c->mu);

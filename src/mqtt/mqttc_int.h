@@ -114,7 +114,9 @@ struct mqttc {
     atomic_bool up;
     bool disconnect_done; /* the c->api->disconnect() callback ran */
     unsigned backoff_s;   /* the delay before the next retry */
-    int64_t retry_at_ms;  /* util_mono_ms() of the next attempt (BACKOFF) */
+    unsigned jitter_seed; /* rand_r() state of the retry jitter */
+    unsigned start_delay_ms;
+    int64_t retry_at_ms; /* util_mono_ms() of the next attempt (BACKOFF) */
     char **subs;
     size_t nsubs;
     int sub_qos;
