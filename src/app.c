@@ -187,6 +187,7 @@ static wb_status presence_start(struct app *a, const struct config *cfg,
     mo.will_retained = true;
     mo.will_qos = 1;
     mo.start_delay_ms = 500; /* not in the same instant as the main client */
+    mo.own_library = true;   /* not paho's threads and sockets of the main client */
     char err[256];
     if (!(a->presence =
               mqttc_create(&mo, presence_message, presence_connection, a, err, sizeof(err)))) {

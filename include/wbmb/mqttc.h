@@ -45,6 +45,16 @@ struct mqttc_options {
      * same instant both waiting for their socket until the connect timeout,
      * every retry again (see mqttc.c, schedule_retry_locked). */
     unsigned start_delay_ms;
+    /* A second client of the process (the Home Assistant presence
+     * connection): load the other paho library (libpaho-mqtt3as for a
+     * plain connection), so that it has its own threads and socket list.
+     * Debian's paho 1.3.11 adds a new socket to the list its receive thread
+     * is polling without the lock (fixed upstream in 1.3.12, #1219 #1290):
+     * a connect begun while another client of the same library is
+     * connected could go unnoticed until the connect timeout, the broker
+     * logging a connection that never sent CONNECT. With TLS both clients
+     * need libpaho-mqtt3as and share it. */
+    bool own_library;
 };
 
 /* A message arrived (paho thread). topic is NUL-terminated; payload is not,

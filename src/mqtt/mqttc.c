@@ -555,7 +555,7 @@ struct mqttc *mqttc_create(const struct mqttc_options *opts, mqttc_message_cb on
     }
     /* Plain TCP loads libpaho-mqtt3a, which does not pull in OpenSSL (about
      * 2 MB of resident pages); TLS loads libpaho-mqtt3as. */
-    if (!(c->api = paho_api(c->tls, err, errlen)))
+    if (!(c->api = paho_api(c->tls || opts->own_library, err, errlen)))
         goto fail;
     /* OpenSSL 1.1+ initialises itself when a TLS context is first made;
      * paho's own explicit start-up (all algorithms, all error strings) only
