@@ -59,6 +59,10 @@ struct store_config {
      * snapshots are dropped (counted in store_status.history_dropped and
      * logged). 0 = unbounded. */
     unsigned max_queued_rows;
+    /* SQLite: the WAL size, in pages, past which the checkpointer copies it
+     * into the database file (store_sqlite_ckpt.c); 0 = 1000, SQLite's own
+     * auto-checkpoint size. Not in the YAML; tests set it smaller. */
+    unsigned checkpoint_pages;
     /* backend "postgresql" (store_pg.c): a libpq conninfo string or URI
      * (multi-host lists included), the password (NULL: libpq's own
      * PGPASSWORD / ~/.pgpass), this bridge's site (every row carries it),
@@ -97,6 +101,12 @@ struct store_status {
     uint64_t commit_latency_us_sum; /* sum of commit durations */
     uint64_t commit_latency_us_max; /* longest commit */
     uint64_t history_dropped;       /* queued history snapshots dropped (max_queued_rows) */
+    /* SQLite: checkpoints of the WAL into the database file, run beside
+     * the writer (store_sqlite_ckpt.c); 0 for the other backends. */
+    uint64_t checkpoints;
+    uint64_t checkpoint_failures;
+    uint64_t checkpoint_latency_us_sum;
+    uint64_t checkpoint_latency_us_max;
 };
 
 /* One row of the devices table. */

@@ -23,8 +23,9 @@ size_t util_format_i64(int64_t v, char buf[UTIL_I64_LEN]);
  * length written. For keys like "device:<id>" and "<device>/<control>". */
 size_t util_join(char *out, size_t cap, const char *a, const char *sep, const char *b);
 
-/* Monotonic and wall clocks in milliseconds. */
+/* Monotonic and wall clocks in milliseconds; the monotonic one also in µs. */
 int64_t util_mono_ms(void);
+int64_t util_mono_us(void);
 int64_t util_wall_ms(void);
 
 /* Creates every missing parent folder of path (like mkdir -p of dirname). */

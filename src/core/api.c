@@ -398,6 +398,20 @@ static void call_metrics(struct core *a, struct core_call *c)
            "wbmb_store_durable_lag_max_seconds %.3f\n",
            (double)ss.sync_latency_us_sum / 1e6, (unsigned long long)ss.syncs,
            (double)ss.sync_latency_us_max / 1e6, (double)ss.durable_lag_ms_max / 1e3);
+    COUNTER("wbmb_store_checkpoint_failures_total",
+            "Checkpoints of the SQLite WAL that failed (the frames stay in the WAL).",
+            ss.checkpoint_failures);
+    metric(&t, &len, &cap,
+           "# HELP wbmb_store_checkpoint_latency_seconds Duration of the SQLite WAL checkpoints, "
+           "run beside the writer.\n"
+           "# TYPE wbmb_store_checkpoint_latency_seconds summary\n"
+           "wbmb_store_checkpoint_latency_seconds_sum %.6f\n"
+           "wbmb_store_checkpoint_latency_seconds_count %llu\n"
+           "# HELP wbmb_store_checkpoint_latency_max_seconds Longest checkpoint.\n"
+           "# TYPE wbmb_store_checkpoint_latency_max_seconds gauge\n"
+           "wbmb_store_checkpoint_latency_max_seconds %.6f\n",
+           (double)ss.checkpoint_latency_us_sum / 1e6, (unsigned long long)ss.checkpoints,
+           (double)ss.checkpoint_latency_us_max / 1e6);
     GAUGE("wbmb_queue_depth", "Messages waiting for the core thread.", qs.depth);
     GAUGE("wbmb_queue_capacity", "Slots of the intake queue.", qs.capacity);
     COUNTER("wbmb_queue_full_waits_total", "Times paho's thread waited for a free slot.",

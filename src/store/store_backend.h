@@ -101,6 +101,9 @@ struct store_backend_ops {
     /* Newest first by created_at, then by insertion. */
     wb_status (*command_rows)(struct store_backend *b, const struct store_command_filter *f,
                               int limit, struct store_rows *out);
+    /* Optional: fills the backend's own counters of out (the writer's are
+     * already there). Any thread. */
+    void (*status)(struct store_backend *b, struct store_status *out);
 };
 
 /* Every backend's handle starts with this. */

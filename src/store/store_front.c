@@ -197,6 +197,8 @@ void store_get_status(struct state_store *s, struct store_status *out)
     struct state_store *f = s;
     if (f->w) {
         store_writer_status(f->w, out);
+        if (f->b->ops->status)
+            f->b->ops->status(f->b, out);
         return;
     }
     *out = (struct store_status){.ok = true};

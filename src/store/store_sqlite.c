@@ -197,6 +197,11 @@ static wb_status sq_sync(struct store_backend *base, char *err, size_t errlen)
     return rc == SQLITE_OK ? WB_OK : store_sqlite_status(rc);
 }
 
+static void sq_status(struct store_backend *base, struct store_status *out)
+{
+    store_sqlite_ckpt_status(S(base), out);
+}
+
 wb_status store_sqlite_exec_for_test(struct state_store *store, const char *sql)
 {
     struct sqlite_store *s = S(store_front_backend(store));
@@ -213,6 +218,7 @@ static void sq_close(struct store_backend *base)
     struct sqlite_store *s = S(base);
     if (!s)
         return;
+    store_sqlite_ckpt_stop(s);
     store_sqlite_hist_close(s); /* uses s->w[] */
     for (int i = 0; i < W_COUNT; i++)
         sqlite3_finalize(s->w[i]);
@@ -300,6 +306,9 @@ static wb_status sq_open(struct store_backend **out, const struct store_config *
      * pages read once; hand them back before the daemon builds its state
      * (peak RSS), the writer reads what it needs again from the OS cache. */
     sqlite3_db_release_memory(s->wdb);
+    st = store_sqlite_ckpt_start(s, cfg->checkpoint_pages, err, errlen);
+    if (st != WB_OK)
+        goto fail;
     *out = &s->base;
     return WB_OK;
 fail:
@@ -318,4 +327,5 @@ const struct store_backend_ops store_sqlite_backend = {
     .history_rows = store_sqlite_history_rows,
     .connection_rows = store_sqlite_connection_rows,
     .command_rows = store_sqlite_command_rows,
+    .status = sq_status,
 };

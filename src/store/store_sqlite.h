@@ -111,6 +111,9 @@ struct sqlite_store {
     size_t n_touched, cap_touched;
     bool heads_saved; /* the transaction being written saves the heads */
 
+    /* The checkpointer (store_sqlite_ckpt.c), NULL when read-only. */
+    struct sq_ckpt *ckpt;
+
     /* Writer-thread only. */
     int64_t last_prune_ms;
     char werr[256];
@@ -152,6 +155,15 @@ void store_sqlite_hist_close(struct sqlite_store *s);
 int store_sqlite_run(struct sqlite_store *s, sqlite3_stmt *st);
 /* Caller holds lock: the committed head row id of device_id, 0 when none. */
 int64_t store_sqlite_hist_head(struct sqlite_store *s, const char *device_id);
+
+/* store_sqlite_ckpt.c. Start: opens the checkpointer's connection, starts
+ * its thread and replaces the writer connection's auto-checkpoint with a WAL
+ * hook that wakes it at `pages` WAL pages (0 = 1000); WB_OK or WB_ERR_* with
+ * err. Stop: before the other connections close; joins the thread. Status:
+ * the checkpoint counters of out. */
+wb_status store_sqlite_ckpt_start(struct sqlite_store *s, unsigned pages, char *err, size_t errlen);
+void store_sqlite_ckpt_stop(struct sqlite_store *s);
+void store_sqlite_ckpt_status(struct sqlite_store *s, struct store_status *out);
 
 /* store_sqlite_read.c: prepares s->r[] on s->rdb; WB_OK or WB_ERR_DB with err. */
 wb_status store_sqlite_prepare_reads(struct sqlite_store *s, char *err, size_t errlen);

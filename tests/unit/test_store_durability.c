@@ -78,6 +78,23 @@ static int setup_sync0(void **state)
     return setup_backend(state, "sqlite", 20, 0);
 }
 
+/* A small checkpoint size, so a few commits take the WAL past it. */
+static int setup_ckpt(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/wbmb_durab_XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->path, sizeof(f->path), "%s/db/state.db", f->dir);
+    f->cfg = (struct store_config){.backend = "sqlite",
+                                   .db_path = f->path,
+                                   .commit_interval_ms = 20,
+                                   .sync_interval_ms = 100,
+                                   .checkpoint_pages = 16};
+    *state = f;
+    return fx_open(f);
+}
+
 static int setup_sync_long(void **state)
 {
     return setup_backend(state, "sqlite", 20, 60000);
@@ -233,6 +250,75 @@ static void t_sync_deferred(void **state)
     assert_int_equal(st.committed_seq, 1);
     assert_int_equal(st.durable_seq, 0);
     assert_int_equal(st.syncs, 0);
+}
+
+/* ---- the checkpointer (store_sqlite_ckpt.c) ---------------------------- */
+
+/* The WAL index (the -shm file, https://sqlite.org/walformat.html): the
+ * header's mxFrame (frames in the WAL that count) at byte 16 and the
+ * checkpoint's nBackfill (frames copied into the database file) at 96,
+ * native byte order. Read as a file, without a connection: a connection
+ * could run a checkpoint of its own. */
+static void wal_index(const char *db, uint32_t *mx, uint32_t *backfill)
+{
+    char shm[160];
+    snprintf(shm, sizeof(shm), "%s-shm", db);
+    FILE *fp = fopen(shm, "rb");
+    assert_non_null(fp);
+    unsigned char b[100];
+    assert_int_equal(fread(b, 1, sizeof(b), fp), sizeof(b));
+    fclose(fp);
+    memcpy(mx, b + 16, 4);
+    memcpy(backfill, b + 96, 4);
+}
+
+/* The WAL is copied into the database file by the checkpointer's thread,
+ * not by a commit: past checkpoint_pages it runs, copies every frame (the
+ * WAL index says so), and the next commit starts the WAL over. */
+static void t_checkpoint_beside_writer(void **state)
+{
+    struct fx *f = *state;
+    struct stat sb;
+    assert_int_equal(stat(f->path, &sb), 0);
+    off_t before = sb.st_size;
+    char key[32], val[700];
+    memset(val, 0, sizeof(val));
+    memcpy(val, "{\"blob\":\"", 9);
+    memset(val + 9, 'x', 600);
+    memcpy(val + 609, "\"}", 2);
+    uint32_t mx = 0, bf = 0;
+    int64_t deadline = util_mono_ms() + 30000;
+    int n = 0;
+    /* Until a checkpoint ran and the last commit left at least
+     * checkpoint_pages frames (so its hook woke the checkpointer again). */
+    do {
+        snprintf(key, sizeof(key), "device:k%d", n++);
+        set_text(f->s, key, val);
+        assert_int_equal(store_flush(f->s), WB_OK);
+        wal_index(f->path, &mx, &bf);
+    } while ((status_of(f->s).checkpoints < 1 || mx < 16) && util_mono_ms() < deadline);
+    assert_true(status_of(f->s).checkpoints >= 1);
+    assert_true(mx >= 16);
+    while (bf != mx && util_mono_ms() < deadline) {
+        usleep(5000);
+        wal_index(f->path, &mx, &bf);
+    }
+    assert_int_equal(bf, mx); /* every frame copied, by the thread */
+    struct store_status st = status_of(f->s);
+    assert_int_equal(st.checkpoint_failures, 0);
+    assert_true(st.checkpoint_latency_us_max >= 1);
+    assert_true(st.checkpoint_latency_us_sum >= st.checkpoint_latency_us_max);
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_true(sb.st_size >= before + 16 * 1024); /* the pages are in the file */
+    uint32_t mx_full = mx;
+    set_text(f->s, "device:after", "{\"n\":1}");
+    assert_int_equal(store_flush(f->s), WB_OK);
+    wal_index(f->path, &mx, &bf);
+    assert_true(mx < mx_full); /* the WAL started over */
+    assert_value(f->s, "device:k0", val);
+    /* Everything is still there for a new connection (WAL and file). */
+    assert_int_equal(raw_long(f->path, "SELECT count(*) FROM state_store WHERE key LIKE 'device:k%'"),
+                     n);
 }
 
 /* ---- read-only (the state tool) ---------------------------------------- */
@@ -415,6 +501,7 @@ int main(void)
         cmocka_unit_test(t_sync_estimate),
         cmocka_unit_test_setup_teardown(t_sync_every_commit, setup_sync0, teardown),
         cmocka_unit_test_setup_teardown(t_sync_deferred, setup_sync_long, teardown),
+        cmocka_unit_test_setup_teardown(t_checkpoint_beside_writer, setup_ckpt, teardown),
         cmocka_unit_test_setup_teardown(t_read_only_missing, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_read_only_reads, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(t_read_only_beside_writer, setup_sqlite, teardown),
