@@ -351,9 +351,9 @@ power_cuts() {
             local acked seen req run_s stored integ restored start errs corrupt active wal lost lost_ms v=ok why=""
             acked=$(jq -r .acked <<<"$json") seen=$(jq -r .seen <<<"$json")
             req=$(jq -r .required <<<"$json") run_s=$(jq -r .run_s <<<"$json")
-            local slag smax dlag cmax
+            local slag smax dlag cmax kmax
             slag=$(jq -r .sync_lag_ms <<<"$json") smax=$(jq -r .sync_max_ms <<<"$json")
-            cmax=$(jq -r .commit_max_ms <<<"$json")
+            cmax=$(jq -r .commit_max_ms <<<"$json") kmax=$(jq -r .checkpoint_max_ms <<<"$json")
             dlag=$(jq -r .durable_lag_max_ms <<<"$json")
             stored=$(kv stored) integ=$(kv integrity) restored=$(kv restored) start=$(kv start)
             errs=$(kv errors) corrupt=$(kv corrupt_files) active=$(kv active) wal=$(kv wal)
@@ -375,7 +375,7 @@ power_cuts() {
             [ "$errs" = none ] || { v=fail; why+=" journal errors"; }
             grep -q '^VMTEST ready' <<<"$line" || { v=fail; why=" ${line#VMTEST }"; }
             [ $v = ok ] || all_ok=0
-            rows+="| $i | $run_s | $acked | $seen | $stored | $lost | $lost_ms | $req | $slag | $dlag | $smax | $cmax | $wal | $integ | $restored | ${boot_s} | $v${why:+ ($why )} |"$'\n'
+            rows+="| $i | $run_s | $acked | $seen | $stored | $lost | $lost_ms | $req | $slag | $dlag | $smax | $cmax | $kmax | $wal | $integ | $restored | ${boot_s} | $v${why:+ ($why )} |"$'\n'
         fi
         grep -q '^VMTEST ready' <<<"$line" || { kill "$QEMU" 2>/dev/null; wait "$QEMU" 2>/dev/null; break; }
         if [ $i -lt "$cuts" ]; then
@@ -405,7 +405,7 @@ power_cuts() {
         echo
         echo "Guest: ${first_ready#VMTEST }  "
         echo
-        echo "| cut | load s | sent (PUBACK) | applied (HTTP) | stored | lost | lost ms | bound: stored >= | sync lag ms | durable lag max ms | sync max ms | commit max ms | WAL bytes | integrity | restored | boot s | verdict |"
+        echo "| cut | load s | sent (PUBACK) | applied (HTTP) | stored | lost | lost ms | bound: stored >= | sync lag ms | durable lag max ms | sync max ms | commit max ms | checkpoint max ms | WAL bytes | integrity | restored | boot s | verdict |"
         echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         printf '%s' "$rows"
     } >"$res"

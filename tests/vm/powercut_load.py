@@ -81,7 +81,8 @@ def run(args):
     # The bridge's own account, from the last metrics poll: its longest
     # sync and the longest a change waited from queued to durable.
     extra_names = ("wbmb_store_sync_latency_max_seconds", "wbmb_store_durable_lag_max_seconds",
-                   "wbmb_commit_latency_max_seconds")
+                   "wbmb_commit_latency_max_seconds",
+                   "wbmb_store_checkpoint_latency_max_seconds")
     extra = {}
     stop = threading.Event()
     url = "http://127.0.0.1:%d/devices/cut/state" % args.http_port
@@ -166,6 +167,8 @@ def run(args):
         if "wbmb_store_sync_latency_max_seconds" in extra else None,
         "commit_max_ms": round(extra["wbmb_commit_latency_max_seconds"] * 1000.0)
         if "wbmb_commit_latency_max_seconds" in extra else None,
+        "checkpoint_max_ms": round(extra["wbmb_store_checkpoint_latency_max_seconds"] * 1000.0)
+        if "wbmb_store_checkpoint_latency_max_seconds" in extra else None,
         "durable_lag_max_ms": round(extra["wbmb_store_durable_lag_max_seconds"] * 1000.0)
         if "wbmb_store_durable_lag_max_seconds" in extra else None,
         "start": args.start,
