@@ -317,8 +317,8 @@ static void t_checkpoint_beside_writer(void **state)
     assert_true(mx < mx_full); /* the WAL started over */
     assert_value(f->s, "device:k0", val);
     /* Everything is still there for a new connection (WAL and file). */
-    assert_int_equal(raw_long(f->path, "SELECT count(*) FROM state_store WHERE key LIKE 'device:k%'"),
-                     n);
+    assert_int_equal(
+        raw_long(f->path, "SELECT count(*) FROM state_store WHERE key LIKE 'device:k%'"), n);
 }
 
 /* ---- read-only (the state tool) ---------------------------------------- */
