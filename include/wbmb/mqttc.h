@@ -75,7 +75,9 @@ struct mqttc_stats {
     bool flapping;     /* more than flap_disconnects losses in the last flap_window_s */
     uint64_t subscriptions_refused; /* filters a SUBACK refused (reason code >= 0x80) */
     uint64_t publish_refused;       /* acknowledged publications the broker refused */
-    int protocol;                   /* 5 or 4 (3.1.1), as configured */
+    uint64_t coalesced; /* retained publications replaced by a newer one of the same topic
+                           before they were sent (outbox.h): the broker got the newer only */
+    int protocol;       /* 5 or 4 (3.1.1), as configured */
 };
 
 /* The outcome of a publication made with mqttc_publish_acked(), called once:

@@ -432,6 +432,10 @@ static void call_metrics(struct core *a, struct core_call *c)
             "Acknowledged publications (actions) the broker refused (PUBACK >= 0x80).",
             ms.publish_refused);
     COUNTER("wbmb_mqtt_published_total", "Publications accepted by the client.", ms.published);
+    COUNTER("wbmb_mqtt_publish_coalesced_total",
+            "Retained publications replaced by a newer value of the same topic before they were "
+            "sent (the broker got the newer one only).",
+            ms.coalesced);
     COUNTER("wbmb_mqtt_publish_failures_total", "Publications refused.", ms.publish_failures);
     GAUGE("wbmb_uptime_seconds", "Seconds since start.",
           (util_mono_ms() - cs.started_mono_ms) / 1000);

@@ -619,6 +619,8 @@ void core_log_summary(struct core *c)
     struct store_status ss;
     struct queue_stats qs;
     struct core_stats cs;
+    struct mqttc_stats ms;
+    mqttc_get_stats(c->mqtt, &ms);
     lock_core(c);
     devmgr_get_stats(c->devmgr, &ds);
     core_get_stats(c, &cs);
@@ -626,13 +628,15 @@ void core_log_summary(struct core *c)
     store_get_status(c->store, &ss);
     queue_get_stats(c->queue, &qs);
     log_info("stats: received=%llu applied=%llu unchanged=%llu rejected=%llu unknown=%llu "
-             "dropped=%llu queue_full_waits=%llu commits=%llu rows_written=%llu syncs=%llu",
+             "dropped=%llu queue_full_waits=%llu commits=%llu rows_written=%llu syncs=%llu "
+             "published=%llu coalesced=%llu",
              (unsigned long long)cs.received, (unsigned long long)ds.applied,
              (unsigned long long)ds.unchanged,
              (unsigned long long)(ds.rejected + cs.oversize_rejected),
              (unsigned long long)ds.unknown, (unsigned long long)cs.dropped,
              (unsigned long long)qs.full_waits, (unsigned long long)ss.commits,
-             (unsigned long long)ss.rows_written, (unsigned long long)ss.syncs);
+             (unsigned long long)ss.rows_written, (unsigned long long)ss.syncs,
+             (unsigned long long)ms.published, (unsigned long long)ms.coalesced);
 }
 
 void core_destroy(struct core *c)

@@ -656,6 +656,7 @@ void mqttc_get_stats(struct mqttc *c, struct mqttc_stats *out)
     out->received = atomic_load(&c->n_received);
     out->published = atomic_load(&c->n_published);
     out->publish_failures = atomic_load(&c->n_publish_failures);
+    out->coalesced = outbox_coalesced(c->out);
 }
 
 /* True while paho still holds publications not yet handed to the broker
