@@ -94,7 +94,7 @@ check "health shape" wait_for 10 bash -c "curl -sf $BASE/health | jq -e '.status
 check "health is JSON" bash -c "[ \$(curl -s -o /dev/null -w '%{content_type}' $BASE/health) = application/json ]"
 check "GET /metrics 200" is "$(req GET /metrics)" 200
 check "metrics has the HTTP counters" bash -c "grep -q '^wbmb_http_requests_total ' $T_DIR/body && grep -q '^wbmb_sse_clients ' $T_DIR/body && grep -q 'wbmb_http_responses_total{class=\"4xx\"}' $T_DIR/body && grep -q '^wbmb_sse_dropped_total ' $T_DIR/body"
-check "metrics has the store's sync and checkpoint figures" bash -c "grep -q '^wbmb_store_sync_latency_max_seconds ' $T_DIR/body && grep -q '^wbmb_store_durable_lag_max_seconds ' $T_DIR/body && grep -q '^wbmb_store_checkpoint_latency_seconds_count ' $T_DIR/body && grep -q '^wbmb_store_checkpoint_latency_max_seconds ' $T_DIR/body && grep -q '^wbmb_store_checkpoint_failures_total 0$' $T_DIR/body"
+check "metrics has the store's sync and checkpoint figures" bash -c "grep -q '^wbmb_store_sync_latency_max_seconds ' $T_DIR/body && grep -q '^wbmb_store_durable_lag_max_seconds ' $T_DIR/body && grep -q '^wbmb_store_checkpoint_latency_seconds_count ' $T_DIR/body && grep -q '^wbmb_store_checkpoint_latency_max_seconds ' $T_DIR/body && grep -q '^wbmb_store_checkpoint_failures_total 0$' $T_DIR/body && grep -q '^wbmb_mqtt_publish_coalesced_total ' $T_DIR/body"
 check "GET /devices 200" is "$(req GET /devices)" 200
 check "devices list shape" jb 'map(.id) | sort == ["plug", "tv"]'
 check "device entry fields" jb '.[] | select(.id == "tv") | .name == "Test TV" and .type == "tv" and has("online") and (.state | type == "object")'
