@@ -115,12 +115,12 @@ wb_status store_sqlite_ckpt_start(struct sqlite_store *s, unsigned pages, char *
     pthread_cond_init(&c->cv, NULL);
     int rc = sqlite3_open_v2(s->db_path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     /* One read opens the connection's WAL index, which a checkpoint on a
-     * connection that never read needs first. The database file is synced
-     * after each checkpoint whatever `synchronous` says (not OFF). */
+     * connection that never read needs first; user_version reads the
+     * header without parsing the schema (memory). The database file is
+     * synced after each checkpoint whatever `synchronous` says (not OFF). */
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(c->db,
-                          "PRAGMA cache_size=-64; PRAGMA synchronous=NORMAL;"
-                          " SELECT count(*) FROM sqlite_schema",
+                          "PRAGMA cache_size=-64; PRAGMA synchronous=NORMAL; PRAGMA user_version",
                           NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "%s: opening the checkpointer's connection: %s", s->db_path,
