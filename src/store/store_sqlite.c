@@ -166,8 +166,10 @@ static wb_status sq_commit(struct store_backend *base, const struct store_batch 
     /* Publish the new history heads to the readers, or roll the chains
      * back to the last COMMIT. */
     wb_lock(&s->lock);
-    store_sqlite_hist_end(s, rc == SQLITE_OK);
+    bool walks = store_sqlite_hist_end(s, rc == SQLITE_OK);
     pthread_mutex_unlock(&s->lock);
+    if (walks)
+        store_sqlite_ckpt_wake_walks(s);
     if (rc != SQLITE_OK)
         snprintf(err, errlen, "%s", s->werr);
     return store_sqlite_status(rc);

@@ -110,6 +110,11 @@ struct sqlite_store {
     size_t *hist_touched; /* devices changed by the transaction being written */
     size_t n_touched, cap_touched;
     bool heads_saved; /* the transaction being written saves the heads */
+    /* Devices whose boundary the checkpointer's thread should find (under
+     * lock), and what it did (tests: store_sqlite_hist_counts_for_test). */
+    size_t *walk_q;
+    size_t n_walk_q, cap_walk_q;
+    uint64_t walks, fast_prunes, full_prunes;
 
     /* The checkpointer (store_sqlite_ckpt.c), NULL when read-only. */
     struct sq_ckpt *ckpt;
@@ -129,9 +134,20 @@ struct hist_dev {
     int64_t rows;   /* rows of the device in the table; never below the truth */
     int64_t c_head; /* head as of the last COMMIT (read by readers under lock) */
     int64_t c_rows; /* rows as of the last COMMIT */
+    /* The background walk (store_sqlite_hist_walk). Under lock: cut is the
+     * row that was walk_depth() rows from the head when the device had
+     * c_appends == cut_at, 0 when none is known; walk is WALK_NONE, _QUEUED
+     * (in walk_q or being walked) or _DONE (since the last prune). appends
+     * counts the rows appended since open (wrapping), c_appends as of the
+     * last COMMIT: the cut is depth + (appends - cut_at) rows from the head. */
+    int64_t cut;
+    uint32_t cut_at, appends, c_appends;
     bool in_tx;     /* listed in hist_touched */
     bool dirty;     /* differs from its device_state_heads row */
+    bool walk_want; /* writer only: queue a walk if none is, once committed */
+    uint8_t walk;
 };
+enum { WALK_NONE, WALK_QUEUED, WALK_DONE };
 
 /* store_sqlite_history.c, all on the writer's connection. Return SQLite
  * result codes (error text in s->werr) unless said otherwise. */
@@ -145,8 +161,10 @@ int store_sqlite_hist_append(struct sqlite_store *s, const struct store_op *o);
 /* Inside a commit, after the appends: retention and, every 60 s, the heads. */
 int store_sqlite_hist_prune(struct sqlite_store *s);
 /* After a commit, caller holds lock: publishes the new heads (ok) or rolls
- * the in-memory chains back to the last COMMIT (!ok). */
-void store_sqlite_hist_end(struct sqlite_store *s, bool ok);
+ * the in-memory chains back to the last COMMIT (!ok). True when it queued
+ * background walks: the caller then calls store_sqlite_ckpt_wake_walks()
+ * once it released lock. */
+bool store_sqlite_hist_end(struct sqlite_store *s, bool ok);
 /* At close, after the writer thread ended: saves the changed heads,
  * finalizes s->h[] and frees the chains. */
 void store_sqlite_hist_close(struct sqlite_store *s);
@@ -155,6 +173,17 @@ void store_sqlite_hist_close(struct sqlite_store *s);
 int store_sqlite_run(struct sqlite_store *s, sqlite3_stmt *st);
 /* Caller holds lock: the committed head row id of device_id, 0 when none. */
 int64_t store_sqlite_hist_head(struct sqlite_store *s, const char *device_id);
+/* The checkpointer's thread, on its own connection db: finds the boundary
+ * row of every device in walk_q (a read of committed rows, beside the
+ * writer), so that the device's next prune walks only what it deletes.
+ * *st is the thread's statement (prepared on first use; the caller
+ * finalizes it). */
+void store_sqlite_hist_walk(struct sqlite_store *s, sqlite3 *db, sqlite3_stmt **st);
+/* store_sqlite_ckpt.c: wakes the checkpointer's thread for the walks. */
+void store_sqlite_ckpt_wake_walks(struct sqlite_store *s);
+/* Tests: background walks done, prunes that used one, full prunes. */
+void store_sqlite_hist_counts_for_test(struct state_store *store, uint64_t *walks, uint64_t *fast,
+                                       uint64_t *full);
 
 /* store_sqlite_ckpt.c. Start: opens the checkpointer's connection, starts
  * its thread and replaces the writer connection's auto-checkpoint with a WAL

@@ -26,6 +26,10 @@
  * A failing checkpoint (disk full, I/O error) loses nothing: the frames stay
  * in the WAL, which is what recovery replays. It is logged once per failing
  * streak and tried again at the next commit's wake-up.
+ *
+ * The same thread and connection also walk history chains ahead of their
+ * prunes (store_sqlite_hist_walk, store_sqlite_history.c): a read of
+ * committed rows that used to run inside a commit.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -41,9 +45,11 @@ struct sq_ckpt {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    sqlite3 *db; /* the checkpointer's own connection */
-    int pages;   /* wake-up threshold, in WAL frames */
-    bool want, stop, failing;
+    struct sqlite_store *s;
+    sqlite3 *db;        /* the checkpointer's own connection */
+    sqlite3_stmt *walk; /* store_sqlite_hist_walk's, on db */
+    int pages;          /* wake-up threshold, in WAL frames */
+    bool want, want_walks, stop, failing;
     /* Under mu: counters for store_status. */
     uint64_t n, us_sum, us_max, failures;
 };
@@ -69,10 +75,17 @@ static void *ckpt_main(void *arg)
     struct sq_ckpt *c = arg;
     wb_lock(&c->mu);
     for (;;) {
-        while (!c->want && !c->stop)
+        while (!c->want && !c->want_walks && !c->stop)
             pthread_cond_wait(&c->cv, &c->mu);
         if (c->stop)
             break;
+        if (c->want_walks) {
+            c->want_walks = false;
+            pthread_mutex_unlock(&c->mu);
+            store_sqlite_hist_walk(c->s, c->db, &c->walk);
+            wb_lock(&c->mu);
+            continue;
+        }
         c->want = false;
         pthread_mutex_unlock(&c->mu);
         int64_t t0 = util_mono_us();
@@ -111,6 +124,7 @@ wb_status store_sqlite_ckpt_start(struct sqlite_store *s, unsigned pages, char *
     if (!c)
         return WB_ERR_NOMEM;
     c->pages = pages ? (int)pages : 1000;
+    c->s = s;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     int rc = sqlite3_open_v2(s->db_path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -156,6 +170,7 @@ void store_sqlite_ckpt_stop(struct sqlite_store *s)
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
     pthread_join(c->thread, NULL);
+    sqlite3_finalize(c->walk);
     /* Not the last connection: closing it neither checkpoints nor removes
      * the WAL; the writer's connection, closed last, does both. */
     sqlite3_close(c->db);
@@ -163,6 +178,17 @@ void store_sqlite_ckpt_stop(struct sqlite_store *s)
     pthread_mutex_destroy(&c->mu);
     free(c);
     s->ckpt = NULL;
+}
+
+void store_sqlite_ckpt_wake_walks(struct sqlite_store *s)
+{
+    struct sq_ckpt *c = s->ckpt;
+    if (!c)
+        return;
+    wb_lock(&c->mu);
+    c->want_walks = true;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
 }
 
 void store_sqlite_ckpt_status(struct sqlite_store *s, struct store_status *out)

@@ -405,6 +405,80 @@ static void t_row_retention(void **state)
     assert_same_history(f, "busy", 0, 2);
 }
 
+/* Appends rows from..to-1 of device in commits of `batch`. */
+static void append_range(struct state_store *s, const char *device, int from, int to, int batch)
+{
+    for (int i = from; i < to; i++) {
+        append(s, device, i, NULL);
+        if ((i - from + 1) % batch == 0 || i == to - 1)
+            assert_int_equal(store_flush(s), WB_OK);
+    }
+}
+
+static uint64_t walks_of(struct state_store *s, uint64_t *fast, uint64_t *full)
+{
+    uint64_t w;
+    store_sqlite_hist_counts_for_test(s, &w, fast, full);
+    return w;
+}
+
+/* Waits (polling, generous deadline) for the checkpointer's thread to have
+ * done n walks. */
+static void wait_walks(struct state_store *s, uint64_t n)
+{
+    uint64_t fast, full;
+    int64_t deadline = util_mono_ms() + 30000;
+    while (walks_of(s, &fast, &full) < n && util_mono_ms() < deadline)
+        usleep(2000);
+    assert_true(walks_of(s, &fast, &full) >= n);
+}
+
+/* A long chain's prune starts from the cut that the checkpointer's thread
+ * found beforehand, keeps exactly max_rows all the same, and walks it all
+ * when the cut is gone. */
+static void t_prune_from_cut(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.history_max_rows = 2000; /* threshold 200, the cut 1 700 rows deep */
+    assert_int_equal(fx_open(f), 0);
+    uint64_t fast, full;
+    append_range(f->s, "busy", 0, 2000, 100); /* max rows: the walk, after the commit */
+    wait_walks(f->s, 1);
+    append_range(f->s, "busy", 2000, 2200, 100); /* 2 200 rows: the prune */
+    walks_of(f->s, &fast, &full);
+    assert_int_equal(fast, 1);
+    assert_int_equal(full, 0);
+    sqlite3 *db = raw_open(f->path);
+    const char *busy = "SELECT count(*) FROM device_state_snapshots WHERE device_id='busy'";
+    const char *oldest = "SELECT min(json_extract(state, '$.n')) FROM device_state_snapshots"
+                         " WHERE device_id='busy'";
+    assert_int_equal(raw_long(db, busy), 2000);
+    assert_int_equal(raw_long(db, oldest), 200);
+    assert_same_history(f, "busy", 500, 500);
+    /* The prune asked for the next cut: the same again, 200 rows later. */
+    wait_walks(f->s, 2);
+    append_range(f->s, "busy", 2200, 2400, 50);
+    walks_of(f->s, &fast, &full);
+    assert_int_equal(fast, 2);
+    assert_int_equal(full, 0);
+    assert_int_equal(raw_long(db, busy), 2000);
+    assert_int_equal(raw_long(db, oldest), 400);
+    /* The cut gone (1 700 rows from the head at 2 399: n = 700), and the rows
+     * behind it: the prune finds nothing from the cut, walks from the head
+     * and keeps what there is. */
+    wait_walks(f->s, 3);
+    raw_exec(db, "DELETE FROM device_state_snapshots WHERE device_id='busy' AND"
+                 " json_extract(state, '$.n') <= 700");
+    append_range(f->s, "busy", 2400, 2600, 100);
+    walks_of(f->s, &fast, &full);
+    assert_int_equal(fast, 2);
+    assert_int_equal(full, 1);
+    assert_int_equal(raw_long(db, busy), 1899); /* 701..2599 */
+    assert_int_equal(raw_long(db, oldest), 701);
+    sqlite3_close(db);
+    assert_same_history(f, "busy", 500, 500);
+}
+
 /* ts and updated_at are generated from integer ms columns: they read back
  * exactly as written, and a ts that is not ISO-8601 UTC is refused. */
 static void t_timestamps(void **state)
@@ -576,6 +650,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_failed_commit_keeps_chains, setup, teardown),
         cmocka_unit_test_setup_teardown(t_age_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(t_row_retention, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_prune_from_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(t_timestamps, setup, teardown),
         cmocka_unit_test_setup_teardown(t_migrate_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(t_migrate_v1_failure_keeps_file, setup, teardown),
