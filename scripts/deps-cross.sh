@@ -25,11 +25,13 @@ esac
 # depend on binfmt.
 # libpq-dev is the host's (no :ARCH): it is not Multi-Arch, so the ARCH one
 # would replace it, and the daemon needs only its headers (CMakeLists.txt).
+# libpq5:ARCH is what the PostgreSQL backend loads at run time (dlopen): the
+# shared StateStore suite against the host's PostgreSQL server needs it.
 PACKAGES=(
     cmake pkg-config dpkg-dev file "crossbuild-essential-$ARCH" qemu-user-static libpq-dev
 )
 for p in libpaho-mqtt-dev libsqlite3-dev libjson-c-dev libyaml-dev libcmocka-dev \
-    libmicrohttpd-dev uuid-dev; do
+    libmicrohttpd-dev uuid-dev libpq5; do
     PACKAGES+=("$p:$ARCH")
 done
 
