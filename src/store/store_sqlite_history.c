@@ -44,7 +44,9 @@
  * is where the cut is at the next prune; when that is at most max_rows, the
  * prune walks from the cut instead of the head: about 1.5 threshold rows
  * (1 500 for the default 10 000) instead of max_rows + threshold (11 000;
- * 650 ms under the VM's emulator, all of it inside a commit). A cut that is
+ * 650 ms under the VM's emulator, all of it inside a commit). A device due
+ * for a prune before its walk is done (the first commit after a start, or
+ * the thread behind) waits for it up to max_rows + 2 threshold rows. A cut that is
  * gone (age retention deleted it) makes the prune delete nothing, and it
  * then walks from the head as before. Every 60 s the oldest rows of
  * the table up to the first one younger than history_max_age_days are
@@ -390,6 +392,26 @@ static int save_heads(struct sqlite_store *s)
     return rc;
 }
 
+/* A device due for a prune whose walk has not been done (after a start,
+ * or when the thread is behind) waits for it, up to max + 2 threshold rows:
+ * the prune then walks from the cut rather than all of the chain inside
+ * this commit. */
+static int prune_or_wait(struct sqlite_store *s, size_t idx, int64_t max, int64_t threshold)
+{
+    struct hist_dev *d = &s->hist_devs[idx];
+    if (walk_depth(max) && d->rows < max + 2 * threshold) {
+        wb_lock(&s->lock);
+        bool pending = d->walk != WALK_DONE;
+        pthread_mutex_unlock(&s->lock);
+        if (pending) {
+            int rc = touch(s, idx); /* so that the walk is queued after the COMMIT */
+            d->walk_want = true;
+            return rc;
+        }
+    }
+    return prune_device(s, idx, max);
+}
+
 int store_sqlite_hist_prune(struct sqlite_store *s)
 {
     if (!s->cfg.history_enabled)
@@ -405,13 +427,13 @@ int store_sqlite_hist_prune(struct sqlite_store *s)
         /* Also the devices without appends, e.g. after max_rows went down. */
         for (size_t i = 0; i < s->n_hist && rc == SQLITE_OK; i++)
             if (s->hist_devs[i].rows >= max + threshold)
-                rc = prune_device(s, i, max);
+                rc = prune_or_wait(s, i, max, threshold);
     } else if (max) {
         /* touch() may append to hist_touched: index it, don't hold a pointer. */
         for (size_t i = 0; i < s->n_touched && rc == SQLITE_OK; i++) {
             int64_t rows = s->hist_devs[s->hist_touched[i]].rows;
             if (rows >= max + threshold)
-                rc = prune_device(s, s->hist_touched[i], max);
+                rc = prune_or_wait(s, s->hist_touched[i], max, threshold);
             else if (walks && rows >= max)
                 s->hist_devs[s->hist_touched[i]].walk_want = true; /* if none yet */
         }

@@ -479,6 +479,38 @@ static void t_prune_from_cut(void **state)
     assert_same_history(f, "busy", 500, 500);
 }
 
+/* After a start no cut is known: a device due for a prune waits for its
+ * walk (up to max + 2 threshold rows) instead of walking all of its chain
+ * inside the first commit, then prunes from the cut. */
+static void t_first_prune_waits_for_walk(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(fx_open(f), 0); /* max_rows 0: no retention */
+    append_range(f->s, "busy", 0, 2300, 100);
+    store_close(f->s);
+    f->s = NULL;
+    f->cfg.history_max_rows = 2000; /* 2 300 rows: due (2 200), below 2 400 */
+    assert_int_equal(fx_open(f), 0);
+    uint64_t fast, full;
+    append_range(f->s, "busy", 2300, 2301, 1); /* the first commit */
+    wait_walks(f->s, 1);
+    walks_of(f->s, &fast, &full);
+    assert_int_equal(fast + full, 0);
+    sqlite3 *db = raw_open(f->path);
+    const char *busy = "SELECT count(*) FROM device_state_snapshots WHERE device_id='busy'";
+    assert_int_equal(raw_long(db, busy), 2301);
+    append_range(f->s, "busy", 2301, 2302, 1);
+    walks_of(f->s, &fast, &full);
+    assert_int_equal(fast, 1);
+    assert_int_equal(full, 0);
+    assert_int_equal(raw_long(db, busy), 2000);
+    assert_int_equal(raw_long(db, "SELECT min(json_extract(state, '$.n')) FROM"
+                                  " device_state_snapshots WHERE device_id='busy'"),
+                     302);
+    sqlite3_close(db);
+    assert_same_history(f, "busy", 500, 500);
+}
+
 /* ts and updated_at are generated from integer ms columns: they read back
  * exactly as written, and a ts that is not ISO-8601 UTC is refused. */
 static void t_timestamps(void **state)
@@ -651,6 +683,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(t_age_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(t_row_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(t_prune_from_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(t_first_prune_waits_for_walk, setup, teardown),
         cmocka_unit_test_setup_teardown(t_timestamps, setup, teardown),
         cmocka_unit_test_setup_teardown(t_migrate_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(t_migrate_v1_failure_keeps_file, setup, teardown),
