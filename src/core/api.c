@@ -338,6 +338,14 @@ static void call_metrics(struct core *a, struct core_call *c)
 #define GAUGE(name, help, value)                                                                   \
     metric(&t, &len, &cap, "# HELP " name " " help "\n# TYPE " name " gauge\n" name " %llu\n",     \
            (unsigned long long)(value))
+/* A duration as the summary NAME_seconds (sum, count) and the gauge
+ * NAME_max_seconds, from microseconds. */
+#define LATENCY(name, help, max_help, sum_us, count, max_us)                                       \
+    metric(&t, &len, &cap,                                                                         \
+           "# HELP " name "_seconds " help "\n# TYPE " name "_seconds summary\n" name              \
+           "_seconds_sum %.6f\n" name "_seconds_count %llu\n# HELP " name "_max_seconds " max_help \
+           "\n# TYPE " name "_max_seconds gauge\n" name "_max_seconds %.6f\n",                     \
+           (double)(sum_us) / 1e6, (unsigned long long)(count), (double)(max_us) / 1e6)
     metric(&t, &len, &cap,
            "# HELP wbmb_messages_total MQTT messages by outcome.\n"
            "# TYPE wbmb_messages_total counter\n"
@@ -377,41 +385,22 @@ static void call_metrics(struct core *a, struct core_call *c)
     COUNTER("wbmb_store_syncs_total", "WAL syncs of the sync policy (sync_interval_ms).", ss.syncs);
     GAUGE("wbmb_store_ok", "1 when the last commit succeeded.", ss.ok ? 1 : 0);
     COUNTER("wbmb_store_errors_total", "Store calls of the core that failed.", cs.store_errors);
+    LATENCY("wbmb_commit_latency", "Duration of store commits.", "Longest store commit.",
+            ss.commit_latency_us_sum, ss.commits, ss.commit_latency_us_max);
+    LATENCY("wbmb_store_sync_latency", "Duration of the sync policy's syncs.", "Longest sync.",
+            ss.sync_latency_us_sum, ss.syncs, ss.sync_latency_us_max);
     metric(&t, &len, &cap,
-           "# HELP wbmb_commit_latency_seconds Duration of store commits.\n"
-           "# TYPE wbmb_commit_latency_seconds summary\n"
-           "wbmb_commit_latency_seconds_sum %.6f\nwbmb_commit_latency_seconds_count %llu\n"
-           "# HELP wbmb_commit_latency_max_seconds Longest store commit.\n"
-           "# TYPE wbmb_commit_latency_max_seconds gauge\nwbmb_commit_latency_max_seconds %.6f\n",
-           (double)ss.commit_latency_us_sum / 1e6, (unsigned long long)ss.commits,
-           (double)ss.commit_latency_us_max / 1e6);
-    metric(&t, &len, &cap,
-           "# HELP wbmb_store_sync_latency_seconds Duration of the sync policy's syncs.\n"
-           "# TYPE wbmb_store_sync_latency_seconds summary\n"
-           "wbmb_store_sync_latency_seconds_sum %.6f\nwbmb_store_sync_latency_seconds_count %llu\n"
-           "# HELP wbmb_store_sync_latency_max_seconds Longest sync.\n"
-           "# TYPE wbmb_store_sync_latency_max_seconds gauge\n"
-           "wbmb_store_sync_latency_max_seconds %.6f\n"
            "# HELP wbmb_store_durable_lag_max_seconds Longest time from a change queued to it "
            "surviving a power cut (the bound: commit_interval_ms + sync_interval_ms).\n"
            "# TYPE wbmb_store_durable_lag_max_seconds gauge\n"
            "wbmb_store_durable_lag_max_seconds %.3f\n",
-           (double)ss.sync_latency_us_sum / 1e6, (unsigned long long)ss.syncs,
-           (double)ss.sync_latency_us_max / 1e6, (double)ss.durable_lag_ms_max / 1e3);
+           (double)ss.durable_lag_ms_max / 1e3);
     COUNTER("wbmb_store_checkpoint_failures_total",
             "Checkpoints of the SQLite WAL that failed (the frames stay in the WAL).",
             ss.checkpoint_failures);
-    metric(&t, &len, &cap,
-           "# HELP wbmb_store_checkpoint_latency_seconds Duration of the SQLite WAL checkpoints, "
-           "run beside the writer.\n"
-           "# TYPE wbmb_store_checkpoint_latency_seconds summary\n"
-           "wbmb_store_checkpoint_latency_seconds_sum %.6f\n"
-           "wbmb_store_checkpoint_latency_seconds_count %llu\n"
-           "# HELP wbmb_store_checkpoint_latency_max_seconds Longest checkpoint.\n"
-           "# TYPE wbmb_store_checkpoint_latency_max_seconds gauge\n"
-           "wbmb_store_checkpoint_latency_max_seconds %.6f\n",
-           (double)ss.checkpoint_latency_us_sum / 1e6, (unsigned long long)ss.checkpoints,
-           (double)ss.checkpoint_latency_us_max / 1e6);
+    LATENCY("wbmb_store_checkpoint_latency",
+            "Duration of the SQLite WAL checkpoints, run beside the writer.", "Longest checkpoint.",
+            ss.checkpoint_latency_us_sum, ss.checkpoints, ss.checkpoint_latency_us_max);
     GAUGE("wbmb_queue_depth", "Messages waiting for the core thread.", qs.depth);
     GAUGE("wbmb_queue_capacity", "Slots of the intake queue.", qs.capacity);
     COUNTER("wbmb_queue_full_waits_total", "Times paho's thread waited for a free slot.",
@@ -451,6 +440,7 @@ static void call_metrics(struct core *a, struct core_call *c)
 #endif
 #undef COUNTER
 #undef GAUGE
+#undef LATENCY
     c->text = t;
     core_call_done(c, 200, NULL);
 }

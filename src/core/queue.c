@@ -54,13 +54,6 @@ struct queue {
     struct queue_stats stats;
 };
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 struct queue *queue_create(size_t capacity)
 {
     struct queue *q = calloc(1, sizeof(*q));
@@ -107,7 +100,7 @@ wb_status queue_push(struct queue *q, enum queue_kind kind, const char *topic, c
 {
     size_t tlen = topic ? strlen(topic) : 0;
     size_t need = tlen + len + 2;
-    int64_t now = mono_us();
+    int64_t now = util_mono_us();
 
     wb_lock(&q->mu);
     if (!q->closed && used_slots(q) >= q->capacity) {

@@ -246,10 +246,9 @@ static void sync_locked(struct store_writer *w)
     int64_t due = sync_due(w), now = util_mono_ms();
     int64_t from = due < now ? due : now;
     pthread_mutex_unlock(&w->lock);
-    struct timespec a, z;
-    clock_gettime(CLOCK_MONOTONIC, &a);
+    int64_t a = util_mono_us();
     wb_status rc = w->b->ops->sync(w->b, w->err, sizeof(w->err));
-    clock_gettime(CLOCK_MONOTONIC, &z);
+    int64_t us = util_mono_us() - a;
     wb_lock(&w->lock);
     if (rc != WB_OK) {
         if (!w->sync_failing)
@@ -258,7 +257,6 @@ static void sync_locked(struct store_writer *w)
         w->sync_retry_ms = util_mono_ms() + w->sync_interval_ms; /* next try */
         return;
     }
-    int64_t us = (z.tv_sec - a.tv_sec) * 1000000 + (z.tv_nsec - a.tv_nsec) / 1000;
     w->sync_est_ms = store_sync_estimate(w->sync_est_ms, util_mono_ms() - from);
     w->st.sync_latency_us_sum += (uint64_t)us;
     if ((uint64_t)us > w->st.sync_latency_us_max)
@@ -333,12 +331,10 @@ static wb_status commit_pending_locked(struct store_writer *w)
     pthread_mutex_unlock(&w->lock);
 
     int64_t t0 = util_mono_ms();
-    struct timespec a, z;
-    clock_gettime(CLOCK_MONOTONIC, &a);
+    int64_t a = util_mono_us();
     w->err[0] = '\0';
     wb_status rc = w->b->ops->commit(w->b, &w->inflight, w->err, sizeof(w->err));
-    clock_gettime(CLOCK_MONOTONIC, &z);
-    uint64_t us = (uint64_t)((z.tv_sec - a.tv_sec) * 1000000 + (z.tv_nsec - a.tv_nsec) / 1000);
+    uint64_t us = (uint64_t)(util_mono_us() - a);
 
     wb_lock(&w->lock);
     w->commit_est_ms = store_sync_estimate(w->commit_est_ms, (int64_t)(us + 999) / 1000);
